@@ -1,0 +1,117 @@
+//! TypeScript declarations for the plain objects the API takes and returns.
+
+use wasm_bindgen::prelude::wasm_bindgen;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TYPES: &'static str = r#"
+/** A block hash algorithm. */
+export type HashName = "sha1" | "sha256" | "blake3";
+
+/** How `hashBlob` hashes: WebCrypto per block (secure contexts, SHA only) or wasm. */
+export type HashStrategy = "auto" | "webcrypto" | "wasm";
+
+/** Options of `hashBlob`. */
+export interface HashBlobOptions {
+  /** Block hash algorithm; default "sha1". */
+  hash?: HashName;
+  /** Block size in bytes; default 1 MiB (1048576). */
+  blockSize?: number;
+  /** Default "auto": WebCrypto where available and the hash allows, else wasm. */
+  strategy?: HashStrategy;
+  /** Bytes per read for the wasm strategy; default 4 MiB. */
+  sliceSize?: number;
+  /** Reads (wasm) or blocks (webcrypto) in flight; default automatic. */
+  readsInFlight?: number;
+  /** Called with bytes hashed and the blob's size, about 20 times a second. */
+  onProgress?: (done: number, total: number) => void;
+  /** Aborts hashing; the promise rejects with code "aborted". */
+  signal?: AbortSignal;
+}
+
+/** What `diffSignatures` finds. */
+export interface SignatureDiff {
+  /** Indexes of the source blocks the target lacks, ascending. */
+  blocks: number[];
+  blocksToSend: number;
+  /** Real lengths: the short last block counts as what it is. */
+  bytesToSend: number;
+  totalBlocks: number;
+  /** The source's size. */
+  totalBytes: number;
+  /** Share of the source's bytes already in place in the target, in percent. */
+  similarity: number;
+}
+
+/** The header of a binary signature. */
+export interface SignatureInfo {
+  hash: HashName;
+  blockSize: number;
+  fileSize: number;
+  blockCount: number;
+}
+
+/** The phases `uploadFile` reports. "comparing" (fetching the server's
+ * signature), "hashing" and "uploading" overlap; "committing" comes last. */
+export type UploadPhase = "comparing" | "hashing" | "uploading" | "committing";
+
+/** Options of `uploadFile`. */
+export interface UploadOptions {
+  /** The server's origin, e.g. "http://127.0.0.1:8080"; default: this page's origin. */
+  serverUrl?: string;
+  /** Target path under the server's root; default: the file's name. */
+  path?: string;
+  /** Default 1 MiB; the server accepts 4 KiB to 64 MiB. */
+  blockSize?: number;
+  /** Default "sha1". */
+  hash?: HashName;
+  /** Hashing strategy; default "auto". */
+  strategy?: HashStrategy;
+  /** Block uploads in flight; default 4. */
+  concurrency?: number;
+  /** Sent as `Authorization: Bearer <token>`. */
+  token?: string;
+  /** Remember the session in localStorage and continue it next time; default true. */
+  resume?: boolean;
+  /** Bytes done and total per phase; totals of "uploading" grow while hashing. */
+  onProgress?: (phase: UploadPhase, done: number, total: number) => void;
+  /** Aborts the upload (code "aborted"); the session stays resumable. */
+  signal?: AbortSignal;
+}
+
+/** What `uploadFile` did. */
+export interface UploadResult {
+  path: string;
+  /** Blocks and bytes sent by this call. */
+  blocksSent: number;
+  bytesSent: number;
+  /** Changed blocks an earlier, interrupted call had sent already. */
+  blocksResumed: number;
+  totalBlocks: number;
+  totalBytes: number;
+  /** Share of the file's bytes that were already on the server, in percent. */
+  similarity: number;
+  seconds: number;
+  /** The new file version's ETag on the server. */
+  etag: string;
+  /** The hashing strategy used. */
+  strategy: "webcrypto" | "wasm";
+}
+
+/** Codes of errors raised in the browser. Errors answered by the server carry
+ * the server's code instead (e.g. "target_changed", "missing_blocks",
+ * "unauthorized", "bad_path") and its HTTP `status`. */
+export type LocalErrorCode =
+  | "invalid_option" | "unknown_hash" | "bad_signature" | "signature_mismatch"
+  | "hasher_finished" | "read_failed" | "aborted" | "webcrypto_unavailable"
+  | "network_error" | "http_error" | "bad_response";
+
+/** Every error this package throws or rejects with. */
+export interface DiffcopyError extends Error {
+  name: "DiffcopyError";
+  code: LocalErrorCode | (string & {});
+  /** The HTTP status, for errors answered by the server. */
+  status?: number;
+  /** For "missing_blocks": runs of block indexes, end exclusive. */
+  missing?: [number, number][];
+}
+"#;
