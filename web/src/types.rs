@@ -18,7 +18,7 @@ export interface HashBlobOptions {
   blockSize?: number;
   /** Default "auto": WebCrypto where available and the hash allows, else wasm. */
   strategy?: HashStrategy;
-  /** Bytes per read for the wasm strategy; default 4 MiB. */
+  /** Bytes per read; default 4 MiB for wasm, 8 MiB for webcrypto (which reads whole blocks). */
   sliceSize?: number;
   /** Reads (wasm) or blocks (webcrypto) in flight; default automatic. */
   readsInFlight?: number;

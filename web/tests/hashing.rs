@@ -60,14 +60,22 @@ async fn webcrypto_strategy_matches_the_core_at_edge_sizes() {
         let data = bytes(size, 7 + size as u32);
         for algorithm in [HashAlgorithm::Sha1, HashAlgorithm::Sha256] {
             let expected = core_signature(&data, algorithm, B);
-            for in_flight in [1, 5] {
-                let options = [
+            // Slices of one block, of whole blocks (3B+1 rounds down to 3B), and the default.
+            for (slice, in_flight) in [(B, 1), (3 * B + 1, 5), (0, 2)] {
+                let mut options = vec![
                     ("hash", algorithm.name().into()),
                     ("blockSize", (B as u32).into()),
                     ("strategy", "webcrypto".into()),
                     ("readsInFlight", JsValue::from(in_flight)),
                 ];
-                assert_eq!(hash(&data, &options).await.unwrap(), expected, "{algorithm} size {size}");
+                if slice > 0 {
+                    options.push(("sliceSize", (slice as u32).into()));
+                }
+                assert_eq!(
+                    hash(&data, &options).await.unwrap(),
+                    expected,
+                    "{algorithm} size {size} slice {slice}"
+                );
             }
         }
     }
