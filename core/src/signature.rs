@@ -81,6 +81,16 @@ impl Signature {
         Ok(Self { header, digests })
     }
 
+    /// Reserves room for the remaining digests (at most 16 MiB up front; the
+    /// vector grows past that as digests arrive).
+    pub fn reserve_digests(&mut self) {
+        let total = usize::try_from(self.header.block_count())
+            .unwrap_or(usize::MAX)
+            .saturating_mul(self.header.algorithm.digest_len());
+        let wanted = total.min(16 << 20).saturating_sub(self.digests.len());
+        self.digests.reserve(wanted);
+    }
+
     /// Appends the digest of the next block.
     pub fn push_digest(&mut self, digest: &[u8]) -> Result<(), SignatureError> {
         let expected = self.header.algorithm.digest_len();

@@ -1,0 +1,201 @@
+//! pdiffcopy 1.0.1's endpoints, so its client works against this server.
+//!
+//! `filename` is pdiffcopy's absolute path, mapped below the root with the
+//! same confinement as API v1. These endpoints write in place, as pdiffcopy
+//! does: its protocol has no commit step.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::signatures::start_signature;
+use super::uploads::read_body_limited;
+use crate::config::{DEFAULT_BLOCK_SIZE, MAX_BLOCK_SIZE};
+use crate::error::{AppError, AppResult};
+use crate::relpath::RelPath;
+use crate::root::FsError;
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize)]
+pub(super) struct FileQuery {
+    filename: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct HashesQuery {
+    filename: String,
+    method: Option<String>,
+    block_size: Option<u32>,
+    concurrency: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct BlockQuery {
+    filename: String,
+    offset: u64,
+    size: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ResizeQuery {
+    filename: String,
+    size: u64,
+}
+
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> AppResult<T> {
+    q.map(|Query(t)| t).map_err(|e| AppError::bad_request("bad_query", e.body_text()))
+}
+
+async fn blocking<T: Send + 'static>(
+    what: &'static str,
+    f: impl FnOnce() -> AppResult<T> + Send + 'static,
+) -> AppResult<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| AppError::internal(what, e))?
+}
+
+fn check_size(state: &AppState, end: u64) -> AppResult<()> {
+    if end > state.config.max_file_size {
+        return Err(AppError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "file_too_large",
+            format!("{end} bytes is more than this server's limit of {}", state.config.max_file_size),
+        ));
+    }
+    Ok(())
+}
+
+/// `GET /info?filename=`: `{"size": N}`, or 404 with an empty body.
+pub(super) async fn info(
+    State(state): State<Arc<AppState>>,
+    q: Result<Query<FileQuery>, QueryRejection>,
+) -> AppResult<Response> {
+    let path = RelPath::from_pdiffcopy(&query(q)?.filename)?;
+    blocking("reading file info", move || match state.root.open_read(&path) {
+        Ok(file) => {
+            let size = file.metadata().map_err(|e| AppError::internal("reading metadata", e))?.len();
+            Ok(Json(json!({ "size": size })).into_response())
+        }
+        Err(FsError::NotFound) => Ok(StatusCode::NOT_FOUND.into_response()),
+        Err(e) => Err(AppError::from_fs(e, &path)),
+    })
+    .await
+}
+
+/// `GET /hashes`: `"<offset>\t<hex>\n"` lines, streamed as they are computed.
+pub(super) async fn hashes(
+    State(state): State<Arc<AppState>>,
+    q: Result<Query<HashesQuery>, QueryRejection>,
+) -> AppResult<Response> {
+    let q = query(q)?;
+    let path = RelPath::from_pdiffcopy(&q.filename)?;
+    let block_size = q.block_size.unwrap_or(DEFAULT_BLOCK_SIZE);
+    // The client's concurrency is a wish, capped by the server's own threads.
+    let stream =
+        start_signature(&state, path, q.method.as_deref().unwrap_or("sha1"), block_size, q.concurrency)
+            .await?;
+    let digest_len = stream.header().algorithm().digest_len();
+    let lines = futures_util::stream::unfold((stream, 0u64), move |(mut stream, mut offset)| async move {
+        let chunk = stream.next_chunk().await?;
+        let text = chunk.map(|digests| {
+            let mut text = String::with_capacity(digests.len() / digest_len * (2 * digest_len + 14));
+            for digest in digests.chunks_exact(digest_len) {
+                text.push_str(&offset.to_string());
+                text.push('\t');
+                for b in digest {
+                    text.push_str(&format!("{b:02x}"));
+                }
+                text.push('\n');
+                offset += u64::from(block_size);
+            }
+            Bytes::from(text)
+        });
+        Some((text, (stream, offset)))
+    });
+    let mut response = Body::from_stream(lines).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    Ok(response)
+}
+
+/// `GET /blocks?filename=&offset=&size=`: raw bytes, short at the end of the file.
+pub(super) async fn read_block(
+    State(state): State<Arc<AppState>>,
+    q: Result<Query<BlockQuery>, QueryRejection>,
+) -> AppResult<Response> {
+    let q = query(q)?;
+    let path = RelPath::from_pdiffcopy(&q.filename)?;
+    let size = q.size.unwrap_or(u64::from(DEFAULT_BLOCK_SIZE));
+    if size > u64::from(MAX_BLOCK_SIZE) {
+        return Err(AppError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "block_too_large",
+            format!("a block may be at most {MAX_BLOCK_SIZE} bytes"),
+        ));
+    }
+    let bytes = blocking("reading a block", move || {
+        let file = state.root.open_read(&path).map_err(|e| AppError::from_fs(e, &path))?;
+        read_at_most(&file, q.offset, size).map_err(|e| AppError::from_fs(e.into(), &path))
+    })
+    .await?;
+    let mut response = bytes.into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    Ok(response)
+}
+
+fn read_at_most(file: &File, offset: u64, size: u64) -> std::io::Result<Vec<u8>> {
+    let len = file.metadata()?.len();
+    let n = size.min(len.saturating_sub(offset)) as usize;
+    let mut buf = vec![0u8; n];
+    file.read_exact_at(&mut buf, offset)?;
+    Ok(buf)
+}
+
+/// `POST /blocks?filename=&offset=`: writes the body in place.
+pub(super) async fn write_block(
+    State(state): State<Arc<AppState>>,
+    q: Result<Query<BlockQuery>, QueryRejection>,
+    body: Body,
+) -> AppResult<StatusCode> {
+    let q = query(q)?;
+    let path = RelPath::from_pdiffcopy(&q.filename)?;
+    let bytes = read_body_limited(body, u64::from(MAX_BLOCK_SIZE), "a block").await?;
+    let end = q.offset.saturating_add(bytes.len() as u64);
+    check_size(&state, end)?;
+    let written = bytes.len() as u64;
+    let stats = state.stats.clone();
+    blocking("writing a block", move || {
+        let file = state.root.open_write(&path, false).map_err(|e| AppError::from_fs(e, &path))?;
+        file.write_all_at(&bytes, q.offset).map_err(|e| AppError::from_fs(e.into(), &path))
+    })
+    .await?;
+    stats.pdiffcopy_written(written);
+    Ok(StatusCode::OK)
+}
+
+/// `POST /resize?filename=&size=`: creates parent directories and the file
+/// when missing, then truncates or extends it.
+pub(super) async fn resize(
+    State(state): State<Arc<AppState>>,
+    q: Result<Query<ResizeQuery>, QueryRejection>,
+) -> AppResult<StatusCode> {
+    let q = query(q)?;
+    let path = RelPath::from_pdiffcopy(&q.filename)?;
+    check_size(&state, q.size)?;
+    blocking("resizing a file", move || {
+        state.root.parent_dir(&path, true).map_err(|e| AppError::from_fs(e, &path))?;
+        let file = state.root.open_write(&path, true).map_err(|e| AppError::from_fs(e, &path))?;
+        file.set_len(q.size).map_err(|e| AppError::from_fs(e.into(), &path))
+    })
+    .await?;
+    Ok(StatusCode::OK)
+}

@@ -1,0 +1,125 @@
+//! Health, counters, and files with ranges and ETags.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::body::file_range;
+use crate::error::{AppError, AppResult};
+use crate::relpath::RelPath;
+use crate::state::AppState;
+use crate::version::FileVersion;
+
+/// `GET /api/v1/health`.
+pub(super) async fn health() -> impl IntoResponse {
+    Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+}
+
+/// `GET /api/v1/stats`.
+pub(super) async fn stats(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    Json(state.stats.snapshot())
+}
+
+/// Anything else.
+pub(super) async fn no_route(uri: Uri) -> AppError {
+    AppError::new(StatusCode::NOT_FOUND, "no_route", format!("nothing is served at {}", uri.path()))
+}
+
+/// `GET`/`HEAD /api/v1/files/{path}` with an optional single `Range`.
+pub(super) async fn get_file(
+    State(state): State<Arc<AppState>>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+) -> AppResult<Response> {
+    let path = RelPath::parse(&path)?;
+    let state2 = state.clone();
+    let path2 = path.clone();
+    let (file, version) = tokio::task::spawn_blocking(move || {
+        let file = state2.root.open_read(&path2).map_err(|e| AppError::from_fs(e, &path2))?;
+        let version = FileVersion::of(&file).map_err(|e| AppError::internal("reading metadata", e))?;
+        Ok::<_, AppError>((file, version))
+    })
+    .await
+    .map_err(|e| AppError::internal("opening a file", e))??;
+    let size = version.size;
+    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        Some(spec) => parse_range(spec, size).map_err(|()| {
+            AppError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "bad_range",
+                format!("{spec} is outside the file ({size} bytes)"),
+            )
+        })?,
+        None => None,
+    };
+    let (status, start, len) = match range {
+        Some((start, end)) => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
+        None => (StatusCode::OK, 0, size),
+    };
+    let mut response = (status, file_range(file, start, len)).into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Ok(etag) = HeaderValue::from_str(&version.etag()) {
+        h.insert(header::ETAG, etag);
+    }
+    if status == StatusCode::PARTIAL_CONTENT
+        && let Ok(v) = HeaderValue::from_str(&format!("bytes {}-{}/{size}", start, start + len - 1))
+    {
+        h.insert(header::CONTENT_RANGE, v);
+    }
+    Ok(response)
+}
+
+/// Parses one `bytes=` range against `size` into inclusive `(first, last)`.
+/// `Ok(None)`: no usable single range (serve the whole file, as RFC 9110
+/// allows); `Err`: a well-formed range outside the file (416).
+fn parse_range(spec: &str, size: u64) -> Result<Option<(u64, u64)>, ()> {
+    let Some(spec) = spec.trim().strip_prefix("bytes=") else { return Ok(None) };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let Some((first, last)) = spec.trim().split_once('-') else { return Ok(None) };
+    let number = |s: &str| -> Option<u64> {
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok()).flatten()
+    };
+    match (number(first), number(last)) {
+        (Some(first), _) if first >= size => Err(()),
+        (Some(first), None) if last.is_empty() => Ok(Some((first, size - 1))),
+        (Some(first), Some(last)) if first <= last => Ok(Some((first, last.min(size - 1)))),
+        (None, Some(suffix)) if first.is_empty() => {
+            if suffix == 0 || size == 0 {
+                Err(())
+            } else {
+                Ok(Some((size - suffix.min(size), size - 1)))
+            }
+        }
+        _ => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100), Ok(Some((0, 9))));
+        assert_eq!(parse_range("bytes=90-", 100), Ok(Some((90, 99))));
+        assert_eq!(parse_range("bytes=90-200", 100), Ok(Some((90, 99))));
+        assert_eq!(parse_range("bytes=-10", 100), Ok(Some((90, 99))));
+        assert_eq!(parse_range("bytes=-1000", 100), Ok(Some((0, 99))));
+        assert_eq!(parse_range("bytes=100-", 100), Err(()));
+        assert_eq!(parse_range("bytes=0-", 0), Err(()));
+        assert_eq!(parse_range("bytes=-0", 100), Err(()));
+        assert_eq!(parse_range("bytes=5-1", 100), Ok(None));
+        assert_eq!(parse_range("bytes=0-1,5-6", 100), Ok(None));
+        assert_eq!(parse_range("items=0-1", 100), Ok(None));
+        assert_eq!(parse_range("bytes=a-b", 100), Ok(None));
+    }
+}

@@ -1,0 +1,36 @@
+//! The HTTP routes: API v1, pdiffcopy's endpoints and the page.
+
+mod auth;
+mod compat;
+mod files;
+mod signatures;
+mod uploads;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
+
+use crate::state::AppState;
+
+/// The whole application as a router, for `run` or for oneshot tests.
+pub fn app(state: Arc<AppState>) -> Router {
+    let api = Router::new()
+        .route("/api/v1/health", get(files::health))
+        .route("/api/v1/stats", get(files::stats))
+        .route("/api/v1/files/{*path}", get(files::get_file))
+        .route("/api/v1/signatures/{*path}", get(signatures::get_signature))
+        .route("/api/v1/uploads", post(uploads::create))
+        .route("/api/v1/uploads/{id}", get(uploads::status).delete(uploads::abort))
+        .route("/api/v1/uploads/{id}/blocks/{index}", put(uploads::put_block))
+        .route("/api/v1/uploads/{id}/commit", post(uploads::commit))
+        .route("/info", get(compat::info))
+        .route("/hashes", get(compat::hashes))
+        .route("/blocks", get(compat::read_block).post(compat::write_block))
+        .route("/resize", post(compat::resize))
+        // Block bodies are checked against their own limits in the handlers.
+        .layer(DefaultBodyLimit::disable())
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
+    api.merge(crate::assets::routes()).fallback(files::no_route).with_state(state)
+}

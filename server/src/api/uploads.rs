@@ -1,0 +1,112 @@
+//! Upload sessions over HTTP.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use http_body_util::BodyExt;
+use serde_json::json;
+
+use crate::error::{AppError, AppResult};
+use crate::state::AppState;
+use crate::upload::NewUpload;
+
+/// `POST /api/v1/uploads`.
+pub(super) async fn create(
+    State(state): State<Arc<AppState>>,
+    Json(request): Json<NewUpload>,
+) -> AppResult<impl IntoResponse> {
+    let state2 = state.clone();
+    let upload =
+        tokio::task::spawn_blocking(move || state2.uploads.create(&state2.root, &state2.config, request))
+            .await
+            .map_err(|e| AppError::internal("opening an upload", e))??;
+    state.stats.upload_created();
+    tracing::info!(id = %upload.id, path = %upload.path, size = upload.header.file_size(), "upload opened");
+    let body = json!({
+        "id": upload.id,
+        "path": upload.path.as_str(),
+        "size": upload.header.file_size(),
+        "block_size": upload.header.block_size(),
+        "hash": upload.header.algorithm().name(),
+        "block_count": upload.header.block_count(),
+        "expires_in_secs": state.config.upload_ttl.as_secs(),
+    });
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+/// `GET /api/v1/uploads/{id}`.
+pub(super) async fn status(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> AppResult<impl IntoResponse> {
+    Ok(Json(state.uploads.get(&id)?.status()))
+}
+
+/// `DELETE /api/v1/uploads/{id}`.
+pub(super) async fn abort(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> AppResult<StatusCode> {
+    let state2 = state.clone();
+    tokio::task::spawn_blocking(move || state2.uploads.abort(&id))
+        .await
+        .map_err(|e| AppError::internal("aborting an upload", e))??;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Reads a body of at most `limit` bytes; longer bodies are refused with 413
+/// as soon as they pass the limit, without reading the rest.
+pub(crate) async fn read_body_limited(body: Body, limit: u64, what: &str) -> AppResult<Bytes> {
+    let limited = http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
+    match limited.collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(AppError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("{what} may be at most {limit} bytes"),
+        )),
+        Err(e) => Err(AppError::bad_request("bad_body", format!("reading {what} failed: {e}"))),
+    }
+}
+
+/// `PUT /api/v1/uploads/{id}/blocks/{index}`.
+pub(super) async fn put_block(
+    State(state): State<Arc<AppState>>,
+    Path((id, index)): Path<(String, u64)>,
+    headers: HeaderMap,
+    body: Body,
+) -> AppResult<StatusCode> {
+    let upload = state.uploads.get(&id)?;
+    let digest = headers
+        .get("x-block-digest")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| AppError::bad_request("missing_digest", "the X-Block-Digest header is required"))?
+        .to_owned();
+    let limit = u64::from(upload.header.block_size());
+    let bytes = read_body_limited(body, limit, "a block").await?;
+    let len = bytes.len() as u64;
+    tokio::task::spawn_blocking(move || upload.put_block(index, &digest, &bytes))
+        .await
+        .map_err(|e| AppError::internal("storing a block", e))??;
+    state.stats.block_received(len);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/v1/uploads/{id}/commit` with the source's binary signature.
+pub(super) async fn commit(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    body: Body,
+) -> AppResult<impl IntoResponse> {
+    let upload = state.uploads.get(&id)?;
+    let limit = upload.header.encoded_len();
+    let signature = read_body_limited(body, limit, "the signature").await?;
+    let outcome = state.uploads.commit(&id, state.clone(), signature).await?;
+    state.stats.upload_committed();
+    tracing::info!(id = %id, path = %upload.path, "upload committed");
+    Ok(Json(outcome))
+}

@@ -1,0 +1,68 @@
+//! Copying byte ranges between open files, in the kernel where it can.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+
+use rustix::io::Errno;
+
+/// Copies `len` bytes at `offset` of `src` to the same offset of `dst`.
+///
+/// Uses `copy_file_range(2)`, which stays in the kernel and shares extents
+/// (a reflink) on file systems that can; falls back to reading and writing
+/// where the kernel refuses.
+pub fn copy_range(src: &File, dst: &File, offset: u64, len: u64) -> io::Result<()> {
+    let (mut src_off, mut dst_off) = (offset, offset);
+    let end = offset + len;
+    while src_off < end {
+        let want = usize::try_from(end - src_off).unwrap_or(usize::MAX).min(1 << 30);
+        match rustix::fs::copy_file_range(src, Some(&mut src_off), dst, Some(&mut dst_off), want) {
+            Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "source ended early")),
+            Ok(_) => {}
+            Err(Errno::INTR) => {}
+            Err(Errno::XDEV | Errno::NOSYS | Errno::INVAL | Errno::OPNOTSUPP) => {
+                return copy_with_buffer(src, dst, src_off, end - src_off);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+fn copy_with_buffer(src: &File, dst: &File, mut offset: u64, len: u64) -> io::Result<()> {
+    let end = offset + len;
+    let mut buf = vec![0u8; (1 << 20).min(len as usize)];
+    while offset < end {
+        let n = buf.len().min((end - offset) as usize);
+        src.read_exact_at(&mut buf[..n], offset)?;
+        dst.write_all_at(&buf[..n], offset)?;
+        offset += n as u64;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copies_the_range_and_nothing_else() {
+        let dir = std::env::temp_dir().join(format!("diffcopy-copy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let src_path = dir.join("src");
+        std::fs::write(&src_path, (0..10_000u32).map(|i| i as u8).collect::<Vec<_>>()).unwrap();
+        let src = File::open(&src_path).unwrap();
+        let dst =
+            File::options().read(true).write(true).create(true).truncate(true).open(dir.join("dst")).unwrap();
+        dst.set_len(10_000).unwrap();
+        copy_range(&src, &dst, 1000, 3000).unwrap();
+        copy_with_buffer(&src, &dst, 9000, 1000).unwrap();
+        let out = std::fs::read(dir.join("dst")).unwrap();
+        let expected: Vec<u8> = (0..10_000u32)
+            .map(|i| if (1000..4000).contains(&i) || i >= 9000 { i as u8 } else { 0 })
+            .collect();
+        assert_eq!(out, expected);
+        assert!(copy_range(&src, &dst, 9000, 2000).is_err(), "past the source's end");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,186 @@
+//! Producing file signatures: from the cache, or hashed on all cores while
+//! the digests stream out in block order.
+
+use std::fs::File;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use diffcopy_core::{HashAlgorithm, Signature, SignatureHeader};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::error::{AppError, AppResult};
+use crate::hashing::{DigestReceiver, hash_file_blocks};
+use crate::sigcache::{CacheKey, SignatureCache};
+use crate::stats::Stats;
+use crate::version::FileVersion;
+
+/// How long a request waits for a free hashing slot before it hears 429.
+const QUEUE_WAIT: Duration = Duration::from_secs(30);
+/// The most digest bytes one streamed chunk carries.
+const CHUNK_BYTES: usize = 64 << 10;
+
+/// Computes and caches signatures, with a bound on concurrent hashing.
+#[derive(Debug)]
+pub struct Signer {
+    cache: SignatureCache,
+    jobs: Arc<Semaphore>,
+    threads: usize,
+    stats: Arc<Stats>,
+}
+
+/// The digests of one file's signature, in block order.
+#[derive(Debug)]
+pub struct DigestStream {
+    header: SignatureHeader,
+    version: FileVersion,
+    /// Digests delivered so far (all of them, for a cached signature).
+    signature: Arc<Signature>,
+    /// Bytes of `signature`'s digests already handed out.
+    sent: usize,
+    live: Option<Live>,
+}
+
+#[derive(Debug)]
+struct Live {
+    rx: DigestReceiver,
+    file: Arc<File>,
+    key: CacheKey,
+    signer: Arc<Signer>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Signer {
+    /// A signer running at most `jobs` computations at once, each on
+    /// `threads` threads, caching up to `cache_bytes` of digests.
+    pub fn new(jobs: usize, threads: usize, cache_bytes: usize, stats: Arc<Stats>) -> Self {
+        Self {
+            cache: SignatureCache::new(cache_bytes),
+            jobs: Arc::new(Semaphore::new(jobs.max(1))),
+            threads,
+            stats,
+        }
+    }
+
+    /// Starts the signature of `file`. `threads` caps the hashing threads
+    /// (pdiffcopy's `concurrency`); the server's own setting is the upper bound.
+    pub async fn start(
+        self: &Arc<Self>,
+        file: File,
+        algorithm: HashAlgorithm,
+        block_size: u32,
+        threads: Option<usize>,
+    ) -> AppResult<DigestStream> {
+        let version = FileVersion::of(&file).map_err(|e| AppError::internal("reading file metadata", e))?;
+        let header = SignatureHeader::new(algorithm, block_size, version.size)
+            .map_err(|e| AppError::bad_request("bad_block_size", e.to_string()))?;
+        let key = CacheKey { version, algorithm, block_size };
+        if let Some(signature) = self.cache.get(&key) {
+            self.stats.signature_cache_hit();
+            return Ok(DigestStream { header, version, signature, sent: 0, live: None });
+        }
+        let permit = tokio::time::timeout(QUEUE_WAIT, self.jobs.clone().acquire_owned())
+            .await
+            .map_err(|_| {
+                AppError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "busy",
+                    "the server is busy hashing; try again shortly",
+                )
+            })?
+            .map_err(|e| AppError::internal("waiting for a hashing slot", e))?;
+        self.stats.signature_computed();
+        let file = Arc::new(file);
+        let threads = threads.unwrap_or(self.threads).clamp(1, self.threads.max(1));
+        let rx = hash_file_blocks(file.clone(), header, threads);
+        let mut signature = Signature::new(header);
+        signature.reserve_digests();
+        Ok(DigestStream {
+            header,
+            version,
+            signature: Arc::new(signature),
+            sent: 0,
+            live: Some(Live { rx, file, key, signer: self.clone(), _permit: permit }),
+        })
+    }
+}
+
+impl DigestStream {
+    /// What is being signed.
+    pub fn header(&self) -> SignatureHeader {
+        self.header
+    }
+
+    /// The file version being signed (its ETag).
+    pub fn version(&self) -> FileVersion {
+        self.version
+    }
+
+    /// The next digests in block order, back to back: at least one digest,
+    /// more if they are ready. `None` at the end. An error means the file
+    /// could not be read or changed while it was hashed.
+    pub async fn next_chunk(&mut self) -> Option<io::Result<Vec<u8>>> {
+        if let Some(live) = &mut self.live {
+            let first = live.rx.recv().await;
+            let signature = Arc::make_mut(&mut self.signature);
+            match first {
+                Some(Ok(digest)) => {
+                    if let Err(e) = push(signature, digest) {
+                        return Some(Err(e));
+                    }
+                    while signature.digest_bytes().len() - self.sent < CHUNK_BYTES {
+                        match live.rx.try_recv() {
+                            Ok(Ok(digest)) => {
+                                if let Err(e) = push(signature, digest) {
+                                    return Some(Err(e));
+                                }
+                            }
+                            Ok(Err(e)) => return Some(Err(e)),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Some(Err(e)) => return Some(Err(e)),
+                None => {
+                    if let Err(e) = self.finish_live() {
+                        return Some(Err(e));
+                    }
+                }
+            }
+        }
+        let all = self.signature.digest_bytes();
+        if self.sent == all.len() {
+            return None;
+        }
+        let end = all.len().min(self.sent + CHUNK_BYTES);
+        let chunk = all[self.sent..end].to_vec();
+        self.sent = end;
+        Some(Ok(chunk))
+    }
+
+    /// Checks the finished signature against the file and caches it.
+    fn finish_live(&mut self) -> io::Result<()> {
+        let Some(live) = self.live.take() else { return Ok(()) };
+        if !self.signature.is_complete() {
+            return Err(io::Error::other("hashing stopped before the last block"));
+        }
+        if FileVersion::of(&live.file)? != self.version {
+            return Err(io::Error::other("the file changed while it was hashed"));
+        }
+        live.signer.cache.insert(live.key, self.signature.clone());
+        Ok(())
+    }
+
+    /// Waits for the whole signature.
+    pub async fn collect(mut self) -> io::Result<Arc<Signature>> {
+        while let Some(chunk) = self.next_chunk().await {
+            chunk?;
+        }
+        Ok(self.signature)
+    }
+}
+
+fn push(signature: &mut Signature, digest: diffcopy_core::Digest) -> io::Result<()> {
+    signature.push_digest(digest.as_bytes()).map_err(io::Error::other)
+}

@@ -1,0 +1,77 @@
+//! Counters since start, served at `/api/v1/stats` (tests read them too).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+
+/// Monotonic counters; each is updated with relaxed atomics.
+#[derive(Debug, Default)]
+pub struct Stats {
+    uploads_created: AtomicU64,
+    uploads_committed: AtomicU64,
+    blocks_received: AtomicU64,
+    bytes_received: AtomicU64,
+    signatures_computed: AtomicU64,
+    signature_cache_hits: AtomicU64,
+    pdiffcopy_bytes_written: AtomicU64,
+}
+
+/// A copy of the counters at one moment.
+#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct StatsSnapshot {
+    pub uploads_created: u64,
+    pub uploads_committed: u64,
+    pub blocks_received: u64,
+    pub bytes_received: u64,
+    pub signatures_computed: u64,
+    pub signature_cache_hits: u64,
+    pub pdiffcopy_bytes_written: u64,
+}
+
+impl Stats {
+    /// An upload session was opened.
+    pub fn upload_created(&self) {
+        self.uploads_created.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An upload was committed.
+    pub fn upload_committed(&self) {
+        self.uploads_committed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A block of `len` bytes was accepted.
+    pub fn block_received(&self, len: u64) {
+        self.blocks_received.fetch_add(1, Ordering::Relaxed);
+        self.bytes_received.fetch_add(len, Ordering::Relaxed);
+    }
+
+    /// A signature was computed from the file.
+    pub fn signature_computed(&self) {
+        self.signatures_computed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A signature came from the cache.
+    pub fn signature_cache_hit(&self) {
+        self.signature_cache_hits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// pdiffcopy's `POST /blocks` wrote `len` bytes.
+    pub fn pdiffcopy_written(&self, len: u64) {
+        self.pdiffcopy_bytes_written.fetch_add(len, Ordering::Relaxed);
+    }
+
+    /// The counters now.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        StatsSnapshot {
+            uploads_created: get(&self.uploads_created),
+            uploads_committed: get(&self.uploads_committed),
+            blocks_received: get(&self.blocks_received),
+            bytes_received: get(&self.bytes_received),
+            signatures_computed: get(&self.signatures_computed),
+            signature_cache_hits: get(&self.signature_cache_hits),
+            pdiffcopy_bytes_written: get(&self.pdiffcopy_bytes_written),
+        }
+    }
+}

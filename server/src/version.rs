@@ -1,0 +1,40 @@
+//! A file's version: what its ETag and the signature cache key on.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+
+/// Identity and change markers of a file at one moment. Any write changes
+/// the size, the mtime or the ctime (which cannot be set back by a client).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FileVersion {
+    /// Device.
+    pub dev: u64,
+    /// Inode.
+    pub ino: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, nanoseconds since the epoch.
+    pub mtime_ns: i128,
+    /// Status-change time, nanoseconds since the epoch.
+    pub ctime_ns: i128,
+}
+
+impl FileVersion {
+    /// The version of an open file.
+    pub fn of(file: &File) -> io::Result<Self> {
+        let m = file.metadata()?;
+        Ok(Self {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+            ctime_ns: i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec()),
+        })
+    }
+
+    /// The strong ETag, quoted: size, mtime and inode in hex.
+    pub fn etag(&self) -> String {
+        format!("\"{:x}-{:x}-{:x}\"", self.size, self.mtime_ns, self.ino)
+    }
+}
