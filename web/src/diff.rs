@@ -12,7 +12,7 @@ use crate::error::{ErrorCode, WebError};
 #[wasm_bindgen(js_name = diffSignatures, unchecked_return_type = "SignatureDiff")]
 pub fn diff_signatures(
     source: &[u8],
-    #[wasm_bindgen(unchecked_param_type = "Uint8Array | null | undefined")] target: Option<Box<[u8]>>,
+    #[wasm_bindgen(unchecked_optional_param_type = "Uint8Array | null")] target: Option<Box<[u8]>>,
 ) -> Result<JsValue, JsValue> {
     let source = decode(source, "source")?;
     let target = target.as_deref().map(|t| decode(t, "target")).transpose()?;

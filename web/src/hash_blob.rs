@@ -276,7 +276,7 @@ fn digest_slice(
 #[wasm_bindgen(js_name = hashBlob, unchecked_return_type = "Uint8Array")]
 pub async fn hash_blob(
     blob: Blob,
-    #[wasm_bindgen(unchecked_param_type = "HashBlobOptions")] options: Option<Object>,
+    #[wasm_bindgen(unchecked_optional_param_type = "HashBlobOptions")] options: Option<Object>,
 ) -> Result<JsValue, JsValue> {
     let options = Options::new(options);
     let config = HashConfig::from_options(&options)?;
@@ -295,7 +295,7 @@ pub async fn hash_blob(
 /// The strategy `hashBlob` would use here for `options` ("webcrypto" or "wasm").
 #[wasm_bindgen(js_name = hashStrategy, unchecked_return_type = "\"webcrypto\" | \"wasm\"")]
 pub fn hash_strategy(
-    #[wasm_bindgen(unchecked_param_type = "HashBlobOptions")] options: Option<Object>,
+    #[wasm_bindgen(unchecked_optional_param_type = "HashBlobOptions")] options: Option<Object>,
 ) -> Result<JsValue, JsValue> {
     let config = HashConfig::from_options(&Options::new(options))?;
     Ok(match config.resolve()? {

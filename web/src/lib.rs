@@ -43,7 +43,7 @@ pub fn version() -> String {
 /// Runs when the module is instantiated: with the default
 /// `console_error_panic_hook` feature, a panic prints its message and Rust
 /// location to the console instead of a bare "unreachable".
-#[wasm_bindgen(start)]
+#[wasm_bindgen(start, skip_typescript)]
 fn start() {
     #[cfg(feature = "console_error_panic_hook")]
     console_error_panic_hook::set_once();

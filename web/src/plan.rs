@@ -95,6 +95,14 @@ impl Planner {
         Ok(())
     }
 
+    /// The length of the server's whole signature, once its header arrived.
+    pub(crate) fn target_len(&self) -> Option<u64> {
+        match &self.target {
+            Target::Digests { header, .. } => Some(header.encoded_len()),
+            _ => None,
+        }
+    }
+
     /// The server's signature ended; fails when it is incomplete.
     pub(crate) fn target_end(&mut self) -> Result<(), WebError> {
         match &mut self.target {

@@ -37,7 +37,7 @@ const PUT_ATTEMPTS: u32 = 3;
 #[wasm_bindgen(js_name = uploadFile, unchecked_return_type = "UploadResult")]
 pub async fn upload_file(
     #[wasm_bindgen(unchecked_param_type = "Blob")] file: Blob,
-    #[wasm_bindgen(unchecked_param_type = "UploadOptions")] options: Option<Object>,
+    #[wasm_bindgen(unchecked_optional_param_type = "UploadOptions")] options: Option<Object>,
 ) -> Result<JsValue, JsValue> {
     let options = Options::new(options);
     let hash = HashConfig::from_options(&options)?;
@@ -125,10 +125,10 @@ impl Upload {
             };
             let mut body = BodyReader::new(response);
             let mut received = 0u64;
-            let expected = 28 + layout.block_count() * algorithm.digest_len() as u64;
             while let Some(chunk) = body.next().await? {
                 plan.borrow_mut().target_bytes(&chunk)?;
                 received += chunk.len() as u64;
+                let expected = plan.borrow().target_len().unwrap_or(received);
                 self.progress.report(Some("comparing"), received, expected, false);
                 decide();
             }
