@@ -190,8 +190,10 @@ impl UploadStore {
                 "too many uploads are open; finish or abort one, or wait for them to expire",
             ));
         }
+        // Also refuses a target that is a directory or a symlink out of the root.
+        let current = current_version(root, &path)?;
         if let Some(expected) = &request.base_etag
-            && current_version(root, &path)?.map(|v| v.etag()).as_ref() != Some(expected)
+            && current.map(|v| v.etag()).as_ref() != Some(expected)
         {
             return Err(target_changed(&path));
         }

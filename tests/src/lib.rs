@@ -1,1 +1,256 @@
-//! Shared helpers for diffcopy's end-to-end tests (the tests live in `tests/`).
+//! Shared helpers for diffcopy's end-to-end tests (the tests are in `tests/`):
+//! scratch directories, servers on 127.0.0.1 (in-process or as a separate
+//! `diffcopy` process), the real pdiffcopy from the project's venv, and raw
+//! HTTP for requests no well-behaved client would send.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use diffcopy::{AppState, ServerConfig};
+use diffcopy_core::{HashAlgorithm, Signature, SignatureBuilder};
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// A scratch directory, removed on drop.
+#[derive(Debug)]
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    /// A fresh, empty directory named after the test.
+    pub fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("diffcopy-e2e-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create scratch dir");
+        Self(dir)
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn data(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// The SHA-1 signature of `bytes` in blocks of `block_size`.
+pub fn sign(bytes: &[u8], block_size: u32) -> Signature {
+    let mut builder = SignatureBuilder::new(HashAlgorithm::Sha1, block_size).expect("valid block size");
+    builder.update(bytes);
+    builder.finish()
+}
+
+/// A server running in this process on 127.0.0.1, on its own runtime.
+#[derive(Debug)]
+pub struct InProcessServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its shared state (counters, sessions).
+    pub state: std::sync::Arc<AppState>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl InProcessServer {
+    /// Serves `root` on an ephemeral port; `tweak` adjusts the settings.
+    pub fn start(root: &Path, tweak: impl FnOnce(&mut ServerConfig)) -> Self {
+        let mut config = ServerConfig { root: root.to_path_buf(), ..ServerConfig::default() };
+        tweak(&mut config);
+        let state = AppState::new(config).expect("open root");
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let listener =
+            runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local addr");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = state.clone();
+        let thread = std::thread::spawn(move || {
+            runtime
+                .block_on(diffcopy::run(listener, served, async {
+                    let _ = stopped.await;
+                }))
+                .expect("server ran");
+        });
+        Self { addr, state, stop: Some(stop), thread: Some(thread) }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for InProcessServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The `diffcopy` binary that `cargo test --workspace` built beside this test.
+pub fn diffcopy_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
+    let bin = dir.join("diffcopy");
+    assert!(bin.exists(), "{} is missing: run the suite with `cargo test --workspace`", bin.display());
+    bin
+}
+
+/// A `diffcopy serve` process, killed on drop.
+#[derive(Debug)]
+pub struct ServerProcess {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The process.
+    pub child: Child,
+}
+
+impl ServerProcess {
+    /// Starts `diffcopy serve --listen 127.0.0.1:0 --root ROOT ARGS...` and
+    /// waits for the line that names its address.
+    pub fn start(root: &Path, args: &[&str]) -> Self {
+        let mut child = Command::new(diffcopy_bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--root"])
+            .arg(root)
+            .args(args)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn diffcopy serve");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let addr = loop {
+            let line = lines.next().expect("server exited before listening").expect("read stderr");
+            if let Some(rest) = line.split("at http://").nth(1) {
+                break rest.trim_end_matches('/').parse().expect("address in the start-up line");
+            }
+        };
+        // Keep draining the log so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Self { addr, child }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// SIGKILL, and wait for the process to be gone.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// The real pdiffcopy 1.0.1 from the project's venv (scripts/setup makes it).
+pub fn pdiffcopy() -> PathBuf {
+    let bin = workspace().join(".venv/bin/pdiffcopy");
+    assert!(bin.exists(), "{} is missing: run scripts/setup", bin.display());
+    bin
+}
+
+/// Runs pdiffcopy with `args` and asserts that it succeeded.
+pub fn run_pdiffcopy(args: &[&str]) {
+    let output = Command::new(pdiffcopy())
+        .args(args)
+        .env("PDIFFCOPY_BENCHMARK", "allowed")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run pdiffcopy");
+    assert!(
+        output.status.success(),
+        "pdiffcopy {args:?} failed: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A raw HTTP/1.1 response.
+#[derive(Debug)]
+pub struct RawResponse {
+    /// The status code.
+    pub status: u16,
+    /// The head, as text.
+    pub head: String,
+    /// The body (de-chunked when chunked).
+    pub body: Vec<u8>,
+}
+
+/// Sends `request_line` (e.g. `GET /x HTTP/1.1`) exactly as given, with
+/// `headers` and `body`, on a fresh connection, and reads the whole answer.
+/// For paths that a normal client would normalise or refuse to send.
+pub fn raw_request(
+    addr: SocketAddr,
+    request_line: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> RawResponse {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    let mut head =
+        format!("{request_line}\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).expect("send head");
+    stream.write_all(body).expect("send body");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read response");
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a response head");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status code");
+    let mut body = raw[split + 4..].to_vec();
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        body = dechunk(&body);
+    }
+    RawResponse { status, head, body }
+}
+
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = raw.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(String::from_utf8_lossy(&raw[..eol]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        let start = eol + 2;
+        out.extend_from_slice(&raw[start..(start + size).min(raw.len())]);
+        raw = &raw[(start + size + 2).min(raw.len())..];
+    }
+    out
+}

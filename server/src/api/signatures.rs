@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -49,8 +50,9 @@ pub(super) async fn start_signature(
 pub(super) async fn get_signature(
     State(state): State<Arc<AppState>>,
     Path(path): Path<String>,
-    Query(query): Query<SignatureQuery>,
+    query: Result<Query<SignatureQuery>, QueryRejection>,
 ) -> AppResult<Response> {
+    let Query(query) = query.map_err(|e| AppError::bad_request("bad_query", e.body_text()))?;
     let path = RelPath::parse(&path)?;
     let block_size = query.block_size.unwrap_or(DEFAULT_BLOCK_SIZE);
     let stream =

@@ -15,10 +15,10 @@ use crate::state::AppState;
 use crate::upload::NewUpload;
 
 /// `POST /api/v1/uploads`.
-pub(super) async fn create(
-    State(state): State<Arc<AppState>>,
-    Json(request): Json<NewUpload>,
-) -> AppResult<impl IntoResponse> {
+pub(super) async fn create(State(state): State<Arc<AppState>>, body: Body) -> AppResult<impl IntoResponse> {
+    let body = read_body_limited(body, 64 << 10, "an upload request").await?;
+    let request: NewUpload = serde_json::from_slice(&body)
+        .map_err(|e| AppError::bad_request("bad_json", format!("the upload request is not valid: {e}")))?;
     let state2 = state.clone();
     let upload =
         tokio::task::spawn_blocking(move || state2.uploads.create(&state2.root, &state2.config, request))
@@ -76,10 +76,13 @@ pub(crate) async fn read_body_limited(body: Body, limit: u64, what: &str) -> App
 /// `PUT /api/v1/uploads/{id}/blocks/{index}`.
 pub(super) async fn put_block(
     State(state): State<Arc<AppState>>,
-    Path((id, index)): Path<(String, u64)>,
+    Path((id, index)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> AppResult<StatusCode> {
+    let index: u64 = index
+        .parse()
+        .map_err(|_| AppError::bad_request("bad_index", format!("block index {index:?} is not a number")))?;
     let upload = state.uploads.get(&id)?;
     let digest = headers
         .get("x-block-digest")
