@@ -14,7 +14,7 @@ use gloo_net::http::Request;
 use js_sys::{Array, Date, Function};
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
-use web_sys::AbortController;
+use web_sys::{AbortController, File};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
@@ -41,6 +41,11 @@ async fn server_file(path: &str) -> Vec<u8> {
 }
 
 async fn upload(data: &[u8], path: &str, extra: &[(&str, JsValue)]) -> Result<JsValue, JsValue> {
+    upload_this(&file(data, "upload.bin"), path, extra).await
+}
+
+/// Uploads `file` itself: the same `File` object again is what resumes.
+async fn upload_this(file: &File, path: &str, extra: &[(&str, JsValue)]) -> Result<JsValue, JsValue> {
     let mut options = vec![
         ("serverUrl", JsValue::from(server())),
         ("path", path.into()),
@@ -48,7 +53,7 @@ async fn upload(data: &[u8], path: &str, extra: &[(&str, JsValue)]) -> Result<Js
         ("concurrency", 3.into()),
     ];
     options.extend_from_slice(extra);
-    upload_file(file(data, "upload.bin").into(), Some(object(&options))).await
+    upload_file(file.clone().into(), Some(object(&options))).await
 }
 
 #[wasm_bindgen_test]
@@ -95,12 +100,13 @@ async fn the_same_file_again_sends_nothing_and_shrinking_works() {
 async fn an_aborted_upload_resumes_with_the_missing_blocks() {
     let path = unique("resume.bin");
     let data = bytes(40 * BLOCK, 3);
+    let picked = file(&data, "resume.bin");
     let controller = AbortController::new().unwrap();
     // Abort once some block has been uploaded.
     let abort = Function::new_with_args("phase, done", "if (phase === 'uploading' && done > 0) this.abort()")
         .bind0(&controller);
-    let err = upload(
-        &data,
+    let err = upload_this(
+        &picked,
         &path,
         &[("onProgress", abort.into()), ("signal", controller.signal().into()), ("concurrency", 1.into())],
     )
@@ -108,7 +114,7 @@ async fn an_aborted_upload_resumes_with_the_missing_blocks() {
     .unwrap_err();
     assert_code(&err, "aborted");
 
-    let resumed = upload(&data, &path, &[]).await.unwrap();
+    let resumed = upload_this(&picked, &path, &[]).await.unwrap();
     let (sent, earlier) = (num(&resumed, "blocksSent"), num(&resumed, "blocksResumed"));
     assert!(earlier >= 1.0, "nothing resumed");
     assert_eq!(sent + earlier, 40.0);
