@@ -31,7 +31,11 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), "diffcopy-e2e-"));
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
+    args: [
+      "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run",
+      // A name that is not localhost makes a plain-http page a non-secure context (no WebCrypto).
+      `--host-resolver-rules=MAP diffcopy-insecure.test ${new URL(server).hostname}`,
+    ],
   });
   page = await browser.newPage({ viewport: { width: 900, height: 900 } });
   page.on("pageerror", (e) => console.error("page error:", e.message));
@@ -147,4 +151,31 @@ test("a file whose every block changed replaces the existing one", async () => {
   assert.equal(error, null);
   assert.equal(summary.blocksSent, "64");
   assert.equal(sha256(await serverBytes(target)), sha256(data));
+});
+
+test("a non-secure page (plain http, not localhost) hashes with wasm", async () => {
+  const insecure = new URL(server);
+  insecure.hostname = "diffcopy-insecure.test";
+  const other = await browser.newPage();
+  try {
+    await other.goto(insecure.href);
+    await other.waitForFunction(() => document.body.dataset.state === "idle");
+    assert.equal(await other.evaluate(() => window.isSecureContext), false);
+    assert.match(await other.textContent("#footer"), /hashing with WebAssembly/);
+    const bytes = Buffer.alloc(3 * MiB + 5);
+    randomFillSync(bytes);
+    const sub = join(dir, "insecure");
+    mkdirSync(sub);
+    writeFileSync(join(sub, "small.bin"), bytes);
+    await other.setInputFiles("#file", join(sub, "small.bin"));
+    const path = `e2e/${run}/insecure.bin`;
+    await other.fill("#path", path);
+    await other.click("#upload");
+    await other.waitForFunction(() => document.body.dataset.state === "idle");
+    assert.equal(await other.$eval("#error", (e) => e.hidden), true, await other.textContent("#error"));
+    assert.equal(await other.$eval("#summary", (e) => e.dataset.blocksSent), "4");
+    assert.equal(sha256(await serverBytes(path)), sha256(bytes));
+  } finally {
+    await other.close();
+  }
 });
