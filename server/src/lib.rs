@@ -11,6 +11,7 @@ pub mod config;
 pub mod copy;
 pub mod error;
 pub mod hashing;
+pub mod journal;
 pub mod relpath;
 pub mod root;
 mod server;

@@ -105,6 +105,16 @@ impl Root {
         regular(fd)
     }
 
+    /// The server's own directory `name` directly below the root (created;
+    /// `name` must be one segment, e.g. `.diffcopy-sessions`).
+    pub fn internal_dir(&self, name: &str) -> Result<Dir, FsError> {
+        match rustix::fs::mkdirat(&self.dir, name, Mode::from_raw_mode(0o700)) {
+            Ok(()) | Err(Errno::EXIST) => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(Dir(self.openat(name, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW, Mode::empty())?))
+    }
+
     /// The directory that holds `path`, created (with its parents) when
     /// `create` is set.
     pub fn parent_dir(&self, path: &RelPath, create: bool) -> Result<Dir, FsError> {

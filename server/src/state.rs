@@ -34,6 +34,8 @@ impl AppState {
             config.signature_cache_bytes,
             stats.clone(),
         ));
-        Ok(Arc::new(Self { config, root, signer, uploads: UploadStore::default(), stats }))
+        let uploads = UploadStore::open(&root, config.upload_ttl)
+            .map_err(|e| std::io::Error::other(format!("opening the upload journal: {e:?}")))?;
+        Ok(Arc::new(Self { config, root, signer, uploads, stats }))
     }
 }

@@ -19,6 +19,7 @@ use serde_json::json;
 use crate::config::{MAX_BLOCK_SIZE, MIN_BLOCK_SIZE, ServerConfig};
 use crate::copy::copy_range;
 use crate::error::{AppError, AppResult};
+use crate::journal::{Journal, Recovered, SessionRecord};
 use crate::relpath::{RESERVED_PREFIX, RelPath};
 use crate::root::{Dir, FsError, Root};
 use crate::signer::Signer;
@@ -37,6 +38,10 @@ pub struct Upload {
     dir: Dir,
     staging_name: String,
     staging: File,
+    /// The journal's block log for this session.
+    log: File,
+    /// Recovered after a restart: its blocks are re-hashed at commit.
+    restored: bool,
     state: Mutex<UploadState>,
 }
 
@@ -46,6 +51,8 @@ struct UploadState {
     received: BTreeMap<u64, Digest>,
     last_seen: Instant,
     committing: bool,
+    /// Bytes in the block log.
+    log_len: u64,
 }
 
 /// What `GET /api/v1/uploads/{id}` answers.
@@ -73,8 +80,9 @@ pub struct CommitOutcome {
 }
 
 /// All open upload sessions.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct UploadStore {
+    journal: Journal,
     sessions: Mutex<HashMap<String, Arc<Upload>>>,
     /// One lock per target path, so commits to one path run one at a time.
     commit_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -168,6 +176,69 @@ fn current_version(root: &Root, path: &RelPath) -> AppResult<Option<FileVersion>
 }
 
 impl UploadStore {
+    /// Opens the session journal below `root` and resumes the sessions a
+    /// previous run left, removing those idle for longer than `ttl`.
+    pub fn open(root: &Root, ttl: Duration) -> Result<Self, FsError> {
+        let store = Self {
+            journal: Journal::open(root)?,
+            sessions: Mutex::default(),
+            commit_locks: Mutex::default(),
+        };
+        let recovered = store.journal.load(|name| name.parse::<HashAlgorithm>().ok().map(|a| a.digest_len()));
+        for found in recovered {
+            let id = found.record.id.clone();
+            let idle = found.modified.elapsed().unwrap_or_default();
+            match store.restore(root, found) {
+                Some(upload) if idle <= ttl => {
+                    tracing::info!(id = %id, path = %upload.path, "upload resumed from the journal");
+                    lock(&store.sessions).insert(id, upload);
+                }
+                Some(upload) => {
+                    tracing::info!(id = %id, path = %upload.path, "stale upload removed");
+                    upload.discard();
+                    store.journal.end(&id);
+                }
+                None => store.journal.end(&id),
+            }
+        }
+        Ok(store)
+    }
+
+    fn restore(&self, root: &Root, found: Recovered) -> Option<Arc<Upload>> {
+        let record = found.record;
+        let path = RelPath::parse(&record.path).ok()?;
+        let algorithm: HashAlgorithm = record.hash.parse().ok()?;
+        let header = SignatureHeader::new(algorithm, record.block_size, record.size).ok()?;
+        let dir = root.parent_dir(&path, false).ok()?;
+        let staging_name = format!("{RESERVED_PREFIX}{}.part", record.id);
+        let staging = dir.open_existing(&staging_name).ok()?;
+        let log = self.journal.reopen_log(&record.id).ok()?;
+        let log_len = (found.blocks.len() * (8 + algorithm.digest_len())) as u64;
+        let received = found
+            .blocks
+            .into_iter()
+            .filter(|(i, _)| *i < header.block_count())
+            .filter_map(|(i, d)| Some((i, Digest::from_slice(&d)?)))
+            .collect();
+        Some(Arc::new(Upload {
+            id: record.id,
+            path,
+            header,
+            base_etag: record.base_etag,
+            dir,
+            staging_name,
+            staging,
+            log,
+            restored: true,
+            state: Mutex::new(UploadState {
+                received,
+                last_seen: Instant::now(),
+                committing: false,
+                log_len,
+            }),
+        }))
+    }
+
     /// Opens a session and its staging file (blocking I/O: call from a blocking thread).
     pub fn create(&self, root: &Root, config: &ServerConfig, request: NewUpload) -> AppResult<Arc<Upload>> {
         let path = RelPath::parse(&request.path)?;
@@ -207,6 +278,21 @@ impl UploadStore {
             let _ = dir.remove(&staging_name);
             return Err(AppError::from_fs(e.into(), &path));
         }
+        let record = SessionRecord {
+            id: id.clone(),
+            path: path.to_string(),
+            size: request.size,
+            block_size: request.block_size,
+            hash: algorithm.name().to_owned(),
+            base_etag: request.base_etag.clone(),
+        };
+        let log = match self.journal.begin(&record) {
+            Ok(log) => log,
+            Err(e) => {
+                let _ = dir.remove(&staging_name);
+                return Err(AppError::from_fs(e, &path));
+            }
+        };
         let upload = Arc::new(Upload {
             id: id.clone(),
             path,
@@ -215,10 +301,13 @@ impl UploadStore {
             dir,
             staging_name,
             staging,
+            log,
+            restored: false,
             state: Mutex::new(UploadState {
                 received: BTreeMap::new(),
                 last_seen: Instant::now(),
                 committing: false,
+                log_len: 0,
             }),
         });
         lock(&self.sessions).insert(id, upload.clone());
@@ -236,6 +325,7 @@ impl UploadStore {
     pub fn abort(&self, id: &str) -> AppResult<()> {
         let upload = lock(&self.sessions).remove(id).ok_or_else(|| gone(id))?;
         upload.discard();
+        self.journal.end(id);
         Ok(())
     }
 
@@ -257,6 +347,7 @@ impl UploadStore {
         for upload in &expired {
             tracing::info!(id = %upload.id, path = %upload.path, "upload expired");
             upload.discard();
+            self.journal.end(&upload.id);
         }
         expired.len()
     }
@@ -311,6 +402,7 @@ impl UploadStore {
         match &result {
             Ok(_) => {
                 lock(&self.sessions).remove(id);
+                self.journal.end(id);
             }
             Err(_) => lock(&upload.state).committing = false,
         }
@@ -355,6 +447,15 @@ impl Upload {
         }
         self.staging.write_all_at(bytes, range.start).map_err(|e| AppError::from_fs(e.into(), &self.path))?;
         let mut state = lock(&self.state);
+        let mut record = index.to_le_bytes().to_vec();
+        record.extend_from_slice(actual.as_bytes());
+        // The block is on disk; its journal record is what a restarted server
+        // trusts (and re-checks at commit).
+        if let Err(e) = self.log.write_all_at(&record, state.log_len) {
+            tracing::warn!(id = %self.id, "could not journal block {index}: {e}");
+        } else {
+            state.log_len += record.len() as u64;
+        }
         state.received.insert(index, actual);
         state.last_seen = Instant::now();
         Ok(())
@@ -397,6 +498,16 @@ async fn commit_upload(
                 "digest_mismatch",
                 format!("uploaded block {index} is not the block the signature describes"),
             ));
+        }
+    }
+    if upload.restored {
+        let bad = reverify(upload, &received).await?;
+        if !bad.is_empty() {
+            let mut state = lock(&upload.state);
+            for i in &bad {
+                state.received.remove(i);
+            }
+            return Err(missing_blocks(&bad));
         }
     }
     let needed: Vec<u64> =
@@ -478,6 +589,30 @@ async fn commit_upload(
     })
     .await
     .map_err(|e| AppError::internal("committing", e))?
+}
+
+/// Re-hashes the received blocks of a session restored after a restart;
+/// returns those whose bytes in the staging file no longer match.
+async fn reverify(upload: &Arc<Upload>, received: &BTreeMap<u64, Digest>) -> AppResult<Vec<u64>> {
+    let upload = upload.clone();
+    let received = received.clone();
+    tokio::task::spawn_blocking(move || {
+        let layout = upload.header.layout();
+        let mut buf = vec![0u8; upload.header.block_size() as usize];
+        let mut bad = Vec::new();
+        for (&i, digest) in &received {
+            let Some(range) = layout.block_range(i) else { continue };
+            let block = &mut buf[..(range.end - range.start) as usize];
+            let ok = upload.staging.read_exact_at(block, range.start).is_ok()
+                && hash_block(upload.header.algorithm(), block) == *digest;
+            if !ok {
+                bad.push(i);
+            }
+        }
+        bad
+    })
+    .await
+    .map_err(|e| AppError::internal("re-checking blocks", e))
 }
 
 fn missing_blocks(missing: &[u64]) -> AppError {
