@@ -101,6 +101,18 @@ const strategies = {
     for (let c = 0; c < chunks; c++) out.push(results[c % workers][Math.floor(c / workers)]);
     return out.join("");
   },
+  async "hybrid: WebCrypto + wasm on the main thread (1 block in N to wasm)"(file, { slice, depth, every = 3 }) {
+    const parts = [];
+    let index = 0;
+    await readOrdered(file, slice, depth, async (buf) => {
+      for (let off = 0; off < buf.byteLength; off += BLOCK) {
+        const view = new Uint8Array(buf, off, Math.min(BLOCK, buf.byteLength - off));
+        parts.push(index++ % every === every - 1 ? Promise.resolve(hashBlock("sha1", view)) : crypto.subtle.digest("SHA-1", view));
+      }
+    });
+    const digests = await Promise.all(parts);
+    return digests.map((d) => hex(new Uint8Array(d))).join("");
+  },
   async "hash-wasm 4.13 SHA-1"(file, { slice, depth }) {
     const sha1 = await createSHA1();
     const out = [];

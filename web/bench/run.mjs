@@ -96,6 +96,9 @@ try {
     ["diffcopy hashBlob webcrypto", { slice: 8 * MiB, depth: 4 }],
     ["diffcopy hashBlob webcrypto", { slice: 16 * MiB, depth: 2 }],
     ["hash-wasm 4.13 SHA-1", { slice: 4 * MiB, depth: 4 }],
+    ["hybrid: WebCrypto + wasm on the main thread (1 block in N to wasm)", { slice: 8 * MiB, depth: 4, every: 2 }],
+    ["hybrid: WebCrypto + wasm on the main thread (1 block in N to wasm)", { slice: 8 * MiB, depth: 4, every: 3 }],
+    ["hybrid: WebCrypto + wasm on the main thread (1 block in N to wasm)", { slice: 8 * MiB, depth: 4, every: 5 }],
     ["diffcopy hashBlob, default options", { slice: 8 * MiB, depth: 4 }],
   ];
   const rows = [];
@@ -110,7 +113,8 @@ try {
       reference ??= result;
       check = result === reference ? "same digests" : "MISMATCH";
     }
-    const variant = name.includes("default") ? "(auto)" : `${params.slice / MiB} MiB x ${params.depth} in flight`;
+    let variant = name.includes("default") ? "(auto)" : `${params.slice / MiB} MiB x ${params.depth} in flight`;
+    if (params.every) variant += `, N = ${params.every}`;
     rows.push(`| ${name} | ${variant} | ${mbps.toFixed(0)} | ${check} |`);
     console.error(rows.at(-1));
   }
