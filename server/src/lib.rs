@@ -7,6 +7,7 @@
 mod api;
 mod assets;
 mod body;
+pub mod client;
 pub mod config;
 pub mod copy;
 pub mod error;

@@ -1,18 +1,33 @@
-//! The `diffcopy` program: `diffcopy serve` hosts a directory.
+//! The `diffcopy` program: `diffcopy SOURCE TARGET` syncs a file,
+//! `diffcopy serve` hosts a directory.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use std::io::IsTerminal;
+
 use clap::{Parser, Subcommand};
+use diffcopy::client::{ClientError, Location, Progress, Protocol, SyncOptions, parse_size, sync};
 use diffcopy::{AppState, ServerConfig};
+use diffcopy_core::HashAlgorithm;
 
 #[derive(Debug, Parser)]
-#[command(name = "diffcopy", version, about = "Fast, safe, differential transfer of large files over HTTP")]
+#[command(
+    name = "diffcopy",
+    version,
+    about = "Fast, safe, differential transfer of large files over HTTP",
+    args_conflicts_with_subcommands = true,
+    after_help = "Each of SOURCE and TARGET is a local path or http://host[:port]/path.\n\
+                  Exit codes: 0 done, 1 error, 2 bad arguments, 3 server unreachable, \
+                  4 refused (401/403), 5 source missing, 6 conflict (target changed), 130 interrupted."
+)]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    #[command(flatten)]
+    sync: SyncArgs,
     /// More log output (repeatable).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
@@ -25,6 +40,46 @@ struct Cli {
 enum Command {
     /// Serve a directory over HTTP: API v1, pdiffcopy's endpoints and the uploader page.
     Serve(ServeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct SyncArgs {
+    /// Where the data comes from: a local path or http://host[:port]/path.
+    source: Option<String>,
+    /// Where it goes: a local path or http://host[:port]/path.
+    target: Option<String>,
+    /// Block size: 1MiB, 64K (K, M, G are powers of 1024; KB, MB, GB of 1000) or bytes.
+    #[arg(short, long, default_value = "1MiB", value_parser = parse_block_size)]
+    block_size: u32,
+    /// Block hash: sha1, sha256 or blake3.
+    #[arg(short = 'm', long = "hash-method", default_value = "sha1")]
+    hash_method: HashAlgorithm,
+    /// Send every block without comparing.
+    #[arg(short = 'W', long)]
+    whole_file: bool,
+    /// Blocks in flight at once.
+    #[arg(short, long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    concurrency: u16,
+    /// Compare and report the similarity and the bytes to send; write nothing.
+    #[arg(short = 'n', long)]
+    dry_run: bool,
+    /// Bearer token for the server.
+    #[arg(long, env = "DIFFCOPY_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Print the final summary as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    /// The server's protocol: auto (ask it), v1 or pdiffcopy.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "v1", "pdiffcopy"])]
+    protocol: String,
+}
+
+fn parse_block_size(text: &str) -> Result<u32, String> {
+    let size = parse_size(text)?;
+    if !(4096..=64 << 20).contains(&size) {
+        return Err(format!("{text}: block size must be from 4KiB to 64MiB"));
+    }
+    Ok(size as u32)
 }
 
 #[derive(Debug, clap::Args)]
@@ -79,8 +134,67 @@ fn main() -> ExitCode {
     };
     tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).init();
     match cli.command {
-        Command::Serve(args) => serve(args),
+        Some(Command::Serve(args)) => serve(args),
+        None => run_sync(cli.sync, cli.quiet > 0),
     }
+}
+
+fn run_sync(args: SyncArgs, quiet: bool) -> ExitCode {
+    let (Some(source), Some(target)) = (args.source.as_deref(), args.target.as_deref()) else {
+        eprintln!("diffcopy: give SOURCE and TARGET, or `diffcopy serve` (see --help)");
+        return ExitCode::from(2);
+    };
+    let locations = Location::parse(source).and_then(|s| Ok((s, Location::parse(target)?)));
+    let (source, target) = match locations {
+        Ok(pair) => pair,
+        Err(e) => return fail(&e),
+    };
+    let options = SyncOptions {
+        source,
+        target,
+        block_size: args.block_size,
+        algorithm: args.hash_method,
+        whole_file: args.whole_file,
+        concurrency: usize::from(args.concurrency),
+        dry_run: args.dry_run,
+        token: args.token,
+        protocol: match args.protocol.as_str() {
+            "v1" => Some(Protocol::V1),
+            "pdiffcopy" => Some(Protocol::Pdiffcopy),
+            _ => None,
+        },
+        progress: Progress::new(!quiet && std::io::stderr().is_terminal()),
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => return fail(&ClientError::Local(format!("cannot start the async runtime: {e}"))),
+    };
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            outcome = sync(&options) => Some(outcome),
+            _ = tokio::signal::ctrl_c() => None,
+        }
+    });
+    match outcome {
+        Some(Ok(summary)) => {
+            if args.json {
+                println!("{}", serde_json::to_string(&summary).unwrap_or_default());
+            } else if !quiet {
+                eprintln!("{}", summary.line());
+            }
+            ExitCode::SUCCESS
+        }
+        Some(Err(e)) => fail(&e),
+        None => {
+            eprintln!("diffcopy: interrupted; the target is untouched and an upload resumes on the next run");
+            ExitCode::from(130)
+        }
+    }
+}
+
+fn fail(err: &ClientError) -> ExitCode {
+    eprintln!("diffcopy: {err}");
+    ExitCode::from(err.exit_code())
 }
 
 fn serve(args: ServeArgs) -> ExitCode {

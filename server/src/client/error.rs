@@ -1,0 +1,69 @@
+//! The client's errors, each with the exit code the program returns.
+
+use std::fmt;
+
+/// What went wrong in a sync.
+#[derive(Debug)]
+pub enum ClientError {
+    /// Bad arguments or an impossible request (exit 2).
+    Usage(String),
+    /// The server could not be reached (exit 3).
+    Connect {
+        /// The URL tried.
+        url: String,
+        /// The cause.
+        detail: String,
+    },
+    /// The server refused the credentials or the operation: 401/403 (exit 4).
+    Denied {
+        /// The server's message.
+        message: String,
+    },
+    /// The source does not exist (exit 5).
+    NotFound(String),
+    /// The target changed meanwhile, or the upload conflicts: 409/412 (exit 6).
+    Conflict(String),
+    /// Any other server answer (exit 1).
+    Server {
+        /// HTTP status.
+        status: u16,
+        /// The server's error code.
+        code: String,
+        /// The server's message.
+        message: String,
+    },
+    /// Local I/O, or data that failed verification (exit 1).
+    Local(String),
+}
+
+impl ClientError {
+    /// The process exit code for this error (documented in the README).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Usage(_) => 2,
+            Self::Connect { .. } => 3,
+            Self::Denied { .. } => 4,
+            Self::NotFound(_) => 5,
+            Self::Conflict(_) => 6,
+            Self::Server { .. } | Self::Local(_) => 1,
+        }
+    }
+
+    /// A local I/O error with what was being done.
+    pub fn io(context: impl fmt::Display, err: impl fmt::Display) -> Self {
+        Self::Local(format!("{context}: {err}"))
+    }
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Usage(m) | Self::Local(m) | Self::NotFound(m) | Self::Conflict(m) => f.write_str(m),
+            Self::Connect { url, detail } => write!(f, "cannot reach {url}: {detail}"),
+            Self::Denied { message } => write!(f, "the server refused: {message}"),
+            Self::Server { status, code, message } => write!(f, "server error {status} {code}: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}

@@ -1,0 +1,274 @@
+//! Talking to a server: diffcopy's API v1, or a pdiffcopy 1.0.1 server.
+
+use bytes::Bytes;
+use diffcopy_core::{HashAlgorithm, Signature, parse_text};
+use reqwest::{RequestBuilder, Response, StatusCode, header};
+use serde_json::{Value, json};
+
+use super::error::ClientError;
+
+/// Which protocol the server speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// diffcopy's HTTP API v1 (atomic, verified uploads).
+    V1,
+    /// pdiffcopy 1.0.1's endpoints (in-place writes).
+    Pdiffcopy,
+}
+
+/// One file on one server.
+#[derive(Clone, Debug)]
+pub(crate) struct Remote {
+    http: reqwest::Client,
+    base: String,
+    path: String,
+    token: Option<String>,
+}
+
+impl Remote {
+    /// A handle on `base`/`path`, sending `token` as a bearer token if set.
+    pub(crate) fn new(http: reqwest::Client, base: &str, path: &str, token: Option<String>) -> Self {
+        Self { http, base: base.to_owned(), path: path.to_owned(), token }
+    }
+
+    /// The file's URL, for messages.
+    pub(crate) fn url(&self) -> String {
+        format!("{}/{}", self.base, self.path)
+    }
+
+    fn encoded_path(&self) -> String {
+        self.path.split('/').map(percent_encode).collect::<Vec<_>>().join("/")
+    }
+
+    fn request(&self, method: reqwest::Method, url: String) -> RequestBuilder {
+        let builder = self.http.request(method, url);
+        match &self.token {
+            Some(token) => builder.bearer_auth(token),
+            None => builder,
+        }
+    }
+
+    async fn send(&self, builder: RequestBuilder) -> Result<Response, ClientError> {
+        builder
+            .send()
+            .await
+            .map_err(|e| ClientError::Connect { url: self.base.clone(), detail: e.to_string() })
+    }
+
+    /// Asks the server which protocol it speaks.
+    pub(crate) async fn detect(&self) -> Result<Protocol, ClientError> {
+        let response =
+            self.send(self.request(reqwest::Method::GET, format!("{}/api/v1/health", self.base))).await?;
+        match response.status() {
+            StatusCode::NOT_FOUND => Ok(Protocol::Pdiffcopy),
+            _ => check(response).await.map(|_| Protocol::V1),
+        }
+    }
+
+    /// The file's signature and ETag, or `None` if it does not exist.
+    pub(crate) async fn signature(
+        &self,
+        algorithm: HashAlgorithm,
+        block_size: u32,
+    ) -> Result<Option<(Signature, String)>, ClientError> {
+        let url = format!(
+            "{}/api/v1/signatures/{}?block_size={block_size}&hash={algorithm}",
+            self.base,
+            self.encoded_path()
+        );
+        let response = self.send(self.request(reqwest::Method::GET, url)).await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let response = check(response).await?;
+        let etag = header_text(&response, header::ETAG);
+        let bytes = response.bytes().await.map_err(|e| self.broken(e))?;
+        let signature = Signature::decode(&bytes)
+            .map_err(|e| ClientError::Local(format!("the server sent a bad signature: {e}")))?;
+        Ok(Some((signature, etag)))
+    }
+
+    /// Opens an upload session; returns its id.
+    pub(crate) async fn create_upload(
+        &self,
+        size: u64,
+        block_size: u32,
+        algorithm: HashAlgorithm,
+        base_etag: Option<&str>,
+    ) -> Result<String, ClientError> {
+        let body = json!({
+            "path": self.path, "size": size, "block_size": block_size,
+            "hash": algorithm.name(), "base_etag": base_etag,
+        });
+        let url = format!("{}/api/v1/uploads", self.base);
+        let response = check(self.send(self.request(reqwest::Method::POST, url).json(&body)).await?).await?;
+        let created: Value = response.json().await.map_err(|e| self.broken(e))?;
+        created["id"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| ClientError::Local("the server's upload answer has no id".into()))
+    }
+
+    /// The blocks an upload session already has, or `None` if it is gone.
+    pub(crate) async fn upload_status(&self, id: &str) -> Result<Option<Vec<u64>>, ClientError> {
+        let url = format!("{}/api/v1/uploads/{id}", self.base);
+        let response = self.send(self.request(reqwest::Method::GET, url)).await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let status: Value = check(response).await?.json().await.map_err(|e| self.broken(e))?;
+        let mut blocks = Vec::new();
+        for run in status["received"].as_array().into_iter().flatten() {
+            if let (Some(start), Some(end)) = (run[0].as_u64(), run[1].as_u64()) {
+                blocks.extend(start..end);
+            }
+        }
+        Ok(Some(blocks))
+    }
+
+    /// Sends one block with its digest.
+    pub(crate) async fn put_block(
+        &self,
+        id: &str,
+        index: u64,
+        bytes: Vec<u8>,
+        digest: String,
+    ) -> Result<(), ClientError> {
+        let url = format!("{}/api/v1/uploads/{id}/blocks/{index}", self.base);
+        let builder = self.request(reqwest::Method::PUT, url).header("x-block-digest", digest).body(bytes);
+        check(self.send(builder).await?).await.map(drop)
+    }
+
+    /// Commits an upload with the source's signature.
+    pub(crate) async fn commit(&self, id: &str, signature: Vec<u8>) -> Result<(), ClientError> {
+        let url = format!("{}/api/v1/uploads/{id}/commit", self.base);
+        check(self.send(self.request(reqwest::Method::POST, url).body(signature)).await?).await.map(drop)
+    }
+
+    /// Bytes `start..end` of the file, refused if the file is no longer the
+    /// version `etag` names.
+    pub(crate) async fn get_range(&self, start: u64, end: u64, etag: &str) -> Result<Bytes, ClientError> {
+        let url = format!("{}/api/v1/files/{}", self.base, self.encoded_path());
+        let builder = self
+            .request(reqwest::Method::GET, url)
+            .header(header::RANGE, format!("bytes={start}-{}", end - 1));
+        let response = check(self.send(builder).await?).await?;
+        if header_text(&response, header::ETAG) != etag {
+            return Err(ClientError::Conflict(format!("{} changed during the download", self.url())));
+        }
+        let bytes = response.bytes().await.map_err(|e| self.broken(e))?;
+        if bytes.len() as u64 != end - start {
+            return Err(ClientError::Local(format!("{} sent a short range", self.url())));
+        }
+        Ok(bytes)
+    }
+
+    fn pd_url(&self, endpoint: &str, params: &[(&str, String)]) -> String {
+        let mut url =
+            format!("{}/{endpoint}?filename={}", self.base, percent_encode(&format!("/{}", self.path)));
+        for (k, v) in params {
+            url.push_str(&format!("&{k}={}", percent_encode(v)));
+        }
+        url
+    }
+
+    /// pdiffcopy: the file's size, or `None` if it does not exist.
+    pub(crate) async fn pd_info(&self) -> Result<Option<u64>, ClientError> {
+        let response = self.send(self.request(reqwest::Method::GET, self.pd_url("info", &[]))).await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let info: Value = check(response).await?.json().await.map_err(|e| self.broken(e))?;
+        info["size"]
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| ClientError::Local("the server's info has no size".into()))
+    }
+
+    /// pdiffcopy: the signature of a file of `size` bytes from its text hashes.
+    pub(crate) async fn pd_hashes(
+        &self,
+        algorithm: HashAlgorithm,
+        block_size: u32,
+        size: u64,
+        concurrency: usize,
+    ) -> Result<Signature, ClientError> {
+        let url = self.pd_url(
+            "hashes",
+            &[
+                ("method", algorithm.name().to_owned()),
+                ("block_size", block_size.to_string()),
+                ("concurrency", concurrency.to_string()),
+            ],
+        );
+        let text = check(self.send(self.request(reqwest::Method::GET, url)).await?)
+            .await?
+            .text()
+            .await
+            .map_err(|e| self.broken(e))?;
+        parse_text(&text, algorithm, block_size, size)
+            .map_err(|e| ClientError::Local(format!("the server sent bad hashes: {e}")))
+    }
+
+    /// pdiffcopy: creates or resizes the file.
+    pub(crate) async fn pd_resize(&self, size: u64) -> Result<(), ClientError> {
+        let url = self.pd_url("resize", &[("size", size.to_string())]);
+        check(self.send(self.request(reqwest::Method::POST, url)).await?).await.map(drop)
+    }
+
+    /// pdiffcopy: writes bytes in place.
+    pub(crate) async fn pd_write(&self, offset: u64, bytes: Vec<u8>) -> Result<(), ClientError> {
+        let url = self.pd_url("blocks", &[("offset", offset.to_string())]);
+        check(self.send(self.request(reqwest::Method::POST, url).body(bytes)).await?).await.map(drop)
+    }
+
+    /// pdiffcopy: reads up to `size` bytes at `offset`.
+    pub(crate) async fn pd_read(&self, offset: u64, size: u64) -> Result<Bytes, ClientError> {
+        let url = self.pd_url("blocks", &[("offset", offset.to_string()), ("size", size.to_string())]);
+        check(self.send(self.request(reqwest::Method::GET, url)).await?)
+            .await?
+            .bytes()
+            .await
+            .map_err(|e| self.broken(e))
+    }
+
+    fn broken(&self, err: reqwest::Error) -> ClientError {
+        ClientError::Connect { url: self.base.clone(), detail: format!("the response broke off: {err}") }
+    }
+}
+
+fn header_text(response: &Response, name: header::HeaderName) -> String {
+    response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+}
+
+/// Turns an error status into a [`ClientError`] with the server's message.
+async fn check(response: Response) -> Result<Response, ClientError> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let text = response.text().await.unwrap_or_default();
+    let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    let code = body["error"].as_str().unwrap_or("").to_owned();
+    let message = body["message"].as_str().map(str::to_owned).unwrap_or_else(|| {
+        if text.is_empty() { status.canonical_reason().unwrap_or("error").to_owned() } else { text.clone() }
+    });
+    Err(match status.as_u16() {
+        401 | 403 => ClientError::Denied { message },
+        409 | 412 => ClientError::Conflict(message),
+        _ => ClientError::Server { status: status.as_u16(), code, message },
+    })
+}
+
+/// Percent-encodes everything but unreserved characters.
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

@@ -1,0 +1,67 @@
+//! What a sync did, for the one-line summary and `--json`.
+
+use serde::Serialize;
+
+/// The outcome of one sync.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    /// `upload`, `download` or `copy`.
+    pub direction: &'static str,
+    /// Whether this was a dry run (nothing written).
+    pub dry_run: bool,
+    /// Blocks in the source.
+    pub total_blocks: u64,
+    /// Blocks sent (or, in a dry run, that would be).
+    pub blocks_sent: u64,
+    /// Source size in bytes.
+    pub total_bytes: u64,
+    /// Block bytes sent (or that would be).
+    pub bytes_sent: u64,
+    /// Share of the source already in place, percent.
+    pub similarity_percent: f64,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+impl Summary {
+    /// The one-line summary.
+    pub fn line(&self) -> String {
+        let verb = if self.dry_run { "would send" } else { "sent" };
+        let rate = if self.seconds > 0.0 { self.total_bytes as f64 / self.seconds } else { 0.0 };
+        format!(
+            "{} {verb} {} of {} blocks ({} of {}); {:.1}% already in place; {:.2} s; {}/s",
+            self.direction,
+            self.blocks_sent,
+            self.total_blocks,
+            human(self.bytes_sent as f64),
+            human(self.total_bytes as f64),
+            self.similarity_percent,
+            self.seconds,
+            human(rate),
+        )
+    }
+}
+
+/// Bytes in binary units: `12.0 MiB`.
+pub(crate) fn human(bytes: f64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{value:.0} {}", UNITS[0]) } else { format!("{value:.1} {}", UNITS[unit]) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human;
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(human(0.0), "0 B");
+        assert_eq!(human(1536.0), "1.5 KiB");
+        assert_eq!(human(12.0 * 1048576.0), "12.0 MiB");
+    }
+}
