@@ -22,7 +22,7 @@ use crate::error::{AppError, AppResult};
 use crate::journal::{Journal, Recovered, SessionRecord};
 use crate::relpath::{RESERVED_PREFIX, RelPath};
 use crate::root::{Dir, FsError, Root};
-use crate::signer::Signer;
+use crate::state::AppState;
 use crate::version::FileVersion;
 
 /// One upload in progress.
@@ -372,7 +372,7 @@ impl UploadStore {
     pub async fn commit(
         &self,
         id: &str,
-        root: Arc<crate::state::AppState>,
+        state: Arc<AppState>,
         signature_bytes: bytes::Bytes,
     ) -> AppResult<CommitOutcome> {
         let upload = self.get(id)?;
@@ -398,7 +398,7 @@ impl UploadStore {
         }
         let path_lock = self.commit_lock(&upload.path);
         let _guard = path_lock.lock().await;
-        let result = commit_upload(&upload, &signature, &root.root, &root.signer).await;
+        let result = commit_upload(&upload, &signature, &state).await;
         match &result {
             Ok(_) => {
                 lock(&self.sessions).remove(id);
@@ -486,9 +486,9 @@ impl Upload {
 async fn commit_upload(
     upload: &Arc<Upload>,
     signature: &Signature,
-    root: &Root,
-    signer: &Arc<Signer>,
+    state: &Arc<AppState>,
 ) -> AppResult<CommitOutcome> {
+    let (root, signer) = (&state.root, &state.signer);
     // Uploaded blocks must be the signature's; the rest must be in the base.
     let received = lock(&upload.state).received.clone();
     for (&index, digest) in &received {
@@ -551,13 +551,8 @@ async fn commit_upload(
         None if needed.is_empty() => None,
         None => return Err(missing_blocks(&needed)),
     };
-    if let Some(expected) = &upload.base_etag
-        && base_version.as_ref().map(|(_, v)| v.etag()).as_ref() != Some(expected)
-    {
-        return Err(target_changed(&upload.path));
-    }
-
     let upload = upload.clone();
+    let state = state.clone();
     let blocks_uploaded = received.len() as u64;
     let blocks_reused = signature.header().block_count() - blocks_uploaded;
     tokio::task::spawn_blocking(move || {
@@ -570,6 +565,13 @@ async fn commit_upload(
             if FileVersion::of(base).ok().as_ref() != Some(version) {
                 return Err(target_changed(&upload.path));
             }
+        }
+        // The target must still be the version the client compared against,
+        // whether or not any of its blocks were reused.
+        if let Some(expected) = &upload.base_etag
+            && current_version(&state.root, &upload.path)?.map(|v| v.etag()).as_ref() != Some(expected)
+        {
+            return Err(target_changed(&upload.path));
         }
         upload.staging.sync_all().map_err(|e| AppError::from_fs(e.into(), &upload.path))?;
         let version =

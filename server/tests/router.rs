@@ -397,6 +397,19 @@ async fn a_changed_target_fails_the_precondition() {
         .await;
     assert_eq!((reply.status, reply.code().as_str()), (StatusCode::PRECONDITION_FAILED, "target_changed"));
 
+    // Every block replaced, base_etag still current: the commit goes through.
+    let replaced = data(2 * BLOCK as usize, 13);
+    let id = open_upload(&s, "f.bin", &replaced, Some(&etag)).await;
+    for i in 0..2 {
+        s.put_block(&id, i, block(&replaced, i as usize), &digest_hex(block(&replaced, i as usize))).await;
+    }
+    let reply = s
+        .send(Method::POST, &format!("/api/v1/uploads/{id}/commit"), &[], sign(&replaced, BLOCK).encode())
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(s.read("f.bin"), replaced);
+    let etag = reply.json()["etag"].as_str().unwrap().to_owned();
+
     let new = data(2 * BLOCK as usize, 10);
     let id = open_upload(&s, "f.bin", &new, Some(&etag)).await;
     for i in 0..2 {
@@ -482,6 +495,29 @@ async fn token_and_read_only() {
     );
     assert_eq!(ro.read("f.bin"), b"keep");
     assert_eq!(ro.get("/api/v1/files/f.bin").await.body, &b"keep"[..]);
+}
+
+#[tokio::test]
+async fn cors_only_for_configured_origins() {
+    let s = server("cors", |c| c.cors_origins = vec!["http://page.example".into()]);
+    let preflight = s
+        .send(
+            Method::OPTIONS,
+            "/api/v1/uploads",
+            &[("origin", "http://page.example"), ("access-control-request-method", "PUT")],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(preflight.status, StatusCode::NO_CONTENT);
+    assert_eq!(preflight.headers["access-control-allow-origin"], "http://page.example");
+    assert!(preflight.headers["access-control-allow-headers"].to_str().unwrap().contains("x-block-digest"));
+    let get =
+        s.send(Method::GET, "/api/v1/health", &[("origin", "http://page.example")], Body::empty()).await;
+    assert_eq!(get.headers["access-control-allow-origin"], "http://page.example");
+    assert!(get.headers["access-control-expose-headers"].to_str().unwrap().contains("etag"));
+    let other =
+        s.send(Method::GET, "/api/v1/health", &[("origin", "http://evil.example")], Body::empty()).await;
+    assert!(!other.headers.contains_key("access-control-allow-origin"));
 }
 
 #[tokio::test]

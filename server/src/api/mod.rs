@@ -2,6 +2,7 @@
 
 mod auth;
 mod compat;
+mod cors;
 mod files;
 mod signatures;
 mod uploads;
@@ -32,5 +33,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         // Block bodies are checked against their own limits in the handlers.
         .layer(DefaultBodyLimit::disable())
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
-    api.merge(crate::assets::routes()).fallback(files::no_route).with_state(state)
+    api.merge(crate::assets::routes())
+        .fallback(files::no_route)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), cors::cors))
+        .with_state(state)
 }
