@@ -9,7 +9,9 @@ use std::time::Duration;
 use std::io::IsTerminal;
 
 use clap::{Parser, Subcommand};
-use diffcopy::client::{ClientError, Location, Progress, Protocol, SyncOptions, parse_size, sync};
+use diffcopy::client::{
+    ClientError, Location, Progress, Protocol, RsyncPeer, SyncOptions, parse_size, run_benchmark, sync, table,
+};
 use diffcopy::{AppState, ServerConfig};
 use diffcopy_core::HashAlgorithm;
 
@@ -72,6 +74,22 @@ struct SyncArgs {
     /// The server's protocol: auto (ask it), v1 or pdiffcopy.
     #[arg(long, default_value = "auto", value_parser = ["auto", "v1", "pdiffcopy"])]
     protocol: String,
+    /// Benchmark: mutate the local TARGET COUNT times by a growing share
+    /// (100/COUNT*i %), resync each time and print a table.
+    #[arg(short = 'B', long, value_name = "COUNT", value_parser = clap::value_parser!(u32).range(1..=100))]
+    benchmark: Option<u32>,
+    /// Benchmark without asking before the target is mutated (or DIFFCOPY_BENCHMARK=allowed).
+    #[arg(long)]
+    yes: bool,
+    /// rsync daemon host[:port] to time beside diffcopy in benchmark mode.
+    #[arg(long, env = "DIFFCOPY_BENCHMARK_RSYNC_SERVER")]
+    rsync_server: Option<String>,
+    /// The rsync daemon's module.
+    #[arg(long, env = "DIFFCOPY_BENCHMARK_RSYNC_MODULE")]
+    rsync_module: Option<String>,
+    /// The local directory the rsync module serves (for a local SOURCE).
+    #[arg(long, env = "DIFFCOPY_BENCHMARK_RSYNC_ROOT", default_value = "/")]
+    rsync_root: PathBuf,
 }
 
 fn parse_block_size(text: &str) -> Result<u32, String> {
@@ -157,7 +175,7 @@ fn run_sync(args: SyncArgs, quiet: bool) -> ExitCode {
         whole_file: args.whole_file,
         concurrency: usize::from(args.concurrency),
         dry_run: args.dry_run,
-        token: args.token,
+        token: args.token.clone(),
         protocol: match args.protocol.as_str() {
             "v1" => Some(Protocol::V1),
             "pdiffcopy" => Some(Protocol::Pdiffcopy),
@@ -169,6 +187,9 @@ fn run_sync(args: SyncArgs, quiet: bool) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(&ClientError::Local(format!("cannot start the async runtime: {e}"))),
     };
+    if let Some(count) = args.benchmark {
+        return benchmark(&runtime, &options, count, &args);
+    }
     let outcome = runtime.block_on(async {
         tokio::select! {
             outcome = sync(&options) => Some(outcome),
@@ -192,6 +213,44 @@ fn run_sync(args: SyncArgs, quiet: bool) -> ExitCode {
     }
 }
 
+fn benchmark(
+    runtime: &tokio::runtime::Runtime,
+    options: &SyncOptions,
+    count: u32,
+    args: &SyncArgs,
+) -> ExitCode {
+    let allowed = args.yes || std::env::var("DIFFCOPY_BENCHMARK").is_ok_and(|v| v == "allowed");
+    if !allowed {
+        if !std::io::stdin().is_terminal() {
+            eprintln!(
+                "diffcopy: benchmark mode mutates {}; confirm with --yes or DIFFCOPY_BENCHMARK=allowed",
+                options.target
+            );
+            return ExitCode::from(2);
+        }
+        eprint!("This mutates {} and then restores its contents. Continue? [y/N] ", options.target);
+        let mut answer = String::new();
+        let _ = std::io::stdin().read_line(&mut answer);
+        if !answer.trim().eq_ignore_ascii_case("y") {
+            eprintln!("diffcopy: benchmark cancelled");
+            return ExitCode::from(2);
+        }
+    }
+    let rsync = match (&args.rsync_server, &args.rsync_module) {
+        (Some(server), Some(module)) => {
+            Some(RsyncPeer { server: server.clone(), module: module.clone(), root: args.rsync_root.clone() })
+        }
+        _ => None,
+    };
+    match runtime.block_on(run_benchmark(options, count, rsync.as_ref())) {
+        Ok(rows) => {
+            print!("{}", table(&rows));
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
+}
+
 fn fail(err: &ClientError) -> ExitCode {
     eprintln!("diffcopy: {err}");
     ExitCode::from(err.exit_code())
@@ -201,7 +260,7 @@ fn serve(args: ServeArgs) -> ExitCode {
     let config = ServerConfig {
         listen: args.listen,
         root: args.root,
-        token: args.token,
+        token: args.token.clone(),
         read_only: args.read_only,
         cors_origins: args.cors_origins,
         max_file_size: args.max_file_size,

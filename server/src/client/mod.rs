@@ -1,5 +1,6 @@
 //! The command-line client: `diffcopy SOURCE TARGET`.
 
+mod benchmark;
 mod error;
 mod local;
 mod location;
@@ -10,6 +11,7 @@ mod size;
 mod summary;
 mod sync;
 
+pub use benchmark::{BenchmarkRow, RsyncPeer, run_benchmark, table};
 pub use error::ClientError;
 pub use location::Location;
 pub use progress::Progress;
