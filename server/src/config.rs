@@ -38,6 +38,10 @@ pub struct ServerConfig {
     pub signature_cache_bytes: usize,
     /// Serve the page from this directory instead of the embedded copy.
     pub assets_dir: Option<PathBuf>,
+    /// How long a client may take to send a request's headers.
+    pub header_timeout: Duration,
+    /// How long a client may take to send a request body (a block, a signature).
+    pub body_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -56,6 +60,8 @@ impl Default for ServerConfig {
             hash_threads: cores,
             signature_cache_bytes: 64 << 20,
             assets_dir: None,
+            header_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(120),
         }
     }
 }

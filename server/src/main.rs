@@ -207,7 +207,11 @@ fn run_sync(args: SyncArgs, quiet: bool) -> ExitCode {
         }
         Some(Err(e)) => fail(&e),
         None => {
-            eprintln!("diffcopy: interrupted; the target is untouched and an upload resumes on the next run");
+            let note = match options.target {
+                Location::Remote { .. } => "an upload to a diffcopy server resumes on the next run",
+                Location::Local(_) => "the target is untouched",
+            };
+            eprintln!("diffcopy: interrupted; {note}");
             ExitCode::from(130)
         }
     }

@@ -1,9 +1,17 @@
 //! Running the server on a socket until shutdown.
+//!
+//! The accept loop is ours rather than `axum::serve`, so that every
+//! connection gets a header-read timeout (a client that sends half a request
+//! line cannot hold a connection forever) and shutdown drains connections
+//! gracefully with a deadline.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
 use crate::api::app;
@@ -20,27 +28,43 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let expiry = tokio::spawn(expire_uploads(state.clone()));
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let graceful = async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    };
-    let server = axum::serve(listener, app(state)).with_graceful_shutdown(graceful).into_future();
-    tokio::pin!(server);
-    let mut stop_rx2 = stop_rx.clone();
-    let result = tokio::select! {
-        result = &mut server => result,
-        _ = async {
-            let _ = stop_rx2.wait_for(|stopped| *stopped).await;
-            tokio::time::sleep(DRAIN_TIMEOUT).await;
-        } => {
-            tracing::warn!("requests still running {DRAIN_TIMEOUT:?} after shutdown; stopping anyway");
-            Ok(())
-        }
-    };
+    let router = app(state.clone());
+    let graceful = GracefulShutdown::new();
+    let header_timeout = state.config.header_timeout;
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of descriptors and the like: wait a little, keep serving.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(router.clone());
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .keep_alive(true)
+            .serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!("connection ended: {e}");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+        tracing::warn!("requests still running {DRAIN_TIMEOUT:?} after shutdown; stopping anyway");
+    }
     expiry.abort();
-    drop(stop_rx);
-    result
+    Ok(())
 }
 
 /// Removes idle upload sessions now and then.

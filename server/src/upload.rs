@@ -573,14 +573,23 @@ async fn commit_upload(
         {
             return Err(target_changed(&upload.path));
         }
+        // The new version keeps the old one's permissions.
+        let current = match &base_version {
+            Some((base, _)) => base.metadata().ok(),
+            None => state.root.open_read(&upload.path).ok().and_then(|f| f.metadata().ok()),
+        };
+        if let Some(meta) = current {
+            let _ = upload.staging.set_permissions(meta.permissions());
+        }
         upload.staging.sync_all().map_err(|e| AppError::from_fs(e.into(), &upload.path))?;
-        let version =
-            FileVersion::of(&upload.staging).map_err(|e| AppError::internal("reading metadata", e))?;
         upload
             .dir
             .rename(&upload.staging_name, upload.path.file_name())
             .map_err(|e| AppError::from_fs(e, &upload.path))?;
         upload.dir.sync().map_err(|e| AppError::from_fs(e, &upload.path))?;
+        // After the rename, which changes the ctime that the ETag includes.
+        let version =
+            FileVersion::of(&upload.staging).map_err(|e| AppError::internal("reading metadata", e))?;
         Ok(CommitOutcome {
             path: upload.path.to_string(),
             size: upload.header.file_size(),

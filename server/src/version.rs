@@ -33,8 +33,9 @@ impl FileVersion {
         })
     }
 
-    /// The strong ETag, quoted: size, mtime and inode in hex.
+    /// The strong ETag, quoted: size, mtime, inode and ctime in hex. The
+    /// ctime catches a same-size write whose mtime was set back.
     pub fn etag(&self) -> String {
-        format!("\"{:x}-{:x}-{:x}\"", self.size, self.mtime_ns, self.ino)
+        format!("\"{:x}-{:x}-{:x}-{:x}\"", self.size, self.mtime_ns, self.ino, self.ctime_ns)
     }
 }

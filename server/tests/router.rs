@@ -252,6 +252,11 @@ async fn upload_sends_changed_blocks_and_commits_atomically() {
     let mut new = old.clone();
     new[BLOCK as usize * 2 + 5] ^= 0xff; // block 2 changes
     new.extend_from_slice(&data(5000, 4)); // the short last block grows, one more block
+    std::fs::set_permissions(
+        s.scratch.root().join("t/target.bin"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let etag = s.get("/api/v1/files/t/target.bin").await.headers[header::ETAG].to_str().unwrap().to_owned();
     let id = open_upload(&s, "t/target.bin", &new, Some(&etag)).await;
     assert_eq!(staging_files(&s.scratch.root()).len(), 1);
@@ -277,6 +282,10 @@ async fn upload_sends_changed_blocks_and_commits_atomically() {
     let outcome = reply.json();
     assert_eq!((outcome["blocks_uploaded"].as_u64(), outcome["blocks_reused"].as_u64()), (Some(3), Some(7)));
     assert_eq!(s.read("t/target.bin"), new);
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(s.scratch.root().join("t/target.bin")).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "the old file's permissions are kept");
     assert_eq!(
         outcome["etag"].as_str().unwrap(),
         s.get("/api/v1/files/t/target.bin").await.headers[header::ETAG].to_str().unwrap()

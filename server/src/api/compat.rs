@@ -168,7 +168,7 @@ pub(super) async fn write_block(
 ) -> AppResult<StatusCode> {
     let q = query(q)?;
     let path = RelPath::from_pdiffcopy(&q.filename)?;
-    let bytes = read_body_limited(body, u64::from(MAX_BLOCK_SIZE), "a block").await?;
+    let bytes = read_body_limited(&state, body, u64::from(MAX_BLOCK_SIZE), "a block").await?;
     let end = q.offset.saturating_add(bytes.len() as u64);
     check_size(&state, end)?;
     let written = bytes.len() as u64;

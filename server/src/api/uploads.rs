@@ -16,7 +16,7 @@ use crate::upload::NewUpload;
 
 /// `POST /api/v1/uploads`.
 pub(super) async fn create(State(state): State<Arc<AppState>>, body: Body) -> AppResult<impl IntoResponse> {
-    let body = read_body_limited(body, 64 << 10, "an upload request").await?;
+    let body = read_body_limited(&state, body, 64 << 10, "an upload request").await?;
     let request: NewUpload = serde_json::from_slice(&body)
         .map_err(|e| AppError::bad_request("bad_json", format!("the upload request is not valid: {e}")))?;
     let state2 = state.clone();
@@ -58,11 +58,25 @@ pub(super) async fn abort(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Reads a body of at most `limit` bytes; longer bodies are refused with 413
-/// as soon as they pass the limit, without reading the rest.
-pub(crate) async fn read_body_limited(body: Body, limit: u64, what: &str) -> AppResult<Bytes> {
+/// Reads a body of at most `limit` bytes within the server's body timeout;
+/// longer bodies are refused with 413 as soon as they pass the limit, without
+/// reading the rest, and slower ones with 408.
+pub(crate) async fn read_body_limited(
+    state: &AppState,
+    body: Body,
+    limit: u64,
+    what: &str,
+) -> AppResult<Bytes> {
     let limited = http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
-    match limited.collect().await {
+    let timeout = state.config.body_timeout;
+    let Ok(collected) = tokio::time::timeout(timeout, limited.collect()).await else {
+        return Err(AppError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!("{what} did not arrive within {} s", timeout.as_secs_f64()),
+        ));
+    };
+    match collected {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(AppError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -90,7 +104,7 @@ pub(super) async fn put_block(
         .ok_or_else(|| AppError::bad_request("missing_digest", "the X-Block-Digest header is required"))?
         .to_owned();
     let limit = u64::from(upload.header.block_size());
-    let bytes = read_body_limited(body, limit, "a block").await?;
+    let bytes = read_body_limited(&state, body, limit, "a block").await?;
     let len = bytes.len() as u64;
     tokio::task::spawn_blocking(move || upload.put_block(index, &digest, &bytes))
         .await
@@ -107,7 +121,7 @@ pub(super) async fn commit(
 ) -> AppResult<impl IntoResponse> {
     let upload = state.uploads.get(&id)?;
     let limit = upload.header.encoded_len();
-    let signature = read_body_limited(body, limit, "the signature").await?;
+    let signature = read_body_limited(&state, body, limit, "the signature").await?;
     let outcome = state.uploads.commit(&id, state.clone(), signature).await?;
     state.stats.upload_committed();
     tracing::info!(id = %id, path = %upload.path, "upload committed");

@@ -145,6 +145,12 @@ impl Remote {
         check(self.send(self.request(reqwest::Method::POST, url).body(signature)).await?).await.map(drop)
     }
 
+    /// Abandons an upload session (best effort).
+    pub(crate) async fn abort(&self, id: &str) {
+        let url = format!("{}/api/v1/uploads/{id}", self.base);
+        let _ = self.send(self.request(reqwest::Method::DELETE, url)).await;
+    }
+
     /// Bytes `start..end` of the file, refused if the file is no longer the
     /// version `etag` names.
     pub(crate) async fn get_range(&self, start: u64, end: u64, etag: &str) -> Result<Bytes, ClientError> {

@@ -181,7 +181,15 @@ async fn upload_v1(options: &SyncOptions, source: &Path, remote: &Remote) -> Res
         .try_collect::<()>()
         .await?;
     bar.finish_and_clear();
-    remote.commit(&id, local.encode()).await?;
+    if let Err(e) = remote.commit(&id, local.encode()).await {
+        // A conflict (the target changed meanwhile) dooms this session: drop
+        // it, so the next run compares against the new target afresh.
+        if matches!(e, ClientError::Conflict(_)) {
+            resume.clear();
+            remote.abort(&id).await;
+        }
+        return Err(e);
+    }
     resume.clear();
     let mut done = summary("upload", options, &local, &delta, delta.blocks_to_send());
     // Blocks a resumed session already had were not sent this time.
