@@ -21,8 +21,10 @@ use super::resume::ResumeState;
 use super::summary::Summary;
 use crate::copy::copy_range;
 
-/// The most bytes one ranged download request asks for.
-const MAX_RUN_BYTES: u64 = 8 << 20;
+/// The most bytes one ranged download request asks for: large enough to
+/// amortise a request, small enough that `concurrency` of them in memory stay
+/// well under the client's memory budget.
+const MAX_RUN_BYTES: u64 = 4 << 20;
 
 /// What to sync and how.
 #[derive(Clone, Debug)]
@@ -256,21 +258,21 @@ enum BlockSource<'a> {
 }
 
 impl BlockSource<'_> {
-    async fn read(&self, start: u64, end: u64) -> Result<Vec<u8>, ClientError> {
+    async fn read(&self, start: u64, end: u64) -> Result<bytes::Bytes, ClientError> {
         match self {
-            Self::V1 { remote, etag } => remote.get_range(start, end, etag).await.map(|b| b.to_vec()),
+            Self::V1 { remote, etag } => remote.get_range(start, end, etag).await,
             Self::Pdiffcopy(remote) => {
                 let bytes = remote.pd_read(start, end - start).await?;
                 if bytes.len() as u64 != end - start {
                     return Err(ClientError::Local(format!("{} sent a short block", remote.url())));
                 }
-                Ok(bytes.to_vec())
+                Ok(bytes)
             }
             Self::Local(file) => {
                 let file = file.clone();
                 tokio::task::spawn_blocking(move || {
                     let mut buf = vec![0u8; (end - start) as usize];
-                    file.read_exact_at(&mut buf, start).map(|()| buf)
+                    file.read_exact_at(&mut buf, start).map(|()| bytes::Bytes::from(buf))
                 })
                 .await
                 .map_err(|e| ClientError::Local(e.to_string()))?
