@@ -20,7 +20,6 @@ use diffcopy_core::HashAlgorithm;
     name = "diffcopy",
     version,
     about = "Fast, safe, differential transfer of large files over HTTP",
-    args_conflicts_with_subcommands = true,
     after_help = "Each of SOURCE and TARGET is a local path or http://host[:port]/path.\n\
                   Exit codes: 0 done, 1 error, 2 bad arguments, 3 server unreachable, \
                   4 refused (401/403), 5 source missing, 6 conflict (target changed), 130 interrupted."
