@@ -142,11 +142,14 @@ impl DigestStream {
                     }
                 }
                 Some(Err(e)) => return Some(Err(e)),
-                None => {
-                    if let Err(e) = self.finish_live() {
-                        return Some(Err(e));
-                    }
-                }
+                None => {}
+            }
+            // Finish (check and cache) as soon as the last digest is in: an
+            // HTTP body with a known length is not polled past its end.
+            if self.signature.is_complete()
+                && let Err(e) = self.finish_live()
+            {
+                return Some(Err(e));
             }
         }
         let all = self.signature.digest_bytes();

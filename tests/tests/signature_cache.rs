@@ -1,0 +1,40 @@
+//! Over a real socket, a signature is hashed once per file version: the
+//! second request and the commit's look at the base are cache hits.
+
+use diffcopy_tests::{InProcessServer, Scratch, data, diffcopy_bin};
+
+#[test]
+fn signatures_are_hashed_once_per_version_over_http() {
+    let scratch = Scratch::new("signature-cache");
+    let root = scratch.path().join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let old = data(40 << 16, 1);
+    std::fs::write(root.join("f.bin"), &old).unwrap();
+    let server = InProcessServer::start(&root, |_| {});
+    let url = format!("{}/api/v1/signatures/f.bin?block_size=65536", server.url());
+    let client = reqwest::blocking::Client::new();
+    let first = client.get(&url).send().unwrap().bytes().unwrap();
+    let second = client.get(&url).send().unwrap().bytes().unwrap();
+    assert_eq!(first, second);
+    let stats = server.state.stats.snapshot();
+    assert_eq!((stats.signatures_computed, stats.signature_cache_hits), (1, 1));
+
+    // An upload: the client's signature request and the commit's base check
+    // use the cached signature; nothing is hashed again on the server.
+    let mut new = old.clone();
+    new[5 << 16] ^= 1;
+    let local = scratch.path().join("new.bin");
+    std::fs::write(&local, &new).unwrap();
+    let status = std::process::Command::new(diffcopy_bin())
+        .args(["-q", "-b", "64K"])
+        .arg(&local)
+        .arg(format!("{}/f.bin", server.url()))
+        .env("DIFFCOPY_STATE_DIR", scratch.path().join("state"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(std::fs::read(root.join("f.bin")).unwrap(), new);
+    let stats = server.state.stats.snapshot();
+    assert_eq!(stats.signatures_computed, 1, "{stats:?}");
+    assert_eq!(stats.signature_cache_hits, 3, "{stats:?}");
+}
