@@ -73,6 +73,12 @@ struct SyncArgs {
     /// The server's protocol: auto (ask it), v1 or pdiffcopy.
     #[arg(long, default_value = "auto", value_parser = ["auto", "v1", "pdiffcopy"])]
     protocol: String,
+    /// Upload in place through pdiffcopy's endpoints (as pdiffcopy does): no
+    /// full rewrite of the target, so faster for small changes where the
+    /// server's file system cannot reflink, but not atomic: a reader or a
+    /// crash can see a mixture, and nothing resumes.
+    #[arg(long, conflicts_with = "protocol")]
+    inplace: bool,
     /// Benchmark: mutate the local TARGET COUNT times by a growing share
     /// (100/COUNT*i %), resync each time and print a table.
     #[arg(short = 'B', long, value_name = "COUNT", value_parser = clap::value_parser!(u32).range(1..=100))]
@@ -166,6 +172,9 @@ fn run_sync(args: SyncArgs, quiet: bool) -> ExitCode {
         Ok(pair) => pair,
         Err(e) => return fail(&e),
     };
+    if args.inplace && !target.is_remote() {
+        return fail(&ClientError::Usage("--inplace applies to uploads (a remote TARGET)".into()));
+    }
     let options = SyncOptions {
         source,
         target,
@@ -176,6 +185,7 @@ fn run_sync(args: SyncArgs, quiet: bool) -> ExitCode {
         dry_run: args.dry_run,
         token: args.token.clone(),
         protocol: match args.protocol.as_str() {
+            _ if args.inplace => Some(Protocol::Pdiffcopy),
             "v1" => Some(Protocol::V1),
             "pdiffcopy" => Some(Protocol::Pdiffcopy),
             _ => None,

@@ -172,3 +172,27 @@ fn a_killed_upload_resumes_and_sends_less() {
     assert!(resent < 1024, "the second run sent {resent} of 1024 blocks");
     assert!(resent <= 1024 - sent_before + 4, "{resent} sent after {sent_before} had arrived");
 }
+
+#[test]
+fn inplace_uploads_write_only_the_changed_blocks() {
+    let scratch = Scratch::new("cli-inplace");
+    let root = scratch.path().join("root");
+    let state = scratch.path().join("state");
+    let server = InProcessServer::start(&root, |_| {});
+    let local = scratch.path().join("local.bin");
+    let block = 64 << 10;
+    let mut content = data(16 * block + 3, 6);
+    std::fs::write(&local, &content).unwrap();
+    let remote = format!("{}/f.bin", server.url());
+    let new = sync_ok(&["--inplace", "-b", "64K", local.to_str().unwrap(), &remote], &state);
+    assert_eq!(new["bytes_sent"], content.len());
+    content[9 * block] ^= 1;
+    std::fs::write(&local, &content).unwrap();
+    let before = server.state.stats.snapshot().pdiffcopy_bytes_written;
+    let changed = sync_ok(&["--inplace", "-b", "64K", local.to_str().unwrap(), &remote], &state);
+    assert_eq!(changed["blocks_sent"], 1);
+    assert_eq!(server.state.stats.snapshot().pdiffcopy_bytes_written - before, block as u64);
+    assert_eq!(std::fs::read(root.join("f.bin")).unwrap(), content);
+    let none: &[(&str, &Path)] = &[];
+    assert_eq!(cli(&["--inplace", local.to_str().unwrap(), "/tmp/x"], none).0, 2, "uploads only");
+}
