@@ -168,7 +168,7 @@ impl DigestStream {
         if !self.signature.is_complete() {
             return Err(io::Error::other("hashing stopped before the last block"));
         }
-        if FileVersion::of(&live.file)? != self.version {
+        if !FileVersion::of(&live.file)?.same_content(&self.version) {
             return Err(io::Error::other("the file changed while it was hashed"));
         }
         live.signer.cache.insert(live.key, self.signature.clone());

@@ -562,7 +562,7 @@ async fn commit_upload(
                     .map_err(|e| AppError::from_fs(e.into(), &upload.path))?;
             }
             // The base must not have changed while it was read.
-            if FileVersion::of(base).ok().as_ref() != Some(version) {
+            if !FileVersion::of(base).is_ok_and(|now| now.same_content(version)) {
                 return Err(target_changed(&upload.path));
             }
         }

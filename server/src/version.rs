@@ -33,9 +33,38 @@ impl FileVersion {
         })
     }
 
+    /// Whether the bytes can differ from `other`'s: same file, size and
+    /// mtime. Unlike equality this ignores the ctime, which also moves when
+    /// the file is merely unlinked or renamed over (its bytes stay as they
+    /// were for whoever still has it open).
+    pub fn same_content(&self, other: &Self) -> bool {
+        (self.dev, self.ino, self.size, self.mtime_ns) == (other.dev, other.ino, other.size, other.mtime_ns)
+    }
+
     /// The strong ETag, quoted: size, mtime, inode and ctime in hex. The
     /// ctime catches a same-size write whose mtime was set back.
     pub fn etag(&self) -> String {
         format!("\"{:x}-{:x}-{:x}-{:x}\"", self.size, self.mtime_ns, self.ino, self.ctime_ns)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renaming_over_an_open_file_keeps_its_content_version() {
+        let dir = std::env::temp_dir().join(format!("diffcopy-version-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("f"), b"old").unwrap();
+        let old = File::open(dir.join("f")).unwrap();
+        let before = FileVersion::of(&old).unwrap();
+        std::fs::write(dir.join("g"), b"new").unwrap();
+        std::fs::rename(dir.join("g"), dir.join("f")).unwrap();
+        let after = FileVersion::of(&old).unwrap();
+        assert!(after.same_content(&before), "the bytes of the open file did not change");
+        let replaced = FileVersion::of(&File::open(dir.join("f")).unwrap()).unwrap();
+        assert!(!replaced.same_content(&before));
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }
