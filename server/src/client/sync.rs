@@ -268,16 +268,7 @@ impl BlockSource<'_> {
                 }
                 Ok(bytes)
             }
-            Self::Local(file) => {
-                let file = file.clone();
-                tokio::task::spawn_blocking(move || {
-                    let mut buf = vec![0u8; (end - start) as usize];
-                    file.read_exact_at(&mut buf, start).map(|()| bytes::Bytes::from(buf))
-                })
-                .await
-                .map_err(|e| ClientError::Local(e.to_string()))?
-                .map_err(|e| ClientError::io("reading the source", e))
-            }
+            Self::Local(_) => unreachable!("local sources are copied in the kernel"),
         }
     }
 }
@@ -389,18 +380,29 @@ async fn fill_target(
                 let layout = source_sig.layout();
                 let start = layout.block_range(run.start).map_or(0, |r| r.start);
                 let end = layout.block_range(run.end - 1).map_or(0, |r| r.end);
-                let bytes = source.read(start, end).await?;
-                if verify {
-                    for (i, chunk) in (run.clone()).zip(bytes.chunks(block as usize)) {
-                        let digest = diffcopy_core::hash_block(source_sig.algorithm(), chunk);
-                        if source_sig.block_digest(i) != Some(digest.as_bytes()) {
-                            return Err(ClientError::Local(format!("block {i} does not match its digest")));
+                if let BlockSource::Local(file) = source {
+                    // Local to local: the kernel copies, no bytes pass through here.
+                    let (file, staged) = (file.clone(), staged.clone());
+                    tokio::task::spawn_blocking(move || copy_range(&file, &staged.file, start, end - start))
+                        .await
+                        .map_err(|e| ClientError::Local(e.to_string()))?
+                        .map_err(|e| ClientError::io("copying changed blocks", e))?;
+                } else {
+                    let bytes = source.read(start, end).await?;
+                    if verify {
+                        for (i, chunk) in (run.clone()).zip(bytes.chunks(block as usize)) {
+                            let digest = diffcopy_core::hash_block(source_sig.algorithm(), chunk);
+                            if source_sig.block_digest(i) != Some(digest.as_bytes()) {
+                                return Err(ClientError::Local(format!(
+                                    "block {i} does not match its digest"
+                                )));
+                            }
                         }
                     }
+                    staged.write_at(&bytes, start)?;
                 }
-                staged.write_at(&bytes, start)?;
-                bar.inc(bytes.len() as u64);
-                received.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                bar.inc(end - start);
+                received.fetch_add(end - start, Ordering::Relaxed);
                 Ok::<_, ClientError>(())
             }
         })
