@@ -166,22 +166,11 @@ async fn upload_v1(options: &SyncOptions, source: &Path, remote: &Remote) -> Res
     let to_send: Vec<u64> =
         delta.blocks().iter().copied().filter(|i| already.binary_search(i).is_err()).collect();
     let bar = options.progress.bar("uploading", delta.layout().bytes_in_blocks(to_send.iter().copied()));
-    let local = Arc::new(local);
-    futures_util::stream::iter(to_send.iter().copied())
-        .map(|index| {
-            let (file, local, bar, id) = (file.clone(), local.clone(), bar.clone(), id.as_str());
-            async move {
-                let bytes = read_block(&file, &local, index).await?;
-                let digest = local.block_digest(index).map(hex).unwrap_or_default();
-                let len = bytes.len() as u64;
-                remote.put_block(id, index, bytes, digest).await?;
-                bar.inc(len);
-                Ok::<_, ClientError>(())
-            }
-        })
-        .buffer_unordered(options.concurrency.max(1))
-        .try_collect::<()>()
-        .await?;
+    send_blocks(&file, &local, &to_send, options.concurrency, &bar, |index, bytes| {
+        let digest = local.block_digest(index).map(hex).unwrap_or_default();
+        remote.put_block(&id, index, bytes, digest)
+    })
+    .await?;
     bar.finish_and_clear();
     if let Err(e) = remote.commit(&id, local.encode()).await {
         // A conflict (the target changed meanwhile) dooms this session: drop
@@ -231,23 +220,42 @@ async fn upload_pdiffcopy(
         remote.pd_resize(local.file_size()).await?;
     }
     let bar = options.progress.bar("uploading", delta.bytes_to_send());
-    futures_util::stream::iter(delta.blocks().iter().copied())
+    send_blocks(&file, &local, delta.blocks(), options.concurrency, &bar, |index, bytes| {
+        remote.pd_write(index * u64::from(local.block_size()), bytes)
+    })
+    .await?;
+    bar.finish_and_clear();
+    Ok(summary("upload", options, &local, &delta, delta.blocks_to_send()))
+}
+
+/// Reads each of `blocks` from `file` and hands it to `send`, with at most
+/// `concurrency` blocks in flight, counting the bytes on `bar`.
+async fn send_blocks<F, Fut>(
+    file: &Arc<File>,
+    signature: &Signature,
+    blocks: &[u64],
+    concurrency: usize,
+    bar: &indicatif::ProgressBar,
+    send: F,
+) -> Result<(), ClientError>
+where
+    F: Fn(u64, Vec<u8>) -> Fut,
+    Fut: Future<Output = Result<(), ClientError>>,
+{
+    futures_util::stream::iter(blocks.iter().copied())
         .map(|index| {
-            let (file, local, bar) = (file.clone(), &local, bar.clone());
+            let send = &send;
             async move {
-                let bytes = read_block(&file, local, index).await?;
+                let bytes = read_block(file, signature, index).await?;
                 let len = bytes.len() as u64;
-                let offset = index * u64::from(local.block_size());
-                remote.pd_write(offset, bytes).await?;
+                send(index, bytes).await?;
                 bar.inc(len);
                 Ok::<_, ClientError>(())
             }
         })
-        .buffer_unordered(options.concurrency.max(1))
+        .buffer_unordered(concurrency.max(1))
         .try_collect::<()>()
-        .await?;
-    bar.finish_and_clear();
-    Ok(summary("upload", options, &local, &delta, delta.blocks_to_send()))
+        .await
 }
 
 /// Where downloaded blocks come from.
