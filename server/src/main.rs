@@ -137,6 +137,12 @@ struct ServeArgs {
     /// Serve the page from this directory (development) instead of the embedded copy.
     #[arg(long)]
     assets_dir: Option<PathBuf>,
+    /// Seconds a client may take to send a request's headers (the connection is closed after).
+    #[arg(long, default_value_t = 30)]
+    header_timeout: u64,
+    /// Seconds a client may take to send a request body (408 after).
+    #[arg(long, default_value_t = 120)]
+    body_timeout: u64,
 }
 
 fn parse_listen(text: &str) -> Result<SocketAddr, String> {
@@ -281,6 +287,8 @@ fn serve(args: ServeArgs) -> ExitCode {
         upload_ttl: Duration::from_secs(args.upload_ttl),
         max_hash_jobs: args.max_hash_jobs,
         assets_dir: args.assets_dir,
+        header_timeout: Duration::from_secs(args.header_timeout.max(1)),
+        body_timeout: Duration::from_secs(args.body_timeout.max(1)),
         ..ServerConfig::default()
     };
     let runtime = match tokio::runtime::Runtime::new() {
