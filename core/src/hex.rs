@@ -1,5 +1,7 @@
 //! Lowercase hex encoding and case-insensitive decoding without the heap.
 
+use alloc::string::String;
+
 use crate::error::HexError;
 
 const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -16,6 +18,16 @@ pub fn encode_to_slice<'a>(bytes: &[u8], out: &'a mut [u8]) -> &'a str {
         Ok(text) => text,
         Err(_) => unreachable!("hex digits are ASCII"),
     }
+}
+
+/// `bytes` as a new lowercase hex string.
+pub fn encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(2 * bytes.len());
+    let mut pair = [0u8; 2];
+    for &byte in bytes {
+        out.push_str(encode_to_slice(&[byte], &mut pair));
+    }
+    out
 }
 
 /// Decodes `text` (exactly `2 * out.len()` hex digits, either case) into `out`.
@@ -54,6 +66,13 @@ mod tests {
         let mut back = [0u8; 256];
         decode_to_slice(encoded.as_bytes(), &mut back).unwrap();
         assert_eq!(back, bytes);
+    }
+
+    #[test]
+    fn encode_allocates_the_same_text() {
+        let mut buf = [0u8; 6];
+        assert_eq!(encode(&[0, 0xab, 0xff]), encode_to_slice(&[0, 0xab, 0xff], &mut buf));
+        assert_eq!(encode(&[]), "");
     }
 
     #[test]

@@ -135,7 +135,7 @@ fn new_id() -> AppResult<String> {
     File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))
         .map_err(|e| AppError::internal("making a session id", e))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(diffcopy_core::hex::encode(&bytes))
 }
 
 fn gone(id: &str) -> AppError {

@@ -4,6 +4,7 @@
 //! same confinement as API v1. These endpoints write in place, as pdiffcopy
 //! does: its protocol has no commit step.
 
+use std::fmt::Write as _;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
@@ -108,11 +109,10 @@ pub(super) async fn hashes(
         let text = chunk.map(|digests| {
             let mut text = String::with_capacity(digests.len() / digest_len * (2 * digest_len + 14));
             for digest in digests.chunks_exact(digest_len) {
-                text.push_str(&offset.to_string());
+                let _ = write!(text, "{offset}");
                 text.push('\t');
-                for b in digest {
-                    text.push_str(&format!("{b:02x}"));
-                }
+                let mut hex = [0u8; 2 * diffcopy_core::MAX_DIGEST_LEN];
+                text.push_str(diffcopy_core::hex::encode_to_slice(digest, &mut hex));
                 text.push('\n');
                 offset += u64::from(block_size);
             }

@@ -167,7 +167,7 @@ async fn upload_v1(options: &SyncOptions, source: &Path, remote: &Remote) -> Res
         delta.blocks().iter().copied().filter(|i| already.binary_search(i).is_err()).collect();
     let bar = options.progress.bar("uploading", delta.layout().bytes_in_blocks(to_send.iter().copied()));
     send_blocks(&file, &local, &to_send, options.concurrency, &bar, |index, bytes| {
-        let digest = local.block_digest(index).map(hex).unwrap_or_default();
+        let digest = local.block_digest(index).map(diffcopy_core::hex::encode).unwrap_or_default();
         remote.put_block(&id, index, bytes, digest)
     })
     .await?;
@@ -443,10 +443,6 @@ fn unchanged_runs(delta: &Delta) -> Vec<std::ops::Range<u64>> {
         }
     }
     runs
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The absolute form of a local path, for resume keys.
