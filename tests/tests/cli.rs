@@ -88,7 +88,16 @@ fn uploads_downloads_and_local_copies_send_only_what_differs() {
         assert_eq!(std::fs::read(&down).unwrap(), content, "download {name}");
         assert_eq!(down_summary["bytes_sent"], expected, "download {name}: {down_summary}");
 
+        if copy.exists() {
+            std::fs::set_permissions(&copy, std::os::unix::fs::PermissionsExt::from_mode(0o640)).unwrap();
+        }
+        let existed = copy.exists();
         let copied = sync_ok(&["-b", &bs, local.to_str().unwrap(), copy.to_str().unwrap()], &state);
+        if existed {
+            let mode =
+                std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&copy).unwrap().permissions());
+            assert_eq!(mode & 0o777, 0o640, "copy {name}: the old file's permissions are kept");
+        }
         assert_eq!(std::fs::read(&copy).unwrap(), content, "copy {name}");
         assert_eq!(copied["bytes_sent"], expected, "copy {name}: {copied}");
         previous = Some(content);

@@ -420,6 +420,10 @@ async fn fill_target(
     bar.finish_and_clear();
     let staged =
         Arc::try_unwrap(staged).map_err(|_| ClientError::Local("staged file still in use".into()))?;
+    // The new version keeps the old one's permission bits.
+    if let Some(meta) = existing.as_ref().and_then(|f| f.metadata().ok()) {
+        let _ = staged.file.set_permissions(meta.permissions());
+    }
     tokio::task::spawn_blocking(move || staged.commit())
         .await
         .map_err(|e| ClientError::Local(e.to_string()))??;
