@@ -10,6 +10,9 @@ pub const MIN_BLOCK_SIZE: u32 = 4 << 10;
 pub const MAX_BLOCK_SIZE: u32 = 64 << 20;
 /// The default block size (1 MiB), as pdiffcopy's.
 pub const DEFAULT_BLOCK_SIZE: u32 = 1 << 20;
+/// The most blocks one signature or upload may have (2^24: 320 MiB of SHA-1
+/// digests held in memory at worst). Larger files need larger blocks.
+pub const MAX_BLOCKS: u64 = 1 << 24;
 
 /// Everything the server needs to know.
 #[derive(Clone, Debug)]

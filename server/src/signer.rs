@@ -75,6 +75,7 @@ impl Signer {
         let version = FileVersion::of(&file).map_err(|e| AppError::internal("reading file metadata", e))?;
         let header = SignatureHeader::new(algorithm, block_size, version.size)
             .map_err(|e| AppError::bad_request("bad_block_size", e.to_string()))?;
+        crate::upload::check_block_count(&header)?;
         let key = CacheKey { version, algorithm, block_size };
         if let Some(signature) = self.cache.get(&key) {
             self.stats.signature_cache_hit();

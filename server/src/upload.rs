@@ -16,7 +16,7 @@ use diffcopy_core::{Digest, HashAlgorithm, Signature, SignatureHeader, hash_bloc
 use serde::Serialize;
 use serde_json::json;
 
-use crate::config::{MAX_BLOCK_SIZE, MIN_BLOCK_SIZE, ServerConfig};
+use crate::config::{MAX_BLOCK_SIZE, MAX_BLOCKS, MIN_BLOCK_SIZE, ServerConfig};
 use crate::copy::copy_range;
 use crate::error::{AppError, AppResult};
 use crate::journal::{Journal, Recovered, SessionRecord};
@@ -119,6 +119,21 @@ pub fn check_block_size(block_size: u32) -> AppResult<()> {
         return Err(AppError::bad_request(
             "bad_block_size",
             format!("block size {block_size} is outside {MIN_BLOCK_SIZE}..={MAX_BLOCK_SIZE} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a file that would have more than [`MAX_BLOCKS`] blocks.
+pub fn check_block_count(header: &SignatureHeader) -> AppResult<()> {
+    if header.block_count() > MAX_BLOCKS {
+        return Err(AppError::bad_request(
+            "too_many_blocks",
+            format!(
+                "{} blocks of {} bytes is more than {MAX_BLOCKS}; use a larger block size",
+                header.block_count(),
+                header.block_size()
+            ),
         ));
     }
     Ok(())
@@ -270,6 +285,7 @@ impl UploadStore {
         }
         let header = SignatureHeader::new(algorithm, request.block_size, request.size)
             .map_err(|e| AppError::bad_request("bad_block_size", e.to_string()))?;
+        check_block_count(&header)?;
         let dir = root.parent_dir(&path, true).map_err(|e| AppError::from_fs(e, &path))?;
         let id = new_id()?;
         let staging_name = format!("{RESERVED_PREFIX}{id}.part");

@@ -470,6 +470,25 @@ async fn abort_removes_the_staging_file_and_limits_hold() {
 }
 
 #[tokio::test]
+async fn block_counts_are_bounded() {
+    let s = server("blockcount", |_| {});
+    let too_many = (1u64 << 24) * u64::from(BLOCK) + 1;
+    let reply =
+        s.post_json("/api/v1/uploads", json!({"path": "huge", "size": too_many, "block_size": BLOCK})).await;
+    assert_eq!((reply.status, reply.code().as_str()), (StatusCode::BAD_REQUEST, "too_many_blocks"));
+    let ok = s
+        .post_json("/api/v1/uploads", json!({"path": "huge", "size": too_many, "block_size": 2 * BLOCK}))
+        .await;
+    assert_eq!(ok.status, StatusCode::CREATED);
+    // A sparse file as large: its signature in 4 KiB blocks is refused before any hashing.
+    let file = std::fs::File::create(s.scratch.root().join("sparse")).unwrap();
+    file.set_len(too_many).unwrap();
+    let reply = s.get(&format!("/api/v1/signatures/sparse?block_size={BLOCK}")).await;
+    assert_eq!(reply.code(), "too_many_blocks");
+    assert_eq!(s.stats().signatures_computed, 0);
+}
+
+#[tokio::test]
 async fn idle_uploads_expire_with_their_staging_files() {
     let s = server("expire", |_| {});
     open_upload(&s, "f.bin", &data(100, 1), None).await;
