@@ -5,7 +5,7 @@ use alloc::vec::Vec;
 use crate::error::SignatureError;
 use crate::hash::{HashAlgorithm, Hasher};
 use crate::layout::check_block_size;
-use crate::signature::{Signature, SignatureHeader};
+use crate::signature::{Signature, SignatureHeader, nth_digest};
 
 /// Builds a [`Signature`] from a file's bytes fed in chunks of any size.
 ///
@@ -71,9 +71,7 @@ impl SignatureBuilder {
 
     /// The digest of block `index`, once that block is complete.
     pub fn block_digest(&self, index: u64) -> Option<&[u8]> {
-        let len = self.algorithm.digest_len();
-        let start = usize::try_from(index).ok()?.checked_mul(len)?;
-        self.digests.get(start..start.checked_add(len)?)
+        nth_digest(&self.digests, self.algorithm.digest_len(), index)
     }
 
     /// Ends the file: the last, possibly short, block gets its digest.

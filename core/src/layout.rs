@@ -1,5 +1,6 @@
 //! How a file of a given size splits into fixed-size blocks.
 
+use alloc::vec::Vec;
 use core::ops::Range;
 
 use crate::error::SignatureError;
@@ -70,6 +71,19 @@ impl BlockLayout {
         blocks.into_iter().filter_map(|i| self.block_len(i)).map(u64::from).sum()
     }
 
+    /// The byte ranges of the given blocks (ascending indexes), adjacent
+    /// blocks merged into one range; blocks past the end are skipped.
+    pub fn byte_runs(&self, blocks: impl IntoIterator<Item = u64>) -> Vec<Range<u64>> {
+        let mut runs: Vec<Range<u64>> = Vec::new();
+        for range in blocks.into_iter().filter_map(|i| self.block_range(i)) {
+            match runs.last_mut() {
+                Some(last) if last.end == range.start => last.end = range.end,
+                _ => runs.push(range),
+            }
+        }
+        runs
+    }
+
     /// The bytes in the blocks starting at the given byte offsets (pdiffcopy's
     /// `compute_transfer_size`): an offset inside a block counts up to that
     /// block's end, an offset at or past the end of the file counts nothing.
@@ -137,6 +151,13 @@ mod tests {
         assert_eq!(l.bytes_at_offsets([0, 4096, 8192]), l.file_size());
         assert_eq!(l.bytes_at_offsets([8192, 12288, 1 << 40]), 10);
         assert_eq!(l.bytes_at_offsets([4000]), 96);
+    }
+
+    #[test]
+    fn byte_runs_merge_adjacent_blocks() {
+        let l = layout(3 * u64::from(B) + 17);
+        assert_eq!(l.byte_runs([0, 1, 3, 9]), alloc::vec![0..8192, 12288..12305]);
+        assert_eq!(l.byte_runs([]), alloc::vec![]);
     }
 
     #[test]

@@ -141,9 +141,7 @@ impl Signature {
 
     /// The digest of block `index`, if it has one.
     pub fn block_digest(&self, index: u64) -> Option<&[u8]> {
-        let len = self.header.algorithm.digest_len();
-        let start = usize::try_from(index).ok()?.checked_mul(len)?;
-        self.digests.get(start..start.checked_add(len)?)
+        nth_digest(&self.digests, self.header.algorithm.digest_len(), index)
     }
 
     /// The digests in block order.
@@ -180,6 +178,12 @@ impl Signature {
         }
         text
     }
+}
+
+/// Digest `index` of `len`-byte digests stored back to back, if present.
+pub(crate) fn nth_digest(digests: &[u8], len: usize, index: u64) -> Option<&[u8]> {
+    let start = usize::try_from(index).ok()?.checked_mul(len)?;
+    digests.get(start..start.checked_add(len)?)
 }
 
 #[cfg(test)]

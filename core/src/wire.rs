@@ -23,7 +23,6 @@ use alloc::vec::Vec;
 
 use crate::error::DecodeError;
 use crate::hash::HashAlgorithm;
-use crate::layout::MAX_BLOCK_SIZE;
 use crate::signature::{Signature, SignatureHeader};
 
 /// The first four bytes of an encoded signature.
@@ -74,9 +73,6 @@ impl SignatureHeader {
         let block_size = u32::from_le_bytes(le_array(&bytes[8..12]));
         let file_size = u64::from_le_bytes(le_array(&bytes[12..20]));
         let declared = u64::from_le_bytes(le_array(&bytes[20..28]));
-        if block_size == 0 || block_size > MAX_BLOCK_SIZE {
-            return Err(DecodeError::InvalidBlockSize { block_size });
-        }
         let header = SignatureHeader::new(algorithm, block_size, file_size)
             .map_err(|_| DecodeError::InvalidBlockSize { block_size })?;
         if declared != header.block_count() {

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
-use diffcopy_core::{Digest, HashAlgorithm, Signature, SignatureHeader, hash_block};
+use diffcopy_core::{Digest, HashAlgorithm, Signature, SignatureHeader, diff, hash_block};
 use serde::Serialize;
 use serde_json::json;
 
@@ -544,21 +544,12 @@ async fn commit_upload(
             let stream = signer.start(copy, signature.algorithm(), signature.block_size(), None).await?;
             let version = stream.version();
             let base_sig = stream.collect().await.map_err(|e| AppError::internal("hashing the base", e))?;
-            let base_layout = base_sig.layout();
-            let mut missing = Vec::new();
-            for &i in &needed {
-                let same = base_layout.block_len(i) == signature.layout().block_len(i)
-                    && base_sig.block_digest(i) == signature.block_digest(i);
-                if same {
-                    let r = signature.layout().block_range(i).unwrap_or(0..0);
-                    match reuse.last_mut() {
-                        Some(last) if last.end == r.start => last.end = r.end,
-                        _ => reuse.push(r),
-                    }
-                } else {
-                    missing.push(i);
-                }
-            }
+            // The core's diff decides which blocks the base has unchanged.
+            let changed = diff(signature, Some(&base_sig))
+                .map_err(|e| AppError::internal("comparing with the base", e))?;
+            let (missing, unchanged): (Vec<u64>, Vec<u64>) =
+                needed.iter().partition(|i| changed.blocks().binary_search(i).is_ok());
+            reuse = signature.layout().byte_runs(unchanged);
             if !missing.is_empty() {
                 return Err(missing_blocks(&missing));
             }

@@ -432,21 +432,8 @@ async fn fill_target(
 
 /// Byte ranges of the source's blocks that the delta does not send.
 fn unchanged_runs(delta: &Delta) -> Vec<std::ops::Range<u64>> {
-    let layout = delta.layout();
-    let mut runs: Vec<std::ops::Range<u64>> = Vec::new();
-    let mut changed = delta.blocks().iter().peekable();
-    for i in 0..layout.block_count() {
-        if changed.peek() == Some(&&i) {
-            changed.next();
-            continue;
-        }
-        let Some(r) = layout.block_range(i) else { break };
-        match runs.last_mut() {
-            Some(last) if last.end == r.start => last.end = r.end,
-            _ => runs.push(r),
-        }
-    }
-    runs
+    let changed = delta.blocks();
+    delta.layout().byte_runs((0..delta.total_blocks()).filter(|i| changed.binary_search(i).is_err()))
 }
 
 /// The absolute form of a local path, for resume keys.
