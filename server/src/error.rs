@@ -89,6 +89,12 @@ impl From<PathError> for AppError {
     }
 }
 
+impl From<axum::extract::rejection::QueryRejection> for AppError {
+    fn from(err: axum::extract::rejection::QueryRejection) -> Self {
+        Self::bad_request("bad_query", err.body_text())
+    }
+}
+
 impl std::fmt::Display for AppError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)

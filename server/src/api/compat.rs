@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::blocking;
 use super::signatures::start_signature;
 use super::uploads::read_body_limited;
 use crate::config::{DEFAULT_BLOCK_SIZE, MAX_BLOCK_SIZE};
@@ -53,14 +54,7 @@ pub(super) struct ResizeQuery {
 }
 
 fn query<T>(q: Result<Query<T>, QueryRejection>) -> AppResult<T> {
-    q.map(|Query(t)| t).map_err(|e| AppError::bad_request("bad_query", e.body_text()))
-}
-
-async fn blocking<T: Send + 'static>(
-    what: &'static str,
-    f: impl FnOnce() -> AppResult<T> + Send + 'static,
-) -> AppResult<T> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| AppError::internal(what, e))?
+    Ok(q?.0)
 }
 
 fn check_size(state: &AppState, end: u64) -> AppResult<()> {

@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use super::blocking;
 use crate::body::file_range;
 use crate::error::{AppError, AppResult};
 use crate::relpath::RelPath;
@@ -38,13 +39,12 @@ pub(super) async fn get_file(
     let path = RelPath::parse(&path)?;
     let state2 = state.clone();
     let path2 = path.clone();
-    let (file, version) = tokio::task::spawn_blocking(move || {
+    let (file, version) = blocking("opening a file", move || {
         let file = state2.root.open_read(&path2).map_err(|e| AppError::from_fs(e, &path2))?;
         let version = FileVersion::of(&file).map_err(|e| AppError::internal("reading metadata", e))?;
-        Ok::<_, AppError>((file, version))
+        Ok((file, version))
     })
-    .await
-    .map_err(|e| AppError::internal("opening a file", e))??;
+    .await?;
     let size = version.size;
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
         Some(spec) => parse_range(spec, size).map_err(|()| {

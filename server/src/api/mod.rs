@@ -13,7 +13,16 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
 
+use crate::error::{AppError, AppResult};
 use crate::state::AppState;
+
+/// Runs blocking file work off the async threads; `what` names it in errors.
+pub(super) async fn blocking<T: Send + 'static>(
+    what: &'static str,
+    f: impl FnOnce() -> AppResult<T> + Send + 'static,
+) -> AppResult<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| AppError::internal(what, e))?
+}
 
 /// The whole application as a router, for `run` or for oneshot tests.
 pub fn app(state: Arc<AppState>) -> Router {

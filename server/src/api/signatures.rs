@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Deserialize;
 
+use super::blocking;
 use crate::config::DEFAULT_BLOCK_SIZE;
 use crate::error::{AppError, AppResult};
 use crate::relpath::RelPath;
@@ -37,11 +38,10 @@ pub(super) async fn start_signature(
     check_block_size(block_size)?;
     let algorithm = parse_algorithm(algorithm)?;
     let state2 = state.clone();
-    let file = tokio::task::spawn_blocking(move || {
+    let file = blocking("opening a file", move || {
         state2.root.open_read(&path).map_err(|e| AppError::from_fs(e, &path))
     })
-    .await
-    .map_err(|e| AppError::internal("opening a file", e))??;
+    .await?;
     state.signer.start(file, algorithm, block_size, threads).await
 }
 
@@ -52,7 +52,7 @@ pub(super) async fn get_signature(
     Path(path): Path<String>,
     query: Result<Query<SignatureQuery>, QueryRejection>,
 ) -> AppResult<Response> {
-    let Query(query) = query.map_err(|e| AppError::bad_request("bad_query", e.body_text()))?;
+    let Query(query) = query?;
     let path = RelPath::parse(&path)?;
     let block_size = query.block_size.unwrap_or(DEFAULT_BLOCK_SIZE);
     let stream =

@@ -10,6 +10,7 @@ use axum::response::IntoResponse;
 use http_body_util::BodyExt;
 use serde_json::json;
 
+use super::blocking;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::upload::NewUpload;
@@ -21,9 +22,8 @@ pub(super) async fn create(State(state): State<Arc<AppState>>, body: Body) -> Ap
         .map_err(|e| AppError::bad_request("bad_json", format!("the upload request is not valid: {e}")))?;
     let state2 = state.clone();
     let upload =
-        tokio::task::spawn_blocking(move || state2.uploads.create(&state2.root, &state2.config, request))
-            .await
-            .map_err(|e| AppError::internal("opening an upload", e))??;
+        blocking("opening an upload", move || state2.uploads.create(&state2.root, &state2.config, request))
+            .await?;
     state.stats.upload_created();
     tracing::info!(id = %upload.id, path = %upload.path, size = upload.header.file_size(), "upload opened");
     let body = json!({
@@ -52,9 +52,7 @@ pub(super) async fn abort(
     Path(id): Path<String>,
 ) -> AppResult<StatusCode> {
     let state2 = state.clone();
-    tokio::task::spawn_blocking(move || state2.uploads.abort(&id))
-        .await
-        .map_err(|e| AppError::internal("aborting an upload", e))??;
+    blocking("aborting an upload", move || state2.uploads.abort(&id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -106,9 +104,7 @@ pub(super) async fn put_block(
     let limit = u64::from(upload.header.block_size());
     let bytes = read_body_limited(&state, body, limit, "a block").await?;
     let len = bytes.len() as u64;
-    tokio::task::spawn_blocking(move || upload.put_block(index, &digest, &bytes))
-        .await
-        .map_err(|e| AppError::internal("storing a block", e))??;
+    blocking("storing a block", move || upload.put_block(index, &digest, &bytes)).await?;
     state.stats.block_received(len);
     Ok(StatusCode::NO_CONTENT)
 }
