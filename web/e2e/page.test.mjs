@@ -94,6 +94,9 @@ test("a new 64 MiB file arrives byte-identical", async () => {
   assert.equal(summary.blocksSent, "64");
   assert.equal(summary.similarity, "0");
   assert.match(summary.text, /sent 64\.0 MiB of 64\.0 MiB; 0\.0% was already on the server/);
+  assert.equal(summary.strategy, "webcrypto");
+  assert.ok(Number(summary.hashWorkers) >= 1, `hashed in ${summary.hashWorkers} workers`);
+  assert.match(summary.text, /Hashed with WebCrypto in \d workers?\./);
   assert.equal(sha256(await serverBytes(target)), sha256(data));
 });
 
@@ -153,7 +156,7 @@ test("a file whose every block changed replaces the existing one", async () => {
   assert.equal(sha256(await serverBytes(target)), sha256(data));
 });
 
-test("a non-secure page (plain http, not localhost) hashes with wasm", async () => {
+test("a non-secure page (plain http, not localhost) hashes with wasm in workers", async () => {
   const insecure = new URL(server);
   insecure.hostname = "diffcopy-insecure.test";
   const other = await browser.newPage();
@@ -162,7 +165,7 @@ test("a non-secure page (plain http, not localhost) hashes with wasm", async () 
     await other.waitForFunction(() => document.body.dataset.state === "idle");
     assert.equal(await other.evaluate(() => window.isSecureContext), false);
     assert.match(await other.textContent("#footer"), /hashing with WebAssembly/);
-    const bytes = Buffer.alloc(3 * MiB + 5);
+    const bytes = Buffer.alloc(9 * MiB + 5); // over 8 MiB: hashed in workers
     randomFillSync(bytes);
     const sub = join(dir, "insecure");
     mkdirSync(sub);
@@ -173,7 +176,10 @@ test("a non-secure page (plain http, not localhost) hashes with wasm", async () 
     await other.click("#upload");
     await other.waitForFunction(() => document.body.dataset.state === "idle");
     assert.equal(await other.$eval("#error", (e) => e.hidden), true, await other.textContent("#error"));
-    assert.equal(await other.$eval("#summary", (e) => e.dataset.blocksSent), "4");
+    const summary = await other.$eval("#summary", (e) => ({ ...e.dataset }));
+    assert.equal(summary.blocksSent, "10");
+    assert.equal(summary.strategy, "wasm");
+    assert.ok(Number(summary.hashWorkers) >= 1, `hashed in ${summary.hashWorkers} workers`);
     assert.equal(sha256(await serverBytes(path)), sha256(bytes));
   } finally {
     await other.close();

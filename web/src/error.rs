@@ -29,6 +29,8 @@ pub(crate) enum ErrorCode {
     Aborted,
     /// WebCrypto was asked for but the page is not a secure context.
     WebCryptoUnavailable,
+    /// Hashing workers were asked for but cannot start here.
+    WorkersUnavailable,
     /// The request did not reach the server or its answer did not arrive.
     NetworkError,
     /// The server answered with an error that is not diffcopy's JSON.
@@ -49,6 +51,7 @@ impl ErrorCode {
             Self::ReadFailed => "read_failed",
             Self::Aborted => "aborted",
             Self::WebCryptoUnavailable => "webcrypto_unavailable",
+            Self::WorkersUnavailable => "workers_unavailable",
             Self::NetworkError => "network_error",
             Self::HttpError => "http_error",
             Self::BadResponse => "bad_response",

@@ -1,17 +1,19 @@
 //! Hashing a `File` or `Blob` into its signature without reading it whole.
 //!
-//! Two strategies give the same signature:
+//! Two engines give the same signature:
 //!
-//! * `webcrypto`: slices of several whole blocks are read (a few in flight),
-//!   and each block is handed, as a view, to `crypto.subtle.digest`, which
-//!   hashes natively off the main thread. Only for SHA-1 and SHA-256, and only
-//!   in secure contexts (https, localhost, 127.0.0.1). Reads of a few MiB
-//!   matter: Chromium reads a `File` in 1 MiB slices at less than half the
-//!   rate of 8 MiB slices.
-//! * `wasm`: slices are read in order and fed to the core's
-//!   `SignatureBuilder` compiled to WebAssembly. Any algorithm, any context.
+//! * `webcrypto`: each block is handed, as a view of a slice of several whole
+//!   blocks, to `crypto.subtle.digest`, which hashes natively (Chromium does
+//!   it on the calling thread). Only for SHA-1 and SHA-256, and only in
+//!   secure contexts (https, localhost, 127.0.0.1).
+//! * `wasm`: the core's `SignatureBuilder` compiled to WebAssembly. Any
+//!   algorithm, any context.
 //!
 //! `auto` (the default) picks `webcrypto` where it can and `wasm` otherwise.
+//! Either runs in Web Workers that read their own slices (the default for
+//! files of 8 MiB and more, see `hash_workers.rs`), or on the calling thread.
+//! Reads of a few MiB matter: Chromium reads a `File` in 1 MiB slices at less
+//! than half the rate of 8 MiB slices.
 
 use diffcopy_core::{HashAlgorithm, Signature, SignatureBuilder, SignatureHeader};
 use futures_util::StreamExt;
@@ -23,6 +25,7 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortSignal, Blob, SubtleCrypto};
 
 use crate::error::{ErrorCode, WebError};
+use crate::hash_workers::Workers;
 use crate::options::{Options, check_abort};
 use crate::progress::Progress;
 use crate::read::{SliceReader, blob_size, read_range};
@@ -30,11 +33,14 @@ use crate::read::{SliceReader, blob_size, read_range};
 /// Blocks smaller than this are hashed in wasm even where WebCrypto exists:
 /// one `digest()` call per small block costs more than it saves.
 const WEBCRYPTO_MIN_BLOCK: u32 = 64 * 1024;
-/// Bytes kept in flight by the WebCrypto strategy (read, not yet hashed).
+/// Bytes kept in flight (read, not yet hashed) by WebCrypto on the calling thread.
 const WEBCRYPTO_BYTES_IN_FLIGHT: u64 = 32 << 20;
+/// Bytes kept in flight by all hashing workers together.
+const WORKER_BYTES_IN_FLIGHT: u64 = 64 << 20;
 /// Default bytes per read: measured best in headless Chromium (web/bench).
 const WASM_SLICE: u32 = 4 << 20;
 const WEBCRYPTO_SLICE: u32 = 8 << 20;
+const WORKER_SLICE: u32 = 16 << 20;
 
 /// How to hash.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,12 +61,14 @@ pub(crate) struct HashConfig {
     pub(crate) strategy: Strategy,
     /// Bytes per read (rounded down to whole blocks, at least one, for webcrypto).
     pub(crate) slice_size: Option<u32>,
-    /// Reads in flight (wasm) or blocks in flight (webcrypto); 0 = automatic.
+    /// Reads in flight (all workers together, or on the calling thread); 0 = automatic.
     pub(crate) in_flight: u32,
+    /// Hashing workers: `Some(0)` hashes on the calling thread, `None` decides by size.
+    pub(crate) workers: Option<u32>,
 }
 
 impl HashConfig {
-    /// Reads `hash`, `blockSize`, `strategy`, `sliceSize` and `readsInFlight`.
+    /// Reads `hash`, `blockSize`, `strategy`, `sliceSize`, `readsInFlight` and `workers`.
     pub(crate) fn from_options(options: &Options) -> Result<Self, WebError> {
         let strategy = match options.string("strategy")?.as_deref() {
             None | Some("auto") => Strategy::Auto,
@@ -79,6 +87,7 @@ impl HashConfig {
             strategy,
             slice_size: options.integer("sliceSize", 1, 1 << 30)?,
             in_flight: options.integer("readsInFlight", 1, 64)?.unwrap_or(0),
+            workers: options.integer("workers", 0, 16)?,
         })
     }
 
@@ -108,7 +117,7 @@ impl HashConfig {
 }
 
 /// The WebCrypto name of `algorithm`, if WebCrypto has it.
-fn webcrypto_name(algorithm: HashAlgorithm) -> Option<&'static str> {
+pub(crate) fn webcrypto_name(algorithm: HashAlgorithm) -> Option<&'static str> {
     match algorithm {
         HashAlgorithm::Sha1 => Some("SHA-1"),
         HashAlgorithm::Sha256 => Some("SHA-256"),
@@ -131,24 +140,86 @@ fn subtle() -> Option<SubtleCrypto> {
 /// Called with each block's index and digest, in order, as soon as it is known.
 pub(crate) type OnBlock<'a> = &'a mut dyn FnMut(u64, &[u8]) -> Result<(), WebError>;
 
+/// How a blob was hashed.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Hashed {
+    /// `WebCrypto` or `Wasm`.
+    pub(crate) engine: Strategy,
+    /// Workers that hashed it; 0 when the calling thread did.
+    pub(crate) workers: u32,
+}
+
 /// Hashes all of `blob`. `on_block(index, digest)` is called for every block
 /// in order as soon as its digest is known; `on_bytes(done)` as bytes are hashed.
+///
+/// Workers are used as [`Workers::count_for`] says. Where they cannot start,
+/// the calling thread hashes instead, unless the `workers` option asked for
+/// them (`workers_unavailable`).
 pub(crate) async fn hash(
     blob: &Blob,
     config: &HashConfig,
     signal: Option<&AbortSignal>,
     on_block: OnBlock<'_>,
     on_bytes: &mut dyn FnMut(u64),
-) -> Result<Signature, WebError> {
-    let signature = match config.resolve()? {
-        Strategy::WebCrypto => hash_webcrypto(blob, config, signal, on_block, on_bytes).await?,
-        Strategy::Wasm | Strategy::Auto => hash_wasm(blob, config, signal, on_block, on_bytes).await?,
+) -> Result<(Signature, Hashed), WebError> {
+    let engine = config.resolve()?;
+    let count = Workers::count_for(config, blob_size(blob));
+    let workers = match count {
+        0 => None,
+        _ => match Workers::start(blob, count, engine, config).await {
+            Ok(workers) => Some(workers),
+            Err(error) if config.workers.is_some() => return Err(error),
+            Err(_) => None,
+        },
+    };
+    check_abort(signal)?;
+    let block = u64::from(config.block_size);
+    let signature = match (&workers, engine) {
+        (Some(workers), _) => {
+            let slice = whole_blocks(config.slice_size.unwrap_or(WORKER_SLICE), block);
+            let depth = match config.in_flight {
+                0 => (WORKER_BYTES_IN_FLIGHT / slice).max(u64::from(workers.count())),
+                n => u64::from(n),
+            };
+            let digest = |start, end| {
+                let promise = workers.digest(start, end);
+                async move {
+                    let digests = JsFuture::from(promise)
+                        .await
+                        .map_err(|e| WebError::from_js(ErrorCode::ReadFailed, "hashing in a worker", &e))?;
+                    Ok(Uint8Array::new(&digests).to_vec())
+                }
+            };
+            hash_slices(blob, config, slice, depth, signal, on_block, on_bytes, digest).await?
+        }
+        (None, Strategy::WebCrypto) => {
+            let (Some(subtle), Some(name)) = (subtle(), webcrypto_name(config.algorithm)) else {
+                return Err(WebError::new(
+                    ErrorCode::WebCryptoUnavailable,
+                    "WebCrypto is not available here",
+                ));
+            };
+            let slice = whole_blocks(config.slice_size.unwrap_or(WEBCRYPTO_SLICE), block);
+            let depth = match config.in_flight {
+                0 => (WEBCRYPTO_BYTES_IN_FLIGHT / slice).clamp(2, 8),
+                n => u64::from(n),
+            };
+            let digest = |start, end| digest_slice(blob, &subtle, name, start, end, block);
+            hash_slices(blob, config, slice, depth, signal, on_block, on_bytes, digest).await?
+        }
+        (None, _) => hash_wasm(blob, config, signal, on_block, on_bytes).await?,
     };
     // An abort during the last progress callback still counts.
     check_abort(signal)?;
-    Ok(signature)
+    Ok((signature, Hashed { engine, workers: workers.as_ref().map_or(0, Workers::count) }))
 }
 
+/// `slice` rounded down to whole blocks, at least one.
+fn whole_blocks(slice: u32, block: u64) -> u64 {
+    (u64::from(slice) / block).max(1) * block
+}
+
+/// Feeds slices of `blob` in order to the core on this thread.
 async fn hash_wasm(
     blob: &Blob,
     config: &HashConfig,
@@ -182,54 +253,61 @@ async fn hash_wasm(
     Ok(signature)
 }
 
-async fn hash_webcrypto(
+/// Hashes `blob` in slices of `slice` bytes (whole blocks), `depth` in
+/// flight: `digest(start, end)` gives the concatenated digests of the blocks
+/// in `start..end`, and they are taken in order.
+#[allow(clippy::too_many_arguments)]
+async fn hash_slices<F, Fut>(
     blob: &Blob,
     config: &HashConfig,
+    slice: u64,
+    depth: u64,
     signal: Option<&AbortSignal>,
     on_block: OnBlock<'_>,
     on_bytes: &mut dyn FnMut(u64),
-) -> Result<Signature, WebError> {
-    let (Some(subtle), Some(name)) = (subtle(), webcrypto_name(config.algorithm)) else {
-        return Err(WebError::new(ErrorCode::WebCryptoUnavailable, "WebCrypto is not available here"));
-    };
+    mut digest: F,
+) -> Result<Signature, WebError>
+where
+    F: FnMut(u64, u64) -> Fut,
+    Fut: Future<Output = Result<Vec<u8>, WebError>>,
+{
     let size = blob_size(blob);
     let header = SignatureHeader::new(config.algorithm, config.block_size, size)
         .map_err(|e| WebError::new(ErrorCode::InvalidOption, e.to_string()))?;
     let mut signature = Signature::new(header);
-    // Reads of a few MiB cost far less per byte than reads of one block, so a
-    // slice spans whole blocks, and each block is digested from a view of it.
     let block = u64::from(config.block_size);
-    let slice = (u64::from(config.slice_size.unwrap_or(WEBCRYPTO_SLICE)) / block).max(1) * block;
-    let depth = match config.in_flight {
-        0 => (WEBCRYPTO_BYTES_IN_FLIGHT / slice).clamp(2, 8),
-        n => u64::from(n),
-    };
+    let digest_len = config.algorithm.digest_len();
     let mut pending = FuturesOrdered::new();
     let mut next = 0;
-    let mut done = 0;
     loop {
         while (pending.len() as u64) < depth && next < size {
             let end = size.min(next + slice);
-            pending.push_back(digest_slice(blob, &subtle, name, next, end, block));
+            let blocks = (end - next).div_ceil(block) as usize;
+            let digests = digest(next, end);
+            pending.push_back(async move { (blocks, digests.await) });
             next = end;
         }
-        let Some(result) = pending.next().await else { break };
+        let Some((blocks, digests)) = pending.next().await else { break };
         check_abort(signal)?;
-        for (len, digest) in result? {
-            let index = signature.digest_count();
-            signature
-                .push_digest(&digest)
-                .map_err(|e| WebError::new(ErrorCode::BadResponse, e.to_string()))?;
-            on_block(index, &digest)?;
-            done += len;
+        let digests = digests?;
+        if digests.len() != blocks * digest_len {
+            return Err(WebError::new(
+                ErrorCode::ReadFailed,
+                format!("a slice of {blocks} blocks gave {} bytes of digests", digests.len()),
+            ));
         }
-        on_bytes(done);
+        for digest in digests.chunks(digest_len) {
+            let index = signature.digest_count();
+            signature.push_digest(digest).map_err(|e| WebError::new(ErrorCode::ReadFailed, e.to_string()))?;
+            on_block(index, digest)?;
+        }
+        on_bytes((signature.digest_count() * block).min(size));
     }
     Ok(signature)
 }
 
 /// Reads bytes `start..end` of `blob` and digests each `block`-sized piece
-/// of it with WebCrypto: (length, digest) per block, in order.
+/// of it with WebCrypto on this thread: the digests, concatenated.
 fn digest_slice(
     blob: &Blob,
     subtle: &SubtleCrypto,
@@ -237,7 +315,7 @@ fn digest_slice(
     start: u64,
     end: u64,
     block: u64,
-) -> impl Future<Output = Result<Vec<(u64, Vec<u8>)>, WebError>> + use<> {
+) -> impl Future<Output = Result<Vec<u8>, WebError>> + use<> {
     // The read starts now, before the future is first polled.
     let read = read_range(blob, start, end);
     let subtle = subtle.clone();
@@ -253,15 +331,13 @@ fn digest_slice(
         while offset < end - start {
             let len = block.min(end - start - offset);
             let view = Uint8Array::new_with_byte_offset_and_length(&buffer, offset as u32, len as u32);
-            digests.push((
-                len,
-                JsFuture::from(subtle.digest_with_str_and_buffer_source(name, &view).map_err(failed)?),
-            ));
+            digests
+                .push(JsFuture::from(subtle.digest_with_str_and_buffer_source(name, &view).map_err(failed)?));
             offset += len;
         }
-        let mut out = Vec::with_capacity(digests.len());
-        for (len, digest) in digests {
-            out.push((len, Uint8Array::new(&digest.await.map_err(failed)?).to_vec()));
+        let mut out = Vec::new();
+        for digest in digests {
+            out.extend(Uint8Array::new(&digest.await.map_err(failed)?).to_vec());
         }
         Ok(out)
     }
@@ -270,8 +346,8 @@ fn digest_slice(
 /// Hashes a `File` or `Blob` into its binary signature, reading it in slices.
 ///
 /// Options: `hash` ("sha1"), `blockSize` (1 MiB), `strategy` ("auto",
-/// "webcrypto" or "wasm"), `sliceSize` (4 MiB for wasm; 8 MiB, whole blocks,
-/// for webcrypto),
+/// "webcrypto" or "wasm"), `workers` (default: one per core, at most 4, for
+/// blobs of 8 MiB and more; 0 hashes on the calling thread), `sliceSize`,
 /// `readsInFlight`, `onProgress(done, total)` in bytes, `signal`.
 #[wasm_bindgen(js_name = hashBlob, unchecked_return_type = "Uint8Array")]
 pub async fn hash_blob(
@@ -285,7 +361,7 @@ pub async fn hash_blob(
     check_abort(signal.as_ref())?;
     let total = blob_size(&blob);
     progress.report(None, 0, total, true);
-    let signature = hash(&blob, &config, signal.as_ref(), &mut |_, _| Ok(()), &mut |done| {
+    let (signature, _) = hash(&blob, &config, signal.as_ref(), &mut |_, _| Ok(()), &mut |done| {
         progress.report(None, done, total, false)
     })
     .await?;

@@ -18,6 +18,7 @@ mod api;
 mod diff;
 mod error;
 mod hash_blob;
+mod hash_workers;
 mod hasher;
 mod options;
 mod plan;

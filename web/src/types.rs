@@ -18,9 +18,15 @@ export interface HashBlobOptions {
   blockSize?: number;
   /** Default "auto": WebCrypto where available and the hash allows, else wasm. */
   strategy?: HashStrategy;
-  /** Bytes per read; default 4 MiB for wasm, 8 MiB for webcrypto (which reads whole blocks). */
+  /** Web Workers that read and hash slices, 0 to 16; 0 hashes on the calling
+   * thread. Default: one per core (at most 4) for blobs of 8 MiB and more,
+   * falling back to the calling thread where workers cannot start; asked
+   * for explicitly, a failure to start is the error "workers_unavailable". */
+  workers?: number;
+  /** Bytes per read; default 16 MiB in workers, else 4 MiB for wasm and
+   * 8 MiB for webcrypto. Workers and webcrypto read whole blocks. */
   sliceSize?: number;
-  /** Reads (wasm) or blocks (webcrypto) in flight; default automatic. */
+  /** Reads in flight (all workers together); default automatic (64 MiB in workers). */
   readsInFlight?: number;
   /** Called with bytes hashed and the blob's size, about 20 times a second. */
   onProgress?: (done: number, total: number) => void;
@@ -66,6 +72,8 @@ export interface UploadOptions {
   hash?: HashName;
   /** Hashing strategy; default "auto". */
   strategy?: HashStrategy;
+  /** Hashing workers, as in `HashBlobOptions`. */
+  workers?: number;
   /** Block uploads in flight; default 4. */
   concurrency?: number;
   /** Sent as `Authorization: Bearer <token>`. */
@@ -95,6 +103,8 @@ export interface UploadResult {
   etag: string;
   /** The hashing strategy used. */
   strategy: "webcrypto" | "wasm";
+  /** Web Workers that hashed the file; 0 when the calling thread did. */
+  hashWorkers: number;
 }
 
 /** Codes of errors raised in the browser. Errors answered by the server carry
@@ -102,7 +112,7 @@ export interface UploadResult {
  * "unauthorized", "bad_path") and its HTTP `status`. */
 export type LocalErrorCode =
   | "invalid_option" | "unknown_hash" | "bad_signature" | "signature_mismatch"
-  | "hasher_finished" | "read_failed" | "aborted" | "webcrypto_unavailable"
+  | "hasher_finished" | "read_failed" | "aborted" | "webcrypto_unavailable" | "workers_unavailable"
   | "network_error" | "http_error" | "bad_response";
 
 /** Every error this package throws or rejects with. */

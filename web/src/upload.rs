@@ -50,6 +50,8 @@ pub async fn upload_file(
         return Err(WebError::new(ErrorCode::InvalidOption, "option `path` is empty").into());
     }
     let signal = options.signal()?;
+    // Fail on a strategy that cannot run here before anything is sent.
+    hash.resolve()?;
     let upload = Upload {
         api: Api::new(
             &options.string("serverUrl")?.unwrap_or_default(),
@@ -57,7 +59,6 @@ pub async fn upload_file(
             signal.clone(),
         ),
         path,
-        strategy: hash.resolve()?,
         hash,
         concurrency: options.integer("concurrency", 1, 64)?.unwrap_or(DEFAULT_CONCURRENCY),
         resume: options.boolean("resume")?.unwrap_or(true),
@@ -75,7 +76,6 @@ struct Upload {
     api: Api,
     path: String,
     hash: HashConfig,
-    strategy: Strategy,
     concurrency: u32,
     resume: bool,
     progress: Progress,
@@ -164,7 +164,7 @@ impl Upload {
                     Ok(())
                 }
             });
-        let ((), source, ()) = try_join3(comparing, hashing, uploading).await?;
+        let ((), (source, hashed), ()) = try_join3(comparing, hashing, uploading).await?;
         check_abort(self.signal.as_ref())?;
         let (blocks_sent, bytes_sent) = *sent.borrow();
         self.progress.report(Some("uploading"), bytes_sent, bytes_sent, true);
@@ -199,8 +199,9 @@ impl Upload {
         set(&result, "seconds", ((Date::now() - started) / 1000.0).into());
         let etag = Reflect::get(&committed, &"etag".into()).ok().and_then(|e| e.as_string());
         set(&result, "etag", etag.unwrap_or_default().into());
-        let strategy = if self.strategy == Strategy::WebCrypto { "webcrypto" } else { "wasm" };
+        let strategy = if hashed.engine == Strategy::WebCrypto { "webcrypto" } else { "wasm" };
         set(&result, "strategy", strategy.into());
+        set(&result, "hashWorkers", hashed.workers.into());
         Ok(result.into())
     }
 

@@ -9,7 +9,7 @@ mod common;
 use common::{assert_code, blob, bytes, get, num, object, to_vec};
 use diffcopy_core::{HashAlgorithm, Signature, SignatureBuilder, diff};
 use diffcopy_web::{SignatureHasher, diff_signatures, hash_blob, hash_block, hash_strategy, signature_info};
-use js_sys::{Array, Function};
+use js_sys::{Array, Function, Reflect};
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 use web_sys::AbortController;
@@ -79,6 +79,72 @@ async fn webcrypto_strategy_matches_the_core_at_edge_sizes() {
             }
         }
     }
+}
+
+#[wasm_bindgen_test]
+async fn workers_match_the_core_at_edge_sizes_with_either_engine() {
+    let engines = [
+        ("webcrypto", HashAlgorithm::Sha1),
+        ("webcrypto", HashAlgorithm::Sha256),
+        ("wasm", HashAlgorithm::Sha1),
+        ("wasm", HashAlgorithm::Blake3),
+    ];
+    for size in SIZES {
+        let data = bytes(size, 17 + size as u32);
+        for (strategy, algorithm) in engines {
+            let expected = core_signature(&data, algorithm, B);
+            // One block per read, and slices of 3 blocks (3B+1 rounds down) many in flight.
+            for (slice, in_flight) in [(B, 1), (3 * B + 1, 5)] {
+                let got = hash(
+                    &data,
+                    &[
+                        ("hash", algorithm.name().into()),
+                        ("blockSize", (B as u32).into()),
+                        ("strategy", strategy.into()),
+                        ("workers", 2.into()),
+                        ("sliceSize", (slice as u32).into()),
+                        ("readsInFlight", in_flight.into()),
+                    ],
+                )
+                .await
+                .unwrap();
+                assert_eq!(got, expected, "{strategy} {algorithm} size {size} slice {slice}");
+            }
+        }
+    }
+}
+
+#[wasm_bindgen_test]
+async fn hashing_falls_back_to_this_thread_where_workers_cannot_start() {
+    let global = js_sys::global();
+    let worker = Reflect::get(&global, &"Worker".into()).unwrap();
+    let refuse = Function::new_no_args("throw new Error('workers are forbidden here')");
+    Reflect::set(&global, &"Worker".into(), &refuse).unwrap();
+    // 8 MiB and more: workers by default, so this falls back.
+    let data = bytes((8 << 20) + 3, 23);
+    let by_default = hash(&data, &[("blockSize", (B as u32).into())]).await;
+    let asked_for = hash(&data[..B], &[("workers", 3.into())]).await;
+    Reflect::set(&global, &"Worker".into(), &worker).unwrap();
+    assert_eq!(by_default.unwrap(), core_signature(&data, HashAlgorithm::Sha1, B));
+    assert_code(&asked_for.unwrap_err(), "workers_unavailable");
+}
+
+#[wasm_bindgen_test]
+async fn abort_stops_hashing_in_workers() {
+    let data = bytes(64 * B, 29);
+    let controller = AbortController::new().unwrap();
+    let abort = Function::new_with_args("done", "if (done > 0) this.abort()").bind0(&controller);
+    let options = [
+        ("blockSize", (B as u32).into()),
+        ("workers", 2.into()),
+        ("sliceSize", (B as u32).into()),
+        ("readsInFlight", 2.into()),
+        ("onProgress", abort.into()),
+        ("signal", controller.signal().into()),
+    ];
+    assert_code(&hash(&data, &options).await.unwrap_err(), "aborted");
+    let err = hash(&data, &[("workers", 17.into())]).await.unwrap_err();
+    assert_code(&err, "invalid_option");
 }
 
 #[wasm_bindgen_test]

@@ -127,7 +127,9 @@ function summarize(r) {
     `${r.similarity.toFixed(1)}% was already on the server. ` +
     `${r.blocksSent} of ${r.totalBlocks} blocks in ${r.seconds.toFixed(1)} s${rate}.`;
   if (r.blocksResumed > 0) text += ` Continued an interrupted upload: ${r.blocksResumed} blocks had arrived before.`;
-  return text;
+  const engine = r.strategy === "webcrypto" ? "WebCrypto" : "WebAssembly";
+  const where = r.hashWorkers > 0 ? `${r.hashWorkers} worker${r.hashWorkers > 1 ? "s" : ""}` : "the page";
+  return `${text} Hashed with ${engine} in ${where}.`;
 }
 
 $("form").addEventListener("submit", async (e) => {
@@ -151,7 +153,7 @@ $("form").addEventListener("submit", async (e) => {
     });
     const summary = $("summary");
     summary.textContent = summarize(result);
-    for (const key of ["bytesSent", "blocksSent", "blocksResumed", "totalBytes", "totalBlocks", "similarity"]) {
+    for (const key of ["bytesSent", "blocksSent", "blocksResumed", "totalBytes", "totalBlocks", "similarity", "strategy", "hashWorkers"]) {
       summary.dataset[key] = String(result[key]);
     }
     show(summary);

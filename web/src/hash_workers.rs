@@ -1,0 +1,138 @@
+//! Hashing in Web Workers: each worker reads its own slices of the `Blob` and
+//! digests the blocks in them, with WebCrypto or the core in wasm.
+//!
+//! On the calling thread, reading a slice (copying it out of the browser's
+//! pipe) and digesting it take turns on one thread; in workers they spread
+//! over every core, and the page's thread stays free. The pool itself is a
+//! small JS module (`js/hash_pool.js`); this side picks the worker count and
+//! speaks to it.
+
+use js_sys::{Object, Promise, Reflect};
+use wasm_bindgen::JsValue;
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::Blob;
+
+use crate::error::{ErrorCode, WebError};
+use crate::hash_blob::{HashConfig, Strategy, webcrypto_name};
+
+/// Files smaller than this are hashed on the calling thread unless workers
+/// are asked for: starting workers costs more than it saves.
+const AUTO_MIN_SIZE: u64 = 8 << 20;
+/// At most this many workers by default, whatever the core count.
+const AUTO_MAX_WORKERS: u32 = 4;
+
+#[wasm_bindgen(module = "/js/hash_pool.js")]
+extern "C" {
+    /// `js/hash_pool.js`: workers hashing slices of one Blob.
+    type HashPool;
+
+    #[wasm_bindgen(constructor, catch)]
+    fn new(blob: &Blob, count: u32, init: &Object) -> Result<HashPool, JsValue>;
+
+    #[wasm_bindgen(method, js_name = whenReady)]
+    fn when_ready(this: &HashPool) -> Promise;
+
+    #[wasm_bindgen(method)]
+    fn digest(this: &HashPool, start: f64, end: f64) -> Promise;
+
+    #[wasm_bindgen(method)]
+    fn close(this: &HashPool);
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// `import.meta` of this package's JS glue: its `url` is what a worker imports.
+    type ImportMeta;
+
+    #[wasm_bindgen(thread_local_v2, js_namespace = import, js_name = meta)]
+    static IMPORT_META: ImportMeta;
+
+    #[wasm_bindgen(method, getter)]
+    fn url(this: &ImportMeta) -> String;
+}
+
+/// Running hashing workers over one `Blob`; dropping it stops them.
+pub(crate) struct Workers {
+    pool: HashPool,
+    count: u32,
+}
+
+impl Workers {
+    /// How many workers to hash a blob of `size` bytes with: the `workers`
+    /// option when given, else one per core (at most 4) for blobs of 8 MiB
+    /// and more where workers exist, else none.
+    pub(crate) fn count_for(config: &HashConfig, size: u64) -> u32 {
+        match config.workers {
+            Some(count) => count,
+            None if size >= AUTO_MIN_SIZE && workers_exist() => {
+                hardware_concurrency().clamp(1, AUTO_MAX_WORKERS)
+            }
+            None => 0,
+        }
+    }
+
+    /// Starts `count` workers hashing `blob` with `engine` and waits until each
+    /// can hash. Fails where workers cannot run here (no `Worker`, a content
+    /// security policy that forbids blob: workers, a failed import).
+    pub(crate) async fn start(
+        blob: &Blob,
+        count: u32,
+        engine: Strategy,
+        config: &HashConfig,
+    ) -> Result<Self, WebError> {
+        let init = Object::new();
+        let set = |key: &str, value: JsValue| {
+            // Plain data properties on a fresh object cannot fail to be set.
+            let _ = Reflect::set(&init, &key.into(), &value);
+        };
+        set("hash", config.algorithm.name().into());
+        set("blockSize", config.block_size.into());
+        set("digestLength", (config.algorithm.digest_len() as u32).into());
+        if engine == Strategy::WebCrypto {
+            set("engine", "webcrypto".into());
+            set("webcryptoName", webcrypto_name(config.algorithm).unwrap_or_default().into());
+        } else {
+            set("engine", "wasm".into());
+            set("glue", IMPORT_META.with(ImportMeta::url).into());
+            set("module", wasm_bindgen::module());
+        }
+        let failed =
+            |e: JsValue| WebError::from_js(ErrorCode::WorkersUnavailable, "starting hashing workers", &e);
+        let pool = HashPool::new(blob, count, &init).map_err(failed)?;
+        let workers = Self { pool, count };
+        JsFuture::from(workers.pool.when_ready()).await.map_err(failed)?;
+        Ok(workers)
+    }
+
+    /// The number of workers.
+    pub(crate) fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// Starts hashing bytes `start..end` (whole blocks, but the file's last):
+    /// the promise of their digests, concatenated.
+    pub(crate) fn digest(&self, start: u64, end: u64) -> Promise {
+        self.pool.digest(start as f64, end as f64)
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        self.pool.close();
+    }
+}
+
+fn workers_exist() -> bool {
+    Reflect::has(&js_sys::global(), &"Worker".into()).unwrap_or(false)
+}
+
+/// `navigator.hardwareConcurrency`, or 2 where it is not told.
+fn hardware_concurrency() -> u32 {
+    Reflect::get(&js_sys::global(), &"navigator".into())
+        .and_then(|navigator| Reflect::get(&navigator, &"hardwareConcurrency".into()))
+        .ok()
+        .and_then(|n| n.as_f64())
+        .filter(|n| *n >= 1.0)
+        .map_or(2, |n| n as u32)
+}
