@@ -1,17 +1,21 @@
 #!/usr/bin/env node
 // Browser hashing benchmark: gives a generated file to <input type=file> in
-// headless Chromium and prints a Markdown table of MB/s (10^6 bytes/s) per
-// strategy. Not a test: numbers depend on the machine.
+// headless Chromium, times each way of reading and hashing it, and prints a
+// Markdown table: MB/s (10^6 bytes/s, median of the runs, min-max), the CPU
+// the browser used for it (all its processes, from /proc), and how each row
+// compares with hash-wasm and with the fastest way of only reading the file.
+// Not a test: the numbers depend on the machine.
 //
-//   npm install            (in web/bench: playwright-core, hash-wasm 4.13.0)
+//   (cd web/bench && npm ci)      # playwright-core, hash-wasm 4.13.0
 //   wasm-pack build web --release --target web --out-dir pkg
-//   node web/bench/run.mjs [--size 512] [--repeat 2] [--only REGEX] [--chromium /usr/bin/chromium]
+//   node web/bench/run.mjs [--size 1024] [--runs 3] [--only REGEX] [--chromium /usr/bin/chromium]
 //
-// --size is in MiB. The page is served from http://127.0.0.1 (a secure
-// context, so WebCrypto exists) by a small static server started here.
+// --size is in MiB. Rows run interleaved (every row once, then again), so a
+// slow moment of the machine does not land on one row only. The page is
+// served from http://127.0.0.1 (a secure context, so WebCrypto exists).
 
 import { createServer } from "node:http";
-import { createReadStream, existsSync, openSync, writeSync, closeSync, statSync } from "node:fs";
+import { createReadStream, existsSync, openSync, writeSync, closeSync, statSync, readdirSync, readFileSync } from "node:fs";
 import { randomFillSync } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join, extname, dirname, normalize } from "node:path";
@@ -24,11 +28,32 @@ const arg = (name, fallback) => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? args[i + 1] : fallback;
 };
-const sizeMiB = Number(arg("size", "512"));
-const repeat = Number(arg("repeat", "2"));
+const sizeMiB = Number(arg("size", "1024"));
+const runs = Number(arg("runs", "3"));
 const executablePath = arg("chromium", "/usr/bin/chromium");
 const only = new RegExp(arg("only", ""), "i");
 const MiB = 1 << 20;
+
+// What is measured: [row in bench.js, how it is labelled, its parameters].
+const READ = "read only";
+const HASH_WASM = "hash-wasm 4.13 SHA-1";
+const DEFAULT = "diffcopy hashBlob, default options";
+const MEMORY_WEBCRYPTO = "hash only, from memory: WebCrypto";
+const plan = [
+  [READ, "read only", "1 MiB x 4", { slice: 1 * MiB, depth: 4 }],
+  [READ, "read only", "8 MiB x 4", { slice: 8 * MiB, depth: 4 }],
+  [READ, "read only", "16 MiB x 4", { slice: 16 * MiB, depth: 4 }],
+  ["read only, in workers", "read only, in workers", "2 workers, 16 MiB x 2 each", { slice: 16 * MiB, depth: 2, workers: 2 }],
+  [MEMORY_WEBCRYPTO, MEMORY_WEBCRYPTO, "1 MiB blocks, 8 in flight", { depth: 8 }],
+  ["hash only, from memory: diffcopy wasm", "hash only, from memory: diffcopy wasm", "1 MiB blocks", {}],
+  [HASH_WASM, HASH_WASM, "4 MiB x 4", { slice: 4 * MiB, depth: 4 }],
+  ["hashBlob", DEFAULT, "auto", {}],
+  ["hashBlob", "diffcopy hashBlob WebCrypto, 2 workers", "16 MiB x 2 each", { strategy: "webcrypto", workers: 2 }],
+  ["hashBlob", "diffcopy hashBlob WebCrypto, 3 workers", "16 MiB, 4 in flight", { strategy: "webcrypto", workers: 3 }],
+  ["hashBlob", "diffcopy hashBlob WebCrypto, page thread", "8 MiB x 4", { strategy: "webcrypto", workers: 0 }],
+  ["hashBlob", "diffcopy hashBlob wasm, 2 workers", "16 MiB x 2 each", { strategy: "wasm", workers: 2 }],
+  ["hashBlob", "diffcopy hashBlob wasm, page thread", "4 MiB x 4", { strategy: "wasm", workers: 0 }],
+].filter(([, label]) => only.test(label));
 
 // --- the test file: random bytes, made once and reused -----------------------
 const filePath = join(tmpdir(), `diffcopy-bench-${sizeMiB}MiB.bin`);
@@ -40,6 +65,30 @@ if (!existsSync(filePath) || statSync(filePath).size !== sizeMiB * MiB) {
     writeSync(fd, chunk, 0, Math.min(left, chunk.length));
   }
   closeSync(fd);
+}
+
+// --- CPU seconds used by the browser: every process below this one (Linux
+// /proc; null elsewhere) --------------------------------------------------------
+function cpuSeconds(root = process.pid) {
+  if (!existsSync("/proc/self/stat")) return null;
+  const procs = new Map();
+  for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      // utime and stime include the threads that have ended (workers).
+      procs.set(Number(pid), { parent: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) });
+    } catch {
+      // The process ended meanwhile.
+    }
+  }
+  const inTree = (pid) => {
+    for (let p = procs.get(pid)?.parent ?? 0; p > 1; p = procs.get(p)?.parent ?? 0) if (p === root) return true;
+    return false;
+  };
+  let ticks = 0;
+  for (const [pid, { ticks: t }] of procs) if (inTree(pid)) ticks += t;
+  return ticks / 100; // USER_HZ
 }
 
 // --- static server: the bench page, the wasm package, hash-wasm -------------
@@ -68,61 +117,85 @@ const browser = await chromium.launch({
   executablePath,
   args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
 });
+const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 try {
   const page = await browser.newPage();
   page.on("pageerror", (e) => console.error("page error:", e.message));
   await page.goto(origin);
   await page.waitForFunction(() => window.diffcopyBench);
   await page.setInputFiles("#file", filePath);
-  const info = await page.evaluate(() => ({ secure: window.diffcopyBench.secure, auto: window.diffcopyBench.autoStrategy }));
+  const info = await page.evaluate(() => ({ ...window.diffcopyBench, measure: undefined }));
 
-  const runs = [
-    ["hash only, in memory: WebCrypto SHA-1", { slice: 1 * MiB, depth: 4 }],
-    ["hash only, in memory: WebCrypto SHA-1", { slice: 1 * MiB, depth: 32 }],
-    ["hash only, in memory: diffcopy wasm SHA-1", { slice: 1 * MiB, depth: 1 }],
-    ["read only", { slice: 1 * MiB, depth: 1 }],
-    ["read only", { slice: 1 * MiB, depth: 4 }],
-    ["read only", { slice: 4 * MiB, depth: 1 }],
-    ["read only", { slice: 4 * MiB, depth: 4 }],
-    ["read only", { slice: 8 * MiB, depth: 4 }],
-    ["read only", { slice: 16 * MiB, depth: 2 }],
-    ["diffcopy hashBlob wasm, main thread", { slice: 1 * MiB, depth: 2 }],
-    ["diffcopy hashBlob wasm, main thread", { slice: 4 * MiB, depth: 4 }],
-    ["diffcopy wasm in 2 Web Workers", { slice: 1 * MiB, depth: 2 }],
-    ["diffcopy wasm in 2 Web Workers", { slice: 4 * MiB, depth: 2 }],
-    ["WebCrypto digest per block (plain JS)", { slice: 1 * MiB, depth: 4 }],
-    ["diffcopy hashBlob webcrypto", { slice: 1 * MiB, depth: 16 }],
-    ["diffcopy hashBlob webcrypto", { slice: 4 * MiB, depth: 4 }],
-    ["diffcopy hashBlob webcrypto", { slice: 8 * MiB, depth: 4 }],
-    ["diffcopy hashBlob webcrypto", { slice: 16 * MiB, depth: 2 }],
-    ["hash-wasm 4.13 SHA-1", { slice: 4 * MiB, depth: 4 }],
-    ["hybrid: WebCrypto + wasm on the main thread (1 block in N to wasm)", { slice: 8 * MiB, depth: 4, every: 2 }],
-    ["hybrid: WebCrypto + wasm on the main thread (1 block in N to wasm)", { slice: 8 * MiB, depth: 4, every: 3 }],
-    ["hybrid: WebCrypto + wasm on the main thread (1 block in N to wasm)", { slice: 8 * MiB, depth: 4, every: 5 }],
-    ["diffcopy hashBlob, default options", { slice: 8 * MiB, depth: 4 }],
-  ];
-  const rows = [];
-  let reference = null;
-  for (const [name, params] of runs.filter(([name]) => only.test(name))) {
-    const { mbps, result } = await page.evaluate(
-      ([name, params, repeat]) => window.diffcopyBench.measure(name, params, repeat),
-      [name, params, repeat],
-    );
-    let check = "n/a";
-    if (result !== null) {
-      reference ??= result;
-      check = result === reference ? "same digests" : "MISMATCH";
-    }
-    let variant = name.includes("default") ? "(auto)" : `${params.slice / MiB} MiB x ${params.depth} in flight`;
-    if (params.every) variant += `, N = ${params.every}`;
-    rows.push(`| ${name} | ${variant} | ${mbps.toFixed(0)} | ${check} |`);
-    console.error(rows.at(-1));
+  // One untimed pass warms the page cache, the JIT and the allocators.
+  for (const [row, params] of [[READ, { slice: 16 * MiB, depth: 4 }], ["hashBlob", {}]]) {
+    await page.evaluate(([row, params]) => window.diffcopyBench.measure(row, params), [row, params]);
   }
-  console.log(`\n${sizeMiB} MiB file, SHA-1, 1 MiB blocks, headless Chromium, best of ${repeat}; ` +
-    `secure context: ${info.secure}, hashBlob auto strategy: ${info.auto}\n`);
-  console.log("| strategy | slices / blocks | MB/s | signature |");
-  console.log("|---|---|---:|---|");
-  for (const row of rows) console.log(row);
+  const results = plan.map(() => ({ mbps: [], cpu: [], seconds: [], digests: null, agree: true }));
+  for (let run = 0; run < runs; run++) {
+    for (const [i, [row, label, , params]] of plan.entries()) {
+      const before = cpuSeconds();
+      const { mbps, seconds, digests } = await page.evaluate(
+        ([row, params]) => window.diffcopyBench.measure(row, params),
+        [row, params],
+      );
+      const after = cpuSeconds();
+      const r = results[i];
+      r.mbps.push(mbps);
+      r.seconds.push(seconds);
+      if (before !== null) r.cpu.push(after - before);
+      if (digests !== null) {
+        r.agree &&= r.digests === null || r.digests === digests;
+        r.digests = digests;
+      }
+      console.error(`run ${run + 1}/${runs}: ${label}: ${mbps.toFixed(0)} MB/s`);
+    }
+  }
+
+  // Every hashing row must give the same block digests.
+  const reference = results.find((r) => r.digests !== null)?.digests;
+  const gb = (sizeMiB * MiB) / 1e9;
+  const summary = results.map((r, i) => ({
+    label: plan[i][1],
+    row: plan[i][0],
+    how: plan[i][2],
+    mbps: median(r.mbps),
+    min: Math.min(...r.mbps),
+    max: Math.max(...r.mbps),
+    cores: r.cpu.length ? median(r.cpu.map((c, k) => c / r.seconds[k])) : null,
+    cpuPerGb: r.cpu.length ? median(r.cpu) / gb : null,
+    check: r.digests === null ? "" : r.agree && r.digests === reference ? "same" : "MISMATCH",
+  }));
+  const reads = summary.filter((s) => s.row.startsWith(READ));
+  const ceiling = reads.reduce((best, s) => (s.mbps > best.mbps ? s : best), reads[0] ?? { mbps: NaN });
+  const hashWasm = summary.find((s) => s.label === HASH_WASM);
+
+  console.log(`\n${sizeMiB} MiB file, SHA-1, 1 MiB blocks, headless Chromium ${browser.version()}, ` +
+    `${info.cores} cores; secure context: ${info.secure}; hashBlob's auto strategy: ${info.autoStrategy}; ` +
+    `median of ${runs} interleaved runs (min-max)\n`);
+  console.log("| what | slices x in flight | MB/s | CPU cores busy | CPU s per GB | x hash-wasm | % of read ceiling | digests |");
+  console.log("|---|---|---:|---:|---:|---:|---:|---|");
+  const fixed = (x, digits) => (x === null || x === undefined || Number.isNaN(x) ? "" : x.toFixed(digits));
+  for (const s of summary) {
+    const hashing = s.check !== "";
+    console.log(`| ${s.label} | ${s.how} | ${s.mbps.toFixed(0)} (${s.min.toFixed(0)}-${s.max.toFixed(0)}) | ` +
+      `${fixed(s.cores, 2)} | ${fixed(s.cpuPerGb, 2)} | ` +
+      `${hashing && hashWasm ? fixed(s.mbps / hashWasm.mbps, 2) : ""} | ` +
+      `${hashing ? fixed((100 * s.mbps) / ceiling.mbps, 0) : ""} | ${s.check} |`);
+  }
+  // What the CPU allows: reading the file and hashing it each cost CPU time
+  // per byte; with every core busy, no way of hashing can beat this. The
+  // cheapest way of reading and WebCrypto's cost from memory make it generous.
+  const memory = summary.find((s) => s.label === MEMORY_WEBCRYPTO);
+  const cheapestRead = Math.min(...reads.map((s) => s.cpuPerGb ?? Infinity));
+  if (Number.isFinite(cheapestRead) && memory?.cpuPerGb) {
+    const bound = (1000 * info.cores) / (cheapestRead + memory.cpuPerGb);
+    console.log(`\nRead ceiling: ${ceiling.mbps.toFixed(0)} MB/s (${ceiling.label}, ${ceiling.how}). ` +
+      `Reading costs at least ${cheapestRead.toFixed(2)} CPU s per GB, WebCrypto SHA-1 ${memory.cpuPerGb.toFixed(2)} ` +
+      `from memory: with all ${info.cores} cores busy, reading plus hashing can reach at most ` +
+      `${bound.toFixed(0)} MB/s = ${((100 * bound) / ceiling.mbps).toFixed(0)}% of the read ceiling` +
+      (hashWasm ? ` and ${(bound / hashWasm.mbps).toFixed(2)}x hash-wasm.` : "."));
+  }
+  if (summary.some((s) => s.check === "MISMATCH")) process.exitCode = 1;
 } finally {
   await browser.close();
   server.close();
