@@ -70,6 +70,7 @@ async function pick(bytes, name) {
   const file = join(sub, name);
   writeFileSync(file, bytes);
   await page.setInputFiles("#file", file);
+  return file;
 }
 
 /** Presses Upload and waits for the summary or the error. */
@@ -118,9 +119,9 @@ test("changing 2 blocks sends about 2 blocks", async () => {
   await page.setViewportSize({ width: 900, height: 900 });
 });
 
-test("cancel midway, then the same file resumes with the missing blocks", async () => {
+test("cancel midway, reload the page, pick the same file: it resumes with the missing blocks", async () => {
   randomFillSync(data.subarray(0, 48 * MiB)); // 48 of 64 blocks change
-  await pick(data, "big.bin");
+  const picked = await pick(data, "big.bin");
   // Slow block uploads down so that Cancel lands in the middle.
   await page.route("**/blocks/*", async (route) => {
     await new Promise((r) => setTimeout(r, 40));
@@ -139,6 +140,11 @@ test("cancel midway, then the same file resumes with the missing blocks", async 
   await page.unroute("**/blocks/*");
   await page.screenshot({ path: join(artifacts, "uploader-cancelled.png"), fullPage: true });
 
+  // The session is remembered across a reload (localStorage): the same file
+  // (same name, size and modification time) continues where it stopped.
+  await page.reload();
+  await page.waitForFunction(() => document.body.dataset.state === "idle");
+  await page.setInputFiles("#file", picked);
   const { error, summary } = await uploadAndWait(target);
   assert.equal(error, null);
   const resumed = Number(summary.blocksResumed);

@@ -140,6 +140,16 @@ fn subtle() -> Option<SubtleCrypto> {
 /// Called with each block's index and digest, in order, as soon as it is known.
 pub(crate) type OnBlock<'a> = &'a mut dyn FnMut(u64, &[u8]) -> Result<(), WebError>;
 
+/// Where hashing reports to, and what stops it.
+pub(crate) struct Report<'a> {
+    /// Hashing fails with `aborted` once this fires.
+    pub(crate) signal: Option<&'a AbortSignal>,
+    /// Each block's digest.
+    pub(crate) on_block: OnBlock<'a>,
+    /// Called with the bytes hashed so far.
+    pub(crate) on_bytes: &'a mut dyn FnMut(u64),
+}
+
 /// How a blob was hashed.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Hashed {
@@ -149,8 +159,7 @@ pub(crate) struct Hashed {
     pub(crate) workers: u32,
 }
 
-/// Hashes all of `blob`. `on_block(index, digest)` is called for every block
-/// in order as soon as its digest is known; `on_bytes(done)` as bytes are hashed.
+/// Hashes all of `blob`, reporting blocks and bytes to `report` as it goes.
 ///
 /// Workers are used as [`Workers::count_for`] says. Where they cannot start,
 /// the calling thread hashes instead, unless the `workers` option asked for
@@ -158,9 +167,7 @@ pub(crate) struct Hashed {
 pub(crate) async fn hash(
     blob: &Blob,
     config: &HashConfig,
-    signal: Option<&AbortSignal>,
-    on_block: OnBlock<'_>,
-    on_bytes: &mut dyn FnMut(u64),
+    mut report: Report<'_>,
 ) -> Result<(Signature, Hashed), WebError> {
     let engine = config.resolve()?;
     let count = Workers::count_for(config, blob_size(blob));
@@ -172,7 +179,7 @@ pub(crate) async fn hash(
             Err(_) => None,
         },
     };
-    check_abort(signal)?;
+    check_abort(report.signal)?;
     let block = u64::from(config.block_size);
     let signature = match (&workers, engine) {
         (Some(workers), _) => {
@@ -181,16 +188,8 @@ pub(crate) async fn hash(
                 0 => (WORKER_BYTES_IN_FLIGHT / slice).max(u64::from(workers.count())),
                 n => u64::from(n),
             };
-            let digest = |start, end| {
-                let promise = workers.digest(start, end);
-                async move {
-                    let digests = JsFuture::from(promise)
-                        .await
-                        .map_err(|e| WebError::from_js(ErrorCode::ReadFailed, "hashing in a worker", &e))?;
-                    Ok(Uint8Array::new(&digests).to_vec())
-                }
-            };
-            hash_slices(blob, config, slice, depth, signal, on_block, on_bytes, digest).await?
+            let digest = |start, end| workers.digest(start, end);
+            hash_slices(blob, config, slice, depth, &mut report, digest).await?
         }
         (None, Strategy::WebCrypto) => {
             let (Some(subtle), Some(name)) = (subtle(), webcrypto_name(config.algorithm)) else {
@@ -205,12 +204,12 @@ pub(crate) async fn hash(
                 n => u64::from(n),
             };
             let digest = |start, end| digest_slice(blob, &subtle, name, start, end, block);
-            hash_slices(blob, config, slice, depth, signal, on_block, on_bytes, digest).await?
+            hash_slices(blob, config, slice, depth, &mut report, digest).await?
         }
-        (None, _) => hash_wasm(blob, config, signal, on_block, on_bytes).await?,
+        (None, _) => hash_wasm(blob, config, &mut report).await?,
     };
     // An abort during the last progress callback still counts.
-    check_abort(signal)?;
+    check_abort(report.signal)?;
     Ok((signature, Hashed { engine, workers: workers.as_ref().map_or(0, Workers::count) }))
 }
 
@@ -220,13 +219,7 @@ fn whole_blocks(slice: u32, block: u64) -> u64 {
 }
 
 /// Feeds slices of `blob` in order to the core on this thread.
-async fn hash_wasm(
-    blob: &Blob,
-    config: &HashConfig,
-    signal: Option<&AbortSignal>,
-    on_block: OnBlock<'_>,
-    on_bytes: &mut dyn FnMut(u64),
-) -> Result<Signature, WebError> {
+async fn hash_wasm(blob: &Blob, config: &HashConfig, report: &mut Report<'_>) -> Result<Signature, WebError> {
     let mut builder = SignatureBuilder::new(config.algorithm, config.block_size)
         .map_err(|e| WebError::new(ErrorCode::InvalidOption, e.to_string()))?;
     builder.reserve_for(blob_size(blob));
@@ -234,21 +227,21 @@ async fn hash_wasm(
     let mut reader = SliceReader::new(blob, config.slice_size.unwrap_or(WASM_SLICE), depth);
     let mut buffer = Vec::new();
     while let Some((_, slice)) = reader.next().await? {
-        check_abort(signal)?;
+        check_abort(report.signal)?;
         let bytes = Uint8Array::new(&slice);
         buffer.resize(bytes.length() as usize, 0);
         bytes.copy_to(&mut buffer);
         let before = builder.completed_blocks();
         builder.update(&buffer);
         for index in before..builder.completed_blocks() {
-            on_block(index, builder.block_digest(index).unwrap_or_default())?;
+            (report.on_block)(index, builder.block_digest(index).unwrap_or_default())?;
         }
-        on_bytes(builder.bytes_hashed());
+        (report.on_bytes)(builder.bytes_hashed());
     }
     let complete = builder.completed_blocks();
     let signature = builder.finish();
     if let Some(last) = signature.block_digest(complete) {
-        on_block(complete, last)?;
+        (report.on_block)(complete, last)?;
     }
     Ok(signature)
 }
@@ -256,15 +249,12 @@ async fn hash_wasm(
 /// Hashes `blob` in slices of `slice` bytes (whole blocks), `depth` in
 /// flight: `digest(start, end)` gives the concatenated digests of the blocks
 /// in `start..end`, and they are taken in order.
-#[allow(clippy::too_many_arguments)]
 async fn hash_slices<F, Fut>(
     blob: &Blob,
     config: &HashConfig,
     slice: u64,
     depth: u64,
-    signal: Option<&AbortSignal>,
-    on_block: OnBlock<'_>,
-    on_bytes: &mut dyn FnMut(u64),
+    report: &mut Report<'_>,
     mut digest: F,
 ) -> Result<Signature, WebError>
 where
@@ -288,7 +278,7 @@ where
             next = end;
         }
         let Some((blocks, digests)) = pending.next().await else { break };
-        check_abort(signal)?;
+        check_abort(report.signal)?;
         let digests = digests?;
         if digests.len() != blocks * digest_len {
             return Err(WebError::new(
@@ -299,9 +289,9 @@ where
         for digest in digests.chunks(digest_len) {
             let index = signature.digest_count();
             signature.push_digest(digest).map_err(|e| WebError::new(ErrorCode::ReadFailed, e.to_string()))?;
-            on_block(index, digest)?;
+            (report.on_block)(index, digest)?;
         }
-        on_bytes((signature.digest_count() * block).min(size));
+        (report.on_bytes)((signature.digest_count() * block).min(size));
     }
     Ok(signature)
 }
@@ -361,10 +351,12 @@ pub async fn hash_blob(
     check_abort(signal.as_ref())?;
     let total = blob_size(&blob);
     progress.report(None, 0, total, true);
-    let (signature, _) = hash(&blob, &config, signal.as_ref(), &mut |_, _| Ok(()), &mut |done| {
-        progress.report(None, done, total, false)
-    })
-    .await?;
+    let report = Report {
+        signal: signal.as_ref(),
+        on_block: &mut |_, _| Ok(()),
+        on_bytes: &mut |done| progress.report(None, done, total, false),
+    };
+    let (signature, _) = hash(&blob, &config, report).await?;
     Ok(Uint8Array::from(signature.encode().as_slice()).into())
 }
 

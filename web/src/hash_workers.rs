@@ -7,7 +7,7 @@
 //! small JS module (`js/hash_pool.js`); this side picks the worker count and
 //! speaks to it.
 
-use js_sys::{Object, Promise, Reflect};
+use js_sys::{Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::JsValue;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen_futures::JsFuture;
@@ -110,10 +110,20 @@ impl Workers {
         self.count
     }
 
-    /// Starts hashing bytes `start..end` (whole blocks, but the file's last):
-    /// the promise of their digests, concatenated.
-    pub(crate) fn digest(&self, start: u64, end: u64) -> Promise {
-        self.pool.digest(start as f64, end as f64)
+    /// Starts hashing bytes `start..end` (whole blocks, but the file's last)
+    /// at once: their digests, concatenated.
+    pub(crate) fn digest(
+        &self,
+        start: u64,
+        end: u64,
+    ) -> impl Future<Output = Result<Vec<u8>, WebError>> + use<> {
+        let digests = JsFuture::from(self.pool.digest(start as f64, end as f64));
+        async move {
+            let digests = digests
+                .await
+                .map_err(|e| WebError::from_js(ErrorCode::ReadFailed, "hashing in a worker", &e))?;
+            Ok(Uint8Array::new(&digests).to_vec())
+        }
     }
 }
 

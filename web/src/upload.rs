@@ -20,7 +20,7 @@ use web_sys::{AbortSignal, Blob, File};
 use crate::api::{Api, BodyReader, Session};
 use crate::diff::set;
 use crate::error::{ErrorCode, WebError};
-use crate::hash_blob::{self, HashConfig, Strategy};
+use crate::hash_blob::{self, HashConfig, Report, Strategy};
 use crate::options::{Options, check_abort};
 use crate::plan::Planner;
 use crate::progress::Progress;
@@ -145,7 +145,9 @@ impl Upload {
             };
             let mut on_bytes = |done| self.progress.report(Some("hashing"), done, size, false);
             self.progress.report(Some("hashing"), 0, size, true);
-            hash_blob::hash(file, &self.hash, self.signal.as_ref(), &mut on_block, &mut on_bytes).await
+            let report =
+                Report { signal: self.signal.as_ref(), on_block: &mut on_block, on_bytes: &mut on_bytes };
+            hash_blob::hash(file, &self.hash, report).await
         };
         let uploading =
             blocks.map(Ok::<u64, WebError>).try_for_each_concurrent(self.concurrency as usize, |index| {
