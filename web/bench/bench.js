@@ -56,13 +56,13 @@ const rows = {
     if (bytes !== file.size) throw new Error("short read");
     return null;
   },
-  async "read only, in workers"(file, { slice, depth, workers }) {
+  async "read only, in workers"(file, { slice, depth, workers, stream = false }) {
     const chunks = Math.ceil(file.size / slice);
     const counts = await Promise.all(Array.from({ length: workers }, (_, first) => new Promise((resolve, reject) => {
       const worker = new Worker(new URL("read-worker.js", import.meta.url), { type: "module" });
       worker.onmessage = (e) => { worker.terminate(); resolve(e.data); };
       worker.onerror = (e) => reject(new Error(e.message));
-      worker.postMessage({ file, slice, first, stride: workers, chunks, depth });
+      worker.postMessage({ file, slice, first, stride: workers, chunks, depth, stream });
     })));
     if (counts.reduce((a, b) => a + b, 0) !== file.size) throw new Error("short read");
     return null;

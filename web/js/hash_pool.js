@@ -1,6 +1,6 @@
 // Web Workers that hash slices of one Blob: each worker reads its own
 // slices (so reading, copying and hashing run on several threads) and answers
-// with the digests of the whole blocks in them. hash_workers.rs drives it.
+// with the digests of the blocks in them. hash_workers.rs drives it.
 //
 // The worker runs from a blob: URL made of `workerMain` below, so the package
 // needs no extra file to be served and the worker shares the page's origin
@@ -10,8 +10,53 @@
 
 /** The code of each worker. Messages in: {init} once, then {id, start, end}. */
 function workerMain() {
+  // Bytes asked of the file per read. Chromium hands a Blob's bytes over in
+  // 64 KiB pieces; asking for more only makes it buffer them on its side.
+  const READ_SIZE = 64 * 1024;
   let job = null;
+  // Block-sized buffers no request is using (a worker may have several at once).
+  const spare = [];
   const fail = (e) => ({ name: (e && e.name) || "Error", message: String((e && e.message) || e) });
+
+  // Reads `blob` straight into one reused block-sized buffer and calls
+  // `onBlock(view)` for each block; the view is valid only during the call.
+  // A reused buffer is what makes this cheap: a fresh ArrayBuffer per read
+  // page-faults on every 4 KiB of it.
+  async function eachBlock(blob, blockSize, onBlock) {
+    let reader = null;
+    try {
+      reader = blob.stream().getReader({ mode: "byob" });
+    } catch {
+      // No BYOB readers here: read the slice whole.
+    }
+    if (!reader) {
+      const buffer = await blob.arrayBuffer();
+      for (let offset = 0; offset < buffer.byteLength; offset += blockSize) {
+        onBlock(new Uint8Array(buffer, offset, Math.min(blockSize, buffer.byteLength - offset)));
+      }
+      return;
+    }
+    let buffer = spare.pop() ?? new ArrayBuffer(blockSize);
+    let filled = 0;
+    try {
+      for (;;) {
+        const want = Math.min(READ_SIZE, blockSize - filled);
+        const { done, value } = await reader.read(new Uint8Array(buffer, filled, want));
+        // Each read takes the buffer over and gives it back in `value`.
+        if (value) buffer = value.buffer;
+        if (done) break;
+        filled += value.byteLength;
+        if (filled === blockSize) {
+          onBlock(new Uint8Array(buffer, 0, filled));
+          filled = 0;
+        }
+      }
+      if (filled > 0) onBlock(new Uint8Array(buffer, 0, filled));
+    } finally {
+      if (buffer.byteLength === blockSize) spare.push(buffer);
+    }
+  }
+
   self.onmessage = async ({ data }) => {
     if (data.init) {
       try {
@@ -29,19 +74,20 @@ function workerMain() {
     }
     const { id, start, end } = data;
     try {
-      const buffer = await job.blob.slice(start, end).arrayBuffer();
       const { blockSize, digestLength } = job;
-      const count = Math.ceil(buffer.byteLength / blockSize);
-      const digests = new Uint8Array(count * digestLength);
-      const block = (i) =>
-        new Uint8Array(buffer, i * blockSize, Math.min(blockSize, buffer.byteLength - i * blockSize));
-      if (job.engine === "wasm") {
-        for (let i = 0; i < count; i++) digests.set(job.hashBlock(job.hash, block(i)), i * digestLength);
-      } else {
-        // Every digest is started before the first is awaited.
-        const pending = Array.from({ length: count }, (_, i) => crypto.subtle.digest(job.webcryptoName, block(i)));
-        for (let i = 0; i < count; i++) digests.set(new Uint8Array(await pending[i]), i * digestLength);
-      }
+      const digests = new Uint8Array(Math.ceil((end - start) / blockSize) * digestLength);
+      const pending = [];
+      let index = 0;
+      // Both engines copy the block before they return, so the buffer can be reused.
+      await eachBlock(job.blob.slice(start, end), blockSize, (block) => {
+        const at = index++ * digestLength;
+        if (job.engine === "wasm") {
+          digests.set(job.hashBlock(job.hash, block), at);
+        } else {
+          pending.push(crypto.subtle.digest(job.webcryptoName, block).then((d) => digests.set(new Uint8Array(d), at)));
+        }
+      });
+      await Promise.all(pending);
       self.postMessage({ id, digests }, [digests.buffer]);
     } catch (e) {
       self.postMessage({ id, error: fail(e) });

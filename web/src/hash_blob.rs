@@ -35,12 +35,15 @@ use crate::read::{SliceReader, blob_size, read_range};
 const WEBCRYPTO_MIN_BLOCK: u32 = 64 * 1024;
 /// Bytes kept in flight (read, not yet hashed) by WebCrypto on the calling thread.
 const WEBCRYPTO_BYTES_IN_FLIGHT: u64 = 32 << 20;
-/// Bytes kept in flight by all hashing workers together.
-const WORKER_BYTES_IN_FLIGHT: u64 = 64 << 20;
 /// Default bytes per read: measured best in headless Chromium (web/bench).
 const WASM_SLICE: u32 = 4 << 20;
 const WEBCRYPTO_SLICE: u32 = 8 << 20;
-const WORKER_SLICE: u32 = 16 << 20;
+/// A worker reads its slice as a stream into one block-sized buffer, so a
+/// slice costs no memory; it is as long as this, or shorter for small files
+/// (so that every worker gets at least two)...
+const WORKER_SLICE_MAX: u64 = 64 << 20;
+/// ...but no shorter than this.
+const WORKER_SLICE_MIN: u64 = 16 << 20;
 
 /// How to hash.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -183,11 +186,16 @@ pub(crate) async fn hash(
     let block = u64::from(config.block_size);
     let signature = match (&workers, engine) {
         (Some(workers), _) => {
-            let slice = whole_blocks(config.slice_size.unwrap_or(WORKER_SLICE), block);
-            let depth = match config.in_flight {
-                0 => (WORKER_BYTES_IN_FLIGHT / slice).max(u64::from(workers.count())),
-                n => u64::from(n),
+            let count = u64::from(workers.count());
+            let slice = match config.slice_size {
+                Some(slice) => whole_blocks(slice, block),
+                None => {
+                    let share = blob_size(blob).div_ceil(2 * count).clamp(WORKER_SLICE_MIN, WORKER_SLICE_MAX);
+                    whole_blocks(share as u32, block)
+                }
             };
+            // One slice at a time per worker.
+            let depth = if config.in_flight == 0 { count } else { u64::from(config.in_flight) };
             let digest = |start, end| workers.digest(start, end);
             hash_slices(blob, config, slice, depth, &mut report, digest).await?
         }

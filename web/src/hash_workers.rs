@@ -21,6 +21,9 @@ use crate::hash_blob::{HashConfig, Strategy, webcrypto_name};
 const AUTO_MIN_SIZE: u64 = 8 << 20;
 /// At most this many workers by default, whatever the core count.
 const AUTO_MAX_WORKERS: u32 = 4;
+/// Fewest workers by default: a worker waits on the browser for each piece
+/// it reads, so even on one or two cores a spare worker keeps them busy.
+const AUTO_MIN_WORKERS: u32 = 2;
 
 #[wasm_bindgen(module = "/js/hash_pool.js")]
 extern "C" {
@@ -60,13 +63,13 @@ pub(crate) struct Workers {
 
 impl Workers {
     /// How many workers to hash a blob of `size` bytes with: the `workers`
-    /// option when given, else one per core (at most 4) for blobs of 8 MiB
-    /// and more where workers exist, else none.
+    /// option when given, else one more than the cores (2 to 4) for blobs of
+    /// 8 MiB and more where workers exist, else none.
     pub(crate) fn count_for(config: &HashConfig, size: u64) -> u32 {
         match config.workers {
             Some(count) => count,
             None if size >= AUTO_MIN_SIZE && workers_exist() => {
-                hardware_concurrency().clamp(1, AUTO_MAX_WORKERS)
+                (hardware_concurrency() + 1).clamp(AUTO_MIN_WORKERS, AUTO_MAX_WORKERS)
             }
             None => 0,
         }
