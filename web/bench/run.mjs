@@ -43,18 +43,16 @@ const MEMORY_WEBCRYPTO = "hash only, from memory: WebCrypto";
 const plan = [
   [READ, "read only", "1 MiB x 4", { slice: 1 * MiB, depth: 4 }],
   [READ, "read only", "16 MiB x 4", { slice: 16 * MiB, depth: 4 }],
-  [READ_WORKERS, "read only, 3 workers, whole slices", "16 MiB x 2 each", { slice: 16 * MiB, depth: 2, workers: 3 }],
-  [READ_WORKERS, "read only, 3 workers, streamed into one buffer", "64 MiB slices", { slice: 64 * MiB, workers: 3, stream: true }],
+  [READ_WORKERS, "read only, 4 workers, whole slices", "16 MiB x 2 each", { slice: 16 * MiB, depth: 2, workers: 4 }],
+  [READ_WORKERS, "read only, 4 workers, streamed into one buffer", "64 MiB slices", { slice: 64 * MiB, workers: 4, stream: true }],
   [MEMORY_WEBCRYPTO, MEMORY_WEBCRYPTO, "1 MiB blocks, 8 in flight", { depth: 8 }],
   ["hash only, from memory: diffcopy wasm", "hash only, from memory: diffcopy wasm", "1 MiB blocks", {}],
   [HASH_WASM, HASH_WASM, "4 MiB x 4", { slice: 4 * MiB, depth: 4 }],
-  ["hashBlob", DEFAULT, "auto", {}],
+  ["hashBlob", DEFAULT, "auto: WebCrypto, 4 workers", {}],
   ["hashBlob", "diffcopy hashBlob WebCrypto, 2 workers", "streamed slices", { strategy: "webcrypto", workers: 2 }],
   ["hashBlob", "diffcopy hashBlob WebCrypto, 3 workers", "streamed slices", { strategy: "webcrypto", workers: 3 }],
-  ["hashBlob", "diffcopy hashBlob WebCrypto, 4 workers", "streamed slices", { strategy: "webcrypto", workers: 4 }],
-  ["hashBlob", "diffcopy hashBlob WebCrypto, 6 workers", "streamed slices", { strategy: "webcrypto", workers: 6 }],
   ["hashBlob", "diffcopy hashBlob WebCrypto, page thread", "8 MiB x 4", { strategy: "webcrypto", workers: 0 }],
-  ["hashBlob", "diffcopy hashBlob wasm, 3 workers", "streamed slices", { strategy: "wasm", workers: 3 }],
+  ["hashBlob", "diffcopy hashBlob wasm, 4 workers", "streamed slices", { strategy: "wasm" }],
   ["hashBlob", "diffcopy hashBlob wasm, page thread", "4 MiB x 4", { strategy: "wasm", workers: 0 }],
 ].filter(([, label]) => only.test(label));
 

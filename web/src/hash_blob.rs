@@ -344,8 +344,8 @@ fn digest_slice(
 /// Hashes a `File` or `Blob` into its binary signature, reading it in slices.
 ///
 /// Options: `hash` ("sha1"), `blockSize` (1 MiB), `strategy` ("auto",
-/// "webcrypto" or "wasm"), `workers` (default: one per core, at most 4, for
-/// blobs of 8 MiB and more; 0 hashes on the calling thread), `sliceSize`,
+/// "webcrypto" or "wasm"), `workers` (default: 4 for blobs of 8 MiB and
+/// more; 0 hashes on the calling thread), `sliceSize`,
 /// `readsInFlight`, `onProgress(done, total)` in bytes, `signal`.
 #[wasm_bindgen(js_name = hashBlob, unchecked_return_type = "Uint8Array")]
 pub async fn hash_blob(

@@ -19,14 +19,16 @@ export interface HashBlobOptions {
   /** Default "auto": WebCrypto where available and the hash allows, else wasm. */
   strategy?: HashStrategy;
   /** Web Workers that read and hash slices, 0 to 16; 0 hashes on the calling
-   * thread. Default: one per core (at most 4) for blobs of 8 MiB and more,
-   * falling back to the calling thread where workers cannot start; asked
-   * for explicitly, a failure to start is the error "workers_unavailable". */
+   * thread. Default: 4 for blobs of 8 MiB and more, falling back to the calling thread where workers cannot start;
+   * asked for explicitly, a failure to start is the error "workers_unavailable". */
   workers?: number;
-  /** Bytes per read; default 16 MiB in workers, else 4 MiB for wasm and
-   * 8 MiB for webcrypto. Workers and webcrypto read whole blocks. */
+  /** Bytes per slice. In workers (default 16 to 64 MiB) a slice is streamed
+   * through one block-sized buffer; on the calling thread it is read whole
+   * (default 4 MiB for wasm, 8 MiB for webcrypto). Workers and webcrypto
+   * round it down to whole blocks. */
   sliceSize?: number;
-  /** Reads in flight (all workers together); default automatic (64 MiB in workers). */
+  /** Slices in flight (all workers together); default one per worker, or 4
+   * on the calling thread (as many as fit in 32 MiB for webcrypto). */
   readsInFlight?: number;
   /** Called with bytes hashed and the blob's size, about 20 times a second. */
   onProgress?: (done: number, total: number) => void;
