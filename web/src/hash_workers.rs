@@ -3,9 +3,11 @@
 //!
 //! On the calling thread, reading a slice (copying it out of the browser's
 //! pipe) and digesting it take turns on one thread; in workers they spread
-//! over every core, and the page's thread stays free. The pool itself is a
-//! small JS module (`js/hash_pool.js`); this side picks the worker count and
-//! speaks to it.
+//! over every core, and the page's thread stays free. A worker streams each
+//! slice through one reused block-sized buffer rather than reading it into a
+//! fresh `ArrayBuffer`, whose pages would all fault on first touch. The pool
+//! itself is a small JS module (`js/hash_pool.js`); this side picks the
+//! worker count and speaks to it.
 
 use js_sys::{Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::JsValue;

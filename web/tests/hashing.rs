@@ -115,6 +115,26 @@ async fn workers_match_the_core_at_edge_sizes_with_either_engine() {
 }
 
 #[wasm_bindgen_test]
+async fn workers_assemble_blocks_larger_than_one_read() {
+    // A worker reads 64 KiB at a time into its block buffer: blocks of 256 KiB
+    // take several reads, and the last block of each slice and of the file is short.
+    let block = 256 * 1024;
+    for size in [block - 1, block, block + 1, 3 * block + 100, 7 * block + 65_537] {
+        let data = bytes(size, 31 + size as u32);
+        for strategy in ["webcrypto", "wasm"] {
+            let options = [
+                ("blockSize", (block as u32).into()),
+                ("strategy", strategy.into()),
+                ("workers", 3.into()),
+                ("sliceSize", (2 * block as u32).into()),
+            ];
+            let got = hash(&data, &options).await.unwrap();
+            assert_eq!(got, core_signature(&data, HashAlgorithm::Sha1, block), "{strategy} size {size}");
+        }
+    }
+}
+
+#[wasm_bindgen_test]
 async fn hashing_falls_back_to_this_thread_where_workers_cannot_start() {
     let global = js_sys::global();
     let worker = Reflect::get(&global, &"Worker".into()).unwrap();
