@@ -52,8 +52,18 @@ pub(crate) enum Strategy {
     Auto,
     /// `crypto.subtle.digest` per block.
     WebCrypto,
-    /// The core compiled to wasm, on this thread.
+    /// The core compiled to wasm.
     Wasm,
+}
+
+impl Strategy {
+    /// The engine's name as JS sees it once resolved: "webcrypto" or "wasm".
+    pub(crate) fn engine_name(self) -> &'static str {
+        match self {
+            Self::WebCrypto => "webcrypto",
+            Self::Wasm | Self::Auto => "wasm",
+        }
+    }
 }
 
 /// Everything `hash` needs besides the blob and callbacks.
@@ -374,9 +384,5 @@ pub fn hash_strategy(
     #[wasm_bindgen(unchecked_optional_param_type = "HashBlobOptions")] options: Option<Object>,
 ) -> Result<JsValue, JsValue> {
     let config = HashConfig::from_options(&Options::new(options))?;
-    Ok(match config.resolve()? {
-        Strategy::WebCrypto => "webcrypto",
-        Strategy::Wasm | Strategy::Auto => "wasm",
-    }
-    .into())
+    Ok(config.resolve()?.engine_name().into())
 }

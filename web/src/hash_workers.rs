@@ -92,11 +92,10 @@ impl Workers {
         set("hash", config.algorithm.name().into());
         set("blockSize", config.block_size.into());
         set("digestLength", (config.algorithm.digest_len() as u32).into());
+        set("engine", engine.engine_name().into());
         if engine == Strategy::WebCrypto {
-            set("engine", "webcrypto".into());
             set("webcryptoName", webcrypto_name(config.algorithm).unwrap_or_default().into());
         } else {
-            set("engine", "wasm".into());
             set("glue", IMPORT_META.with(ImportMeta::url).into());
             set("module", wasm_bindgen::module());
         }

@@ -20,7 +20,7 @@ use web_sys::{AbortSignal, Blob, File};
 use crate::api::{Api, BodyReader, Session};
 use crate::diff::set;
 use crate::error::{ErrorCode, WebError};
-use crate::hash_blob::{self, HashConfig, Report, Strategy};
+use crate::hash_blob::{self, HashConfig, Report};
 use crate::options::{Options, check_abort};
 use crate::plan::Planner;
 use crate::progress::Progress;
@@ -201,8 +201,7 @@ impl Upload {
         set(&result, "seconds", ((Date::now() - started) / 1000.0).into());
         let etag = Reflect::get(&committed, &"etag".into()).ok().and_then(|e| e.as_string());
         set(&result, "etag", etag.unwrap_or_default().into());
-        let strategy = if hashed.engine == Strategy::WebCrypto { "webcrypto" } else { "wasm" };
-        set(&result, "strategy", strategy.into());
+        set(&result, "strategy", hashed.engine.engine_name().into());
         set(&result, "hashWorkers", hashed.workers.into());
         Ok(result.into())
     }
