@@ -5,6 +5,7 @@ use core::ops::Range;
 
 use crate::error::DiffError;
 use crate::layout::BlockLayout;
+use crate::runs::index_runs;
 use crate::signature::Signature;
 
 /// The blocks of the source that the target lacks, and what sending them costs.
@@ -106,15 +107,25 @@ impl Delta {
     /// The blocks to send merged into runs of consecutive indexes, each at most
     /// `max_blocks` long (at least 1), ascending.
     pub fn runs(&self, max_blocks: u64) -> Vec<Range<u64>> {
-        let max_blocks = max_blocks.max(1);
-        let mut runs: Vec<Range<u64>> = Vec::new();
-        for &block in &self.blocks {
-            match runs.last_mut() {
-                Some(run) if run.end == block && run.end - run.start < max_blocks => run.end += 1,
-                _ => runs.push(block..block + 1),
+        index_runs(self.blocks.iter().copied(), max_blocks)
+    }
+
+    /// The source blocks the target already has, ascending.
+    pub fn unchanged_blocks(&self) -> impl Iterator<Item = u64> + '_ {
+        let mut changed = self.blocks.iter().copied().peekable();
+        (0..self.total_blocks()).filter(move |&i| {
+            if changed.peek() == Some(&i) {
+                changed.next();
+                false
+            } else {
+                true
             }
-        }
-        runs
+        })
+    }
+
+    /// The byte ranges of the unchanged blocks, adjacent ones merged.
+    pub fn unchanged_byte_runs(&self) -> Vec<Range<u64>> {
+        self.layout.byte_runs(self.unchanged_blocks())
     }
 }
 
@@ -201,6 +212,8 @@ mod tests {
         assert_eq!(delta.runs(0), delta.runs(1));
         assert_eq!(delta.runs(1).len(), 6);
         assert!((delta.similarity_percent() - 40.0).abs() < 1e-9);
+        assert_eq!(delta.unchanged_blocks().collect::<Vec<_>>(), [0, 4, 6, 7]);
+        assert_eq!(delta.unchanged_byte_runs(), vec![0..16, 64..80, 96..128]);
     }
 
     #[test]

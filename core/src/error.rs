@@ -262,14 +262,11 @@ impl fmt::Display for DiffError {
     }
 }
 
-#[cfg(feature = "std")]
-mod std_impls {
-    use super::*;
-
-    impl std::error::Error for ParseAlgorithmError {}
-    impl std::error::Error for HexError {}
-    impl std::error::Error for SignatureError {}
-    impl std::error::Error for DecodeError {}
-    impl std::error::Error for TextError {}
-    impl std::error::Error for DiffError {}
-}
+// `core::error::Error` (stable since Rust 1.81), so the errors are `Error`s
+// with or without `std`.
+impl core::error::Error for ParseAlgorithmError {}
+impl core::error::Error for HexError {}
+impl core::error::Error for SignatureError {}
+impl core::error::Error for DecodeError {}
+impl core::error::Error for TextError {}
+impl core::error::Error for DiffError {}

@@ -10,9 +10,11 @@ use std::io::IsTerminal;
 
 use clap::{Parser, Subcommand};
 use diffcopy::client::{
-    ClientError, Location, Progress, Protocol, RsyncPeer, SyncOptions, parse_size, run_benchmark, sync, table,
+    ClientError, Location, Progress, ProtocolChoice, RsyncPeer, SyncOptions, parse_size, run_benchmark, sync,
+    table,
 };
-use diffcopy::{AppState, ServerConfig};
+use diffcopy::limits::{DEFAULT_BLOCK_SIZE, check_block_size};
+use diffcopy::{AppState, FaultHook, ServerConfig, defaults};
 use diffcopy_core::HashAlgorithm;
 
 #[derive(Debug, Parser)]
@@ -50,7 +52,7 @@ struct SyncArgs {
     /// Where it goes: a local path or http://host[:port]/path.
     target: Option<String>,
     /// Block size: 1MiB, 64K (K, M, G are powers of 1024; KB, MB, GB of 1000) or bytes.
-    #[arg(short, long, default_value = "1MiB", value_parser = parse_block_size)]
+    #[arg(short, long, default_value_t = DEFAULT_BLOCK_SIZE, value_parser = parse_block_size)]
     block_size: u32,
     /// Block hash: sha1, sha256 or blake3.
     #[arg(short = 'm', long = "hash-method", default_value = "sha1")]
@@ -70,9 +72,9 @@ struct SyncArgs {
     /// Print the final summary as JSON on stdout.
     #[arg(long)]
     json: bool,
-    /// The server's protocol: auto (ask it), v1 or pdiffcopy.
-    #[arg(long, default_value = "auto", value_parser = ["auto", "v1", "pdiffcopy"])]
-    protocol: String,
+    /// The server's protocol.
+    #[arg(long, value_enum, default_value_t = ProtocolChoice::Auto)]
+    protocol: ProtocolChoice,
     /// Upload in place through pdiffcopy's endpoints (as pdiffcopy does): no
     /// full rewrite of the target, so faster for small changes where the
     /// server's file system cannot reflink, but not atomic: a reader or a
@@ -99,19 +101,18 @@ struct SyncArgs {
 
 fn parse_block_size(text: &str) -> Result<u32, String> {
     let size = parse_size(text)?;
-    if !(4096..=64 << 20).contains(&size) {
-        return Err(format!("{text}: block size must be from 4KiB to 64MiB"));
-    }
-    Ok(size as u32)
+    let size = u32::try_from(size).unwrap_or(u32::MAX);
+    check_block_size(size).map_err(|e| format!("{text}: {e}"))?;
+    Ok(size)
 }
 
 #[derive(Debug, clap::Args)]
 struct ServeArgs {
     /// Address to listen on (IP:PORT, or a port for 127.0.0.1).
-    #[arg(short, long, default_value = "127.0.0.1:8080", value_parser = parse_listen)]
+    #[arg(short, long, default_value_t = defaults::LISTEN, value_parser = parse_listen)]
     listen: SocketAddr,
     /// Directory to serve (created if missing).
-    #[arg(long, default_value = "diffcopy-data")]
+    #[arg(long, default_value = defaults::ROOT)]
     root: PathBuf,
     /// Require `Authorization: Bearer TOKEN` on every API request.
     #[arg(long, env = "DIFFCOPY_TOKEN", hide_env_values = true)]
@@ -123,25 +124,25 @@ struct ServeArgs {
     #[arg(long = "cors-origin")]
     cors_origins: Vec<String>,
     /// Largest file an upload may create, in bytes.
-    #[arg(long, default_value_t = 1 << 40)]
+    #[arg(long, default_value_t = defaults::MAX_FILE_SIZE)]
     max_file_size: u64,
     /// Upload sessions open at once.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = defaults::MAX_UPLOADS)]
     max_uploads: usize,
     /// Seconds an idle upload session lives.
-    #[arg(long, default_value_t = 3600)]
+    #[arg(long, default_value_t = defaults::UPLOAD_TTL_SECS)]
     upload_ttl: u64,
     /// Signatures computed at once.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = defaults::MAX_HASH_JOBS)]
     max_hash_jobs: usize,
     /// Serve the page from this directory (development) instead of the embedded copy.
     #[arg(long)]
     assets_dir: Option<PathBuf>,
     /// Seconds a client may take to send a request's headers (the connection is closed after).
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = defaults::HEADER_TIMEOUT_SECS)]
     header_timeout: u64,
     /// Seconds a client may take to send a request body (408 after).
-    #[arg(long, default_value_t = 120)]
+    #[arg(long, default_value_t = defaults::BODY_TIMEOUT_SECS)]
     body_timeout: u64,
 }
 
@@ -190,12 +191,7 @@ fn run_sync(args: SyncArgs, quiet: bool) -> ExitCode {
         concurrency: usize::from(args.concurrency),
         dry_run: args.dry_run,
         token: args.token.clone(),
-        protocol: match args.protocol.as_str() {
-            _ if args.inplace => Some(Protocol::Pdiffcopy),
-            "v1" => Some(Protocol::V1),
-            "pdiffcopy" => Some(Protocol::Pdiffcopy),
-            _ => None,
-        },
+        protocol: if args.inplace { ProtocolChoice::Pdiffcopy } else { args.protocol },
         progress: Progress::new(!quiet && std::io::stderr().is_terminal()),
     };
     let runtime = match tokio::runtime::Runtime::new() {
@@ -289,6 +285,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         assets_dir: args.assets_dir,
         header_timeout: Duration::from_secs(args.header_timeout.max(1)),
         body_timeout: Duration::from_secs(args.body_timeout.max(1)),
+        fault_hook: FaultHook::from_env(),
         ..ServerConfig::default()
     };
     let runtime = match tokio::runtime::Runtime::new() {
@@ -314,7 +311,7 @@ fn serve(args: ServeArgs) -> ExitCode {
             }
         };
         let addr = listener.local_addr().unwrap_or(config.listen);
-        tracing::info!("serving {} at http://{addr}/", state.root.path().display());
+        tracing::info!("serving {} at http://{addr}/", state.root_path().display());
         match diffcopy::run(listener, state, diffcopy::shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
-use diffcopy::{AppState, ServerConfig, StatsSnapshot, app};
+use diffcopy::{AppState, FaultHook, FaultPoint, ServerConfig, StatsSnapshot, app};
 use diffcopy_core::{HashAlgorithm, Signature, SignatureBuilder, hash_block};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
@@ -97,7 +97,7 @@ impl Server {
         std::fs::read(self.scratch.root().join(name)).unwrap()
     }
     fn stats(&self) -> StatsSnapshot {
-        self.state.stats.snapshot()
+        self.state.stats()
     }
     async fn put_block(&self, id: &str, index: u64, bytes: &[u8], digest: &str) -> Reply {
         let uri = format!("/api/v1/uploads/{id}/blocks/{index}");
@@ -296,6 +296,64 @@ async fn upload_sends_changed_blocks_and_commits_atomically() {
     assert_eq!((stats.uploads_committed, stats.blocks_received), (1, 4));
 }
 
+/// A block PUT admitted before a commit holds the commit until it is on
+/// disk; a PUT that arrives once the commit started is refused with 409.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_write_in_flight_holds_the_commit_and_later_blocks_are_refused() {
+    let (entered, held) = std::sync::mpsc::channel::<()>();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let released = std::sync::Mutex::new(released);
+    let hook = FaultHook::new(move |point| {
+        if point == (FaultPoint::BlockWrite { index: 1 }) {
+            let _ = entered.send(());
+            let _ = released.lock().unwrap().recv();
+        }
+    });
+    let s = Arc::new(server("race", |c| c.fault_hook = Some(hook)));
+    let new = data(2 * BLOCK as usize, 11);
+    let (b0, b1) = new.split_at(BLOCK as usize);
+    let created = s
+        .post_json("/api/v1/uploads", json!({"path": "r.bin", "size": new.len(), "block_size": BLOCK}))
+        .await;
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(s.put_block(&id, 0, b0, &digest_hex(b0)).await.status, StatusCode::NO_CONTENT);
+
+    let in_flight = {
+        let (s, id, b1) = (s.clone(), id.clone(), b1.to_vec());
+        tokio::spawn(async move { s.put_block(&id, 1, &b1, &digest_hex(&b1)).await })
+    };
+    tokio::task::spawn_blocking(move || held.recv_timeout(std::time::Duration::from_secs(30)))
+        .await
+        .unwrap()
+        .expect("the PUT of block 1 reaches its write");
+    let commit = {
+        let (s, id, signature) = (s.clone(), id.clone(), sign(&new, BLOCK).encode());
+        tokio::spawn(async move {
+            s.send(Method::POST, &format!("/api/v1/uploads/{id}/commit"), &[], signature).await
+        })
+    };
+    // Once the commit has started, a block is refused...
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let late = s.put_block(&id, 0, b0, &digest_hex(b0)).await;
+        if late.status == StatusCode::CONFLICT {
+            assert_eq!(late.code(), "commit_in_progress");
+            break;
+        }
+        assert_eq!(late.status, StatusCode::NO_CONTENT);
+        assert!(std::time::Instant::now() < deadline, "the commit never started");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    // ...and the commit waits for the write it admitted before.
+    assert!(!commit.is_finished(), "the commit did not wait for block 1");
+    release.send(()).unwrap();
+    assert_eq!(in_flight.await.unwrap().status, StatusCode::NO_CONTENT);
+    let committed = commit.await.unwrap();
+    assert_eq!(committed.status, StatusCode::OK, "{:?}", committed.body);
+    assert_eq!(committed.json()["blocks_uploaded"], 2);
+    assert_eq!(s.read("r.bin"), new);
+}
+
 #[tokio::test]
 async fn new_file_in_new_directories_and_shrinking() {
     let s = server("newfile", |_| {});
@@ -492,9 +550,9 @@ async fn block_counts_are_bounded() {
 async fn idle_uploads_expire_with_their_staging_files() {
     let s = server("expire", |_| {});
     open_upload(&s, "f.bin", &data(100, 1), None).await;
-    assert_eq!(s.state.uploads.expire(std::time::Duration::from_secs(3600)), 0);
-    assert_eq!(s.state.uploads.expire(std::time::Duration::ZERO), 1);
-    assert!(s.state.uploads.is_empty());
+    assert_eq!(s.state.expire_uploads(std::time::Duration::from_secs(3600)), 0);
+    assert_eq!(s.state.expire_uploads(std::time::Duration::ZERO), 1);
+    assert_eq!(s.state.open_uploads(), 0);
     assert!(staging_files(&s.scratch.root()).is_empty());
 }
 

@@ -3,11 +3,12 @@
 //! `diffcopy` process), the real pdiffcopy from the project's venv, and raw
 //! HTTP for requests no well-behaved client would send.
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use diffcopy::{AppState, ServerConfig};
 use diffcopy_core::{HashAlgorithm, Signature, SignatureBuilder};
@@ -120,6 +121,90 @@ pub fn diffcopy_bin() -> PathBuf {
     let bin = dir.join("diffcopy");
     assert!(bin.exists(), "{} is missing: run the suite with `cargo test --workspace`", bin.display());
     bin
+}
+
+/// Waits until `condition` holds, checking it every few milliseconds;
+/// panics with `what` once `within` has passed.
+pub fn wait_until(within: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out after {within:?}: {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A `diffcopy SOURCE TARGET` command: the binary this suite built, with
+/// its own resume state dir, stdin closed and no terminal (so no bars).
+#[derive(Debug)]
+pub struct Client(Command);
+
+/// What a finished client run left: its exit code, stdout and stderr.
+#[derive(Debug)]
+pub struct ClientRun {
+    /// The exit code (-1 when killed by a signal).
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl ClientRun {
+    /// The `--json` summary on stdout (`Null` if there is none).
+    pub fn summary(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl Client {
+    /// `diffcopy` keeping its resume state in `state_dir`.
+    pub fn new(state_dir: impl AsRef<Path>) -> Self {
+        let mut command = Command::new(diffcopy_bin());
+        command.env("DIFFCOPY_STATE_DIR", state_dir.as_ref()).stdin(Stdio::null());
+        Self(command)
+    }
+
+    /// Adds one argument.
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
+        self.0.arg(arg);
+        self
+    }
+
+    /// Adds arguments.
+    pub fn args<S: AsRef<OsStr>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
+        self.0.args(args);
+        self
+    }
+
+    /// Sets an environment variable.
+    pub fn env(mut self, key: &str, value: impl AsRef<OsStr>) -> Self {
+        self.0.env(key, value);
+        self
+    }
+
+    /// Runs to the end and collects what it printed.
+    pub fn run(mut self) -> ClientRun {
+        let output = self.0.output().expect("run diffcopy");
+        ClientRun {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Runs with `--json`, asserts success and returns the summary.
+    pub fn ok_json(self) -> serde_json::Value {
+        let described = format!("{:?}", self.0);
+        let run = self.arg("--json").run();
+        assert_eq!(run.code, 0, "{described}: {}", run.stderr);
+        run.summary()
+    }
+
+    /// Starts it in the background, stderr piped (so a test can read or
+    /// drop it), stdout discarded.
+    pub fn spawn(mut self) -> Child {
+        self.0.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn diffcopy")
+    }
 }
 
 /// A `diffcopy serve` process, killed on drop.

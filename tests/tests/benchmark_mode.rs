@@ -3,9 +3,9 @@
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use diffcopy_tests::{Scratch, data, diffcopy_bin};
+use diffcopy_tests::{Client, Scratch, data, wait_until};
 
 struct RsyncDaemon(Child);
 
@@ -18,6 +18,12 @@ impl Drop for RsyncDaemon {
 
 #[test]
 fn benchmark_mode_prints_its_table_with_rsync() {
+    if Command::new("rsync").arg("--version").stdout(Stdio::null()).status().is_err() {
+        eprintln!(
+            "SKIPPED benchmark_mode_prints_its_table_with_rsync: rsync is not installed (scripts/setup installs it)"
+        );
+        return;
+    }
     let scratch = Scratch::new("benchmark-mode");
     let src_dir = scratch.path().join("src");
     std::fs::create_dir_all(&src_dir).unwrap();
@@ -43,26 +49,23 @@ fn benchmark_mode_prints_its_table_with_rsync() {
             .stdin(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("rsync is installed (scripts/setup)"),
+            .expect("start the rsync daemon"),
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the rsync daemon did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(Duration::from_secs(20), "the rsync daemon to listen", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
 
-    let output = Command::new(diffcopy_bin())
+    let state = scratch.path().join("state");
+    let output = Client::new(&state)
         .args(["-q", "-B", "5", "--yes", "-b", "64K"])
         .args(["--rsync-server", &format!("127.0.0.1:{port}"), "--rsync-module", "data"])
         .arg("--rsync-root")
         .arg(&src_dir)
         .arg(&source)
         .arg(&target)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let table = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{table}\n{}", String::from_utf8_lossy(&output.stderr));
+        .run();
+    let table = &output.stdout;
+    assert_eq!(output.code, 0, "{table}\n{}", output.stderr);
     println!("{table}");
     let rows: Vec<&str> = table.lines().filter(|l| l.starts_with("| ") && l.contains('%')).collect();
     assert_eq!(rows.len(), 5, "{table}");
@@ -72,12 +75,6 @@ fn benchmark_mode_prints_its_table_with_rsync() {
     assert!(std::fs::read(&target).unwrap() == std::fs::read(&source).unwrap());
 
     // Without confirmation and without a terminal it refuses.
-    let refused = Command::new(diffcopy_bin())
-        .args(["-B", "2"])
-        .arg(&source)
-        .arg(&target)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert_eq!(refused.status.code(), Some(2));
+    let refused = Client::new(&state).args(["-B", "2"]).arg(&source).arg(&target).run();
+    assert_eq!(refused.code, 2);
 }

@@ -3,31 +3,21 @@
 //! codes, and an interrupted upload that resumes.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use diffcopy_tests::{InProcessServer, Scratch, data, diffcopy_bin};
+use diffcopy_tests::{Client, InProcessServer, Scratch, data, wait_until};
 use serde_json::Value;
 
 const B: usize = 4096;
 
-/// Runs `diffcopy --json ARGS` and returns its exit code and summary.
-fn cli(args: &[&str], env: &[(&str, &Path)]) -> (i32, Value, String) {
-    let mut command = Command::new(diffcopy_bin());
-    command.arg("--json").args(args).stdin(Stdio::null());
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    let output = command.output().expect("run diffcopy");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let summary = serde_json::from_str(&stdout).unwrap_or(Value::Null);
-    (output.status.code().unwrap_or(-1), summary, String::from_utf8_lossy(&output.stderr).into_owned())
+/// Runs `diffcopy --json ARGS` with its state in `state`, asserting success.
+fn sync_ok(args: &[&str], state: &Path) -> Value {
+    Client::new(state).args(args).ok_json()
 }
 
-fn sync_ok(args: &[&str], state: &Path) -> Value {
-    let (code, summary, stderr) = cli(args, &[("DIFFCOPY_STATE_DIR", state)]);
-    assert_eq!(code, 0, "diffcopy {args:?}: {stderr}");
-    summary
+/// The exit code of `diffcopy ARGS` with its state in `state`.
+fn exit_code(args: &[&str], state: &Path) -> i32 {
+    Client::new(state).args(args).run().code
 }
 
 /// The versions a file goes through: (name, content).
@@ -74,15 +64,11 @@ fn uploads_downloads_and_local_copies_send_only_what_differs() {
         std::fs::write(&local, &content).unwrap();
         let expected = expected_bytes(previous.as_deref(), &content);
 
-        let before = server.state.stats.snapshot().bytes_received;
+        let before = server.state.stats().bytes_received;
         let up = sync_ok(&["-b", &bs, local.to_str().unwrap(), &remote], &state);
         assert_eq!(std::fs::read(root.join("dir/f.bin")).unwrap(), content, "upload {name}");
         assert_eq!(up["bytes_sent"], expected, "upload {name}: {up}");
-        assert_eq!(
-            server.state.stats.snapshot().bytes_received - before,
-            expected,
-            "upload {name}: server count"
-        );
+        assert_eq!(server.state.stats().bytes_received - before, expected, "upload {name}: server count");
 
         let down_summary = sync_ok(&["-b", &bs, &remote, down.to_str().unwrap()], &state);
         assert_eq!(std::fs::read(&down).unwrap(), content, "download {name}");
@@ -118,9 +104,9 @@ fn one_changed_block_of_64_sends_that_block_only() {
     sync_ok(&["-b", "64K", local.to_str().unwrap(), &remote], &state);
     content[40 * block + 123] ^= 1;
     std::fs::write(&local, &content).unwrap();
-    let before = server.state.stats.snapshot();
+    let before = server.state.stats();
     let summary = sync_ok(&["-b", "64K", local.to_str().unwrap(), &remote], &state);
-    let after = server.state.stats.snapshot();
+    let after = server.state.stats();
     assert_eq!((summary["blocks_sent"].as_u64(), summary["total_blocks"].as_u64()), (Some(1), Some(64)));
     assert_eq!(after.bytes_received - before.bytes_received, block as u64);
     assert_eq!(after.blocks_received - before.blocks_received, 1);
@@ -138,13 +124,13 @@ fn exit_codes_say_what_went_wrong() {
     let local = scratch.path().join("local.bin");
     std::fs::write(&local, b"data").unwrap();
     let remote = format!("{}/f.bin", server.url());
-    let none: &[(&str, &Path)] = &[];
-    assert_eq!(cli(&["/nonexistent/file", &remote, "--token", "t0ken"], none).0, 5);
-    assert_eq!(cli(&[local.to_str().unwrap(), &remote], none).0, 4, "no token");
-    assert_eq!(cli(&[local.to_str().unwrap(), &remote, "--token", "t0ken"], none).0, 0);
-    assert_eq!(cli(&[local.to_str().unwrap(), "http://127.0.0.1:1/f.bin"], none).0, 3);
-    assert_eq!(cli(&["-b", "100", "a", "b"], none).0, 2);
-    assert_eq!(cli(&[&format!("{}/missing", server.url()), "x", "--token", "t0ken"], none).0, 5);
+    let state = scratch.path().join("state");
+    assert_eq!(exit_code(&["/nonexistent/file", &remote, "--token", "t0ken"], &state), 5);
+    assert_eq!(exit_code(&[local.to_str().unwrap(), &remote], &state), 4, "no token");
+    assert_eq!(exit_code(&[local.to_str().unwrap(), &remote, "--token", "t0ken"], &state), 0);
+    assert_eq!(exit_code(&[local.to_str().unwrap(), "http://127.0.0.1:1/f.bin"], &state), 3);
+    assert_eq!(exit_code(&["-b", "100", "a", "b"], &state), 2);
+    assert_eq!(exit_code(&[&format!("{}/missing", server.url()), "x", "--token", "t0ken"], &state), 5);
 }
 
 #[test]
@@ -157,21 +143,15 @@ fn a_killed_upload_resumes_and_sends_less() {
     let content = data(64 << 20, 5);
     std::fs::write(&local, &content).unwrap();
     let remote = format!("{}/big.bin", server.url());
-    let mut child = Command::new(diffcopy_bin())
-        .args(["-q", "-b", "64K", "-c", "1", local.to_str().unwrap(), &remote])
-        .env("DIFFCOPY_STATE_DIR", &state)
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while server.state.stats.snapshot().blocks_received < 50 {
-        assert!(Instant::now() < deadline, "the upload never got going");
+    let mut child =
+        Client::new(&state).args(["-q", "-b", "64K", "-c", "1", local.to_str().unwrap(), &remote]).spawn();
+    wait_until(Duration::from_secs(60), "the upload to get going", || {
         assert!(child.try_wait().unwrap().is_none(), "the client ended before it could be killed");
-        std::thread::sleep(Duration::from_millis(2));
-    }
+        server.state.stats().blocks_received >= 50
+    });
     child.kill().unwrap();
     child.wait().unwrap();
-    let sent_before = server.state.stats.snapshot().blocks_received;
+    let sent_before = server.state.stats().blocks_received;
     assert!(sent_before < 1024, "killed before the end");
     assert!(!root.join("big.bin").exists(), "no half-written target");
 
@@ -197,11 +177,10 @@ fn inplace_uploads_write_only_the_changed_blocks() {
     assert_eq!(new["bytes_sent"], content.len());
     content[9 * block] ^= 1;
     std::fs::write(&local, &content).unwrap();
-    let before = server.state.stats.snapshot().pdiffcopy_bytes_written;
+    let before = server.state.stats().pdiffcopy_bytes_written;
     let changed = sync_ok(&["--inplace", "-b", "64K", local.to_str().unwrap(), &remote], &state);
     assert_eq!(changed["blocks_sent"], 1);
-    assert_eq!(server.state.stats.snapshot().pdiffcopy_bytes_written - before, block as u64);
+    assert_eq!(server.state.stats().pdiffcopy_bytes_written - before, block as u64);
     assert_eq!(std::fs::read(root.join("f.bin")).unwrap(), content);
-    let none: &[(&str, &Path)] = &[];
-    assert_eq!(cli(&["--inplace", local.to_str().unwrap(), "/tmp/x"], none).0, 2, "uploads only");
+    assert_eq!(exit_code(&["--inplace", local.to_str().unwrap(), "/tmp/x"], &state), 2, "uploads only");
 }

@@ -2,11 +2,10 @@
 //! exactly one complete version, and readers see the old or the new file
 //! whole, never a mixture.
 
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use diffcopy_tests::{InProcessServer, Scratch, data, diffcopy_bin};
+use diffcopy_tests::{Client, InProcessServer, Scratch, data};
 
 const BLOCK: usize = 64 << 10;
 
@@ -37,15 +36,11 @@ fn eight_clients_upload_to_one_path_and_one_complete_version_wins() {
         .map(|(i, content)| {
             let path = scratch.path().join(format!("source-{i}"));
             std::fs::write(&path, content).unwrap();
-            Command::new(diffcopy_bin())
+            Client::new(scratch.path().join(format!("state-{i}")))
                 .args(["-q", "-b", "64K"])
                 .arg(&path)
                 .arg(&url)
-                .env("DIFFCOPY_STATE_DIR", scratch.path().join(format!("state-{i}")))
-                .stdin(Stdio::null())
-                .stderr(Stdio::piped())
                 .spawn()
-                .unwrap()
         })
         .collect();
     let mut winners = Vec::new();
@@ -99,14 +94,12 @@ fn readers_during_commits_see_one_whole_version() {
     for (i, version) in versions.iter().enumerate().skip(1) {
         let path = scratch.path().join(format!("v{i}"));
         std::fs::write(&path, version).unwrap();
-        let status = Command::new(diffcopy_bin())
+        let run = Client::new(scratch.path().join("state"))
             .args(["-q", "-b", "64K"])
             .arg(&path)
             .arg(format!("{}/f.bin", server.url()))
-            .env("DIFFCOPY_STATE_DIR", scratch.path().join("state"))
-            .status()
-            .unwrap();
-        assert!(status.success());
+            .run();
+        assert_eq!(run.code, 0, "{}", run.stderr);
     }
     done.store(true, Ordering::Relaxed);
     let reads: usize = readers.into_iter().map(|r| r.join().unwrap()).sum();

@@ -3,9 +3,9 @@
 //! intact. (Needs root for the mount, as CI and the dev machines run.)
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use diffcopy_tests::{InProcessServer, Scratch, data, diffcopy_bin};
+use diffcopy_tests::{Client, InProcessServer, Scratch, data};
 
 struct Mount(PathBuf);
 
@@ -38,21 +38,18 @@ fn a_full_disk_fails_the_upload_cleanly_and_keeps_the_old_target() {
     let local = scratch.path().join("new.bin");
     std::fs::write(&local, data(5 << 20, 2)).unwrap();
 
-    let output = Command::new(diffcopy_bin())
+    let output = Client::new(scratch.path().join("state"))
         .args(["-q", "-b", "64K"])
         .arg(&local)
         .arg(format!("{}/small/f.bin", server.url()))
-        .env("DIFFCOPY_STATE_DIR", scratch.path().join("state"))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+        .run();
+    let stderr = &output.stderr;
+    assert_eq!(output.code, 1, "{stderr}");
     assert!(stderr.contains("507") && stderr.contains("no_space"), "{stderr}");
     assert!(std::fs::read(root.join("small/f.bin")).unwrap() == old, "the old target is intact");
 
     // The session's staging file goes when the session expires.
-    assert_eq!(server.state.uploads.expire(std::time::Duration::ZERO), 1);
+    assert_eq!(server.state.expire_uploads(std::time::Duration::ZERO), 1);
     let parts = std::fs::read_dir(root.join("small"))
         .unwrap()
         .flatten()

@@ -120,7 +120,7 @@ fn malformed_signatures_blocks_and_queries_are_refused() {
     }
     assert!(tried > 100);
     assert_eq!(std::fs::read(root.join("target.bin")).unwrap(), old, "nothing was written");
-    let stats = server.state.stats.snapshot();
+    let stats = server.state.stats();
     assert_eq!((stats.blocks_received, stats.pdiffcopy_bytes_written, stats.uploads_committed), (0, 0, 0));
 }
 
@@ -161,5 +161,5 @@ fn slow_clients_time_out_and_do_not_block_others() {
     let mut rest = Vec::new();
     let closed = stalled_head.read_to_end(&mut rest);
     assert!(closed.is_ok(), "the server closed the stalled connection: {closed:?}");
-    assert_eq!(server.state.stats.snapshot().blocks_received, 0);
+    assert_eq!(server.state.stats().blocks_received, 0);
 }

@@ -1,11 +1,10 @@
 //! Ctrl-C (SIGINT) in the middle of a sync: exit 130, the target untouched,
 //! no staged file left behind on a download, and an upload that resumes.
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use diffcopy_tests::{InProcessServer, Scratch, data, diffcopy_bin};
-use serde_json::Value;
+use diffcopy_tests::{Client, InProcessServer, Scratch, data, wait_until};
 
 fn sigint(child: &std::process::Child) {
     let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
@@ -30,36 +29,18 @@ fn ctrl_c_mid_upload_exits_130_and_the_upload_resumes() {
     let content = data(64 << 20, 7);
     std::fs::write(&local, &content).unwrap();
     let url = format!("{}/big.bin", server.url());
-    let child = Command::new(diffcopy_bin())
-        .args(["-q", "-b", "64K", "-c", "1"])
-        .arg(&local)
-        .arg(&url)
-        .env("DIFFCOPY_STATE_DIR", &state)
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while server.state.stats.snapshot().blocks_received < 50 {
-        assert!(Instant::now() < deadline, "the upload never got going");
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    let child = Client::new(&state).args(["-q", "-b", "64K", "-c", "1"]).arg(&local).arg(&url).spawn();
+    wait_until(Duration::from_secs(60), "the upload to get going", || {
+        server.state.stats().blocks_received >= 50
+    });
     sigint(&child);
     let output = child.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(130), "{}", String::from_utf8_lossy(&output.stderr));
     assert!(String::from_utf8_lossy(&output.stderr).contains("interrupted"));
     assert!(!root.join("big.bin").exists(), "the target was not touched");
-    let arrived = server.state.stats.snapshot().blocks_received;
+    let arrived = server.state.stats().blocks_received;
 
-    let rerun = Command::new(diffcopy_bin())
-        .args(["-q", "--json", "-b", "64K"])
-        .arg(&local)
-        .arg(&url)
-        .env("DIFFCOPY_STATE_DIR", &state)
-        .output()
-        .unwrap();
-    assert!(rerun.status.success());
-    let summary: Value = serde_json::from_slice(&rerun.stdout).unwrap();
+    let summary = Client::new(&state).args(["-q", "-b", "64K"]).arg(&local).arg(&url).ok_json();
     assert!(summary["blocks_sent"].as_u64().unwrap() <= 1024 - arrived + 4, "{summary}");
     assert!(std::fs::read(root.join("big.bin")).unwrap() == content);
 }
@@ -76,20 +57,13 @@ fn ctrl_c_mid_download_leaves_the_old_target_and_no_staged_file() {
     let target = local_dir.join("big.bin");
     let old = data(256 << 20, 9);
     std::fs::write(&target, &old).unwrap();
-    let child = Command::new(diffcopy_bin())
+    let child = Client::new(scratch.path().join("state"))
         .args(["-q", "-b", "64K", "-c", "1"])
         .arg(format!("{}/big.bin", server.url()))
         .arg(&target)
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .spawn();
     // Interrupt once the staged file exists (the transfer has begun).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while part_files(&local_dir) == 0 {
-        assert!(Instant::now() < deadline, "the download never staged its file");
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    wait_until(Duration::from_secs(60), "the download to stage its file", || part_files(&local_dir) > 0);
     sigint(&child);
     let output = child.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(130), "{}", String::from_utf8_lossy(&output.stderr));

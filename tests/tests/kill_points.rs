@@ -3,28 +3,21 @@
 //! to start). Afterwards the target is the old or the new content, whole,
 //! and a rerun completes.
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
-use diffcopy_tests::{InProcessServer, Scratch, ServerProcess, data, diffcopy_bin};
+use diffcopy_tests::{Client, InProcessServer, Scratch, ServerProcess, data, wait_until};
 use serde_json::Value;
 
 const BLOCK: usize = 64 << 10;
 
-fn client(source: &std::path::Path, url: &str, state: &std::path::Path) -> std::process::Child {
-    Command::new(diffcopy_bin())
-        .args(["-q", "-b", "64K", "-c", "1"])
-        .arg(source)
-        .arg(url)
-        .env("DIFFCOPY_STATE_DIR", state)
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap()
+fn client(source: &Path, url: &str, state: &Path) -> Client {
+    Client::new(state).args(["-q", "-b", "64K", "-c", "1"]).arg(source).arg(url)
 }
 
-fn rerun(source: &std::path::Path, url: &str, state: &std::path::Path) {
-    let status = client(source, url, state).wait().unwrap();
-    assert!(status.success());
+fn rerun(source: &Path, url: &str, state: &Path) {
+    let run = client(source, url, state).run();
+    assert_eq!(run.code, 0, "{}", run.stderr);
 }
 
 #[test]
@@ -42,14 +35,12 @@ fn client_killed_while_hashing_leaves_the_target_alone() {
     let url = format!("{}/f.bin", server.url());
     let state = scratch.path().join("state");
 
-    let mut child = client(&source, &url, &state);
+    let mut child = client(&source, &url, &state).spawn();
     // The server starts hashing when the client asks for its signature; the
     // client hashes meanwhile and has not opened an upload yet.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while server.state.stats.snapshot().signatures_computed == 0 {
-        assert!(Instant::now() < deadline, "the client never asked for the signature");
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    wait_until(Duration::from_secs(30), "the client to ask for the signature", || {
+        server.state.stats().signatures_computed > 0
+    });
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(std::fs::read(root.join("f.bin")).unwrap() == old);
@@ -71,17 +62,13 @@ fn server_killed_at_commit_leaves_old_or_new_and_the_rerun_completes() {
 
     let mut server = ServerProcess::start(&root, &[]);
     let url = format!("{}/f.bin", server.url());
-    let mut child = client(&source, &url, &state);
+    let mut child = client(&source, &url, &state).spawn();
     let http = reqwest::blocking::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    wait_until(Duration::from_secs(60), "the upload to send its last block", || {
         let stats: Value = http.get(format!("{}/api/v1/stats", server.url())).send().unwrap().json().unwrap();
-        if stats["blocks_received"].as_u64() == Some(2048) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the upload did not finish sending: {stats}");
-        assert!(child.try_wait().unwrap().is_none(), "the client ended before its last block");
-    }
+        assert!(child.try_wait().unwrap().is_none(), "the client ended before its last block: {stats}");
+        stats["blocks_received"].as_u64() == Some(2048)
+    });
     server.kill9();
     let _ = child.wait();
     let on_disk = std::fs::read(root.join("f.bin")).unwrap();

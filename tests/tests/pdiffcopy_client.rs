@@ -9,12 +9,12 @@ const BLOCK: usize = 64 << 10;
 fn upload(server: &InProcessServer, scratch: &Scratch, name: &str, source: &[u8]) -> u64 {
     let local = scratch.path().join(format!("local-{name}"));
     std::fs::write(&local, source).unwrap();
-    let before = server.state.stats.snapshot().pdiffcopy_bytes_written;
+    let before = server.state.stats().pdiffcopy_bytes_written;
     let url = format!("{}/files/{name}", server.url());
     run_pdiffcopy(&["-b", &BLOCK.to_string(), local.to_str().unwrap(), &url]);
     let on_server = std::fs::read(scratch.path().join("root/files").join(name)).unwrap();
     assert!(on_server == source, "{name}: the server's copy differs");
-    server.state.stats.snapshot().pdiffcopy_bytes_written - before
+    server.state.stats().pdiffcopy_bytes_written - before
 }
 
 #[test]

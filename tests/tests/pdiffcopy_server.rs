@@ -2,9 +2,9 @@
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use diffcopy_tests::{Scratch, data, diffcopy_bin, pdiffcopy};
+use diffcopy_tests::{Client, Scratch, data, pdiffcopy, wait_until};
 
 struct PdiffcopyServer {
     port: u16,
@@ -21,12 +21,9 @@ impl PdiffcopyServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("start the pdiffcopy server");
-        // Wait (bounded) until it answers.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "pdiffcopy's server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_until(Duration::from_secs(30), "pdiffcopy's server to listen", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
         Self { port, child }
     }
 }
@@ -38,10 +35,8 @@ impl Drop for PdiffcopyServer {
     }
 }
 
-fn diffcopy(args: &[&str]) -> serde_json::Value {
-    let output = Command::new(diffcopy_bin()).arg("--json").args(args).stdin(Stdio::null()).output().unwrap();
-    assert!(output.status.success(), "diffcopy {args:?}: {}", String::from_utf8_lossy(&output.stderr));
-    serde_json::from_slice(&output.stdout).unwrap()
+fn diffcopy(scratch: &Scratch, args: &[&str]) -> serde_json::Value {
+    Client::new(scratch.path().join("state")).args(args).ok_json()
 }
 
 #[test]
@@ -55,25 +50,25 @@ fn our_client_uploads_to_and_downloads_from_a_pdiffcopy_server() {
     let mut content = data(20 * block + 5, 1);
 
     std::fs::write(&local, &content).unwrap();
-    let new = diffcopy(&["-b", "64K", local.to_str().unwrap(), &url]);
+    let new = diffcopy(&scratch, &["-b", "64K", local.to_str().unwrap(), &url]);
     assert_eq!(std::fs::read(&remote_file).unwrap(), content);
     assert_eq!(new["bytes_sent"], content.len());
 
     content[7 * block] ^= 1;
     content.truncate(15 * block);
     std::fs::write(&local, &content).unwrap();
-    let changed = diffcopy(&["-b", "64K", local.to_str().unwrap(), &url]);
+    let changed = diffcopy(&scratch, &["-b", "64K", local.to_str().unwrap(), &url]);
     assert_eq!(std::fs::read(&remote_file).unwrap(), content);
     assert_eq!(changed["blocks_sent"], 1, "{changed}");
 
     // Download: a changed block and growth on the server's side.
     let down = scratch.path().join("down.bin");
-    diffcopy(&["-b", "64K", &url, down.to_str().unwrap()]);
+    diffcopy(&scratch, &["-b", "64K", &url, down.to_str().unwrap()]);
     assert_eq!(std::fs::read(&down).unwrap(), content);
     content[2 * block + 9] ^= 1;
     content.extend_from_slice(&data(3 * block, 2));
     std::fs::write(&remote_file, &content).unwrap();
-    let again = diffcopy(&["-b", "64K", "--protocol", "pdiffcopy", &url, down.to_str().unwrap()]);
+    let again = diffcopy(&scratch, &["-b", "64K", "--protocol", "pdiffcopy", &url, down.to_str().unwrap()]);
     assert_eq!(std::fs::read(&down).unwrap(), content);
     assert_eq!(again["blocks_sent"], 4, "{again}");
 }

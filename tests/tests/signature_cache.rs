@@ -1,7 +1,7 @@
 //! Over a real socket, a signature is hashed once per file version: the
 //! second request and the commit's look at the base are cache hits.
 
-use diffcopy_tests::{InProcessServer, Scratch, data, diffcopy_bin};
+use diffcopy_tests::{Client, InProcessServer, Scratch, data};
 
 #[test]
 fn signatures_are_hashed_once_per_version_over_http() {
@@ -16,7 +16,7 @@ fn signatures_are_hashed_once_per_version_over_http() {
     let first = client.get(&url).send().unwrap().bytes().unwrap();
     let second = client.get(&url).send().unwrap().bytes().unwrap();
     assert_eq!(first, second);
-    let stats = server.state.stats.snapshot();
+    let stats = server.state.stats();
     assert_eq!((stats.signatures_computed, stats.signature_cache_hits), (1, 1));
 
     // An upload: the client's signature request and the commit's base check
@@ -25,16 +25,14 @@ fn signatures_are_hashed_once_per_version_over_http() {
     new[5 << 16] ^= 1;
     let local = scratch.path().join("new.bin");
     std::fs::write(&local, &new).unwrap();
-    let status = std::process::Command::new(diffcopy_bin())
+    let run = Client::new(scratch.path().join("state"))
         .args(["-q", "-b", "64K"])
         .arg(&local)
         .arg(format!("{}/f.bin", server.url()))
-        .env("DIFFCOPY_STATE_DIR", scratch.path().join("state"))
-        .status()
-        .unwrap();
-    assert!(status.success());
+        .run();
+    assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(std::fs::read(root.join("f.bin")).unwrap(), new);
-    let stats = server.state.stats.snapshot();
+    let stats = server.state.stats();
     assert_eq!(stats.signatures_computed, 1, "{stats:?}");
     assert_eq!(stats.signature_cache_hits, 3, "{stats:?}");
 }

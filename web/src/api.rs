@@ -24,8 +24,8 @@ pub(crate) struct Session {
     pub(crate) size: u64,
     pub(crate) block_size: u32,
     pub(crate) hash: String,
-    /// Runs of received block indexes, end exclusive.
-    pub(crate) received: Vec<(u64, u64)>,
+    /// Runs of received block indexes.
+    pub(crate) received: Vec<std::ops::Range<u64>>,
 }
 
 impl Api {
@@ -233,7 +233,7 @@ fn parse_session(body: &JsValue) -> Result<Session, WebError> {
         for run in Array::from(&runs).iter() {
             let run = Array::from(&run);
             match (run.get(0).as_f64(), run.get(1).as_f64()) {
-                (Some(start), Some(end)) if start <= end => received.push((start as u64, end as u64)),
+                (Some(start), Some(end)) if start <= end => received.push(start as u64..end as u64),
                 _ => return Err(bad("received")),
             }
         }

@@ -45,7 +45,7 @@ const WORKER_SLICE_MAX: u64 = 64 << 20;
 /// ...but no shorter than this.
 const WORKER_SLICE_MIN: u64 = 16 << 20;
 
-/// How to hash.
+/// How the caller asked to hash (the `strategy` option).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Strategy {
     /// WebCrypto where possible, else wasm.
@@ -56,12 +56,21 @@ pub(crate) enum Strategy {
     Wasm,
 }
 
-impl Strategy {
-    /// The engine's name as JS sees it once resolved: "webcrypto" or "wasm".
-    pub(crate) fn engine_name(self) -> &'static str {
+/// What hashes here, once a [`Strategy`] is resolved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Engine {
+    /// `crypto.subtle.digest` per block.
+    WebCrypto,
+    /// The core compiled to wasm.
+    Wasm,
+}
+
+impl Engine {
+    /// The engine's name as JS sees it: "webcrypto" or "wasm".
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::WebCrypto => "webcrypto",
-            Self::Wasm | Self::Auto => "wasm",
+            Self::Wasm => "wasm",
         }
     }
 }
@@ -104,11 +113,11 @@ impl HashConfig {
         })
     }
 
-    /// The strategy that will run here: `auto` resolved, `webcrypto` checked.
-    pub(crate) fn resolve(&self) -> Result<Strategy, WebError> {
+    /// The engine that will run here: `auto` resolved, `webcrypto` checked.
+    pub(crate) fn resolve(&self) -> Result<Engine, WebError> {
         let webcrypto_algorithm = webcrypto_name(self.algorithm).is_some();
         match self.strategy {
-            Strategy::Wasm => Ok(Strategy::Wasm),
+            Strategy::Wasm => Ok(Engine::Wasm),
             Strategy::WebCrypto if !webcrypto_algorithm => Err(WebError::new(
                 ErrorCode::InvalidOption,
                 format!("WebCrypto cannot hash {}; use strategy \"wasm\"", self.algorithm),
@@ -117,12 +126,12 @@ impl HashConfig {
                 ErrorCode::WebCryptoUnavailable,
                 "WebCrypto exists only in secure contexts (https, localhost); use strategy \"wasm\"",
             )),
-            Strategy::WebCrypto => Ok(Strategy::WebCrypto),
+            Strategy::WebCrypto => Ok(Engine::WebCrypto),
             Strategy::Auto => {
                 Ok(if webcrypto_algorithm && self.block_size >= WEBCRYPTO_MIN_BLOCK && subtle().is_some() {
-                    Strategy::WebCrypto
+                    Engine::WebCrypto
                 } else {
-                    Strategy::Wasm
+                    Engine::Wasm
                 })
             }
         }
@@ -166,8 +175,8 @@ pub(crate) struct Report<'a> {
 /// How a blob was hashed.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Hashed {
-    /// `WebCrypto` or `Wasm`.
-    pub(crate) engine: Strategy,
+    /// What hashed it.
+    pub(crate) engine: Engine,
     /// Workers that hashed it; 0 when the calling thread did.
     pub(crate) workers: u32,
 }
@@ -209,7 +218,7 @@ pub(crate) async fn hash(
             let digest = |start, end| workers.digest(start, end);
             hash_slices(blob, config, slice, depth, &mut report, digest).await?
         }
-        (None, Strategy::WebCrypto) => {
+        (None, Engine::WebCrypto) => {
             let (Some(subtle), Some(name)) = (subtle(), webcrypto_name(config.algorithm)) else {
                 return Err(WebError::new(
                     ErrorCode::WebCryptoUnavailable,
@@ -384,5 +393,5 @@ pub fn hash_strategy(
     #[wasm_bindgen(unchecked_optional_param_type = "HashBlobOptions")] options: Option<Object>,
 ) -> Result<JsValue, JsValue> {
     let config = HashConfig::from_options(&Options::new(options))?;
-    Ok(config.resolve()?.engine_name().into())
+    Ok(config.resolve()?.name().into())
 }

@@ -16,7 +16,7 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::Blob;
 
 use crate::error::{ErrorCode, WebError};
-use crate::hash_blob::{HashConfig, Strategy, webcrypto_name};
+use crate::hash_blob::{Engine, HashConfig, webcrypto_name};
 
 /// Files smaller than this are hashed on the calling thread unless workers
 /// are asked for: starting workers costs more than it saves.
@@ -81,7 +81,7 @@ impl Workers {
     pub(crate) async fn start(
         blob: &Blob,
         count: u32,
-        engine: Strategy,
+        engine: Engine,
         config: &HashConfig,
     ) -> Result<Self, WebError> {
         let init = Object::new();
@@ -92,8 +92,8 @@ impl Workers {
         set("hash", config.algorithm.name().into());
         set("blockSize", config.block_size.into());
         set("digestLength", (config.algorithm.digest_len() as u32).into());
-        set("engine", engine.engine_name().into());
-        if engine == Strategy::WebCrypto {
+        set("engine", engine.name().into());
+        if engine == Engine::WebCrypto {
             set("webcryptoName", webcrypto_name(config.algorithm).unwrap_or_default().into());
         } else {
             set("glue", IMPORT_META.with(ImportMeta::url).into());

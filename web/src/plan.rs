@@ -9,7 +9,9 @@
 //!
 //! Pure Rust, no JS: tested natively.
 
-use diffcopy_core::{BlockLayout, HEADER_LEN, HashAlgorithm, Signature, SignatureHeader};
+use std::ops::Range;
+
+use diffcopy_core::{BlockLayout, HEADER_LEN, HashAlgorithm, Signature, SignatureHeader, in_runs};
 
 use crate::error::{ErrorCode, WebError};
 
@@ -32,8 +34,8 @@ pub(crate) struct Planner {
     local: Vec<u8>,
     target: Target,
     next: u64,
-    /// Runs of blocks an earlier attempt uploaded, end exclusive, sorted.
-    received: Vec<(u64, u64)>,
+    /// Runs of blocks an earlier attempt uploaded, sorted.
+    received: Vec<Range<u64>>,
     /// Changed blocks that an earlier attempt uploaded already.
     pub(crate) resumed_blocks: u64,
     /// Changed blocks queued for upload so far, and their bytes.
@@ -44,8 +46,8 @@ pub(crate) struct Planner {
 impl Planner {
     /// A plan for a source of `layout`, hashed with `algorithm`; `received`
     /// are runs of blocks the session already has.
-    pub(crate) fn new(algorithm: HashAlgorithm, layout: BlockLayout, mut received: Vec<(u64, u64)>) -> Self {
-        received.sort_unstable();
+    pub(crate) fn new(algorithm: HashAlgorithm, layout: BlockLayout, mut received: Vec<Range<u64>>) -> Self {
+        received.sort_unstable_by_key(|run| run.start);
         Self {
             algorithm,
             layout,
@@ -157,7 +159,7 @@ impl Planner {
             if unchanged {
                 continue;
             }
-            if self.received.iter().any(|&(start, end)| (start..end).contains(&i)) {
+            if in_runs(&self.received, i) {
                 self.resumed_blocks += 1;
             } else {
                 self.queued_blocks += 1;
@@ -206,7 +208,7 @@ mod tests {
     fn run(
         source: &[u8],
         target: Option<&[u8]>,
-        received: Vec<(u64, u64)>,
+        received: Vec<Range<u64>>,
         chunk: usize,
     ) -> (Vec<u64>, Planner) {
         let src = sign(source);
@@ -268,7 +270,7 @@ mod tests {
     #[test]
     fn received_blocks_are_not_sent_again() {
         let data: Vec<u8> = (0..100u8).collect();
-        let (sent, plan) = run(&data, None, vec![(3, 5), (0, 1)], 5);
+        let (sent, plan) = run(&data, None, vec![3..5, 0..1], 5);
         assert_eq!(sent, [1, 2, 5, 6]);
         assert_eq!(plan.resumed_blocks, 3);
     }

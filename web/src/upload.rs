@@ -151,7 +151,7 @@ impl Upload {
         };
         let uploading =
             blocks.map(Ok::<u64, WebError>).try_for_each_concurrent(self.concurrency as usize, |index| {
-                let digest = plan.borrow().local_block_digest(index).map(hex_of).unwrap_or_default();
+                let digest = plan.borrow().local_block_digest(index).map(hex::encode).unwrap_or_default();
                 let sent = &sent;
                 let plan = &plan;
                 let session = &session;
@@ -201,7 +201,7 @@ impl Upload {
         set(&result, "seconds", ((Date::now() - started) / 1000.0).into());
         let etag = Reflect::get(&committed, &"etag".into()).ok().and_then(|e| e.as_string());
         set(&result, "etag", etag.unwrap_or_default().into());
-        set(&result, "strategy", hashed.engine.engine_name().into());
+        set(&result, "strategy", hashed.engine.name().into());
         set(&result, "hashWorkers", hashed.workers.into());
         Ok(result.into())
     }
@@ -243,11 +243,6 @@ impl Upload {
             }
         }
     }
-}
-
-fn hex_of(digest: &[u8]) -> String {
-    let mut buf = [0u8; 2 * diffcopy_core::MAX_DIGEST_LEN];
-    hex::encode_to_slice(digest, &mut buf).to_owned()
 }
 
 /// Resolves after `ms` milliseconds.

@@ -32,7 +32,10 @@ pub enum ClientError {
         /// The server's message.
         message: String,
     },
-    /// Local I/O, or data that failed verification (exit 1).
+    /// The server's answer is not what its protocol promises: a bad
+    /// signature, a short range, a block that fails its digest (exit 1).
+    Protocol(String),
+    /// Local I/O (exit 1).
     Local(String),
 }
 
@@ -45,7 +48,7 @@ impl ClientError {
             Self::Denied { .. } => 4,
             Self::NotFound(_) => 5,
             Self::Conflict(_) => 6,
-            Self::Server { .. } | Self::Local(_) => 1,
+            Self::Server { .. } | Self::Protocol(_) | Self::Local(_) => 1,
         }
     }
 
@@ -59,6 +62,7 @@ impl fmt::Display for ClientError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Usage(m) | Self::Local(m) | Self::NotFound(m) | Self::Conflict(m) => f.write_str(m),
+            Self::Protocol(m) => write!(f, "bad answer from the server: {m}"),
             Self::Connect { url, detail } => write!(f, "cannot reach {url}: {detail}"),
             Self::Denied { message } => write!(f, "the server refused: {message}"),
             Self::Server { status, code, message } => write!(f, "server error {status} {code}: {message}"),

@@ -2,7 +2,7 @@
 //! target that replaces it atomically.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use diffcopy_core::{HashAlgorithm, Signature, SignatureHeader};
 
 use super::error::ClientError;
 use super::progress::Progress;
-use crate::hashing::hash_file_blocks;
+use crate::fs::{RESERVED_PREFIX, hash_file_blocks};
 
 /// Opens `path` for reading; `None` if it does not exist.
 pub(crate) fn open_existing(path: &Path) -> Result<Option<File>, ClientError> {
@@ -75,11 +75,8 @@ impl Staged {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let mut random = [0u8; 8];
-        File::open("/dev/urandom")
-            .and_then(|mut f| f.read_exact(&mut random))
-            .map_err(|e| ClientError::io("reading /dev/urandom", e))?;
-        let name = format!(".diffcopy-{:016x}.part", u64::from_le_bytes(random));
+        let random = crate::random::random_hex(8).map_err(|e| ClientError::io("reading /dev/urandom", e))?;
+        let name = format!("{RESERVED_PREFIX}{random}.part");
         let path = dir.join(name);
         let file = File::options()
             .read(true)

@@ -1,21 +1,29 @@
 //! The command-line client: `diffcopy SOURCE TARGET`.
+//!
+//! [`sync`] picks the direction: `upload.rs` (local to a server),
+//! `download.rs` (a server to local, rebuilt beside the target by
+//! `rebuild.rs`) or `copy.rs` (local to local); `remote.rs` speaks the
+//! server's protocols.
 
 mod benchmark;
+mod copy;
+mod download;
 mod error;
 mod local;
 mod location;
 mod progress;
+mod rebuild;
 mod remote;
 mod resume;
 mod size;
 mod summary;
 mod sync;
+mod upload;
 
 pub use benchmark::{BenchmarkRow, RsyncPeer, run_benchmark, table};
 pub use error::ClientError;
 pub use location::Location;
 pub use progress::Progress;
-pub use remote::Protocol;
 pub use size::parse_size;
 pub use summary::Summary;
-pub use sync::{SyncOptions, sync};
+pub use sync::{ProtocolChoice, SyncOptions, sync};

@@ -1,5 +1,7 @@
 //! Talking to a server: diffcopy's API v1, or a pdiffcopy 1.0.1 server.
 
+use std::ops::Range;
+
 use bytes::Bytes;
 use diffcopy_core::{HashAlgorithm, Signature, parse_text};
 use reqwest::{RequestBuilder, Response, StatusCode, header};
@@ -9,7 +11,7 @@ use super::error::ClientError;
 
 /// Which protocol the server speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Protocol {
+pub(crate) enum Protocol {
     /// diffcopy's HTTP API v1 (atomic, verified uploads).
     V1,
     /// pdiffcopy 1.0.1's endpoints (in-place writes).
@@ -84,21 +86,19 @@ impl Remote {
         let etag = header_text(&response, header::ETAG);
         let bytes = response.bytes().await.map_err(|e| self.broken(e))?;
         let signature = Signature::decode(&bytes)
-            .map_err(|e| ClientError::Local(format!("the server sent a bad signature: {e}")))?;
+            .map_err(|e| ClientError::Protocol(format!("the server sent a bad signature: {e}")))?;
         Ok(Some((signature, etag)))
     }
 
-    /// Opens an upload session; returns its id.
+    /// Opens an upload session for a file with signature `source`; returns its id.
     pub(crate) async fn create_upload(
         &self,
-        size: u64,
-        block_size: u32,
-        algorithm: HashAlgorithm,
+        source: &Signature,
         base_etag: Option<&str>,
     ) -> Result<String, ClientError> {
         let body = json!({
-            "path": self.path, "size": size, "block_size": block_size,
-            "hash": algorithm.name(), "base_etag": base_etag,
+            "path": self.path, "size": source.file_size(), "block_size": source.block_size(),
+            "hash": source.algorithm().name(), "base_etag": base_etag,
         });
         let url = format!("{}/api/v1/uploads", self.base);
         let response = check(self.send(self.request(reqwest::Method::POST, url).json(&body)).await?).await?;
@@ -106,24 +106,26 @@ impl Remote {
         created["id"]
             .as_str()
             .map(str::to_owned)
-            .ok_or_else(|| ClientError::Local("the server's upload answer has no id".into()))
+            .ok_or_else(|| ClientError::Protocol("the server's upload answer has no id".into()))
     }
 
-    /// The blocks an upload session already has, or `None` if it is gone.
-    pub(crate) async fn upload_status(&self, id: &str) -> Result<Option<Vec<u64>>, ClientError> {
+    /// Runs of the blocks an upload session already has, or `None` if it is gone.
+    pub(crate) async fn upload_status(&self, id: &str) -> Result<Option<Vec<Range<u64>>>, ClientError> {
         let url = format!("{}/api/v1/uploads/{id}", self.base);
         let response = self.send(self.request(reqwest::Method::GET, url)).await?;
         if response.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
         let status: Value = check(response).await?.json().await.map_err(|e| self.broken(e))?;
-        let mut blocks = Vec::new();
+        let mut runs = Vec::new();
         for run in status["received"].as_array().into_iter().flatten() {
-            if let (Some(start), Some(end)) = (run[0].as_u64(), run[1].as_u64()) {
-                blocks.extend(start..end);
+            match (run[0].as_u64(), run[1].as_u64()) {
+                (Some(start), Some(end)) if start <= end => runs.push(start..end),
+                _ => return Err(ClientError::Protocol(format!("bad run {run} in the upload status"))),
             }
         }
-        Ok(Some(blocks))
+        runs.sort_by_key(|r| r.start);
+        Ok(Some(runs))
     }
 
     /// Sends one block with its digest.
@@ -164,7 +166,7 @@ impl Remote {
         }
         let bytes = response.bytes().await.map_err(|e| self.broken(e))?;
         if bytes.len() as u64 != end - start {
-            return Err(ClientError::Local(format!("{} sent a short range", self.url())));
+            return Err(ClientError::Protocol(format!("{} sent a short range", self.url())));
         }
         Ok(bytes)
     }
@@ -188,7 +190,7 @@ impl Remote {
         info["size"]
             .as_u64()
             .map(Some)
-            .ok_or_else(|| ClientError::Local("the server's info has no size".into()))
+            .ok_or_else(|| ClientError::Protocol("the server's info has no size".into()))
     }
 
     /// pdiffcopy: the signature of a file of `size` bytes from its text hashes.
@@ -213,7 +215,7 @@ impl Remote {
             .await
             .map_err(|e| self.broken(e))?;
         parse_text(&text, algorithm, block_size, size)
-            .map_err(|e| ClientError::Local(format!("the server sent bad hashes: {e}")))
+            .map_err(|e| ClientError::Protocol(format!("the server sent bad hashes: {e}")))
     }
 
     /// pdiffcopy: creates or resizes the file.

@@ -1,5 +1,6 @@
 //! What a sync did, for the one-line summary and `--json`.
 
+use diffcopy_core::Delta;
 use serde::Serialize;
 
 /// The outcome of one sync.
@@ -24,6 +25,21 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// What sending `delta` does: its blocks and bytes, its similarity; the
+    /// time is filled in by the caller.
+    pub(crate) fn of(direction: &'static str, dry_run: bool, delta: &Delta) -> Self {
+        Self {
+            direction,
+            dry_run,
+            total_blocks: delta.total_blocks(),
+            blocks_sent: delta.blocks_to_send(),
+            total_bytes: delta.layout().file_size(),
+            bytes_sent: delta.bytes_to_send(),
+            similarity_percent: delta.similarity_percent(),
+            seconds: 0.0,
+        }
+    }
+
     /// The one-line summary.
     pub fn line(&self) -> String {
         let verb = if self.dry_run { "would send" } else { "sent" };

@@ -6,8 +6,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use crate::relpath::PathError;
-use crate::root::FsError;
+use crate::fs::{FsError, PathError};
+use crate::limits::LimitError;
 
 /// An error answered as `{"error": code, "message": ..., ...extra}`.
 #[derive(Debug)]
@@ -60,7 +60,7 @@ impl AppError {
     }
 
     /// Maps a file-system error on `path` to a client answer.
-    pub fn from_fs(err: FsError, path: impl std::fmt::Display) -> Self {
+    pub(crate) fn from_fs(err: FsError, path: impl std::fmt::Display) -> Self {
         match err {
             FsError::NotFound => Self::not_found(path),
             FsError::OutsideRoot => Self::new(
@@ -74,7 +74,9 @@ impl AppError {
                 "permission_denied",
                 format!("the server may not access {path}"),
             ),
-            FsError::Io(e) if e.raw_os_error() == Some(28) || e.raw_os_error() == Some(27) => {
+            FsError::Io(e)
+                if matches!(e.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::FileTooLarge) =>
+            {
                 tracing::warn!("{path}: {e}");
                 Self::new(StatusCode::INSUFFICIENT_STORAGE, "no_space", "the server has no room for the file")
             }
@@ -86,6 +88,22 @@ impl AppError {
 impl From<PathError> for AppError {
     fn from(err: PathError) -> Self {
         Self::bad_request("bad_path", err.to_string())
+    }
+}
+
+impl From<LimitError> for AppError {
+    fn from(err: LimitError) -> Self {
+        let code = match err {
+            LimitError::BlockSize { .. } => "bad_block_size",
+            LimitError::TooManyBlocks { .. } => "too_many_blocks",
+        };
+        Self::bad_request(code, err.to_string())
+    }
+}
+
+impl From<diffcopy_core::ParseAlgorithmError> for AppError {
+    fn from(err: diffcopy_core::ParseAlgorithmError) -> Self {
+        Self::bad_request("bad_hash", err.to_string())
     }
 }
 

@@ -10,11 +10,11 @@ use axum::http::StatusCode;
 use diffcopy_core::{HashAlgorithm, Signature, SignatureHeader};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::error::{AppError, AppResult};
-use crate::hashing::{DigestReceiver, hash_file_blocks};
-use crate::sigcache::{CacheKey, SignatureCache};
-use crate::stats::Stats;
-use crate::version::FileVersion;
+use crate::fs::FileVersion;
+use crate::fs::{DigestReceiver, hash_file_blocks};
+use crate::serve::error::{AppError, AppResult};
+use crate::serve::sigcache::{CacheKey, SignatureCache};
+use crate::serve::stats::Stats;
 
 /// How long a request waits for a free hashing slot before it hears 429.
 const QUEUE_WAIT: Duration = Duration::from_secs(30);
@@ -23,7 +23,7 @@ const CHUNK_BYTES: usize = 64 << 10;
 
 /// Computes and caches signatures, with a bound on concurrent hashing.
 #[derive(Debug)]
-pub struct Signer {
+pub(crate) struct Signer {
     cache: SignatureCache,
     jobs: Arc<Semaphore>,
     threads: usize,
@@ -32,7 +32,7 @@ pub struct Signer {
 
 /// The digests of one file's signature, in block order.
 #[derive(Debug)]
-pub struct DigestStream {
+pub(crate) struct DigestStream {
     header: SignatureHeader,
     version: FileVersion,
     /// Digests delivered so far (all of them, for a cached signature).
@@ -54,7 +54,7 @@ struct Live {
 impl Signer {
     /// A signer running at most `jobs` computations at once, each on
     /// `threads` threads, caching up to `cache_bytes` of digests.
-    pub fn new(jobs: usize, threads: usize, cache_bytes: usize, stats: Arc<Stats>) -> Self {
+    pub(crate) fn new(jobs: usize, threads: usize, cache_bytes: usize, stats: Arc<Stats>) -> Self {
         Self {
             cache: SignatureCache::new(cache_bytes),
             jobs: Arc::new(Semaphore::new(jobs.max(1))),
@@ -65,7 +65,7 @@ impl Signer {
 
     /// Starts the signature of `file`. `threads` caps the hashing threads
     /// (pdiffcopy's `concurrency`); the server's own setting is the upper bound.
-    pub async fn start(
+    pub(crate) async fn start(
         self: &Arc<Self>,
         file: File,
         algorithm: HashAlgorithm,
@@ -75,7 +75,7 @@ impl Signer {
         let version = FileVersion::of(&file).map_err(|e| AppError::internal("reading file metadata", e))?;
         let header = SignatureHeader::new(algorithm, block_size, version.size)
             .map_err(|e| AppError::bad_request("bad_block_size", e.to_string()))?;
-        crate::upload::check_block_count(&header)?;
+        crate::limits::check_block_count(&header)?;
         let key = CacheKey { version, algorithm, block_size };
         if let Some(signature) = self.cache.get(&key) {
             self.stats.signature_cache_hit();
@@ -109,19 +109,19 @@ impl Signer {
 
 impl DigestStream {
     /// What is being signed.
-    pub fn header(&self) -> SignatureHeader {
+    pub(crate) fn header(&self) -> SignatureHeader {
         self.header
     }
 
     /// The file version being signed (its ETag).
-    pub fn version(&self) -> FileVersion {
+    pub(crate) fn version(&self) -> FileVersion {
         self.version
     }
 
     /// The next digests in block order, back to back: at least one digest,
     /// more if they are ready. `None` at the end. An error means the file
     /// could not be read or changed while it was hashed.
-    pub async fn next_chunk(&mut self) -> Option<io::Result<Vec<u8>>> {
+    pub(crate) async fn next_chunk(&mut self) -> Option<io::Result<Vec<u8>>> {
         if let Some(live) = &mut self.live {
             let first = live.rx.recv().await;
             let signature = Arc::make_mut(&mut self.signature);
@@ -177,7 +177,7 @@ impl DigestStream {
     }
 
     /// Waits for the whole signature.
-    pub async fn collect(mut self) -> io::Result<Arc<Signature>> {
+    pub(crate) async fn collect(mut self) -> io::Result<Arc<Signature>> {
         while let Some(chunk) = self.next_chunk().await {
             chunk?;
         }

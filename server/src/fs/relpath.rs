@@ -3,24 +3,24 @@
 use std::fmt;
 
 /// The longest relative path accepted, in bytes.
-pub const MAX_PATH_LEN: usize = 4096;
+pub(crate) const MAX_PATH_LEN: usize = 4096;
 /// The longest single path segment accepted, in bytes.
-pub const MAX_SEGMENT_LEN: usize = 255;
+pub(crate) const MAX_SEGMENT_LEN: usize = 255;
 /// Names starting with this are the server's staging files; clients cannot name them.
-pub const RESERVED_PREFIX: &str = ".diffcopy-";
+pub(crate) const RESERVED_PREFIX: &str = ".diffcopy-";
 
 /// A path below the server's root: `/`-separated segments, none empty, `.`
 /// or `..`, none containing NUL or a backslash, none reserved for staging.
 ///
 /// This is the first line of defence; the second is that every open goes
-/// through [`Root`](crate::root::Root), which cannot leave the root even
+/// through [`Root`](crate::fs::Root), which cannot leave the root even
 /// through symlinks.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct RelPath(String);
+pub(crate) struct RelPath(String);
 
 /// Why a path was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PathError {
+pub(crate) enum PathError {
     /// The path is empty.
     Empty,
     /// Longer than [`MAX_PATH_LEN`] or a segment longer than [`MAX_SEGMENT_LEN`].
@@ -58,7 +58,7 @@ impl std::error::Error for PathError {}
 
 impl RelPath {
     /// Validates a relative path such as `dir/file.bin` (already percent-decoded).
-    pub fn parse(path: &str) -> Result<Self, PathError> {
+    pub(crate) fn parse(path: &str) -> Result<Self, PathError> {
         if path.is_empty() {
             return Err(PathError::Empty);
         }
@@ -86,22 +86,22 @@ impl RelPath {
 
     /// pdiffcopy's absolute `filename` (`/a/b`) mapped below the root (`a/b`).
     /// A relative name is taken as it is.
-    pub fn from_pdiffcopy(filename: &str) -> Result<Self, PathError> {
+    pub(crate) fn from_pdiffcopy(filename: &str) -> Result<Self, PathError> {
         Self::parse(filename.strip_prefix('/').unwrap_or(filename))
     }
 
     /// The path as given, `/`-separated.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 
     /// The directory part (`None` for a file directly in the root).
-    pub fn parent(&self) -> Option<&str> {
+    pub(crate) fn parent(&self) -> Option<&str> {
         self.0.rsplit_once('/').map(|(dir, _)| dir)
     }
 
     /// The last segment.
-    pub fn file_name(&self) -> &str {
+    pub(crate) fn file_name(&self) -> &str {
         self.0.rsplit_once('/').map_or(&self.0, |(_, name)| name)
     }
 }

@@ -11,12 +11,12 @@ use diffcopy_core::{Digest, SignatureHeader, hash_block};
 use tokio::sync::mpsc;
 
 /// Digests of consecutive blocks, starting at block 0, as they are ready.
-pub type DigestReceiver = mpsc::Receiver<io::Result<Digest>>;
+pub(crate) type DigestReceiver = mpsc::Receiver<io::Result<Digest>>;
 
 /// Starts hashing every block of `file` (as described by `header`) on
 /// `threads` blocking threads. The receiver yields the digests in block
 /// order; dropping it stops the work after the blocks under way.
-pub fn hash_file_blocks(file: Arc<File>, header: SignatureHeader, threads: usize) -> DigestReceiver {
+pub(crate) fn hash_file_blocks(file: Arc<File>, header: SignatureHeader, threads: usize) -> DigestReceiver {
     let block_count = header.block_count();
     let threads = threads.clamp(1, 64).min(usize::try_from(block_count).unwrap_or(usize::MAX).max(1));
     // Room for every thread to be a few blocks ahead; digests are small.

@@ -7,22 +7,22 @@ use std::os::unix::fs::MetadataExt;
 /// Identity and change markers of a file at one moment. Any write changes
 /// the size, the mtime or the ctime (which cannot be set back by a client).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct FileVersion {
+pub(crate) struct FileVersion {
     /// Device.
-    pub dev: u64,
+    pub(crate) dev: u64,
     /// Inode.
-    pub ino: u64,
+    pub(crate) ino: u64,
     /// Size in bytes.
-    pub size: u64,
+    pub(crate) size: u64,
     /// Modification time, nanoseconds since the epoch.
-    pub mtime_ns: i128,
+    pub(crate) mtime_ns: i128,
     /// Status-change time, nanoseconds since the epoch.
-    pub ctime_ns: i128,
+    pub(crate) ctime_ns: i128,
 }
 
 impl FileVersion {
     /// The version of an open file.
-    pub fn of(file: &File) -> io::Result<Self> {
+    pub(crate) fn of(file: &File) -> io::Result<Self> {
         let m = file.metadata()?;
         Ok(Self {
             dev: m.dev(),
@@ -37,13 +37,13 @@ impl FileVersion {
     /// mtime. Unlike equality this ignores the ctime, which also moves when
     /// the file is merely unlinked or renamed over (its bytes stay as they
     /// were for whoever still has it open).
-    pub fn same_content(&self, other: &Self) -> bool {
+    pub(crate) fn same_content(&self, other: &Self) -> bool {
         (self.dev, self.ino, self.size, self.mtime_ns) == (other.dev, other.ino, other.size, other.mtime_ns)
     }
 
     /// The strong ETag, quoted: size, mtime, inode and ctime in hex. The
     /// ctime catches a same-size write whose mtime was set back.
-    pub fn etag(&self) -> String {
+    pub(crate) fn etag(&self) -> String {
         format!("\"{:x}-{:x}-{:x}-{:x}\"", self.size, self.mtime_ns, self.ino, self.ctime_ns)
     }
 }

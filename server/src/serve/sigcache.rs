@@ -5,23 +5,23 @@ use std::sync::{Arc, Mutex};
 
 use diffcopy_core::{HashAlgorithm, Signature};
 
-use crate::version::FileVersion;
+use crate::fs::FileVersion;
 
 /// What a cached signature is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct CacheKey {
+pub(crate) struct CacheKey {
     /// The file version hashed.
-    pub version: FileVersion,
+    pub(crate) version: FileVersion,
     /// The algorithm.
-    pub algorithm: HashAlgorithm,
+    pub(crate) algorithm: HashAlgorithm,
     /// The block size.
-    pub block_size: u32,
+    pub(crate) block_size: u32,
 }
 
 /// A bounded cache of complete signatures; the oldest go first when the
 /// digests held exceed the budget.
 #[derive(Debug)]
-pub struct SignatureCache {
+pub(crate) struct SignatureCache {
     inner: Mutex<Inner>,
     budget: usize,
 }
@@ -35,17 +35,17 @@ struct Inner {
 
 impl SignatureCache {
     /// A cache holding at most `budget` bytes of digests.
-    pub fn new(budget: usize) -> Self {
+    pub(crate) fn new(budget: usize) -> Self {
         Self { inner: Mutex::new(Inner::default()), budget }
     }
 
     /// The cached signature for `key`, if any.
-    pub fn get(&self, key: &CacheKey) -> Option<Arc<Signature>> {
+    pub(crate) fn get(&self, key: &CacheKey) -> Option<Arc<Signature>> {
         self.lock().map.get(key).cloned()
     }
 
     /// Remembers `signature` for `key`, evicting the oldest entries as needed.
-    pub fn insert(&self, key: CacheKey, signature: Arc<Signature>) {
+    pub(crate) fn insert(&self, key: CacheKey, signature: Arc<Signature>) {
         let size = signature.digest_bytes().len() + 64;
         if size > self.budget {
             return;

@@ -9,9 +9,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
-use crate::error::AppError;
-use crate::relpath::RelPath;
-use crate::state::AppState;
+use crate::fs::RelPath;
+use crate::serve::error::AppError;
+use crate::serve::state::AppState;
 
 include!(concat!(env!("OUT_DIR"), "/assets.rs"));
 

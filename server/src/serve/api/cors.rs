@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::state::AppState;
+use crate::serve::state::AppState;
 
 /// Answers preflights and adds the CORS headers for allowed origins.
 pub(super) async fn cors(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {

@@ -21,11 +21,11 @@ use serde_json::json;
 use super::blocking;
 use super::signatures::start_signature;
 use super::uploads::read_body_limited;
-use crate::config::{DEFAULT_BLOCK_SIZE, MAX_BLOCK_SIZE};
-use crate::error::{AppError, AppResult};
-use crate::relpath::RelPath;
-use crate::root::FsError;
-use crate::state::AppState;
+use crate::fs::FsError;
+use crate::fs::RelPath;
+use crate::limits::{DEFAULT_BLOCK_SIZE, MAX_BLOCK_SIZE};
+use crate::serve::error::{AppError, AppResult};
+use crate::serve::state::AppState;
 
 #[derive(Debug, Deserialize)]
 pub(super) struct FileQuery {

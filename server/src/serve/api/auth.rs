@@ -7,8 +7,8 @@ use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::error::AppError;
-use crate::state::AppState;
+use crate::serve::error::AppError;
+use crate::serve::state::AppState;
 
 /// Refuses requests without the configured token (401) and, in read-only
 /// mode, every write (403).

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 /// Monotonic counters; each is updated with relaxed atomics.
 #[derive(Debug, Default)]
-pub struct Stats {
+pub(crate) struct Stats {
     uploads_created: AtomicU64,
     uploads_committed: AtomicU64,
     blocks_received: AtomicU64,
@@ -31,38 +31,38 @@ pub struct StatsSnapshot {
 
 impl Stats {
     /// An upload session was opened.
-    pub fn upload_created(&self) {
+    pub(crate) fn upload_created(&self) {
         self.uploads_created.fetch_add(1, Ordering::Relaxed);
     }
 
     /// An upload was committed.
-    pub fn upload_committed(&self) {
+    pub(crate) fn upload_committed(&self) {
         self.uploads_committed.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A block of `len` bytes was accepted.
-    pub fn block_received(&self, len: u64) {
+    pub(crate) fn block_received(&self, len: u64) {
         self.blocks_received.fetch_add(1, Ordering::Relaxed);
         self.bytes_received.fetch_add(len, Ordering::Relaxed);
     }
 
     /// A signature was computed from the file.
-    pub fn signature_computed(&self) {
+    pub(crate) fn signature_computed(&self) {
         self.signatures_computed.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A signature came from the cache.
-    pub fn signature_cache_hit(&self) {
+    pub(crate) fn signature_cache_hit(&self) {
         self.signature_cache_hits.fetch_add(1, Ordering::Relaxed);
     }
 
     /// pdiffcopy's `POST /blocks` wrote `len` bytes.
-    pub fn pdiffcopy_written(&self, len: u64) {
+    pub(crate) fn pdiffcopy_written(&self, len: u64) {
         self.pdiffcopy_bytes_written.fetch_add(len, Ordering::Relaxed);
     }
 
     /// The counters now.
-    pub fn snapshot(&self) -> StatsSnapshot {
+    pub(crate) fn snapshot(&self) -> StatsSnapshot {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         StatsSnapshot {
             uploads_created: get(&self.uploads_created),

@@ -11,9 +11,9 @@ use http_body_util::BodyExt;
 use serde_json::json;
 
 use super::blocking;
-use crate::error::{AppError, AppResult};
-use crate::state::AppState;
-use crate::upload::NewUpload;
+use crate::serve::error::{AppError, AppResult};
+use crate::serve::state::AppState;
+use crate::serve::upload::NewUpload;
 
 /// `POST /api/v1/uploads`.
 pub(super) async fn create(State(state): State<Arc<AppState>>, body: Body) -> AppResult<impl IntoResponse> {
@@ -104,7 +104,8 @@ pub(super) async fn put_block(
     let limit = u64::from(upload.header.block_size());
     let bytes = read_body_limited(&state, body, limit, "a block").await?;
     let len = bytes.len() as u64;
-    blocking("storing a block", move || upload.put_block(index, &digest, &bytes)).await?;
+    let faults = state.config.fault_hook.clone();
+    blocking("storing a block", move || upload.put_block(index, &digest, &bytes, faults.as_ref())).await?;
     state.stats.block_received(len);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -14,53 +14,53 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::root::{Dir, FsError, Root};
+use crate::fs::{Dir, FsError, Root};
 
 /// The journal's directory below the root (reserved: clients cannot name it).
-pub const JOURNAL_DIR: &str = ".diffcopy-sessions";
+pub(crate) const JOURNAL_DIR: &str = ".diffcopy-sessions";
 
 /// What a session was opened with.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct SessionRecord {
+pub(super) struct SessionRecord {
     /// Session id.
-    pub id: String,
+    pub(super) id: String,
     /// Target path.
-    pub path: String,
+    pub(super) path: String,
     /// Source size.
-    pub size: u64,
+    pub(super) size: u64,
     /// Block size.
-    pub block_size: u32,
+    pub(super) block_size: u32,
     /// Algorithm name.
-    pub hash: String,
+    pub(super) hash: String,
     /// The target version the client diffed against.
-    pub base_etag: Option<String>,
+    pub(super) base_etag: Option<String>,
 }
 
 /// A session found on disk at start-up.
 #[derive(Debug)]
-pub struct Recovered {
+pub(super) struct Recovered {
     /// How it was opened.
-    pub record: SessionRecord,
+    pub(super) record: SessionRecord,
     /// Accepted blocks: index and digest bytes.
-    pub blocks: Vec<(u64, Vec<u8>)>,
+    pub(super) blocks: Vec<(u64, Vec<u8>)>,
     /// When it last changed.
-    pub modified: SystemTime,
+    pub(super) modified: SystemTime,
 }
 
 /// The journal directory.
 #[derive(Debug)]
-pub struct Journal {
+pub(super) struct Journal {
     dir: Dir,
 }
 
 impl Journal {
     /// Opens (creating) the journal below `root`.
-    pub fn open(root: &Root) -> Result<Self, FsError> {
+    pub(super) fn open(root: &Root) -> Result<Self, FsError> {
         Ok(Self { dir: root.internal_dir(JOURNAL_DIR)? })
     }
 
     /// Records a new session; returns its block log.
-    pub fn begin(&self, record: &SessionRecord) -> Result<File, FsError> {
+    pub(super) fn begin(&self, record: &SessionRecord) -> Result<File, FsError> {
         let json = serde_json::to_vec(record).map_err(|e| FsError::Io(std::io::Error::other(e)))?;
         let log = self.dir.create_new(&format!("{}.log", record.id))?;
         let meta = self.dir.create_new(&format!("{}.json", record.id))?;
@@ -69,21 +69,21 @@ impl Journal {
     }
 
     /// Forgets session `id`.
-    pub fn end(&self, id: &str) {
+    pub(super) fn end(&self, id: &str) {
         for name in [format!("{id}.json"), format!("{id}.log")] {
             if let Err(e) = self.dir.remove(&name) {
-                tracing::warn!("could not remove journal entry {name}: {e:?}");
+                tracing::warn!("could not remove journal entry {name}: {e}");
             }
         }
     }
 
     /// Opens the block log of a recovered session for appending.
-    pub fn reopen_log(&self, id: &str) -> Result<File, FsError> {
+    pub(super) fn reopen_log(&self, id: &str) -> Result<File, FsError> {
         self.dir.open_existing(&format!("{id}.log"))
     }
 
     /// Every session on disk. Unreadable entries are removed.
-    pub fn load(&self, digest_len: impl Fn(&str) -> Option<usize>) -> Vec<Recovered> {
+    pub(super) fn load(&self, digest_len: impl Fn(&str) -> Option<usize>) -> Vec<Recovered> {
         let mut out = Vec::new();
         for name in self.dir.names_starting_with("").unwrap_or_default() {
             let Some(id) = name.strip_suffix(".json") else { continue };

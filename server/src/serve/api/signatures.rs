@@ -8,15 +8,15 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use diffcopy_core::HashAlgorithm;
 use serde::Deserialize;
 
 use super::blocking;
-use crate::config::DEFAULT_BLOCK_SIZE;
-use crate::error::{AppError, AppResult};
-use crate::relpath::RelPath;
-use crate::signer::DigestStream;
-use crate::state::AppState;
-use crate::upload::{check_block_size, parse_algorithm};
+use crate::fs::RelPath;
+use crate::limits::{DEFAULT_BLOCK_SIZE, check_block_size};
+use crate::serve::error::{AppError, AppResult};
+use crate::serve::signer::DigestStream;
+use crate::serve::state::AppState;
 
 /// The media type of a binary signature.
 pub(crate) const SIGNATURE_TYPE: &str = "application/vnd.diffcopy.signature";
@@ -36,7 +36,7 @@ pub(super) async fn start_signature(
     threads: Option<usize>,
 ) -> AppResult<DigestStream> {
     check_block_size(block_size)?;
-    let algorithm = parse_algorithm(algorithm)?;
+    let algorithm: HashAlgorithm = algorithm.parse()?;
     let state2 = state.clone();
     let file = blocking("opening a file", move || {
         state2.root.open_read(&path).map_err(|e| AppError::from_fs(e, &path))

@@ -11,7 +11,7 @@ use rustix::io::Errno;
 /// Uses `copy_file_range(2)`, which stays in the kernel and shares extents
 /// (a reflink) on file systems that can; falls back to reading and writing
 /// where the kernel refuses.
-pub fn copy_range(src: &File, dst: &File, offset: u64, len: u64) -> io::Result<()> {
+pub(crate) fn copy_range(src: &File, dst: &File, offset: u64, len: u64) -> io::Result<()> {
     let (mut src_off, mut dst_off) = (offset, offset);
     let end = offset + len;
     while src_off < end {

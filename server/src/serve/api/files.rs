@@ -9,11 +9,11 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::blocking;
-use crate::body::file_range;
-use crate::error::{AppError, AppResult};
-use crate::relpath::RelPath;
-use crate::state::AppState;
-use crate::version::FileVersion;
+use crate::fs::FileVersion;
+use crate::fs::RelPath;
+use crate::serve::body::file_range;
+use crate::serve::error::{AppError, AppResult};
+use crate::serve::state::AppState;
 
 /// `GET /api/v1/health`.
 pub(super) async fn health() -> impl IntoResponse {

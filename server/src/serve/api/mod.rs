@@ -13,8 +13,8 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
 
-use crate::error::{AppError, AppResult};
-use crate::state::AppState;
+use crate::serve::error::{AppError, AppResult};
+use crate::serve::state::AppState;
 
 /// Runs blocking file work off the async threads; `what` names it in errors.
 pub(super) async fn blocking<T: Send + 'static>(
@@ -42,7 +42,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         // Block bodies are checked against their own limits in the handlers.
         .layer(DefaultBodyLimit::disable())
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
-    api.merge(crate::assets::routes())
+    api.merge(crate::serve::assets::routes())
         .fallback(files::no_route)
         .layer(axum::middleware::from_fn_with_state(state.clone(), cors::cors))
         .with_state(state)

@@ -14,13 +14,13 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 
-use crate::relpath::RelPath;
+use crate::fs::RelPath;
 
 const RESOLVE: ResolveFlags = ResolveFlags::BENEATH.union(ResolveFlags::NO_MAGICLINKS);
 
 /// Why a file operation beneath the root failed.
 #[derive(Debug)]
-pub enum FsError {
+pub(crate) enum FsError {
     /// The file or a directory on its path does not exist.
     NotFound,
     /// Resolving the path would leave the root (through a symlink).
@@ -29,6 +29,26 @@ pub enum FsError {
     NotAFile,
     /// Anything else.
     Io(io::Error),
+}
+
+impl std::fmt::Display for FsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NotFound => f.write_str("no such file or directory"),
+            Self::OutsideRoot => f.write_str("the path resolves outside the served root"),
+            Self::NotAFile => f.write_str("not a regular file"),
+            Self::Io(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for FsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Io(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 impl From<Errno> for FsError {
@@ -50,18 +70,18 @@ impl From<io::Error> for FsError {
 
 /// The root directory every path is resolved beneath.
 #[derive(Debug)]
-pub struct Root {
+pub(crate) struct Root {
     dir: OwnedFd,
     path: PathBuf,
 }
 
 /// A directory beneath the root, for `*at` operations on single names.
 #[derive(Debug)]
-pub struct Dir(OwnedFd);
+pub(crate) struct Dir(OwnedFd);
 
 impl Root {
     /// Opens (creating it if needed) the directory to serve.
-    pub fn open(path: &Path) -> io::Result<Self> {
+    pub(crate) fn open(path: &Path) -> io::Result<Self> {
         std::fs::create_dir_all(path)?;
         let dir =
             rustix::fs::open(path, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
@@ -78,7 +98,7 @@ impl Root {
     }
 
     /// The root's path on disk, for logs.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
@@ -87,14 +107,14 @@ impl Root {
     }
 
     /// Opens a regular file for reading.
-    pub fn open_read(&self, path: &RelPath) -> Result<File, FsError> {
+    pub(crate) fn open_read(&self, path: &RelPath) -> Result<File, FsError> {
         let fd = self.openat(path.as_str(), OFlags::RDONLY, Mode::empty())?;
         regular(fd)
     }
 
     /// Opens a regular file for reading and writing, creating it (mode 0644)
     /// when `create` is set. Parent directories must exist.
-    pub fn open_write(&self, path: &RelPath, create: bool) -> Result<File, FsError> {
+    pub(crate) fn open_write(&self, path: &RelPath, create: bool) -> Result<File, FsError> {
         // openat2 refuses a mode without O_CREAT.
         let (flags, mode) = if create {
             (OFlags::RDWR | OFlags::CREATE, Mode::from_raw_mode(0o644))
@@ -107,7 +127,7 @@ impl Root {
 
     /// The server's own directory `name` directly below the root (created;
     /// `name` must be one segment, e.g. `.diffcopy-sessions`).
-    pub fn internal_dir(&self, name: &str) -> Result<Dir, FsError> {
+    pub(crate) fn internal_dir(&self, name: &str) -> Result<Dir, FsError> {
         match rustix::fs::mkdirat(&self.dir, name, Mode::from_raw_mode(0o700)) {
             Ok(()) | Err(Errno::EXIST) => {}
             Err(e) => return Err(e.into()),
@@ -117,7 +137,7 @@ impl Root {
 
     /// The directory that holds `path`, created (with its parents) when
     /// `create` is set.
-    pub fn parent_dir(&self, path: &RelPath, create: bool) -> Result<Dir, FsError> {
+    pub(crate) fn parent_dir(&self, path: &RelPath, create: bool) -> Result<Dir, FsError> {
         let Some(parent) = path.parent() else {
             return Ok(Dir(self.openat(".", OFlags::DIRECTORY | OFlags::RDONLY, Mode::empty())?));
         };
@@ -147,21 +167,21 @@ impl Root {
 
 impl Dir {
     /// Creates a new file `name` here (mode 0644); fails if it exists.
-    pub fn create_new(&self, name: &str) -> Result<File, FsError> {
+    pub(crate) fn create_new(&self, name: &str) -> Result<File, FsError> {
         let flags = OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC | OFlags::NOFOLLOW;
         Ok(File::from(rustix::fs::openat(&self.0, name, flags, Mode::from_raw_mode(0o644))?))
     }
 
     /// Opens the existing regular file `name` here for reading and writing,
     /// not following a symlink.
-    pub fn open_existing(&self, name: &str) -> Result<File, FsError> {
+    pub(crate) fn open_existing(&self, name: &str) -> Result<File, FsError> {
         let flags = OFlags::RDWR | OFlags::CLOEXEC | OFlags::NOFOLLOW;
         regular(rustix::fs::openat(&self.0, name, flags, Mode::empty())?)
     }
 
     /// Opens the regular file `name` here for reading, if it exists,
     /// not following a symlink.
-    pub fn open_read(&self, name: &str) -> Result<Option<File>, FsError> {
+    pub(crate) fn open_read(&self, name: &str) -> Result<Option<File>, FsError> {
         match rustix::fs::openat(
             &self.0,
             name,
@@ -175,12 +195,12 @@ impl Dir {
     }
 
     /// Atomically renames `from` over `to`, both names in this directory.
-    pub fn rename(&self, from: &str, to: &str) -> Result<(), FsError> {
+    pub(crate) fn rename(&self, from: &str, to: &str) -> Result<(), FsError> {
         Ok(rustix::fs::renameat(&self.0, from, &self.0, to)?)
     }
 
     /// Removes the file `name`; a missing file is not an error.
-    pub fn remove(&self, name: &str) -> Result<(), FsError> {
+    pub(crate) fn remove(&self, name: &str) -> Result<(), FsError> {
         match rustix::fs::unlinkat(&self.0, name, AtFlags::empty()) {
             Ok(()) | Err(Errno::NOENT) => Ok(()),
             Err(e) => Err(e.into()),
@@ -188,12 +208,12 @@ impl Dir {
     }
 
     /// Makes a rename or creation in this directory durable.
-    pub fn sync(&self) -> Result<(), FsError> {
+    pub(crate) fn sync(&self) -> Result<(), FsError> {
         Ok(rustix::fs::fsync(&self.0)?)
     }
 
     /// The names in this directory that start with `prefix`.
-    pub fn names_starting_with(&self, prefix: &str) -> Result<Vec<String>, FsError> {
+    pub(crate) fn names_starting_with(&self, prefix: &str) -> Result<Vec<String>, FsError> {
         let dup = rustix::fs::openat(
             &self.0,
             ".",

@@ -1,0 +1,14 @@
+//! The file system as both sides use it: the server's confined root, the
+//! client's staged files, copies in the kernel and hashing on all cores.
+
+mod copy;
+mod hashing;
+mod relpath;
+mod root;
+mod version;
+
+pub(crate) use copy::copy_range;
+pub(crate) use hashing::{DigestReceiver, hash_file_blocks};
+pub(crate) use relpath::{PathError, RESERVED_PREFIX, RelPath};
+pub(crate) use root::{Dir, FsError, Root};
+pub(crate) use version::FileVersion;

@@ -1,0 +1,24 @@
+//! Everything `diffcopy serve` runs: the HTTP routes (API v1, pdiffcopy's
+//! endpoints, the page), upload sessions, signatures and their cache, and
+//! the accept loop.
+
+mod api;
+mod assets;
+mod body;
+mod config;
+mod error;
+mod faults;
+mod run;
+mod sigcache;
+mod signer;
+mod state;
+mod stats;
+mod upload;
+
+pub use api::app;
+pub use config::{ServerConfig, defaults};
+pub use error::{AppError, AppResult};
+pub use faults::{FaultHook, FaultPoint};
+pub use run::{run, shutdown_signal};
+pub use state::AppState;
+pub use stats::StatsSnapshot;

@@ -1,0 +1,174 @@
+//! Committing an upload: every block is either uploaded (digest checked) or
+//! unchanged in the current target; unchanged ones are copied from the
+//! target in the kernel; then fsync and an atomic rename over the target.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use diffcopy_core::{Digest, Signature, diff, hash_block};
+use serde::Serialize;
+use serde_json::json;
+
+use super::session::{Upload, run_pairs};
+use super::{current_version, lock, target_changed};
+use crate::fs::{FileVersion, FsError, copy_range};
+use crate::serve::error::{AppError, AppResult};
+use crate::serve::state::AppState;
+
+/// What a successful commit answers.
+#[derive(Debug, Serialize)]
+pub(crate) struct CommitOutcome {
+    path: String,
+    size: u64,
+    etag: String,
+    blocks_uploaded: u64,
+    blocks_reused: u64,
+}
+
+/// Verifies `upload` against the source's full `signature` and replaces the
+/// target with it. `received` are the blocks on disk in the staging file.
+pub(super) async fn commit_upload(
+    upload: &Arc<Upload>,
+    received: BTreeMap<u64, Digest>,
+    signature: &Signature,
+    state: &Arc<AppState>,
+) -> AppResult<CommitOutcome> {
+    // Uploaded blocks must be the signature's; the rest must be in the base.
+    for (&index, digest) in &received {
+        if signature.block_digest(index) != Some(digest.as_bytes()) {
+            return Err(AppError::new(
+                StatusCode::CONFLICT,
+                "digest_mismatch",
+                format!("uploaded block {index} is not the block the signature describes"),
+            ));
+        }
+    }
+    if upload.restored {
+        let bad = reverify(upload, &received).await?;
+        if !bad.is_empty() {
+            let mut upload_state = lock(&upload.state);
+            for i in &bad {
+                upload_state.received.remove(i);
+            }
+            return Err(missing_blocks(&bad));
+        }
+    }
+    let needed: Vec<u64> =
+        (0..signature.header().block_count()).filter(|i| !received.contains_key(i)).collect();
+    let base = if needed.is_empty() {
+        None
+    } else {
+        match state.root.open_read(&upload.path) {
+            Ok(file) => Some(file),
+            Err(FsError::NotFound) => None,
+            Err(e) => return Err(AppError::from_fs(e, &upload.path)),
+        }
+    };
+    let mut reuse = Vec::new();
+    let base_version = match base {
+        Some(file) => {
+            let copy = file.try_clone().map_err(|e| AppError::internal("duplicating a descriptor", e))?;
+            let stream =
+                state.signer.start(copy, signature.algorithm(), signature.block_size(), None).await?;
+            let version = stream.version();
+            let base_sig = stream.collect().await.map_err(|e| AppError::internal("hashing the base", e))?;
+            // The core's diff decides which blocks the base has unchanged.
+            let changed = diff(signature, Some(&base_sig))
+                .map_err(|e| AppError::internal("comparing with the base", e))?;
+            let missing: Vec<u64> =
+                needed.iter().copied().filter(|i| changed.blocks().binary_search(i).is_ok()).collect();
+            if !missing.is_empty() {
+                return Err(missing_blocks(&missing));
+            }
+            let reused = changed.unchanged_blocks().filter(|i| !received.contains_key(i));
+            reuse = signature.layout().byte_runs(reused);
+            Some((file, version))
+        }
+        None if needed.is_empty() => None,
+        None => return Err(missing_blocks(&needed)),
+    };
+    let upload = upload.clone();
+    let state = state.clone();
+    let blocks_uploaded = received.len() as u64;
+    let blocks_reused = signature.header().block_count() - blocks_uploaded;
+    tokio::task::spawn_blocking(move || {
+        if let Some((base, version)) = &base_version {
+            for range in &reuse {
+                copy_range(base, &upload.staging, range.start, range.end - range.start)
+                    .map_err(|e| AppError::from_fs(e.into(), &upload.path))?;
+            }
+            // The base must not have changed while it was read.
+            if !FileVersion::of(base).is_ok_and(|now| now.same_content(version)) {
+                return Err(target_changed(&upload.path));
+            }
+        }
+        // The target must still be the version the client compared against,
+        // whether or not any of its blocks were reused.
+        if let Some(expected) = &upload.base_etag
+            && current_version(&state.root, &upload.path)?.map(|v| v.etag()).as_ref() != Some(expected)
+        {
+            return Err(target_changed(&upload.path));
+        }
+        // The new version keeps the old one's permissions.
+        let current = match &base_version {
+            Some((base, _)) => base.metadata().ok(),
+            None => state.root.open_read(&upload.path).ok().and_then(|f| f.metadata().ok()),
+        };
+        if let Some(meta) = current {
+            let _ = upload.staging.set_permissions(meta.permissions());
+        }
+        upload.staging.sync_all().map_err(|e| AppError::from_fs(e.into(), &upload.path))?;
+        upload
+            .dir
+            .rename(&upload.staging_name, upload.path.file_name())
+            .map_err(|e| AppError::from_fs(e, &upload.path))?;
+        upload.dir.sync().map_err(|e| AppError::from_fs(e, &upload.path))?;
+        // After the rename, which changes the ctime that the ETag includes.
+        let version =
+            FileVersion::of(&upload.staging).map_err(|e| AppError::internal("reading metadata", e))?;
+        Ok(CommitOutcome {
+            path: upload.path.to_string(),
+            size: upload.header.file_size(),
+            etag: version.etag(),
+            blocks_uploaded,
+            blocks_reused,
+        })
+    })
+    .await
+    .map_err(|e| AppError::internal("committing", e))?
+}
+
+/// Re-hashes the received blocks of a session restored after a restart;
+/// returns those whose bytes in the staging file no longer match.
+async fn reverify(upload: &Arc<Upload>, received: &BTreeMap<u64, Digest>) -> AppResult<Vec<u64>> {
+    let upload = upload.clone();
+    let received = received.clone();
+    tokio::task::spawn_blocking(move || {
+        let layout = upload.header.layout();
+        let mut buf = vec![0u8; upload.header.block_size() as usize];
+        let mut bad = Vec::new();
+        for (&i, digest) in &received {
+            let Some(range) = layout.block_range(i) else { continue };
+            let block = &mut buf[..(range.end - range.start) as usize];
+            let ok = upload.staging.read_exact_at(block, range.start).is_ok()
+                && hash_block(upload.header.algorithm(), block) == *digest;
+            if !ok {
+                bad.push(i);
+            }
+        }
+        bad
+    })
+    .await
+    .map_err(|e| AppError::internal("re-checking blocks", e))
+}
+
+fn missing_blocks(missing: &[u64]) -> AppError {
+    AppError::new(
+        StatusCode::CONFLICT,
+        "missing_blocks",
+        format!("{} blocks were neither uploaded nor unchanged in the current target", missing.len()),
+    )
+    .with("missing", json!(run_pairs(missing.iter().copied())))
+}

@@ -1,0 +1,313 @@
+//! Upload sessions (API v1): blocks land in a staging file beside the
+//! target, each checked against its digest; a commit verifies the whole
+//! signature, fills unchanged blocks from the current target, and renames
+//! the staging file over the target atomically.
+//!
+//! * `session.rs`: one session, its blocks, and how commits and block
+//!   writes exclude each other;
+//! * `commit.rs`: verifying and replacing the target;
+//! * `journal.rs`: the on-disk record that lets a restarted server resume.
+
+mod commit;
+mod journal;
+mod session;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use diffcopy_core::{Digest, HashAlgorithm, Signature, SignatureHeader};
+use tokio::sync::Notify;
+
+pub(crate) use commit::CommitOutcome;
+use journal::{Journal, Recovered, SessionRecord};
+pub(crate) use session::Upload;
+use session::UploadState;
+
+use crate::fs::{FileVersion, FsError, RESERVED_PREFIX, RelPath, Root};
+use crate::limits::{check_block_count, check_block_size};
+use crate::serve::config::ServerConfig;
+use crate::serve::error::{AppError, AppResult};
+use crate::serve::state::AppState;
+
+/// All open upload sessions.
+#[derive(Debug)]
+pub(crate) struct UploadStore {
+    journal: Journal,
+    sessions: Mutex<HashMap<String, Arc<Upload>>>,
+    /// One lock per target path, so commits to one path run one at a time.
+    commit_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// What a client asks for when it opens an upload.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct NewUpload {
+    /// The target path.
+    pub(crate) path: String,
+    /// The source file's size.
+    pub(crate) size: u64,
+    /// The block size.
+    pub(crate) block_size: u32,
+    /// The hash algorithm name.
+    #[serde(default = "default_hash")]
+    pub(crate) hash: String,
+    /// The target's ETag the client diffed against, if any.
+    #[serde(default)]
+    pub(crate) base_etag: Option<String>,
+}
+
+fn default_hash() -> String {
+    HashAlgorithm::Sha1.name().to_owned()
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn gone(id: &str) -> AppError {
+    AppError::new(
+        StatusCode::NOT_FOUND,
+        "no_such_upload",
+        format!("upload {id} does not exist or has expired"),
+    )
+}
+
+fn target_changed(path: &RelPath) -> AppError {
+    AppError::new(
+        StatusCode::PRECONDITION_FAILED,
+        "target_changed",
+        format!("{path} changed since the client compared against it"),
+    )
+}
+
+/// The current version of the file at `path`, `None` if it does not exist.
+fn current_version(root: &Root, path: &RelPath) -> AppResult<Option<FileVersion>> {
+    match root.open_read(path) {
+        Ok(file) => Ok(Some(FileVersion::of(&file).map_err(|e| AppError::internal("reading metadata", e))?)),
+        Err(FsError::NotFound) => Ok(None),
+        Err(e) => Err(AppError::from_fs(e, path)),
+    }
+}
+
+fn staging_name(id: &str) -> String {
+    format!("{RESERVED_PREFIX}{id}.part")
+}
+
+impl UploadStore {
+    /// Opens the session journal below `root` and resumes the sessions a
+    /// previous run left, removing those idle for longer than `ttl`.
+    pub(crate) fn open(root: &Root, ttl: Duration) -> Result<Self, FsError> {
+        let store = Self {
+            journal: Journal::open(root)?,
+            sessions: Mutex::default(),
+            commit_locks: Mutex::default(),
+        };
+        let recovered = store.journal.load(|name| name.parse::<HashAlgorithm>().ok().map(|a| a.digest_len()));
+        for found in recovered {
+            let id = found.record.id.clone();
+            let idle = found.modified.elapsed().unwrap_or_default();
+            match store.restore(root, found) {
+                Some(upload) if idle <= ttl => {
+                    tracing::info!(id = %id, path = %upload.path, "upload resumed from the journal");
+                    lock(&store.sessions).insert(id, upload);
+                }
+                Some(upload) => {
+                    tracing::info!(id = %id, path = %upload.path, "stale upload removed");
+                    upload.discard();
+                    store.journal.end(&id);
+                }
+                None => store.journal.end(&id),
+            }
+        }
+        Ok(store)
+    }
+
+    fn restore(&self, root: &Root, found: Recovered) -> Option<Arc<Upload>> {
+        let record = found.record;
+        let path = RelPath::parse(&record.path).ok()?;
+        let algorithm: HashAlgorithm = record.hash.parse().ok()?;
+        let header = SignatureHeader::new(algorithm, record.block_size, record.size).ok()?;
+        let dir = root.parent_dir(&path, false).ok()?;
+        let staging_name = staging_name(&record.id);
+        let staging = dir.open_existing(&staging_name).ok()?;
+        let log = self.journal.reopen_log(&record.id).ok()?;
+        let log_len = (found.blocks.len() * (8 + algorithm.digest_len())) as u64;
+        let received: BTreeMap<u64, Digest> = found
+            .blocks
+            .into_iter()
+            .filter(|(i, _)| *i < header.block_count())
+            .filter_map(|(i, d)| Some((i, Digest::from_slice(&d)?)))
+            .collect();
+        Some(Arc::new(Upload {
+            id: record.id,
+            path,
+            header,
+            base_etag: record.base_etag,
+            dir,
+            staging_name,
+            staging,
+            log,
+            restored: true,
+            state: Mutex::new(UploadState::new(received, log_len)),
+            writes_done: Notify::new(),
+        }))
+    }
+
+    /// Opens a session and its staging file (blocking I/O: call from a blocking thread).
+    pub(crate) fn create(
+        &self,
+        root: &Root,
+        config: &ServerConfig,
+        request: NewUpload,
+    ) -> AppResult<Arc<Upload>> {
+        let path = RelPath::parse(&request.path)?;
+        check_block_size(request.block_size)?;
+        let algorithm: HashAlgorithm = request.hash.parse()?;
+        if request.size > config.max_file_size {
+            return Err(AppError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "file_too_large",
+                format!(
+                    "{} bytes is more than this server's limit of {}",
+                    request.size, config.max_file_size
+                ),
+            ));
+        }
+        if lock(&self.sessions).len() >= config.max_uploads {
+            return Err(AppError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_uploads",
+                "too many uploads are open; finish or abort one, or wait for them to expire",
+            ));
+        }
+        // Also refuses a target that is a directory or a symlink out of the root.
+        let current = current_version(root, &path)?;
+        if let Some(expected) = &request.base_etag
+            && current.map(|v| v.etag()).as_ref() != Some(expected)
+        {
+            return Err(target_changed(&path));
+        }
+        let header = SignatureHeader::new(algorithm, request.block_size, request.size)
+            .map_err(|e| AppError::bad_request("bad_block_size", e.to_string()))?;
+        check_block_count(&header)?;
+        let dir = root.parent_dir(&path, true).map_err(|e| AppError::from_fs(e, &path))?;
+        let id = crate::random::random_hex(16).map_err(|e| AppError::internal("making a session id", e))?;
+        let staging_name = staging_name(&id);
+        let staging = dir.create_new(&staging_name).map_err(|e| AppError::from_fs(e, &path))?;
+        if let Err(e) = staging.set_len(request.size) {
+            let _ = dir.remove(&staging_name);
+            return Err(AppError::from_fs(e.into(), &path));
+        }
+        let record = SessionRecord {
+            id: id.clone(),
+            path: path.to_string(),
+            size: request.size,
+            block_size: request.block_size,
+            hash: algorithm.name().to_owned(),
+            base_etag: request.base_etag.clone(),
+        };
+        let log = match self.journal.begin(&record) {
+            Ok(log) => log,
+            Err(e) => {
+                let _ = dir.remove(&staging_name);
+                return Err(AppError::from_fs(e, &path));
+            }
+        };
+        let upload = Arc::new(Upload {
+            id: id.clone(),
+            path,
+            header,
+            base_etag: request.base_etag,
+            dir,
+            staging_name,
+            staging,
+            log,
+            restored: false,
+            state: Mutex::new(UploadState::new(BTreeMap::new(), 0)),
+            writes_done: Notify::new(),
+        });
+        lock(&self.sessions).insert(id, upload.clone());
+        Ok(upload)
+    }
+
+    /// The session `id`, touched so it does not expire.
+    pub(crate) fn get(&self, id: &str) -> AppResult<Arc<Upload>> {
+        let upload = lock(&self.sessions).get(id).cloned().ok_or_else(|| gone(id))?;
+        lock(&upload.state).last_seen = Instant::now();
+        Ok(upload)
+    }
+
+    /// Ends session `id` and removes its staging file.
+    pub(crate) fn abort(&self, id: &str) -> AppResult<()> {
+        let upload = lock(&self.sessions).remove(id).ok_or_else(|| gone(id))?;
+        upload.discard();
+        self.journal.end(id);
+        Ok(())
+    }
+
+    /// Removes sessions idle for longer than `ttl`; returns how many.
+    pub(crate) fn expire(&self, ttl: Duration) -> usize {
+        let now = Instant::now();
+        let expired: Vec<Arc<Upload>> = {
+            let mut sessions = lock(&self.sessions);
+            let ids: Vec<String> = sessions
+                .iter()
+                .filter(|(_, u)| {
+                    let state = lock(&u.state);
+                    !state.committing && now.duration_since(state.last_seen) > ttl
+                })
+                .map(|(id, _)| id.clone())
+                .collect();
+            ids.iter().filter_map(|id| sessions.remove(id)).collect()
+        };
+        for upload in &expired {
+            tracing::info!(id = %upload.id, path = %upload.path, "upload expired");
+            upload.discard();
+            self.journal.end(&upload.id);
+        }
+        expired.len()
+    }
+
+    /// How many sessions are open.
+    pub(crate) fn len(&self) -> usize {
+        lock(&self.sessions).len()
+    }
+
+    fn commit_lock(&self, path: &RelPath) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = lock(&self.commit_locks);
+        locks.retain(|_, l| Arc::strong_count(l) > 1);
+        locks.entry(path.as_str().to_owned()).or_default().clone()
+    }
+
+    /// Verifies and commits session `id` against the source's full signature.
+    pub(crate) async fn commit(
+        &self,
+        id: &str,
+        state: Arc<AppState>,
+        signature_bytes: bytes::Bytes,
+    ) -> AppResult<CommitOutcome> {
+        let upload = self.get(id)?;
+        let signature = Signature::decode(&signature_bytes).map_err(|e| {
+            AppError::bad_request("bad_signature", format!("the commit body is not a signature: {e}"))
+        })?;
+        if *signature.header() != upload.header {
+            return Err(AppError::bad_request(
+                "signature_mismatch",
+                "the signature's algorithm, block size or file size differ from the upload's",
+            ));
+        }
+        let received = upload.begin_commit().await?;
+        let path_lock = self.commit_lock(&upload.path);
+        let _guard = path_lock.lock().await;
+        let result = commit::commit_upload(&upload, received, &signature, &state).await;
+        match &result {
+            Ok(_) => {
+                lock(&self.sessions).remove(id);
+                self.journal.end(id);
+            }
+            Err(_) => upload.end_commit(),
+        }
+        result
+    }
+}

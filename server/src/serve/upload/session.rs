@@ -1,0 +1,211 @@
+//! One upload session: its staging file, the blocks received so far, and
+//! the rule that no block lands once a commit has started.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use axum::http::StatusCode;
+use diffcopy_core::{Digest, SignatureHeader, hash_block, index_runs};
+use serde::Serialize;
+use tokio::sync::Notify;
+
+use super::lock;
+use crate::fs::{Dir, RelPath};
+use crate::serve::error::{AppError, AppResult};
+use crate::serve::faults::{FaultHook, FaultPoint};
+
+/// One upload in progress.
+#[derive(Debug)]
+pub(crate) struct Upload {
+    /// The session id (32 hex digits).
+    pub(crate) id: String,
+    /// The target path.
+    pub(crate) path: RelPath,
+    /// The source file's algorithm, block size and size.
+    pub(crate) header: SignatureHeader,
+    pub(super) base_etag: Option<String>,
+    pub(super) dir: Dir,
+    pub(super) staging_name: String,
+    pub(super) staging: File,
+    /// The journal's block log for this session.
+    pub(super) log: File,
+    /// Recovered after a restart: its blocks are re-hashed at commit.
+    pub(super) restored: bool,
+    pub(super) state: Mutex<UploadState>,
+    /// Notified whenever the last block write in flight ends.
+    pub(super) writes_done: Notify,
+}
+
+#[derive(Debug)]
+pub(super) struct UploadState {
+    /// Digests of the blocks received, by index.
+    pub(super) received: BTreeMap<u64, Digest>,
+    pub(super) last_seen: Instant,
+    /// Set once a commit starts; blocks that arrive afterwards are refused.
+    pub(super) committing: bool,
+    /// Block writes admitted before the commit started and not yet done.
+    pub(super) writes_in_flight: u32,
+    /// Bytes in the block log.
+    pub(super) log_len: u64,
+}
+
+impl UploadState {
+    pub(super) fn new(received: BTreeMap<u64, Digest>, log_len: u64) -> Self {
+        Self { received, last_seen: Instant::now(), committing: false, writes_in_flight: 0, log_len }
+    }
+}
+
+/// What `GET /api/v1/uploads/{id}` answers.
+#[derive(Debug, Serialize)]
+pub(crate) struct UploadStatus {
+    id: String,
+    path: String,
+    size: u64,
+    block_size: u32,
+    hash: &'static str,
+    block_count: u64,
+    /// Runs of received block indexes, `[start, end)`.
+    received: Vec<[u64; 2]>,
+    received_blocks: u64,
+}
+
+/// Index runs as `[start, end)` pairs, the form the JSON answers use.
+pub(super) fn run_pairs(indexes: impl IntoIterator<Item = u64>) -> Vec<[u64; 2]> {
+    index_runs(indexes, u64::MAX).into_iter().map(|r| [r.start, r.end]).collect()
+}
+
+pub(super) fn commit_in_progress() -> AppError {
+    AppError::new(StatusCode::CONFLICT, "commit_in_progress", "this upload is committing")
+}
+
+/// Counts a block write in flight until dropped.
+struct WriteInFlight<'a>(&'a Upload);
+
+impl Drop for WriteInFlight<'_> {
+    fn drop(&mut self) {
+        let mut state = lock(&self.0.state);
+        state.writes_in_flight -= 1;
+        if state.writes_in_flight == 0 {
+            self.0.writes_done.notify_waiters();
+        }
+    }
+}
+
+impl Upload {
+    /// Checks and stores block `index` (blocking I/O: call from a blocking
+    /// thread). Refused with 409 once a commit has started; a write admitted
+    /// before that is waited for by the commit.
+    pub(crate) fn put_block(
+        &self,
+        index: u64,
+        digest_hex: &str,
+        bytes: &[u8],
+        faults: Option<&FaultHook>,
+    ) -> AppResult<()> {
+        let layout = self.header.layout();
+        let Some(range) = layout.block_range(index) else {
+            return Err(AppError::bad_request(
+                "block_out_of_range",
+                format!("block {index} is past the last block ({})", layout.block_count()),
+            ));
+        };
+        let expected_len = range.end - range.start;
+        if bytes.len() as u64 != expected_len {
+            return Err(AppError::bad_request(
+                "bad_block_length",
+                format!("block {index} must be {expected_len} bytes, got {}", bytes.len()),
+            ));
+        }
+        let algorithm = self.header.algorithm();
+        let claimed = Digest::from_hex(digest_hex.trim(), algorithm.digest_len()).map_err(|e| {
+            AppError::bad_request("bad_digest", format!("X-Block-Digest is not a {algorithm} digest: {e}"))
+        })?;
+        let actual = hash_block(algorithm, bytes);
+        if actual != claimed {
+            return Err(AppError::bad_request(
+                "bad_digest",
+                format!("block {index} hashes to {actual}, not to the X-Block-Digest {claimed}"),
+            ));
+        }
+        let _in_flight = {
+            let mut state = lock(&self.state);
+            if state.committing {
+                return Err(commit_in_progress());
+            }
+            state.writes_in_flight += 1;
+            WriteInFlight(self)
+        };
+        FaultHook::at(faults, FaultPoint::BlockWrite { index });
+        self.staging.write_all_at(bytes, range.start).map_err(|e| AppError::from_fs(e.into(), &self.path))?;
+        let mut state = lock(&self.state);
+        let mut record = index.to_le_bytes().to_vec();
+        record.extend_from_slice(actual.as_bytes());
+        // The block is on disk; its journal record is what a restarted server
+        // trusts (and re-checks at commit).
+        if let Err(e) = self.log.write_all_at(&record, state.log_len) {
+            tracing::warn!(id = %self.id, "could not journal block {index}: {e}");
+        } else {
+            state.log_len += record.len() as u64;
+        }
+        state.received.insert(index, actual);
+        state.last_seen = Instant::now();
+        Ok(())
+    }
+
+    /// Marks the session as committing (409 if it already is) and waits for
+    /// the block writes admitted before that moment; returns the blocks
+    /// received, all of them on disk.
+    pub(super) async fn begin_commit(&self) -> AppResult<BTreeMap<u64, Digest>> {
+        {
+            let mut state = lock(&self.state);
+            if state.committing {
+                return Err(AppError::new(
+                    StatusCode::CONFLICT,
+                    "commit_in_progress",
+                    "this upload is already committing",
+                ));
+            }
+            state.committing = true;
+        }
+        loop {
+            // Created before the check, so a write that ends in between still wakes it.
+            let done = self.writes_done.notified();
+            {
+                let state = lock(&self.state);
+                if state.writes_in_flight == 0 {
+                    return Ok(state.received.clone());
+                }
+            }
+            done.await;
+        }
+    }
+
+    /// Lets blocks arrive again after a commit failed.
+    pub(super) fn end_commit(&self) {
+        lock(&self.state).committing = false;
+    }
+
+    /// The session's state for resuming.
+    pub(crate) fn status(&self) -> UploadStatus {
+        let state = lock(&self.state);
+        UploadStatus {
+            id: self.id.clone(),
+            path: self.path.to_string(),
+            size: self.header.file_size(),
+            block_size: self.header.block_size(),
+            hash: self.header.algorithm().name(),
+            block_count: self.header.block_count(),
+            received: run_pairs(state.received.keys().copied()),
+            received_blocks: state.received.len() as u64,
+        }
+    }
+
+    pub(super) fn discard(&self) {
+        if let Err(e) = self.dir.remove(&self.staging_name) {
+            tracing::warn!(path = %self.path, "could not remove staging file {}: {e}", self.staging_name);
+        }
+    }
+}
