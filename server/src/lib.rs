@@ -2,9 +2,9 @@
 //!
 //! The library behind the `diffcopy` program, in three rooms:
 //!
-//! * [`serve`]-side (`diffcopy serve`): [`app`] builds the router (for
-//!   oneshot tests), [`run`] serves it on a socket until shutdown, and
-//!   [`AppState`] holds what the handlers share;
+//! * `serve` (`diffcopy serve`): [`app`] builds the router (for oneshot
+//!   tests), [`run`] serves it on a socket until shutdown, and [`AppState`]
+//!   holds what the handlers share;
 //! * [`client`] (`diffcopy SOURCE TARGET`): [`client::sync`] and the
 //!   benchmark mode;
 //! * `fs`: what both use: the confined file system, kernel copies and
