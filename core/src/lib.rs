@@ -37,6 +37,7 @@
 extern crate alloc;
 
 mod builder;
+pub mod delta;
 mod diff;
 mod digest;
 mod error;

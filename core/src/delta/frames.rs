@@ -1,0 +1,170 @@
+//! Literal data in frames: where it goes in the new file, how long it is,
+//! and how it is stored (raw, or compressed where that is smaller). The
+//! codecs themselves live with the callers; the core only frames.
+//!
+//! ```text
+//! "DCL2" version(1)
+//! per frame: offset (u64) length (u32) codec (u8) stored length (u32) stored bytes
+//! ```
+
+use alloc::vec::Vec;
+use core::ops::Range;
+
+use super::error::DeltaError;
+use super::reader::Reader;
+
+const MAGIC: &[u8; 4] = b"DCL2";
+const NAME: &str = "literal frames";
+/// The most bytes one frame carries once decompressed (16 MiB).
+pub const MAX_FRAME: u32 = 16 << 20;
+
+/// How a frame's bytes are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Codec {
+    /// As they are.
+    Raw,
+    /// A zstd frame.
+    Zstd,
+}
+
+impl Codec {
+    fn byte(self) -> u8 {
+        match self {
+            Self::Raw => 0,
+            Self::Zstd => 1,
+        }
+    }
+
+    fn from_byte(byte: u8) -> Result<Self, DeltaError> {
+        match byte {
+            0 => Ok(Self::Raw),
+            1 => Ok(Self::Zstd),
+            codec => Err(DeltaError::UnknownCodec { codec }),
+        }
+    }
+}
+
+/// One frame: `len` bytes for the new file at `offset`, stored as `codec`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Frame<'a> {
+    /// Where the bytes go.
+    pub offset: u64,
+    /// How many bytes, decompressed.
+    pub len: u32,
+    /// How they are stored.
+    pub codec: Codec,
+    /// The stored bytes.
+    pub stored: &'a [u8],
+}
+
+impl Frame<'_> {
+    /// The new file's range the frame fills.
+    pub fn range(&self) -> Range<u64> {
+        self.offset..self.offset + u64::from(self.len)
+    }
+}
+
+/// Writes frames into one message body.
+#[derive(Clone, Debug)]
+pub struct FrameWriter {
+    out: Vec<u8>,
+}
+
+impl Default for FrameWriter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FrameWriter {
+    /// An empty message.
+    pub fn new() -> Self {
+        let mut out = Vec::new();
+        out.extend_from_slice(MAGIC);
+        out.push(1);
+        Self { out }
+    }
+
+    /// Adds a frame of `len` bytes at `offset`, stored as `stored`.
+    pub fn push(&mut self, offset: u64, len: u32, codec: Codec, stored: &[u8]) {
+        self.out.extend_from_slice(&offset.to_le_bytes());
+        self.out.extend_from_slice(&len.to_le_bytes());
+        self.out.push(codec.byte());
+        self.out.extend_from_slice(&(stored.len() as u32).to_le_bytes());
+        self.out.extend_from_slice(stored);
+    }
+
+    /// The body's length so far.
+    pub fn len(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Whether no frame was added.
+    pub fn is_empty(&self) -> bool {
+        self.out.len() == MAGIC.len() + 1
+    }
+
+    /// The body.
+    pub fn finish(self) -> Vec<u8> {
+        self.out
+    }
+}
+
+/// Parses a message of frames for a file of `file_size` bytes: every frame
+/// lies in the file, is at most [`MAX_FRAME`] long, and a raw one stores
+/// exactly its length. Yields each frame or the first error.
+pub fn parse_frames(bytes: &[u8], file_size: u64) -> Result<Vec<Frame<'_>>, DeltaError> {
+    let mut r = Reader::new(bytes);
+    r.header(MAGIC, NAME)?;
+    let mut frames = Vec::new();
+    while r.remaining() > 0 {
+        let offset = r.u64(NAME)?;
+        let len = r.u32(NAME)?;
+        let codec = Codec::from_byte(r.u8(NAME)?)?;
+        let stored_len = r.u32(NAME)?;
+        let end = offset.checked_add(u64::from(len));
+        if len == 0 || end.is_none_or(|end| end > file_size) {
+            return Err(DeltaError::BadRange { start: offset, end: end.unwrap_or(u64::MAX) });
+        }
+        if len > MAX_FRAME || (codec == Codec::Raw && stored_len != len) || stored_len > MAX_FRAME {
+            return Err(DeltaError::BadFrameLength { len: u64::from(len), stored: u64::from(stored_len) });
+        }
+        let stored = r.take(stored_len as usize, NAME)?;
+        frames.push(Frame { offset, len, codec, stored });
+    }
+    Ok(frames)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_and_are_checked() {
+        let mut writer = FrameWriter::new();
+        assert!(writer.is_empty());
+        writer.push(10, 3, Codec::Raw, b"abc");
+        writer.push(100, 50, Codec::Zstd, b"zz");
+        let bytes = writer.finish();
+        let frames = parse_frames(&bytes, 150).unwrap();
+        assert_eq!(frames.len(), 2);
+        assert_eq!(frames[0].stored, b"abc");
+        assert_eq!(frames[1].range(), 100..150);
+        assert!(parse_frames(&bytes, 149).is_err(), "past the end of the file");
+        // Cut anywhere but between frames, the message is refused.
+        let first_frame_end = 5 + 17 + 3;
+        for len in (0..bytes.len()).filter(|&l| l != 5 && l != first_frame_end) {
+            assert!(parse_frames(&bytes[..len], 150).is_err(), "len {len}");
+        }
+        assert_eq!(parse_frames(&bytes[..first_frame_end], 150).unwrap().len(), 1);
+        assert_eq!(parse_frames(&bytes[..5], 150), Ok(Vec::new()));
+        let mut raw_lie = FrameWriter::new();
+        raw_lie.push(0, 4, Codec::Raw, b"abc");
+        assert!(parse_frames(&raw_lie.finish(), 10).is_err());
+        let mut codec = FrameWriter::new();
+        codec.push(0, 3, Codec::Raw, b"abc");
+        let mut bytes = codec.finish();
+        bytes[5 + 12] = 9;
+        assert_eq!(parse_frames(&bytes, 10), Err(DeltaError::UnknownCodec { codec: 9 }));
+    }
+}

@@ -1,0 +1,482 @@
+//! The old side's search: where in the old file is each piece of the new one?
+//!
+//! Level 0 (blocks): the same offset first, then the offset that continues
+//! a neighbour's match, then one rolling pass over the old file's bytes that
+//! no match covers, each hit extended to the following blocks. Finer levels
+//! try, for each piece of an unmatched parent, the offsets that continue the
+//! nearest matches on either side and the same offset; no rolling.
+//!
+//! A block left unmatched is refined once; below that, a piece is refined
+//! only when a sibling matched (its parent was partly there), so a block
+//! rewritten whole costs one level of hashes and then travels as it is.
+//!
+//! # Bounds
+//!
+//! The rolling pass moves only forward, so it reads the old file at most
+//! once per search. Every strong hash of old bytes is paid from a budget of
+//! `8 × (old + new size) + 64 MiB` bytes; once spent, the search stops
+//! looking and what is left unmatched travels as literal data. Memory is one
+//! block plus a read buffer and a few words per piece.
+
+use alloc::collections::BTreeMap;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::ops::Range;
+
+use super::blocks::BlockHashes;
+use super::error::{DeltaError, MatchError};
+use super::need::Need;
+use super::old::OldFile;
+use super::params::DeltaParams;
+use super::pieces::{PieceHashes, pieces_of};
+use super::plan::Plan;
+use super::strong::{block_hash, block_match_hash, piece_hash};
+use super::weak::WeakSum;
+
+/// Bytes read per refill of the rolling pass's buffer, beyond one block.
+const ROLL_CHUNK: u64 = 8 << 20;
+
+/// What a search did, for benchmarks and logs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SearchStats {
+    /// Window positions the rolling pass tested.
+    pub rolled: u64,
+    /// Old bytes hashed to check candidates.
+    pub hashed: u64,
+    /// Rolling positions whose weak sum equals an unmatched block's.
+    pub weak_hits: u64,
+    /// Pieces found, all levels.
+    pub matched: u64,
+    /// Whether the budget ran out.
+    pub exhausted: bool,
+}
+
+/// The search state of one delta, from the first block hashes to the plan.
+#[derive(Clone, Debug)]
+pub struct Matcher {
+    params: DeltaParams,
+    old_len: u64,
+    /// Matched new ranges: new start -> (new end, old start).
+    matches: BTreeMap<u64, (u64, u64)>,
+    /// The level the next hashes are for and the ranges they cover; `None`
+    /// once the search is over.
+    next: Option<(u8, Vec<Range<u64>>)>,
+    budget: u64,
+    stats: SearchStats,
+    scratch: Vec<u8>,
+}
+
+impl Matcher {
+    /// A search for the new file of `params` in an old file of `old_len` bytes.
+    pub fn new(params: DeltaParams, old_len: u64) -> Self {
+        let whole: Vec<Range<u64>> =
+            (params.file_size > 0).then_some(0..params.file_size).into_iter().collect();
+        let budget = old_len.saturating_add(params.file_size).saturating_mul(8).saturating_add(64 << 20);
+        Self {
+            params,
+            old_len,
+            matches: BTreeMap::new(),
+            next: Some((0, whole)),
+            budget,
+            stats: SearchStats::default(),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// The parameters searched for.
+    pub fn params(&self) -> &DeltaParams {
+        &self.params
+    }
+
+    /// The level whose hashes come next and the ranges they cover; `None`
+    /// once the search is over.
+    pub fn expected(&self) -> Option<(u8, &[Range<u64>])> {
+        self.next.as_ref().map(|(level, ranges)| (*level, ranges.as_slice()))
+    }
+
+    /// What the search did so far.
+    pub fn stats(&self) -> SearchStats {
+        self.stats
+    }
+
+    /// The plan, once the search is over.
+    pub fn plan(&self) -> Option<Plan> {
+        self.next.is_none().then(|| Plan::from_matches(self.params.file_size, &self.matches))
+    }
+
+    fn turn(&self, level: u8) -> Result<&[Range<u64>], DeltaError> {
+        match &self.next {
+            Some((expected, ranges)) if *expected == level => Ok(ranges),
+            other => Err(DeltaError::OutOfTurn { level, expected: other.as_ref().map(|(l, _)| *l) }),
+        }
+    }
+
+    /// Level 0: the new file's block hashes. `aligned`, when given, holds the
+    /// [`block_hash`] of each of the old file's blocks at the same offsets
+    /// (computed ahead, for example on several threads while the new side
+    /// hashed); the search then reads the old file only where those miss.
+    pub fn blocks<F: OldFile>(
+        &mut self,
+        hashes: &BlockHashes,
+        old: &mut F,
+        aligned: Option<&[u128]>,
+    ) -> Result<Need, MatchError<F::Error>> {
+        self.turn(0)?;
+        if *hashes.params() != self.params {
+            return Err(DeltaError::ParamsMismatch.into());
+        }
+        let block = u64::from(self.params.levels.block_size());
+        let pieces: Vec<Range<u64>> = (0..hashes.len()).map(|i| self.params.block_range(i)).collect();
+        let mut weak = Vec::with_capacity(pieces.len());
+        let mut strong = Vec::with_capacity(pieces.len());
+        for i in 0..hashes.len() {
+            let (w, s) = hashes.block(i).unwrap_or_default();
+            weak.push(w);
+            strong.push(s);
+        }
+        if self.old_len > 0 {
+            for (i, piece) in pieces.iter().enumerate() {
+                let len = piece.end - piece.start;
+                if piece.end > self.old_len {
+                    continue;
+                }
+                let old_block_len = block.min(self.old_len - piece.start);
+                let found = match aligned.and_then(|a| a.get(i)) {
+                    Some(&hash) if old_block_len == len => block_match_hash(hash) == strong[i],
+                    _ => self.check(old, 0, piece.start, len, strong[i])?,
+                };
+                if found {
+                    self.add(piece, piece.start);
+                }
+            }
+            self.neighbours(old, 0, &pieces, &strong)?;
+            self.roll(old, &pieces, &weak, &strong)?;
+        }
+        let whole = 0..self.params.file_size;
+        Ok(self.decide(0, core::slice::from_ref(&whole), &pieces))
+    }
+
+    /// A finer level: the hashes of the pieces the last [`Need`] asked to refine.
+    pub fn pieces<F: OldFile>(
+        &mut self,
+        hashes: &PieceHashes,
+        old: &mut F,
+    ) -> Result<Need, MatchError<F::Error>> {
+        if hashes.level == 0 {
+            return Err(DeltaError::OutOfTurn { level: 0, expected: self.next.as_ref().map(|n| n.0) }.into());
+        }
+        let parents = self.turn(hashes.level)?.to_vec();
+        let pieces: Vec<Range<u64>> = pieces_of(&self.params, hashes.level, &parents).collect();
+        if pieces.len() != hashes.hashes.len() {
+            return Err(DeltaError::BadCount {
+                found: hashes.hashes.len() as u64,
+                expected: pieces.len() as u64,
+            }
+            .into());
+        }
+        self.neighbours(old, hashes.level, &pieces, &hashes.hashes)?;
+        Ok(self.decide(hashes.level, &parents, &pieces))
+    }
+
+    fn is_matched(&self, piece: &Range<u64>) -> bool {
+        self.matches.contains_key(&piece.start)
+    }
+
+    fn add(&mut self, piece: &Range<u64>, old: u64) {
+        self.matches.insert(piece.start, (piece.end, old));
+        self.stats.matched += 1;
+    }
+
+    /// Whether the old bytes at `at` (as long as `len`) hash to `want` at `level`.
+    fn check<F: OldFile>(
+        &mut self,
+        old: &mut F,
+        level: u8,
+        at: u64,
+        len: u64,
+        want: u64,
+    ) -> Result<bool, MatchError<F::Error>> {
+        if at.checked_add(len).is_none_or(|end| end > self.old_len) || !self.spend(len) {
+            return Ok(false);
+        }
+        self.scratch.resize(len as usize, 0);
+        old.read_at(at, &mut self.scratch).map_err(MatchError::Read)?;
+        Ok(strong_of(self.params.seed, level, &self.scratch) == want)
+    }
+
+    /// Takes `bytes` from the budget; false (and the search winds down) once it is spent.
+    fn spend(&mut self, bytes: u64) -> bool {
+        if self.budget < bytes {
+            self.stats.exhausted = true;
+            return false;
+        }
+        self.budget -= bytes;
+        self.stats.hashed += bytes;
+        true
+    }
+
+    /// For each unmatched piece, the offset that continues the nearest
+    /// match before it (and, above level 0, the same offset: level 0 tried
+    /// it already); then, from the end, the offset that continues the
+    /// nearest match after it. No offset is tried twice for one piece.
+    fn neighbours<F: OldFile>(
+        &mut self,
+        old: &mut F,
+        level: u8,
+        pieces: &[Range<u64>],
+        strong: &[u64],
+    ) -> Result<(), MatchError<F::Error>> {
+        let tried = |level: u8, piece: &Range<u64>, at: u64, before: Option<u64>| {
+            at == piece.start || (level > 0 && Some(at) == before)
+        };
+        let mut befores = Vec::with_capacity(pieces.len());
+        for (piece, &want) in pieces.iter().zip(strong) {
+            let before = self.shifted(piece.start, self.matches.range(..piece.start).next_back());
+            befores.push(before);
+            if self.is_matched(piece) {
+                continue;
+            }
+            let same = (level > 0).then_some(piece.start);
+            let candidates =
+                [before.filter(|&at| level > 0 || at != piece.start), same.filter(|&s| Some(s) != before)];
+            for at in candidates.into_iter().flatten() {
+                if self.check(old, level, at, piece.end - piece.start, want)? {
+                    self.add(piece, at);
+                    break;
+                }
+            }
+        }
+        for ((piece, &want), before) in pieces.iter().zip(strong).zip(befores).rev() {
+            if self.is_matched(piece) {
+                continue;
+            }
+            let after = self.shifted(piece.start, self.matches.range(piece.start..).next());
+            if let Some(at) = after.filter(|&at| !tried(level, piece, at, before))
+                && self.check(old, level, at, piece.end - piece.start, want)?
+            {
+                self.add(piece, at);
+            }
+        }
+        Ok(())
+    }
+
+    /// Where `start` lies in the old file if the data is shifted as in `near`.
+    fn shifted(&self, start: u64, near: Option<(&u64, &(u64, u64))>) -> Option<u64> {
+        let (&new, &(_, old)) = near?;
+        let at = i128::from(start) + i128::from(old) - i128::from(new);
+        u64::try_from(at).ok()
+    }
+
+    /// The old ranges the matches copy, merged and sorted.
+    fn covered(&self) -> Vec<Range<u64>> {
+        let mut ranges: Vec<Range<u64>> = self.matches.iter().map(|(&s, &(e, o))| o..o + (e - s)).collect();
+        ranges.sort_unstable_by_key(|r| r.start);
+        let mut merged: Vec<Range<u64>> = Vec::with_capacity(ranges.len());
+        for r in ranges {
+            match merged.last_mut() {
+                Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
+                _ => merged.push(r),
+            }
+        }
+        merged
+    }
+
+    /// One forward rolling pass over the old bytes no match covers, looking
+    /// for the unmatched full-size blocks; each hit is extended to the
+    /// following (and preceding) blocks at the same shift.
+    fn roll<F: OldFile>(
+        &mut self,
+        old: &mut F,
+        pieces: &[Range<u64>],
+        weak: &[u32],
+        strong: &[u64],
+    ) -> Result<(), MatchError<F::Error>> {
+        let block = u64::from(self.params.levels.block_size());
+        if self.old_len < block {
+            return Ok(());
+        }
+        let mut table: Vec<(u32, u32)> = pieces
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.end - p.start == block && !self.is_matched(p))
+            .map(|(i, _)| (weak[i], i as u32))
+            .collect();
+        if table.is_empty() {
+            return Ok(());
+        }
+        table.sort_unstable();
+        let filter = Filter::new(&table);
+        let covered = self.covered();
+        let mut next_covered = 0;
+        let mut buf = Vec::new();
+        let last_start = self.old_len - block; // the last window start
+        let mut p = 0u64;
+        while p <= last_start && !self.stats.exhausted {
+            while covered.get(next_covered).is_some_and(|c| c.end <= p) {
+                next_covered += 1;
+            }
+            let stop = match covered.get(next_covered) {
+                Some(c) if c.start <= p => {
+                    p = c.end;
+                    continue;
+                }
+                Some(c) => c.start.min(last_start + 1),
+                None => last_start + 1,
+            };
+            // Window starts p..stop may be tested; load as many as fit.
+            let load = (self.old_len - p).min(block + ROLL_CHUNK);
+            buf.resize(load as usize, 0);
+            old.read_at(p, &mut buf).map_err(MatchError::Read)?;
+            let starts = (stop - p).min(load - block + 1) as usize;
+            let b = block as usize;
+            let mut sum = WeakSum::new(&buf[..b]);
+            let mut rel = 0usize;
+            let mut jump = None;
+            loop {
+                let value = sum.value();
+                if filter.maybe(value) {
+                    let at = p + rel as u64;
+                    if let Some(end) = self.hit(old, &table, value, at, &buf[rel..rel + b], pieces, strong)? {
+                        jump = Some(end);
+                        break;
+                    }
+                }
+                rel += 1;
+                if rel >= starts {
+                    break;
+                }
+                sum.roll(buf[rel - 1], buf[rel + b - 1]);
+            }
+            self.stats.rolled += rel as u64;
+            p = jump.unwrap_or(p + rel as u64);
+        }
+        Ok(())
+    }
+
+    /// A window whose weak sum is a block's: checks the strong hash against
+    /// the unmatched blocks with that sum; on a match extends it to the
+    /// neighbours and returns where the rolling pass goes on.
+    #[allow(clippy::too_many_arguments)]
+    fn hit<F: OldFile>(
+        &mut self,
+        old: &mut F,
+        table: &[(u32, u32)],
+        weak: u32,
+        at: u64,
+        window: &[u8],
+        pieces: &[Range<u64>],
+        strong: &[u64],
+    ) -> Result<Option<u64>, MatchError<F::Error>> {
+        let first = table.partition_point(|e| e.0 < weak);
+        if table.get(first).is_some_and(|e| e.0 == weak) {
+            self.stats.weak_hits += 1;
+        }
+        let candidates = table[first..].iter().take_while(|e| e.0 == weak).map(|e| e.1 as usize);
+        let mut window_hash = None;
+        for i in candidates {
+            if self.is_matched(&pieces[i]) {
+                continue;
+            }
+            let hash = match window_hash {
+                Some(hash) => hash,
+                None if self.spend(window.len() as u64) => {
+                    *window_hash.insert(strong_of(self.params.seed, 0, window))
+                }
+                None => return Ok(None),
+            };
+            if hash != strong[i] {
+                continue;
+            }
+            self.add(&pieces[i], at);
+            let mut end = at + window.len() as u64;
+            for j in i + 1..pieces.len() {
+                let len = pieces[j].end - pieces[j].start;
+                if self.is_matched(&pieces[j]) || !self.check(old, 0, end, len, strong[j])? {
+                    break;
+                }
+                self.add(&pieces[j], end);
+                end += len;
+            }
+            let mut start = at;
+            for j in (0..i).rev() {
+                let len = pieces[j].end - pieces[j].start;
+                let Some(before) = start.checked_sub(len) else { break };
+                if self.is_matched(&pieces[j]) || !self.check(old, 0, before, len, strong[j])? {
+                    break;
+                }
+                self.add(&pieces[j], before);
+                start = before;
+            }
+            return Ok(Some(end));
+        }
+        Ok(None)
+    }
+
+    /// The answer to a round at `level`: for each parent, its unmatched
+    /// pieces are refined (a block always once, a finer piece when a
+    /// sibling matched) or sent as literal data.
+    fn decide(&mut self, level: u8, parents: &[Range<u64>], pieces: &[Range<u64>]) -> Need {
+        let finer = usize::from(level) + 1 < self.params.levels.count() && self.old_len > 0;
+        let mut need = Need { level: level + 1, refine: Vec::new(), literal: Vec::new() };
+        let mut i = 0;
+        for parent in parents {
+            let start = i;
+            while i < pieces.len() && pieces[i].end <= parent.end {
+                i += 1;
+            }
+            let children = &pieces[start..i];
+            let partly_there = level == 0 || children.iter().any(|p| self.is_matched(p));
+            let list = if finer && partly_there { &mut need.refine } else { &mut need.literal };
+            for child in children.iter().filter(|p| !self.is_matched(p)) {
+                match list.last_mut() {
+                    Some(last) if last.end == child.start => last.end = child.end,
+                    _ => list.push(child.clone()),
+                }
+            }
+        }
+        if need.refine.is_empty() {
+            need.level = 0;
+            self.next = None;
+        } else {
+            self.next = Some((level + 1, need.refine.clone()));
+        }
+        need
+    }
+}
+
+/// The strong hash the search compares at `level`: a block's match hash
+/// at level 0, a piece hash below.
+fn strong_of(seed: u64, level: u8, bytes: &[u8]) -> u64 {
+    if level == 0 { block_match_hash(block_hash(seed, bytes)) } else { piece_hash(seed, bytes) }
+}
+
+/// A bit set over the table's weak sums: most windows are rejected with one load.
+struct Filter {
+    bits: Vec<u64>,
+    shift: u32,
+}
+
+impl Filter {
+    fn new(table: &[(u32, u32)]) -> Self {
+        // About one false positive in a thousand windows, up to 2 MiB of bits.
+        let want = (table.len() as u64 * 1024).next_power_of_two().clamp(1 << 16, 1 << 24);
+        let log = want.trailing_zeros();
+        let mut filter = Self { bits: vec![0u64; (want / 64) as usize], shift: 32 - log };
+        for &(weak, _) in table {
+            let i = filter.index(weak);
+            filter.bits[i / 64] |= 1 << (i % 64);
+        }
+        filter
+    }
+
+    #[inline]
+    fn index(&self, weak: u32) -> usize {
+        (weak.wrapping_mul(0x9E37_79B1) >> self.shift) as usize
+    }
+
+    #[inline]
+    fn maybe(&self, weak: u32) -> bool {
+        let i = self.index(weak);
+        self.bits[i / 64] & (1 << (i % 64)) != 0
+    }
+}

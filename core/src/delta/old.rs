@@ -1,0 +1,40 @@
+//! The old file as the search reads it: random access by offset, so the
+//! same code runs over a file on disk, a range of an object, or bytes in
+//! memory.
+
+use core::convert::Infallible;
+
+/// Random-access reading of the old file.
+pub trait OldFile {
+    /// Why a read failed.
+    type Error;
+
+    /// The file's length in bytes.
+    fn len(&self) -> u64;
+
+    /// Whether the file is empty.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Fills `buf` with the bytes at `offset` (the range lies in the file).
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), Self::Error>;
+}
+
+/// An old file held in memory.
+#[derive(Clone, Copy, Debug)]
+pub struct SliceFile<'a>(pub &'a [u8]);
+
+impl OldFile for SliceFile<'_> {
+    type Error = Infallible;
+
+    fn len(&self) -> u64 {
+        self.0.len() as u64
+    }
+
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), Infallible> {
+        let start = offset as usize;
+        buf.copy_from_slice(&self.0[start..start + buf.len()]);
+        Ok(())
+    }
+}

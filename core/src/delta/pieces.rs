@@ -1,0 +1,117 @@
+//! Levels below 0: the strong hashes of the pieces the old side asked to
+//! refine, in the order it asked for them.
+//!
+//! ```text
+//! "DCP2" version(1) level(u8) reserved(u16 = 0) count(u32)
+//! per piece: strong hash (u64, XXH3-64 with the seed)
+//! ```
+
+use alloc::vec::Vec;
+use core::ops::Range;
+
+use super::error::DeltaError;
+use super::params::{DeltaParams, pieces};
+use super::reader::Reader;
+use super::strong::piece_hash;
+
+const MAGIC: &[u8; 4] = b"DCP2";
+const NAME: &str = "piece hashes message";
+
+/// The strong hashes of one level's pieces.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PieceHashes {
+    /// The level (1 or more).
+    pub level: u8,
+    /// One hash per piece, in order.
+    pub hashes: Vec<u64>,
+}
+
+/// The pieces at `level` that cover `ranges` (each range cut from its start).
+pub fn pieces_of<'a>(
+    params: &DeltaParams,
+    level: u8,
+    ranges: &'a [Range<u64>],
+) -> impl Iterator<Item = Range<u64>> + 'a {
+    let size = params.levels.size(usize::from(level)).unwrap_or(u32::MAX);
+    ranges.iter().flat_map(move |r| pieces(r.clone(), size))
+}
+
+impl PieceHashes {
+    /// Hashes the pieces at `level` that cover `ranges`, reading each range
+    /// with `read(range)` (the new file's bytes there).
+    pub fn compute<'a, E>(
+        params: &DeltaParams,
+        level: u8,
+        ranges: &[Range<u64>],
+        mut read: impl FnMut(Range<u64>) -> Result<&'a [u8], E>,
+    ) -> Result<Self, E> {
+        let size = params.levels.size(usize::from(level)).unwrap_or(u32::MAX) as usize;
+        let mut hashes = Vec::new();
+        for range in ranges {
+            let bytes = read(range.clone())?;
+            hashes.extend(bytes.chunks(size.max(1)).map(|piece| piece_hash(params.seed, piece)));
+        }
+        Ok(Self { level, hashes })
+    }
+
+    /// The encoded message.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(12 + 8 * self.hashes.len());
+        out.extend_from_slice(MAGIC);
+        out.push(1);
+        out.push(self.level);
+        out.extend_from_slice(&0u16.to_le_bytes());
+        out.extend_from_slice(&(self.hashes.len() as u32).to_le_bytes());
+        for hash in &self.hashes {
+            out.extend_from_slice(&hash.to_le_bytes());
+        }
+        out
+    }
+
+    /// Decodes a message, checking its length against its count.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DeltaError> {
+        let mut r = Reader::new(bytes);
+        r.header(MAGIC, NAME)?;
+        let level = r.u8(NAME)?;
+        if r.u16(NAME)? != 0 {
+            return Err(DeltaError::ReservedBits);
+        }
+        let count = u64::from(r.u32(NAME)?);
+        if count > (r.remaining() / 8) as u64 {
+            return Err(DeltaError::Truncated { what: NAME });
+        }
+        let hashes = (0..count).map(|_| r.u64(NAME)).collect::<Result<Vec<_>, _>>()?;
+        r.end()?;
+        Ok(Self { level, hashes })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delta::params::Levels;
+
+    #[test]
+    fn pieces_of_ranges_and_their_hashes() {
+        let params = DeltaParams { file_size: 10_000, seed: 3, levels: Levels::new(&[4096, 1024]).unwrap() };
+        let ranges = [0..4096, 8192..10_000];
+        let cut: Vec<_> = pieces_of(&params, 1, &ranges).collect();
+        assert_eq!(cut.len(), 4 + 2);
+        assert_eq!(cut[5], 9216..10_000);
+        let data: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
+        let hashes = PieceHashes::compute(&params, 1, &ranges, |r| {
+            Ok::<_, ()>(&data[r.start as usize..r.end as usize])
+        })
+        .unwrap();
+        assert_eq!(hashes.hashes.len(), 6);
+        assert_eq!(hashes.hashes[5], piece_hash(3, &data[9216..]));
+        assert_eq!(PieceHashes::decode(&hashes.encode()), Ok(hashes.clone()));
+        let bytes = hashes.encode();
+        for len in 0..bytes.len() {
+            assert!(PieceHashes::decode(&bytes[..len]).is_err());
+        }
+        let mut huge = bytes.clone();
+        huge[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(PieceHashes::decode(&huge).is_err());
+    }
+}
