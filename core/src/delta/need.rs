@@ -125,7 +125,8 @@ mod tests {
     fn ranges_must_be_apart_non_empty_and_counted_honestly() {
         let touching = Need { level: 1, refine: vec![0..10, 10..20], literal: vec![] };
         assert!(Need::decode(&touching.encode(), 100).is_err());
-        let empty = Need { level: 1, refine: [5..5].to_vec(), literal: vec![] };
+        let mut empty = Need { level: 1, ..Need::default() };
+        empty.refine.push(5..5);
         assert!(Need::decode(&empty.encode(), 100).is_err());
         let mut lying = Need::default().encode();
         lying[7] = 0x7f;
