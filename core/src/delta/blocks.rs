@@ -13,7 +13,7 @@ use super::error::DeltaError;
 use super::params::{DeltaParams, Levels, MAX_LEVELS};
 use super::reader::Reader;
 use super::strong::{FileHasher, block_hash, block_match_hash};
-use super::weak::weak_sum;
+use super::weak::{anchor_len, weak_sum};
 
 const MAGIC: &[u8; 4] = b"DCB2";
 const NAME: &str = "block hashes message";
@@ -29,9 +29,10 @@ pub struct BlockHash {
 }
 
 impl BlockHash {
-    /// The hashes of `block` with `seed`.
+    /// The hashes of `block` with `seed`: the weak sum of its anchor, the
+    /// strong hash of all of it.
     pub fn of(seed: u64, block: &[u8]) -> Self {
-        Self { weak: weak_sum(block), hash: block_hash(seed, block) }
+        Self { weak: weak_sum(&block[..anchor_len(block.len())]), hash: block_hash(seed, block) }
     }
 }
 

@@ -12,8 +12,11 @@
 //!
 //! # Bounds
 //!
-//! The rolling pass moves only forward, so it reads the old file at most
-//! once per search. Every strong hash of old bytes is paid from a budget of
+//! The rolling pass moves only forward and probes a region no match covers
+//! one block in every eight (at its start, after each hit, then every
+//! eighth block), so it rolls over at most an eighth of the old file plus
+//! a block per region and per hit. A shifted run of nine blocks or more is
+//! always found; shorter ones only where a probe starts. Every strong hash of old bytes is paid from a budget of
 //! `8 × (old + new size) + 64 MiB` bytes; once spent, the search stops
 //! looking and what is left unmatched travels as literal data. Memory is one
 //! block plus a read buffer and a few words per piece.
@@ -31,10 +34,13 @@ use super::params::DeltaParams;
 use super::pieces::{PieceHashes, pieces_of};
 use super::plan::Plan;
 use super::strong::{block_hash, block_match_hash, piece_hash};
-use super::weak::WeakSum;
+use super::weak::{WeakSum, anchor_len};
 
-/// Bytes read per refill of the rolling pass's buffer, beyond one block.
-const ROLL_CHUNK: u64 = 8 << 20;
+/// Blocks between the starts of two probes of the rolling pass in an old
+/// region no match covers. Every probe rolls over one block of window
+/// starts, so the pass reads at most 1/`PROBE_STRIDE` of such a region,
+/// plus a block at its start and after each hit.
+const PROBE_STRIDE: u64 = 8;
 
 /// What a search did, for benchmarks and logs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -282,8 +288,9 @@ impl Matcher {
     }
 
     /// One forward rolling pass over the old bytes no match covers, looking
-    /// for the unmatched full-size blocks; each hit is extended to the
-    /// following (and preceding) blocks at the same shift.
+    /// for the unmatched full-size blocks by the weak sum of their anchor
+    /// (first bytes); each hit is checked with the whole block's strong hash
+    /// and extended to the following (and preceding) blocks at its shift.
     fn roll<F: OldFile>(
         &mut self,
         old: &mut F,
@@ -306,16 +313,18 @@ impl Matcher {
         }
         table.sort_unstable();
         let filter = Filter::new(&table);
+        let anchor = anchor_len(block as usize);
         let covered = self.covered();
         let mut next_covered = 0;
         let mut buf = Vec::new();
-        let last_start = self.old_len - block; // the last window start
+        let last_start = self.old_len - block; // the last block-sized window's start
+        let b = block as usize;
         let mut p = 0u64;
         while p <= last_start && !self.stats.exhausted {
             while covered.get(next_covered).is_some_and(|c| c.end <= p) {
                 next_covered += 1;
             }
-            let stop = match covered.get(next_covered) {
+            let gap_end = match covered.get(next_covered) {
                 Some(c) if c.start <= p => {
                     p = c.end;
                     continue;
@@ -323,32 +332,36 @@ impl Matcher {
                 Some(c) => c.start.min(last_start + 1),
                 None => last_start + 1,
             };
-            // Window starts p..stop may be tested; load as many as fit.
-            let load = (self.old_len - p).min(block + ROLL_CHUNK);
+            // A probe: up to one block of window starts from here.
+            let probe_end = gap_end.min(p + block);
+            let load = (self.old_len - p).min(block + (probe_end - p));
             buf.resize(load as usize, 0);
             old.read_at(p, &mut buf).map_err(MatchError::Read)?;
-            let starts = (stop - p).min(load - block + 1) as usize;
-            let b = block as usize;
-            let mut sum = WeakSum::new(&buf[..b]);
+            let starts = (probe_end - p) as usize;
+            let mut sum = WeakSum::new(&buf[..anchor]);
             let mut rel = 0usize;
             let mut jump = None;
-            loop {
-                let value = sum.value();
-                if filter.maybe(value) {
-                    let at = p + rel as u64;
-                    if let Some(end) = self.hit(old, &table, value, at, &buf[rel..rel + b], pieces, strong)? {
-                        jump = Some(end);
-                        break;
-                    }
-                }
-                rel += 1;
-                if rel >= starts {
+            while rel < starts {
+                rel += scan(&buf[rel..], anchor, starts - rel, &mut sum, &filter);
+                if rel == starts {
                     break;
                 }
-                sum.roll(buf[rel - 1], buf[rel + b - 1]);
+                let at = p + rel as u64;
+                if let Some(end) =
+                    self.hit(old, &table, sum.value(), at, &buf[rel..rel + b], pieces, strong)?
+                {
+                    jump = Some(end);
+                    break;
+                }
+                rel += 1;
+                if rel < starts {
+                    sum.roll(buf[rel - 1], buf[rel - 1 + anchor]);
+                }
             }
             self.stats.rolled += rel as u64;
-            p = jump.unwrap_or(p + rel as u64);
+            // After a hit, probe again where its extension ended; else a
+            // stride further into the gap (or at its end).
+            p = jump.unwrap_or_else(|| gap_end.min(p + PROBE_STRIDE * block));
         }
         Ok(())
     }
@@ -444,39 +457,66 @@ impl Matcher {
     }
 }
 
+/// Rolls a weak sum over `data`'s windows of `anchor` bytes (`sum` holds
+/// the first's) and returns the first of the `starts` window starts whose
+/// sum passes `filter`, or `starts` if none does; `sum` is then that window's.
+#[inline]
+fn scan(data: &[u8], anchor: usize, starts: usize, sum: &mut WeakSum, filter: &Filter) -> usize {
+    if filter.maybe(sum.value()) {
+        return 0;
+    }
+    let outgoing = &data[..starts - 1];
+    let incoming = &data[anchor..anchor + starts - 1];
+    // A copy in registers; written back once.
+    let mut local = *sum;
+    let mut found = starts;
+    for (i, (&out, &inn)) in outgoing.iter().zip(incoming).enumerate() {
+        local.roll(out, inn);
+        if filter.maybe(local.value()) {
+            found = i + 1;
+            break;
+        }
+    }
+    *sum = local;
+    found
+}
+
 /// The strong hash the search compares at `level`: a block's match hash
 /// at level 0, a piece hash below.
 fn strong_of(seed: u64, level: u8, bytes: &[u8]) -> u64 {
     if level == 0 { block_match_hash(block_hash(seed, bytes)) } else { piece_hash(seed, bytes) }
 }
 
-/// A bit set over the table's weak sums: most windows are rejected with one load.
+/// A byte per slot over the table's weak sums: most windows are rejected
+/// with one load. Its size is fixed, so the index needs no bounds check.
 struct Filter {
-    bits: Vec<u64>,
-    shift: u32,
+    slots: alloc::boxed::Box<[u8; FILTER_SLOTS]>,
 }
+
+/// Slots of the filter (1 MiB): about one false positive in a thousand
+/// windows for a thousand blocks (a 1 GiB file in 1 MiB blocks).
+const FILTER_SLOTS: usize = 1 << 20;
 
 impl Filter {
     fn new(table: &[(u32, u32)]) -> Self {
-        // About one false positive in a thousand windows, up to 2 MiB of bits.
-        let want = (table.len() as u64 * 1024).next_power_of_two().clamp(1 << 16, 1 << 24);
-        let log = want.trailing_zeros();
-        let mut filter = Self { bits: vec![0u64; (want / 64) as usize], shift: 32 - log };
+        let zeroed = vec![0u8; FILTER_SLOTS].into_boxed_slice();
+        let mut slots: alloc::boxed::Box<[u8; FILTER_SLOTS]> = match zeroed.try_into() {
+            Ok(slots) => slots,
+            Err(_) => unreachable!("the vector has FILTER_SLOTS bytes"),
+        };
         for &(weak, _) in table {
-            let i = filter.index(weak);
-            filter.bits[i / 64] |= 1 << (i % 64);
+            slots[Self::index(weak)] = 1;
         }
-        filter
+        Self { slots }
     }
 
     #[inline]
-    fn index(&self, weak: u32) -> usize {
-        (weak.wrapping_mul(0x9E37_79B1) >> self.shift) as usize
+    fn index(weak: u32) -> usize {
+        (weak.wrapping_mul(0x9E37_79B1) >> (32 - FILTER_SLOTS.trailing_zeros())) as usize & (FILTER_SLOTS - 1)
     }
 
     #[inline]
     fn maybe(&self, weak: u32) -> bool {
-        let i = self.index(weak);
-        self.bits[i / 64] & (1 << (i % 64)) != 0
+        self.slots[Self::index(weak)] != 0
     }
 }

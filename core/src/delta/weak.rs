@@ -1,9 +1,19 @@
 //! The weak rolling sum: cheap to slide by one byte, so the old side can
-//! look for a block at every offset of its file.
+//! look for a block at every offset of its file. It covers a block's anchor,
+//! its first [`ANCHOR`] bytes: enough to find the block, and the new side
+//! spends almost nothing on it.
 //!
 //! Over a window `x[0..n]`: `s1 = Σ x[j]` and `s2 = Σ (n - j)·x[j]`, both
 //! wrapping at 2^32; the sum is `s1 mod 2^16 | s2 << 16`, as rsync's.
 //! Sliding out `a` and in `b`: `s1 += b - a`, `s2 += s1 - n·a`.
+
+/// The bytes of a block its weak sum covers (the whole block if shorter).
+pub const ANCHOR: usize = 4096;
+
+/// The length of a `block_len`-byte block's anchor.
+pub fn anchor_len(block_len: usize) -> usize {
+    block_len.min(ANCHOR)
+}
 
 /// The state of a weak sum over a window of fixed length.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
