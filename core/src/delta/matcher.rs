@@ -21,6 +21,7 @@
 //! looking and what is left unmatched travels as literal data. Memory is one
 //! block plus a read buffer and a few words per piece.
 
+use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -490,7 +491,7 @@ fn strong_of(seed: u64, level: u8, bytes: &[u8]) -> u64 {
 /// A byte per slot over the table's weak sums: most windows are rejected
 /// with one load. Its size is fixed, so the index needs no bounds check.
 struct Filter {
-    slots: alloc::boxed::Box<[u8; FILTER_SLOTS]>,
+    slots: Box<[u8; FILTER_SLOTS]>,
 }
 
 /// Slots of the filter (1 MiB): about one false positive in a thousand
@@ -500,7 +501,7 @@ const FILTER_SLOTS: usize = 1 << 20;
 impl Filter {
     fn new(table: &[(u32, u32)]) -> Self {
         let zeroed = vec![0u8; FILTER_SLOTS].into_boxed_slice();
-        let mut slots: alloc::boxed::Box<[u8; FILTER_SLOTS]> = match zeroed.try_into() {
+        let mut slots: Box<[u8; FILTER_SLOTS]> = match zeroed.try_into() {
             Ok(slots) => slots,
             Err(_) => unreachable!("the vector has FILTER_SLOTS bytes"),
         };
