@@ -69,10 +69,8 @@ fn sync(old: &[u8], new: &[u8], levels: &[u32], aligned: bool) -> (Vec<u8>, Plan
         if need_seen.is_final() {
             break;
         }
-        let hashes = PieceHashes::compute(&params, need_seen.level, &need_seen.refine, |r| {
-            Ok::<_, ()>(&new[r.start as usize..r.end as usize])
-        })
-        .unwrap();
+        let hashes =
+            PieceHashes::compute(&params, need_seen.level, &need_seen.refine, &mut SliceFile(new)).unwrap();
         let wire = hashes.encode();
         traffic.hashes += wire.len() as u64;
         need = matcher.pieces(&PieceHashes::decode(&wire).unwrap(), &mut SliceFile(old)).unwrap();

@@ -10,9 +10,11 @@
 //! * `fs`: what both use: the confined file system, kernel copies and
 //!   hashing files on all cores.
 //!
-//! [`limits`] holds the block-size and block-count limits both sides apply.
+//! [`limits`] holds the block-size and block-count limits both sides apply;
+//! `frames.rs` protocol v2's literal frames, written and read by both.
 
 pub mod client;
+mod frames;
 mod fs;
 pub mod limits;
 mod random;

@@ -14,6 +14,7 @@ use super::error::DeltaError;
 use super::reader::Reader;
 
 const MAGIC: &[u8; 4] = b"DCL2";
+const _: () = assert!(FRAMES_HEADER[0] == MAGIC[0] && FRAMES_HEADER[3] == MAGIC[3]);
 const NAME: &str = "literal frames";
 /// The most bytes one frame carries once decompressed (16 MiB).
 pub const MAX_FRAME: u32 = 16 << 20;
@@ -64,6 +65,18 @@ impl Frame<'_> {
     }
 }
 
+/// The bytes a message of frames starts with.
+pub const FRAMES_HEADER: [u8; 5] = [b'D', b'C', b'L', b'2', 1];
+
+/// Appends one frame to `out` (after [`FRAMES_HEADER`] and any frames before).
+pub fn write_frame(out: &mut Vec<u8>, offset: u64, len: u32, codec: Codec, stored: &[u8]) {
+    out.extend_from_slice(&offset.to_le_bytes());
+    out.extend_from_slice(&len.to_le_bytes());
+    out.push(codec.byte());
+    out.extend_from_slice(&(stored.len() as u32).to_le_bytes());
+    out.extend_from_slice(stored);
+}
+
 /// Writes frames into one message body.
 #[derive(Clone, Debug)]
 pub struct FrameWriter {
@@ -79,19 +92,12 @@ impl Default for FrameWriter {
 impl FrameWriter {
     /// An empty message.
     pub fn new() -> Self {
-        let mut out = Vec::new();
-        out.extend_from_slice(MAGIC);
-        out.push(1);
-        Self { out }
+        Self { out: FRAMES_HEADER.to_vec() }
     }
 
     /// Adds a frame of `len` bytes at `offset`, stored as `stored`.
     pub fn push(&mut self, offset: u64, len: u32, codec: Codec, stored: &[u8]) {
-        self.out.extend_from_slice(&offset.to_le_bytes());
-        self.out.extend_from_slice(&len.to_le_bytes());
-        self.out.push(codec.byte());
-        self.out.extend_from_slice(&(stored.len() as u32).to_le_bytes());
-        self.out.extend_from_slice(stored);
+        write_frame(&mut self.out, offset, len, codec, stored);
     }
 
     /// The body's length so far.
@@ -101,7 +107,7 @@ impl FrameWriter {
 
     /// Whether no frame was added.
     pub fn is_empty(&self) -> bool {
-        self.out.len() == MAGIC.len() + 1
+        self.out.len() == FRAMES_HEADER.len()
     }
 
     /// The body.

@@ -30,7 +30,7 @@ use core::ops::Range;
 use super::blocks::BlockHashes;
 use super::error::{DeltaError, MatchError};
 use super::need::Need;
-use super::old::OldFile;
+use super::old::ReadAt;
 use super::params::DeltaParams;
 use super::pieces::{PieceHashes, pieces_of};
 use super::plan::Plan;
@@ -122,7 +122,7 @@ impl Matcher {
     /// [`block_hash`] of each of the old file's blocks at the same offsets
     /// (computed ahead, for example on several threads while the new side
     /// hashed); the search then reads the old file only where those miss.
-    pub fn blocks<F: OldFile>(
+    pub fn blocks<F: ReadAt>(
         &mut self,
         hashes: &BlockHashes,
         old: &mut F,
@@ -164,7 +164,7 @@ impl Matcher {
     }
 
     /// A finer level: the hashes of the pieces the last [`Need`] asked to refine.
-    pub fn pieces<F: OldFile>(
+    pub fn pieces<F: ReadAt>(
         &mut self,
         hashes: &PieceHashes,
         old: &mut F,
@@ -195,7 +195,7 @@ impl Matcher {
     }
 
     /// Whether the old bytes at `at` (as long as `len`) hash to `want` at `level`.
-    fn check<F: OldFile>(
+    fn check<F: ReadAt>(
         &mut self,
         old: &mut F,
         level: u8,
@@ -226,7 +226,7 @@ impl Matcher {
     /// match before it (and, above level 0, the same offset: level 0 tried
     /// it already); then, from the end, the offset that continues the
     /// nearest match after it. No offset is tried twice for one piece.
-    fn neighbours<F: OldFile>(
+    fn neighbours<F: ReadAt>(
         &mut self,
         old: &mut F,
         level: u8,
@@ -292,7 +292,7 @@ impl Matcher {
     /// for the unmatched full-size blocks by the weak sum of their anchor
     /// (first bytes); each hit is checked with the whole block's strong hash
     /// and extended to the following (and preceding) blocks at its shift.
-    fn roll<F: OldFile>(
+    fn roll<F: ReadAt>(
         &mut self,
         old: &mut F,
         pieces: &[Range<u64>],
@@ -371,7 +371,7 @@ impl Matcher {
     /// the unmatched blocks with that sum; on a match extends it to the
     /// neighbours and returns where the rolling pass goes on.
     #[allow(clippy::too_many_arguments)]
-    fn hit<F: OldFile>(
+    fn hit<F: ReadAt>(
         &mut self,
         old: &mut F,
         table: &[(u32, u32)],

@@ -15,7 +15,7 @@
 //!
 //! An upload's client is the new side and the server the old side; a
 //! download swaps them. Nothing here does I/O: the old file is read through
-//! [`OldFile`], and compression of literal frames is the caller's.
+//! [`ReadAt`], and compression of literal frames is the caller's.
 
 mod blocks;
 mod error;
@@ -33,10 +33,10 @@ mod weak;
 
 pub use blocks::{BlockHash, BlockHashes, BlockHashesBuilder};
 pub use error::{DeltaError, MatchError};
-pub use frames::{Codec, Frame, FrameWriter, MAX_FRAME, parse_frames};
+pub use frames::{Codec, FRAMES_HEADER, Frame, FrameWriter, MAX_FRAME, parse_frames, write_frame};
 pub use matcher::{Matcher, SearchStats};
 pub use need::Need;
-pub use old::{OldFile, SliceFile};
+pub use old::{ReadAt, SliceFile};
 pub use params::{DeltaParams, Levels, MAX_LEVELS, MIN_PIECE, pieces};
 pub use pieces::{PieceHashes, pieces_of};
 pub use plan::{Plan, Segment, Source};

@@ -1,11 +1,11 @@
-//! The old file as the search reads it: random access by offset, so the
-//! same code runs over a file on disk, a range of an object, or bytes in
-//! memory.
+//! Files as the delta reads them: random access by offset, so the same code
+//! runs over a file on disk, a range of an object, or bytes in memory. The
+//! old side's search reads its old file so; the new side hashes pieces so.
 
 use core::convert::Infallible;
 
-/// Random-access reading of the old file.
-pub trait OldFile {
+/// Random-access reading of a file.
+pub trait ReadAt {
     /// Why a read failed.
     type Error;
 
@@ -21,11 +21,11 @@ pub trait OldFile {
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), Self::Error>;
 }
 
-/// An old file held in memory.
+/// A file held in memory.
 #[derive(Clone, Copy, Debug)]
 pub struct SliceFile<'a>(pub &'a [u8]);
 
-impl OldFile for SliceFile<'_> {
+impl ReadAt for SliceFile<'_> {
     type Error = Infallible;
 
     fn len(&self) -> u64 {

@@ -10,6 +10,7 @@ use alloc::vec::Vec;
 use core::ops::Range;
 
 use super::error::DeltaError;
+use super::old::ReadAt;
 use super::params::{DeltaParams, pieces};
 use super::reader::Reader;
 use super::strong::piece_hash;
@@ -37,19 +38,20 @@ pub fn pieces_of<'a>(
 }
 
 impl PieceHashes {
-    /// Hashes the pieces at `level` that cover `ranges`, reading each range
-    /// with `read(range)` (the new file's bytes there).
-    pub fn compute<'a, E>(
+    /// Hashes the pieces at `level` that cover `ranges` of the new `file`.
+    pub fn compute<F: ReadAt>(
         params: &DeltaParams,
         level: u8,
         ranges: &[Range<u64>],
-        mut read: impl FnMut(Range<u64>) -> Result<&'a [u8], E>,
-    ) -> Result<Self, E> {
+        file: &mut F,
+    ) -> Result<Self, F::Error> {
         let size = params.levels.size(usize::from(level)).unwrap_or(u32::MAX) as usize;
         let mut hashes = Vec::new();
+        let mut buf = Vec::new();
         for range in ranges {
-            let bytes = read(range.clone())?;
-            hashes.extend(bytes.chunks(size.max(1)).map(|piece| piece_hash(params.seed, piece)));
+            buf.resize((range.end - range.start) as usize, 0);
+            file.read_at(range.start, &mut buf)?;
+            hashes.extend(buf.chunks(size.max(1)).map(|piece| piece_hash(params.seed, piece)));
         }
         Ok(Self { level, hashes })
     }

@@ -73,6 +73,11 @@ impl Plan {
         Self { file_size, segments }
     }
 
+    /// The plan of a new file sent whole as literal data.
+    pub fn literal(file_size: u64) -> Self {
+        Self::from_matches(file_size, &BTreeMap::new())
+    }
+
     /// The new file's size.
     pub fn file_size(&self) -> u64 {
         self.file_size

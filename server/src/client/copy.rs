@@ -24,7 +24,7 @@ pub(super) async fn copy_local(
     );
     let (source_sig, mine) = (source_sig?, mine?);
     let delta = plan(options, &source_sig, mine.as_ref())?;
-    let done = Summary::of("copy", options.dry_run, &delta);
+    let done = Summary::of("copy", "local", options.dry_run, &delta);
     if nothing_to_do(options, &delta) {
         return Ok(done);
     }

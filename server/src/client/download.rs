@@ -37,7 +37,7 @@ impl Origin<'_> {
     ) -> Result<(Signature, Origin<'a>), ClientError> {
         let missing = || ClientError::NotFound(format!("{} does not exist", remote.url()));
         match protocol {
-            Protocol::V1 => {
+            Protocol::V1 | Protocol::V2 => {
                 let (signature, etag) =
                     remote.signature(options.algorithm, options.block_size).await?.ok_or_else(missing)?;
                 Ok((signature, Origin::V1 { remote, etag }))
@@ -79,7 +79,10 @@ pub(super) async fn download(
         tokio::join!(Origin::signature(protocol, remote, options), sign_target(options, existing.clone()));
     let ((source, origin), mine) = (theirs?, mine?);
     let delta = plan(options, &source, mine.as_ref())?;
-    let done = Summary::of("download", options.dry_run, &delta);
+    let name = if protocol == Protocol::Pdiffcopy { "pdiffcopy" } else { "v1" };
+    let mut done = Summary::of("download", name, options.dry_run, &delta);
+    // The signature came too: its binary form, or pdiffcopy's text lines.
+    done.payload_bytes += source.encode().len() as u64;
     if nothing_to_do(options, &delta) {
         return Ok(done);
     }

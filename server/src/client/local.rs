@@ -7,7 +7,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use diffcopy_core::{HashAlgorithm, Signature, SignatureHeader};
+use diffcopy_core::{HashAlgorithm, Signature, SignatureHeader, hash_block};
 
 use super::error::ClientError;
 use super::progress::Progress;
@@ -39,7 +39,7 @@ pub(crate) async fn sign_file(
     let header =
         SignatureHeader::new(algorithm, block_size, size).map_err(|e| ClientError::Usage(e.to_string()))?;
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let mut rx = hash_file_blocks(file, header, threads);
+    let mut rx = hash_file_blocks(file, header.layout(), threads, move |b| hash_block(algorithm, b));
     let mut signature = Signature::new(header);
     signature.reserve_digests();
     let bar = progress.bar(label, size);

@@ -1,12 +1,14 @@
 //! The command-line client: `diffcopy SOURCE TARGET`.
 //!
-//! [`sync`] picks the direction: `upload.rs` (local to a server),
-//! `download.rs` (a server to local, rebuilt beside the target by
+//! [`sync`] picks the direction and the protocol: `delta.rs` (protocol v2,
+//! uploads and downloads), `upload.rs` and `download.rs` (API v1 and
+//! pdiffcopy's endpoints; downloads are rebuilt beside the target by
 //! `rebuild.rs`) or `copy.rs` (local to local); `remote.rs` speaks the
 //! server's protocols.
 
 mod benchmark;
 mod copy;
+mod delta;
 mod download;
 mod error;
 mod local;

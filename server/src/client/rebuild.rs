@@ -1,6 +1,6 @@
-//! The new version of a local target, built beside it: unchanged runs
-//! copied from the old target in the kernel, changed runs written as they
-//! arrive, then renamed over the target atomically.
+//! The new version of a local target, built beside it: unchanged data
+//! copied from the old target in the kernel, changed data written as it
+//! arrives, then renamed over the target atomically.
 
 use std::fs::File;
 use std::ops::Range;
@@ -25,10 +25,16 @@ impl Rebuild {
         Ok(Self { staged: Arc::new(Staged::create(target, size)?), existing })
     }
 
-    /// Copies `runs` from the existing target, in the kernel.
+    /// Copies `runs` from the existing target to the same offsets, in the kernel.
     pub(super) async fn keep(&self, runs: Vec<Range<u64>>) -> Result<(), ClientError> {
+        self.keep_moved(runs.into_iter().map(|r| (r.start, r)).collect()).await
+    }
+
+    /// Copies from the existing target, in the kernel: each `(from, to)`
+    /// puts the bytes at `from` into the range `to` of the new version.
+    pub(super) async fn keep_moved(&self, copies: Vec<(u64, Range<u64>)>) -> Result<(), ClientError> {
         match &self.existing {
-            Some(existing) => self.copy(existing.clone(), runs, "copying unchanged blocks").await,
+            Some(existing) => self.copy(existing.clone(), copies, "copying unchanged data").await,
             None => Ok(()),
         }
     }
@@ -39,18 +45,21 @@ impl Rebuild {
         source: &Arc<File>,
         runs: Vec<Range<u64>>,
     ) -> Result<(), ClientError> {
-        self.copy(source.clone(), runs, "copying changed blocks").await
+        let copies = runs.into_iter().map(|r| (r.start, r)).collect();
+        self.copy(source.clone(), copies, "copying changed blocks").await
     }
 
     async fn copy(
         &self,
         from: Arc<File>,
-        runs: Vec<Range<u64>>,
+        copies: Vec<(u64, Range<u64>)>,
         what: &'static str,
     ) -> Result<(), ClientError> {
         let staged = self.staged.clone();
         tokio::task::spawn_blocking(move || {
-            runs.iter().try_for_each(|r| copy_range(&from, &staged.file, r.start, r.end - r.start))
+            copies
+                .iter()
+                .try_for_each(|(at, to)| copy_range(&from, *at, &staged.file, to.start, to.end - to.start))
         })
         .await
         .map_err(|e| ClientError::Local(e.to_string()))?
@@ -60,6 +69,11 @@ impl Rebuild {
     /// Writes `bytes` at `offset`.
     pub(super) fn write_at(&self, bytes: &[u8], offset: u64) -> Result<(), ClientError> {
         self.staged.write_at(bytes, offset)
+    }
+
+    /// The new version as written so far, to read back (to check it).
+    pub(super) fn file(&self) -> &File {
+        &self.staged.file
     }
 
     /// Gives the new version the old one's permission bits, makes it durable

@@ -3,6 +3,7 @@
 use std::ops::Range;
 
 use bytes::Bytes;
+use diffcopy_core::delta::{BlockHashes, DeltaParams, Levels, Need, PieceHashes};
 use diffcopy_core::{HashAlgorithm, Signature, parse_text};
 use reqwest::{RequestBuilder, Response, StatusCode, header};
 use serde_json::{Value, json};
@@ -12,10 +13,21 @@ use super::error::ClientError;
 /// Which protocol the server speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Protocol {
-    /// diffcopy's HTTP API v1 (atomic, verified uploads).
+    /// diffcopy's protocol v2 (the old side searches; only what changed travels).
+    V2,
+    /// diffcopy's HTTP API v1 (atomic, verified uploads of whole blocks).
     V1,
     /// pdiffcopy 1.0.1's endpoints (in-place writes).
     Pdiffcopy,
+}
+
+/// A protocol v2 upload as the server opened it.
+#[derive(Clone, Debug)]
+pub(crate) struct DeltaSession {
+    /// The session id.
+    pub(crate) id: String,
+    /// The new file's size, the server's seed and the levels.
+    pub(crate) params: DeltaParams,
 }
 
 /// One file on one server.
@@ -57,14 +69,17 @@ impl Remote {
             .map_err(|e| ClientError::Connect { url: self.base.clone(), detail: e.to_string() })
     }
 
-    /// Asks the server which protocol it speaks.
+    /// Asks the server which protocol it speaks: v2 if it says so, else v1;
+    /// pdiffcopy when it has no `/api/v1/health`.
     pub(crate) async fn detect(&self) -> Result<Protocol, ClientError> {
         let response =
             self.send(self.request(reqwest::Method::GET, format!("{}/api/v1/health", self.base))).await?;
-        match response.status() {
-            StatusCode::NOT_FOUND => Ok(Protocol::Pdiffcopy),
-            _ => check(response).await.map(|_| Protocol::V1),
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(Protocol::Pdiffcopy);
         }
+        let health: Value = check(response).await?.json().await.unwrap_or(Value::Null);
+        let speaks_v2 = health["protocols"].as_array().is_some_and(|p| p.iter().any(|v| v == "v2"));
+        Ok(if speaks_v2 { Protocol::V2 } else { Protocol::V1 })
     }
 
     /// The file's signature and ETag, or `None` if it does not exist.
@@ -169,6 +184,155 @@ impl Remote {
             return Err(ClientError::Protocol(format!("{} sent a short range", self.url())));
         }
         Ok(bytes)
+    }
+
+    /// Protocol v2: opens an upload of a `size`-byte file; `whole` skips the search.
+    pub(crate) async fn delta_create(
+        &self,
+        size: u64,
+        block_size: u32,
+        whole: bool,
+    ) -> Result<DeltaSession, ClientError> {
+        let body = json!({ "path": self.path, "size": size, "block_size": block_size, "whole": whole });
+        let url = format!("{}/api/v2/uploads", self.base);
+        let response = check(self.send(self.request(reqwest::Method::POST, url).json(&body)).await?).await?;
+        let created: Value = response.json().await.map_err(|e| self.broken(e))?;
+        let bad =
+            |what: &str| ClientError::Protocol(format!("the server's upload answer has no valid {what}"));
+        let id = created["id"].as_str().ok_or_else(|| bad("id"))?.to_owned();
+        let seed = created["seed"]
+            .as_str()
+            .and_then(|s| u64::from_str_radix(s, 16).ok())
+            .ok_or_else(|| bad("seed"))?;
+        let sizes: Vec<u32> = created["levels"]
+            .as_array()
+            .ok_or_else(|| bad("levels"))?
+            .iter()
+            .map(|v| v.as_u64().and_then(|n| u32::try_from(n).ok()))
+            .collect::<Option<_>>()
+            .ok_or_else(|| bad("levels"))?;
+        let levels = Levels::new(&sizes).map_err(|_| bad("levels"))?;
+        Ok(DeltaSession { id, params: DeltaParams { file_size: size, seed, levels } })
+    }
+
+    /// Protocol v2: one round of an upload's search.
+    pub(crate) async fn delta_hashes(
+        &self,
+        id: &str,
+        hashes: Vec<u8>,
+        size: u64,
+    ) -> Result<Need, ClientError> {
+        let url = format!("{}/api/v2/uploads/{id}/hashes", self.base);
+        let response = check(self.send(self.request(reqwest::Method::POST, url).body(hashes)).await?).await?;
+        let bytes = response.bytes().await.map_err(|e| self.broken(e))?;
+        Need::decode(&bytes, size)
+            .map_err(|e| ClientError::Protocol(format!("the server sent a bad need: {e}")))
+    }
+
+    /// Protocol v2: a body of literal frames.
+    pub(crate) async fn delta_data(&self, id: &str, frames: Vec<u8>) -> Result<(), ClientError> {
+        let url = format!("{}/api/v2/uploads/{id}/data", self.base);
+        check(self.send(self.request(reqwest::Method::POST, url).body(frames)).await?).await.map(drop)
+    }
+
+    /// Protocol v2: the literal ranges an upload still misses, or `None`
+    /// when it is gone or not yet (or no longer) receiving data.
+    pub(crate) async fn delta_missing(&self, id: &str) -> Result<Option<Vec<Range<u64>>>, ClientError> {
+        let url = format!("{}/api/v2/uploads/{id}", self.base);
+        let response = self.send(self.request(reqwest::Method::GET, url)).await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let status: Value = check(response).await?.json().await.map_err(|e| self.broken(e))?;
+        if status["phase"] != "receiving" {
+            return Ok(None);
+        }
+        let mut runs = Vec::new();
+        for run in status["missing"].as_array().into_iter().flatten() {
+            match (run[0].as_u64(), run[1].as_u64()) {
+                (Some(start), Some(end)) if start < end => runs.push(start..end),
+                _ => return Err(ClientError::Protocol(format!("bad range {run} in the upload status"))),
+            }
+        }
+        Ok(Some(runs))
+    }
+
+    /// Protocol v2: commits an upload; the answer's JSON.
+    pub(crate) async fn delta_commit(&self, id: &str) -> Result<Value, ClientError> {
+        let url = format!("{}/api/v2/uploads/{id}/commit", self.base);
+        let response = check(self.send(self.request(reqwest::Method::POST, url)).await?).await?;
+        response.json().await.map_err(|e| self.broken(e))
+    }
+
+    /// Protocol v2: abandons an upload (best effort).
+    pub(crate) async fn delta_abort(&self, id: &str) {
+        let url = format!("{}/api/v2/uploads/{id}", self.base);
+        let _ = self.send(self.request(reqwest::Method::DELETE, url)).await;
+    }
+
+    /// Protocol v2: the file's block hashes and ETag, or `None` if it does not exist.
+    pub(crate) async fn delta_signature(
+        &self,
+        block_size: u32,
+    ) -> Result<Option<(BlockHashes, String)>, ClientError> {
+        let url = format!("{}/api/v2/signatures/{}?block_size={block_size}", self.base, self.encoded_path());
+        let response = self.send(self.request(reqwest::Method::GET, url)).await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let response = check(response).await?;
+        let etag = header_text(&response, header::ETAG);
+        let bytes = response.bytes().await.map_err(|e| self.broken(e))?;
+        let hashes = BlockHashes::decode(&bytes)
+            .map_err(|e| ClientError::Protocol(format!("the server sent bad block hashes: {e}")))?;
+        Ok(Some((hashes, etag)))
+    }
+
+    /// Protocol v2: the piece hashes of `need`'s refine ranges of version `etag`.
+    pub(crate) async fn delta_pieces(
+        &self,
+        etag: &str,
+        params: &DeltaParams,
+        need: &Need,
+    ) -> Result<PieceHashes, ClientError> {
+        let url = format!(
+            "{}/api/v2/hashes/{}?block_size={}&seed={:016x}",
+            self.base,
+            self.encoded_path(),
+            params.levels.block_size(),
+            params.seed
+        );
+        let builder =
+            self.request(reqwest::Method::POST, url).header(header::IF_MATCH, etag).body(need.encode());
+        let bytes = self.checked_bytes(builder, etag).await?;
+        let hashes = PieceHashes::decode(&bytes)
+            .map_err(|e| ClientError::Protocol(format!("the server sent bad piece hashes: {e}")))?;
+        Ok(hashes)
+    }
+
+    /// Protocol v2: `ranges` of version `etag` as literal frames.
+    pub(crate) async fn delta_fetch(
+        &self,
+        etag: &str,
+        ranges: Vec<Range<u64>>,
+    ) -> Result<Bytes, ClientError> {
+        let url = format!("{}/api/v2/data/{}", self.base, self.encoded_path());
+        let need = Need { level: 0, refine: Vec::new(), literal: ranges };
+        let builder =
+            self.request(reqwest::Method::POST, url).header(header::IF_MATCH, etag).body(need.encode());
+        self.checked_bytes(builder, etag).await
+    }
+
+    /// The body of a request made against version `etag`; 412 is the file changing.
+    async fn checked_bytes(&self, builder: RequestBuilder, etag: &str) -> Result<Bytes, ClientError> {
+        let response = self.send(builder).await?;
+        if response.status() == StatusCode::PRECONDITION_FAILED {
+            return Err(ClientError::Conflict(format!(
+                "{} changed during the download ({etag})",
+                self.url()
+            )));
+        }
+        check(response).await?.bytes().await.map_err(|e| self.broken(e))
     }
 
     fn pd_url(&self, endpoint: &str, params: &[(&str, String)]) -> String {

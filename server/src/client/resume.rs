@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
-use diffcopy_core::{HashAlgorithm, Signature, hash_block};
+use diffcopy_core::{HashAlgorithm, hash_block};
 
 use super::error::ClientError;
 use super::sync::absolute;
@@ -16,10 +16,12 @@ pub(crate) struct ResumeState {
 }
 
 impl ResumeState {
-    /// The state for uploading `source` (signed as `signature`) to `url`.
-    /// Kept in `$DIFFCOPY_STATE_DIR`, else `$XDG_STATE_HOME/diffcopy`, else
-    /// `~/.local/state/diffcopy`; without any of those, uploads do not resume.
-    pub(crate) fn for_upload(source: &Path, url: &str, signature: &Signature) -> Result<Self, ClientError> {
+    /// The state for uploading `source` to `url`; `identity` tells this
+    /// upload from others of the same file (its signature's digest for API
+    /// v1, the protocol and block size for v2). Kept in `$DIFFCOPY_STATE_DIR`,
+    /// else `$XDG_STATE_HOME/diffcopy`, else `~/.local/state/diffcopy`;
+    /// without any of those, uploads do not resume.
+    pub(crate) fn for_upload(source: &Path, url: &str, identity: &str) -> Result<Self, ClientError> {
         let dir = std::env::var_os("DIFFCOPY_STATE_DIR")
             .map(PathBuf::from)
             .or_else(|| std::env::var_os("XDG_STATE_HOME").map(|d| PathBuf::from(d).join("diffcopy")))
@@ -28,12 +30,8 @@ impl ResumeState {
             .and_then(|m| m.modified())
             .map(|t| t.duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos())
             .unwrap_or(0);
-        let key = format!(
-            "{}\n{url}\n{}\n{mtime}\n{}",
-            absolute(source).display(),
-            signature.file_size(),
-            signature.file_digest()
-        );
+        let size = std::fs::metadata(source).map(|m| m.len()).unwrap_or(0);
+        let key = format!("{}\n{url}\n{size}\n{mtime}\n{identity}", absolute(source).display());
         let name = hash_block(HashAlgorithm::Sha1, key.as_bytes()).to_string();
         Ok(Self { file: dir.map(|d| d.join(format!("upload-{name}"))) })
     }

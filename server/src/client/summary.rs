@@ -8,6 +8,8 @@ use serde::Serialize;
 pub struct Summary {
     /// `upload`, `download` or `copy`.
     pub direction: &'static str,
+    /// `v2`, `v1`, `pdiffcopy`, or `local` for a local copy.
+    pub protocol: &'static str,
     /// Whether this was a dry run (nothing written).
     pub dry_run: bool,
     /// Blocks in the source.
@@ -16,8 +18,12 @@ pub struct Summary {
     pub blocks_sent: u64,
     /// Source size in bytes.
     pub total_bytes: u64,
-    /// Block bytes sent (or that would be).
+    /// Bytes of the file's content sent (or that would be): the changed
+    /// blocks (v1, pdiffcopy), the literal data before compression (v2).
     pub bytes_sent: u64,
+    /// Every request and response body of the sync: signatures and hashes,
+    /// the content as it travelled (compressed where that paid).
+    pub payload_bytes: u64,
     /// Share of the source already in place, percent.
     pub similarity_percent: f64,
     /// Wall time.
@@ -27,14 +33,16 @@ pub struct Summary {
 impl Summary {
     /// What sending `delta` does: its blocks and bytes, its similarity; the
     /// time is filled in by the caller.
-    pub(crate) fn of(direction: &'static str, dry_run: bool, delta: &Delta) -> Self {
+    pub(crate) fn of(direction: &'static str, protocol: &'static str, dry_run: bool, delta: &Delta) -> Self {
         Self {
             direction,
+            protocol,
             dry_run,
             total_blocks: delta.total_blocks(),
             blocks_sent: delta.blocks_to_send(),
             total_bytes: delta.layout().file_size(),
             bytes_sent: delta.bytes_to_send(),
+            payload_bytes: delta.bytes_to_send(),
             similarity_percent: delta.similarity_percent(),
             seconds: 0.0,
         }
@@ -44,6 +52,18 @@ impl Summary {
     pub fn line(&self) -> String {
         let verb = if self.dry_run { "would send" } else { "sent" };
         let rate = if self.seconds > 0.0 { self.total_bytes as f64 / self.seconds } else { 0.0 };
+        if self.protocol == "v2" {
+            return format!(
+                "{} {verb} {} of {} ({} in all, protocol v2); {:.1}% already in place; {:.2} s; {}/s",
+                self.direction,
+                human(self.bytes_sent as f64),
+                human(self.total_bytes as f64),
+                human(self.payload_bytes as f64),
+                self.similarity_percent,
+                self.seconds,
+                human(rate),
+            );
+        }
         format!(
             "{} {verb} {} of {} blocks ({} of {}); {:.1}% already in place; {:.2} s; {}/s",
             self.direction,

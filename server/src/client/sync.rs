@@ -1,5 +1,6 @@
 //! One sync: pick the direction and the protocol, then hand over to
-//! `upload.rs`, `download.rs` or `copy.rs`.
+//! `delta.rs` (protocol v2, both directions), `upload.rs` and `download.rs`
+//! (API v1 and pdiffcopy's endpoints) or `copy.rs` (local to local).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -9,6 +10,7 @@ use std::time::Instant;
 use diffcopy_core::{Delta, HashAlgorithm, Signature, diff};
 
 use super::copy::copy_local;
+use super::delta::{download_v2, upload_v2};
 use super::download::download;
 use super::error::ClientError;
 use super::local::{open_existing, sign_file};
@@ -21,10 +23,12 @@ use super::upload::{upload_pdiffcopy, upload_v1};
 /// Which protocol to speak, as `--protocol` names it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum ProtocolChoice {
-    /// Ask the server (`/api/v1/health`).
+    /// Ask the server (`/api/v1/health`): v2 where it speaks it.
     #[default]
     Auto,
-    /// diffcopy's HTTP API v1.
+    /// diffcopy's protocol v2: only what changed travels, insertions included.
+    V2,
+    /// diffcopy's HTTP API v1: changed blocks travel whole.
     V1,
     /// pdiffcopy 1.0.1's endpoints.
     Pdiffcopy,
@@ -68,14 +72,17 @@ pub async fn sync(options: &SyncOptions) -> Result<Summary, ClientError> {
         (Location::Local(source), Location::Remote { base, path }) => {
             let remote = remote(base, path);
             match protocol(options, &remote).await? {
+                Protocol::V2 => upload_v2(options, source, &remote).await?,
                 Protocol::V1 => upload_v1(options, source, &remote).await?,
                 Protocol::Pdiffcopy => upload_pdiffcopy(options, source, &remote).await?,
             }
         }
         (Location::Remote { base, path }, Location::Local(target)) => {
             let remote = remote(base, path);
-            let protocol = protocol(options, &remote).await?;
-            download(options, &remote, protocol, target).await?
+            match protocol(options, &remote).await? {
+                Protocol::V2 => download_v2(options, &remote, target).await?,
+                other => download(options, &remote, other, target).await?,
+            }
         }
         (Location::Local(source), Location::Local(target)) => copy_local(options, source, target).await?,
         (Location::Remote { .. }, Location::Remote { .. }) => {
@@ -89,6 +96,7 @@ pub async fn sync(options: &SyncOptions) -> Result<Summary, ClientError> {
 async fn protocol(options: &SyncOptions, remote: &Remote) -> Result<Protocol, ClientError> {
     match options.protocol {
         ProtocolChoice::Auto => remote.detect().await,
+        ProtocolChoice::V2 => Ok(Protocol::V2),
         ProtocolChoice::V1 => Ok(Protocol::V1),
         ProtocolChoice::Pdiffcopy => Ok(Protocol::Pdiffcopy),
     }

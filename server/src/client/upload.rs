@@ -30,12 +30,13 @@ pub(super) async fn upload_v1(
     );
     let (local, theirs) = (local?, theirs?);
     let delta = plan(options, &local, theirs.as_ref().map(|(s, _)| s))?;
-    let mut done = Summary::of("upload", options.dry_run, &delta);
+    let mut done = Summary::of("upload", "v1", options.dry_run, &delta);
+    let signature_bytes = theirs.as_ref().map_or(0, |(s, _)| s.encode().len() as u64);
     if nothing_to_do(options, &delta) {
         return Ok(done);
     }
     let base_etag = theirs.as_ref().map(|(_, etag)| etag.as_str());
-    let resume = ResumeState::for_upload(source, &remote.url(), &local)?;
+    let resume = ResumeState::for_upload(source, &remote.url(), &local.file_digest().to_string())?;
     let (id, received) = match resume.load() {
         Some(id) => match remote.upload_status(&id).await? {
             Some(received) => (id, received),
@@ -65,6 +66,8 @@ pub(super) async fn upload_v1(
     // Blocks a resumed session already had were not sent this time.
     done.blocks_sent = to_send.len() as u64;
     done.bytes_sent = local.layout().bytes_in_blocks(to_send.iter().copied());
+    // The server's signature came in, the client's went out at the commit.
+    done.payload_bytes = done.bytes_sent + signature_bytes + local.encode().len() as u64;
     Ok(done)
 }
 
@@ -91,7 +94,7 @@ pub(super) async fn upload_pdiffcopy(
     );
     let (local, theirs) = (local?, theirs?);
     let delta = plan(options, &local, theirs.as_ref())?;
-    let done = Summary::of("upload", options.dry_run, &delta);
+    let done = Summary::of("upload", "pdiffcopy", options.dry_run, &delta);
     if nothing_to_do(options, &delta) {
         return Ok(done);
     }

@@ -3,12 +3,14 @@
 
 mod copy;
 mod hashing;
+mod reader;
 mod relpath;
 mod root;
 mod version;
 
 pub(crate) use copy::copy_range;
-pub(crate) use hashing::{DigestReceiver, hash_file_blocks};
+pub(crate) use hashing::{HashReceiver, hash_file_blocks};
+pub(crate) use reader::FileReader;
 pub(crate) use relpath::{PathError, RESERVED_PREFIX, RelPath};
 pub(crate) use root::{Dir, FsError, Root};
 pub(crate) use version::FileVersion;

@@ -17,6 +17,11 @@ pub enum FaultPoint {
         /// The block.
         index: u64,
     },
+    /// A protocol v2 upload's literal data at `offset` is about to be written.
+    DataWrite {
+        /// Where it goes in the new file.
+        offset: u64,
+    },
 }
 
 impl FaultPoint {
@@ -24,6 +29,7 @@ impl FaultPoint {
     pub fn name(&self) -> &'static str {
         match self {
             Self::BlockWrite { .. } => "block-write",
+            Self::DataWrite { .. } => "data-write",
         }
     }
 }

@@ -6,14 +6,18 @@ mod api;
 mod assets;
 mod body;
 mod config;
+mod delta;
 mod error;
 mod faults;
+mod locks;
+mod replace;
 mod run;
 mod sigcache;
 mod signer;
 mod state;
 mod stats;
 mod upload;
+mod wire;
 
 pub use api::app;
 pub use config::{ServerConfig, defaults};

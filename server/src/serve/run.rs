@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 
 use crate::serve::api::app;
 use crate::serve::state::AppState;
+use crate::serve::wire::Counted;
 
 /// How long in-flight requests get to finish after shutdown is asked for.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -51,7 +52,7 @@ pub async fn run(
             .timer(TokioTimer::new())
             .header_read_timeout(header_timeout)
             .keep_alive(true)
-            .serve_connection(TokioIo::new(stream), service);
+            .serve_connection(TokioIo::new(Counted::new(stream, state.stats.clone())), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(e) = connection.await {
@@ -75,7 +76,7 @@ async fn expire_uploads(state: Arc<AppState>) {
     loop {
         tick.tick().await;
         let state = state.clone();
-        let _ = tokio::task::spawn_blocking(move || state.uploads.expire(ttl)).await;
+        let _ = tokio::task::spawn_blocking(move || state.expire_uploads(ttl)).await;
     }
 }
 

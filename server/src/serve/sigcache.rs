@@ -1,13 +1,16 @@
-//! Signatures computed once per file version, algorithm and block size.
+//! Signatures computed once per file version: a bounded cache whose oldest
+//! entries go first when the bytes held exceed the budget. API v1's
+//! signatures and protocol v2's block hashes each keep one.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 
 use diffcopy_core::{HashAlgorithm, Signature};
 
 use crate::fs::FileVersion;
 
-/// What a cached signature is for.
+/// What a cached API v1 signature is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct CacheKey {
     /// The file version hashed.
@@ -18,40 +21,57 @@ pub(crate) struct CacheKey {
     pub(crate) block_size: u32,
 }
 
-/// A bounded cache of complete signatures; the oldest go first when the
-/// digests held exceed the budget.
+/// A value that knows how many bytes it holds.
+pub(crate) trait Weigh {
+    /// Bytes held, roughly.
+    fn weight(&self) -> usize;
+}
+
+impl Weigh for Signature {
+    fn weight(&self) -> usize {
+        self.digest_bytes().len() + 64
+    }
+}
+
+impl Weigh for Vec<u8> {
+    fn weight(&self) -> usize {
+        self.len() + 64
+    }
+}
+
+/// A bounded cache of shared values.
 #[derive(Debug)]
-pub(crate) struct SignatureCache {
-    inner: Mutex<Inner>,
+pub(crate) struct SignatureCache<K, V> {
+    inner: Mutex<Inner<K, V>>,
     budget: usize,
 }
 
-#[derive(Debug, Default)]
-struct Inner {
-    map: HashMap<CacheKey, Arc<Signature>>,
-    order: VecDeque<CacheKey>,
+#[derive(Debug)]
+struct Inner<K, V> {
+    map: HashMap<K, Arc<V>>,
+    order: VecDeque<K>,
     bytes: usize,
 }
 
-impl SignatureCache {
-    /// A cache holding at most `budget` bytes of digests.
+impl<K: Copy + Eq + Hash, V: Weigh> SignatureCache<K, V> {
+    /// A cache holding at most `budget` bytes.
     pub(crate) fn new(budget: usize) -> Self {
-        Self { inner: Mutex::new(Inner::default()), budget }
+        Self { inner: Mutex::new(Inner { map: HashMap::new(), order: VecDeque::new(), bytes: 0 }), budget }
     }
 
-    /// The cached signature for `key`, if any.
-    pub(crate) fn get(&self, key: &CacheKey) -> Option<Arc<Signature>> {
+    /// The cached value for `key`, if any.
+    pub(crate) fn get(&self, key: &K) -> Option<Arc<V>> {
         self.lock().map.get(key).cloned()
     }
 
-    /// Remembers `signature` for `key`, evicting the oldest entries as needed.
-    pub(crate) fn insert(&self, key: CacheKey, signature: Arc<Signature>) {
-        let size = signature.digest_bytes().len() + 64;
+    /// Remembers `value` for `key`, evicting the oldest entries as needed.
+    pub(crate) fn insert(&self, key: K, value: Arc<V>) {
+        let size = value.weight();
         if size > self.budget {
             return;
         }
         let mut inner = self.lock();
-        if inner.map.insert(key, signature).is_some() {
+        if inner.map.insert(key, value).is_some() {
             return;
         }
         inner.order.push_back(key);
@@ -59,12 +79,12 @@ impl SignatureCache {
         while inner.bytes > self.budget {
             let Some(old) = inner.order.pop_front() else { break };
             if let Some(evicted) = inner.map.remove(&old) {
-                inner.bytes -= evicted.digest_bytes().len() + 64;
+                inner.bytes -= evicted.weight();
             }
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner<K, V>> {
         // A panic while holding the lock cannot leave the map inconsistent
         // in a way that matters for a cache: keep going.
         self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)

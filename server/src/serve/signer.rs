@@ -1,5 +1,6 @@
-//! Producing file signatures: from the cache, or hashed on all cores while
-//! the digests stream out in block order.
+//! Producing file signatures (API v1's, streamed in block order while
+//! hashed, and protocol v2's block hashes): from a cache, or hashed on all
+//! cores, with a bound on the computations at once.
 
 use std::fs::File;
 use std::io;
@@ -7,11 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use diffcopy_core::{HashAlgorithm, Signature, SignatureHeader};
+use diffcopy_core::delta::{BlockHash, BlockHashesBuilder, DeltaParams, Levels};
+use diffcopy_core::{Digest, HashAlgorithm, Signature, SignatureHeader, hash_block};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::fs::FileVersion;
-use crate::fs::{DigestReceiver, hash_file_blocks};
+use crate::fs::{HashReceiver, hash_file_blocks};
 use crate::serve::error::{AppError, AppResult};
 use crate::serve::sigcache::{CacheKey, SignatureCache};
 use crate::serve::stats::Stats;
@@ -24,7 +26,9 @@ const CHUNK_BYTES: usize = 64 << 10;
 /// Computes and caches signatures, with a bound on concurrent hashing.
 #[derive(Debug)]
 pub(crate) struct Signer {
-    cache: SignatureCache,
+    cache: SignatureCache<CacheKey, Signature>,
+    /// Protocol v2's encoded block hashes, per file version and block size.
+    block_hashes: SignatureCache<(FileVersion, u32), Vec<u8>>,
     jobs: Arc<Semaphore>,
     threads: usize,
     stats: Arc<Stats>,
@@ -44,7 +48,7 @@ pub(crate) struct DigestStream {
 
 #[derive(Debug)]
 struct Live {
-    rx: DigestReceiver,
+    rx: HashReceiver<Digest>,
     file: Arc<File>,
     key: CacheKey,
     signer: Arc<Signer>,
@@ -57,10 +61,69 @@ impl Signer {
     pub(crate) fn new(jobs: usize, threads: usize, cache_bytes: usize, stats: Arc<Stats>) -> Self {
         Self {
             cache: SignatureCache::new(cache_bytes),
+            block_hashes: SignatureCache::new(cache_bytes),
             jobs: Arc::new(Semaphore::new(jobs.max(1))),
             threads,
             stats,
         }
+    }
+
+    /// Waits for a hashing slot (429 `busy` after a while).
+    async fn slot(&self) -> AppResult<OwnedSemaphorePermit> {
+        tokio::time::timeout(QUEUE_WAIT, self.jobs.clone().acquire_owned())
+            .await
+            .map_err(|_| {
+                AppError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "busy",
+                    "the server is busy hashing; try again shortly",
+                )
+            })?
+            .map_err(|e| AppError::internal("waiting for a hashing slot", e))
+    }
+
+    /// Protocol v2's block hashes of `file` in blocks of `block_size`, encoded:
+    /// from the cache, or hashed on all cores with a seed picked now (after
+    /// the content is fixed, so it cannot have been planted against it).
+    pub(crate) async fn block_hashes(
+        self: &Arc<Self>,
+        file: File,
+        block_size: u32,
+    ) -> AppResult<(Arc<Vec<u8>>, FileVersion)> {
+        let version = FileVersion::of(&file).map_err(|e| AppError::internal("reading file metadata", e))?;
+        let key = (version, block_size);
+        if let Some(hashes) = self.block_hashes.get(&key) {
+            self.stats.signature_cache_hit();
+            return Ok((hashes, version));
+        }
+        let levels = Levels::for_block(block_size)
+            .map_err(|e| AppError::bad_request("bad_block_size", e.to_string()))?;
+        let header = SignatureHeader::new(HashAlgorithm::Sha1, block_size, version.size)
+            .map_err(|e| AppError::bad_request("bad_block_size", e.to_string()))?;
+        crate::limits::check_block_count(&header)?;
+        let _permit = self.slot().await?;
+        self.stats.signature_computed();
+        let seed_hex = crate::random::random_hex(8).map_err(|e| AppError::internal("making a seed", e))?;
+        let seed = u64::from_str_radix(&seed_hex, 16).map_err(|e| AppError::internal("making a seed", e))?;
+        let params = DeltaParams { file_size: version.size, seed, levels };
+        let file = Arc::new(file);
+        let mut rx =
+            hash_file_blocks(file.clone(), header.layout(), self.threads, move |b| BlockHash::of(seed, b));
+        let mut builder = BlockHashesBuilder::new(params);
+        while let Some(hash) = rx.recv().await {
+            builder.push(hash.map_err(|e| AppError::internal("hashing a file", e))?);
+        }
+        if !FileVersion::of(&file).is_ok_and(|now| now.same_content(&version)) {
+            return Err(AppError::new(
+                StatusCode::CONFLICT,
+                "file_changed",
+                "the file changed while it was hashed",
+            ));
+        }
+        let encoded =
+            Arc::new(builder.finish().map_err(|e| AppError::internal("hashing a file", e))?.encode());
+        self.block_hashes.insert(key, encoded.clone());
+        Ok((encoded, version))
     }
 
     /// Starts the signature of `file`. `threads` caps the hashing threads
@@ -81,20 +144,11 @@ impl Signer {
             self.stats.signature_cache_hit();
             return Ok(DigestStream { header, version, signature, sent: 0, live: None });
         }
-        let permit = tokio::time::timeout(QUEUE_WAIT, self.jobs.clone().acquire_owned())
-            .await
-            .map_err(|_| {
-                AppError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "busy",
-                    "the server is busy hashing; try again shortly",
-                )
-            })?
-            .map_err(|e| AppError::internal("waiting for a hashing slot", e))?;
+        let permit = self.slot().await?;
         self.stats.signature_computed();
         let file = Arc::new(file);
         let threads = threads.unwrap_or(self.threads).clamp(1, self.threads.max(1));
-        let rx = hash_file_blocks(file.clone(), header, threads);
+        let rx = hash_file_blocks(file.clone(), header.layout(), threads, move |b| hash_block(algorithm, b));
         let mut signature = Signature::new(header);
         signature.reserve_digests();
         Ok(DigestStream {
@@ -185,6 +239,6 @@ impl DigestStream {
     }
 }
 
-fn push(signature: &mut Signature, digest: diffcopy_core::Digest) -> io::Result<()> {
+fn push(signature: &mut Signature, digest: Digest) -> io::Result<()> {
     signature.push_digest(digest.as_bytes()).map_err(io::Error::other)
 }

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use crate::fs::Root;
 use crate::serve::config::ServerConfig;
+use crate::serve::delta::DeltaStore;
+use crate::serve::locks::PathLocks;
 use crate::serve::signer::Signer;
 use crate::serve::stats::{Stats, StatsSnapshot};
 use crate::serve::upload::UploadStore;
@@ -18,10 +20,14 @@ pub struct AppState {
     pub(crate) root: Root,
     /// Signatures, cached.
     pub(crate) signer: Arc<Signer>,
-    /// Open upload sessions.
+    /// Open API v1 upload sessions.
     pub(crate) uploads: UploadStore,
+    /// Open protocol v2 upload sessions.
+    pub(crate) deltas: DeltaStore,
     /// Counters.
     pub(crate) stats: Arc<Stats>,
+    /// One commit at a time per path.
+    pub(crate) locks: PathLocks,
 }
 
 impl AppState {
@@ -35,9 +41,10 @@ impl AppState {
             config.signature_cache_bytes,
             stats.clone(),
         ));
-        let uploads = UploadStore::open(&root, config.upload_ttl)
-            .map_err(|e| std::io::Error::other(format!("opening the upload journal: {e}")))?;
-        Ok(Arc::new(Self { config, root, signer, uploads, stats }))
+        let journal_error = |e| std::io::Error::other(format!("opening the upload journal: {e}"));
+        let uploads = UploadStore::open(&root, config.upload_ttl).map_err(journal_error)?;
+        let deltas = DeltaStore::open(&root, config.upload_ttl).map_err(journal_error)?;
+        Ok(Arc::new(Self { config, root, signer, uploads, deltas, stats, locks: PathLocks::default() }))
     }
 
     /// The settings.
@@ -55,14 +62,14 @@ impl AppState {
         self.stats.snapshot()
     }
 
-    /// How many upload sessions are open.
+    /// How many upload sessions are open, of either protocol.
     pub fn open_uploads(&self) -> usize {
-        self.uploads.len()
+        self.uploads.len() + self.deltas.len()
     }
 
     /// Removes upload sessions idle for longer than `ttl` (the server does
     /// this on its own now and then); returns how many.
     pub fn expire_uploads(&self, ttl: Duration) -> usize {
-        self.uploads.expire(ttl)
+        self.uploads.expire(ttl) + self.deltas.expire(ttl)
     }
 }

@@ -14,6 +14,12 @@ pub(crate) struct Stats {
     signatures_computed: AtomicU64,
     signature_cache_hits: AtomicU64,
     pdiffcopy_bytes_written: AtomicU64,
+    delta_uploads_created: AtomicU64,
+    delta_uploads_committed: AtomicU64,
+    literal_bytes_received: AtomicU64,
+    literal_bytes_sent: AtomicU64,
+    wire_bytes_in: AtomicU64,
+    wire_bytes_out: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -27,6 +33,12 @@ pub struct StatsSnapshot {
     pub signatures_computed: u64,
     pub signature_cache_hits: u64,
     pub pdiffcopy_bytes_written: u64,
+    pub delta_uploads_created: u64,
+    pub delta_uploads_committed: u64,
+    pub literal_bytes_received: u64,
+    pub literal_bytes_sent: u64,
+    pub wire_bytes_in: u64,
+    pub wire_bytes_out: u64,
 }
 
 impl Stats {
@@ -61,6 +73,36 @@ impl Stats {
         self.pdiffcopy_bytes_written.fetch_add(len, Ordering::Relaxed);
     }
 
+    /// A protocol v2 upload was opened.
+    pub(crate) fn delta_upload_created(&self) {
+        self.delta_uploads_created.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A protocol v2 upload was committed.
+    pub(crate) fn delta_upload_committed(&self) {
+        self.delta_uploads_committed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Protocol v2 literal data received, `len` bytes as stored (compressed or not).
+    pub(crate) fn literal_received(&self, len: u64) {
+        self.literal_bytes_received.fetch_add(len, Ordering::Relaxed);
+    }
+
+    /// Protocol v2 literal data sent to a downloading client, as stored.
+    pub(crate) fn literal_sent(&self, len: u64) {
+        self.literal_bytes_sent.fetch_add(len, Ordering::Relaxed);
+    }
+
+    /// Bytes read from connections, headers included.
+    pub(crate) fn wire_in(&self, len: u64) {
+        self.wire_bytes_in.fetch_add(len, Ordering::Relaxed);
+    }
+
+    /// Bytes written to connections, headers included.
+    pub(crate) fn wire_out(&self, len: u64) {
+        self.wire_bytes_out.fetch_add(len, Ordering::Relaxed);
+    }
+
     /// The counters now.
     pub(crate) fn snapshot(&self) -> StatsSnapshot {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -72,6 +114,12 @@ impl Stats {
             signatures_computed: get(&self.signatures_computed),
             signature_cache_hits: get(&self.signature_cache_hits),
             pdiffcopy_bytes_written: get(&self.pdiffcopy_bytes_written),
+            delta_uploads_created: get(&self.delta_uploads_created),
+            delta_uploads_committed: get(&self.delta_uploads_committed),
+            literal_bytes_received: get(&self.literal_bytes_received),
+            literal_bytes_sent: get(&self.literal_bytes_sent),
+            wire_bytes_in: get(&self.wire_bytes_in),
+            wire_bytes_out: get(&self.wire_bytes_out),
         }
     }
 }

@@ -17,7 +17,7 @@ use crate::serve::state::AppState;
 
 /// `GET /api/v1/health`.
 pub(super) async fn health() -> impl IntoResponse {
-    Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+    Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION"), "protocols": ["v1", "v2"] }))
 }
 
 /// `GET /api/v1/stats`.

@@ -1,8 +1,9 @@
-//! The HTTP routes: API v1, pdiffcopy's endpoints and the page.
+//! The HTTP routes: API v1, protocol v2, pdiffcopy's endpoints and the page.
 
 mod auth;
 mod compat;
 mod cors;
+mod delta;
 mod files;
 mod signatures;
 mod uploads;
@@ -35,6 +36,14 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/api/v1/uploads/{id}", get(uploads::status).delete(uploads::abort))
         .route("/api/v1/uploads/{id}/blocks/{index}", put(uploads::put_block))
         .route("/api/v1/uploads/{id}/commit", post(uploads::commit))
+        .route("/api/v2/uploads", post(delta::create))
+        .route("/api/v2/uploads/{id}", get(delta::status).delete(delta::abort))
+        .route("/api/v2/uploads/{id}/hashes", post(delta::hashes))
+        .route("/api/v2/uploads/{id}/data", post(delta::data))
+        .route("/api/v2/uploads/{id}/commit", post(delta::commit))
+        .route("/api/v2/signatures/{*path}", get(delta::signature))
+        .route("/api/v2/hashes/{*path}", post(delta::piece_hashes))
+        .route("/api/v2/data/{*path}", post(delta::literal_data))
         .route("/info", get(compat::info))
         .route("/hashes", get(compat::hashes))
         .route("/blocks", get(compat::read_block).post(compat::write_block))

@@ -1,6 +1,6 @@
 //! Committing an upload: every block is either uploaded (digest checked) or
-//! unchanged in the current target; unchanged ones are copied from the
-//! target in the kernel; then fsync and an atomic rename over the target.
+//! unchanged in the current target; then the unchanged ones are copied from
+//! the target in the kernel and the staging file is renamed over it.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::FileExt;
@@ -11,10 +11,11 @@ use diffcopy_core::{Digest, Signature, diff, hash_block};
 use serde::Serialize;
 use serde_json::json;
 
+use super::lock;
 use super::session::{Upload, run_pairs};
-use super::{current_version, lock, target_changed};
-use crate::fs::{FileVersion, FsError, copy_range};
+use crate::fs::FsError;
 use crate::serve::error::{AppError, AppResult};
+use crate::serve::replace::{Base, Copy, Expect, Staged, copy_in, install};
 use crate::serve::state::AppState;
 
 /// What a successful commit answers.
@@ -94,40 +95,21 @@ pub(super) async fn commit_upload(
     let blocks_uploaded = received.len() as u64;
     let blocks_reused = signature.header().block_count() - blocks_uploaded;
     tokio::task::spawn_blocking(move || {
-        if let Some((base, version)) = &base_version {
-            for range in &reuse {
-                copy_range(base, &upload.staging, range.start, range.end - range.start)
-                    .map_err(|e| AppError::from_fs(e.into(), &upload.path))?;
-            }
-            // The base must not have changed while it was read.
-            if !FileVersion::of(base).is_ok_and(|now| now.same_content(version)) {
-                return Err(target_changed(&upload.path));
-            }
-        }
+        let staged = Staged {
+            path: &upload.path,
+            dir: &upload.dir,
+            name: &upload.staging_name,
+            file: &upload.staging,
+        };
+        let base = base_version.as_ref().map(|(file, version)| Base { file, version: *version });
+        let copies: Vec<Copy> = reuse.into_iter().map(|r| Copy { old_start: r.start, new: r }).collect();
         // The target must still be the version the client compared against,
         // whether or not any of its blocks were reused.
-        if let Some(expected) = &upload.base_etag
-            && current_version(&state.root, &upload.path)?.map(|v| v.etag()).as_ref() != Some(expected)
-        {
-            return Err(target_changed(&upload.path));
+        if let Some(base) = &base {
+            copy_in(&staged, base, &copies)?;
         }
-        // The new version keeps the old one's permissions.
-        let current = match &base_version {
-            Some((base, _)) => base.metadata().ok(),
-            None => state.root.open_read(&upload.path).ok().and_then(|f| f.metadata().ok()),
-        };
-        if let Some(meta) = current {
-            let _ = upload.staging.set_permissions(meta.permissions());
-        }
-        upload.staging.sync_all().map_err(|e| AppError::from_fs(e.into(), &upload.path))?;
-        upload
-            .dir
-            .rename(&upload.staging_name, upload.path.file_name())
-            .map_err(|e| AppError::from_fs(e, &upload.path))?;
-        upload.dir.sync().map_err(|e| AppError::from_fs(e, &upload.path))?;
-        // After the rename, which changes the ctime that the ETag includes.
-        let version =
-            FileVersion::of(&upload.staging).map_err(|e| AppError::internal("reading metadata", e))?;
+        let expected = upload.base_etag.as_deref().map_or(Expect::Any, Expect::Etag);
+        let version = install(&state.root, &staged, base.as_ref(), expected)?;
         Ok(CommitOutcome {
             path: upload.path.to_string(),
             size: upload.header.file_size(),

@@ -21,14 +21,16 @@ use diffcopy_core::{Digest, HashAlgorithm, Signature, SignatureHeader};
 use tokio::sync::Notify;
 
 pub(crate) use commit::CommitOutcome;
+pub(crate) use journal::JOURNAL_DIR;
 use journal::{Journal, Recovered, SessionRecord};
 pub(crate) use session::Upload;
 use session::UploadState;
 
-use crate::fs::{FileVersion, FsError, RESERVED_PREFIX, RelPath, Root};
+use crate::fs::{FsError, RESERVED_PREFIX, RelPath, Root};
 use crate::limits::{check_block_count, check_block_size};
 use crate::serve::config::ServerConfig;
 use crate::serve::error::{AppError, AppResult};
+use crate::serve::replace::{current_version, target_changed};
 use crate::serve::state::AppState;
 
 /// All open upload sessions.
@@ -36,8 +38,6 @@ use crate::serve::state::AppState;
 pub(crate) struct UploadStore {
     journal: Journal,
     sessions: Mutex<HashMap<String, Arc<Upload>>>,
-    /// One lock per target path, so commits to one path run one at a time.
-    commit_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// What a client asks for when it opens an upload.
@@ -73,23 +73,6 @@ fn gone(id: &str) -> AppError {
     )
 }
 
-fn target_changed(path: &RelPath) -> AppError {
-    AppError::new(
-        StatusCode::PRECONDITION_FAILED,
-        "target_changed",
-        format!("{path} changed since the client compared against it"),
-    )
-}
-
-/// The current version of the file at `path`, `None` if it does not exist.
-fn current_version(root: &Root, path: &RelPath) -> AppResult<Option<FileVersion>> {
-    match root.open_read(path) {
-        Ok(file) => Ok(Some(FileVersion::of(&file).map_err(|e| AppError::internal("reading metadata", e))?)),
-        Err(FsError::NotFound) => Ok(None),
-        Err(e) => Err(AppError::from_fs(e, path)),
-    }
-}
-
 fn staging_name(id: &str) -> String {
     format!("{RESERVED_PREFIX}{id}.part")
 }
@@ -98,11 +81,7 @@ impl UploadStore {
     /// Opens the session journal below `root` and resumes the sessions a
     /// previous run left, removing those idle for longer than `ttl`.
     pub(crate) fn open(root: &Root, ttl: Duration) -> Result<Self, FsError> {
-        let store = Self {
-            journal: Journal::open(root)?,
-            sessions: Mutex::default(),
-            commit_locks: Mutex::default(),
-        };
+        let store = Self { journal: Journal::open(root)?, sessions: Mutex::default() };
         let recovered = store.journal.load(|name| name.parse::<HashAlgorithm>().ok().map(|a| a.digest_len()));
         for found in recovered {
             let id = found.record.id.clone();
@@ -274,12 +253,6 @@ impl UploadStore {
         lock(&self.sessions).len()
     }
 
-    fn commit_lock(&self, path: &RelPath) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = lock(&self.commit_locks);
-        locks.retain(|_, l| Arc::strong_count(l) > 1);
-        locks.entry(path.as_str().to_owned()).or_default().clone()
-    }
-
     /// Verifies and commits session `id` against the source's full signature.
     pub(crate) async fn commit(
         &self,
@@ -298,8 +271,7 @@ impl UploadStore {
             ));
         }
         let received = upload.begin_commit().await?;
-        let path_lock = self.commit_lock(&upload.path);
-        let _guard = path_lock.lock().await;
+        let _guard = state.locks.lock(&upload.path).await;
         let result = commit::commit_upload(&upload, received, &signature, &state).await;
         match &result {
             Ok(_) => {

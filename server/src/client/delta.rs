@@ -1,0 +1,446 @@
+//! Protocol v2 from the client's side. Uploads: hash the file's blocks with
+//! the server's seed, answer the server's needs level by level, send only
+//! the literal data, commit. Downloads: the roles swap; this side searches
+//! its old file against the server's block hashes, fetches the literal
+//! ranges, rebuilds beside the target and checks the file hash.
+
+use std::fs::File;
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use diffcopy_core::BlockLayout;
+use diffcopy_core::delta::{
+    BlockHash, BlockHashes, BlockHashesBuilder, DeltaParams, FRAMES_HEADER, FileHasher, Matcher, PieceHashes,
+    Plan, Source, block_hash, parse_frames, pieces,
+};
+use futures_util::{StreamExt, TryStreamExt};
+
+use super::error::ClientError;
+use super::local::open_existing;
+use super::progress::Progress;
+use super::rebuild::Rebuild;
+use super::remote::Remote;
+use super::resume::ResumeState;
+use super::summary::Summary;
+use super::sync::{SyncOptions, open_source};
+use crate::frames::{frame_bytes, push_frame};
+use crate::fs::{FileReader, hash_file_blocks};
+
+/// The most literal bytes in one frame and in one request: large enough to
+/// amortise a request, small enough that a few in flight stay well inside
+/// the client's memory budget.
+const BATCH: u64 = 4 << 20;
+
+/// What one upload or download moved: the bodies each way, the literal data.
+#[derive(Debug, Default)]
+struct Traffic {
+    payload: u64,
+    literal: u64,
+}
+
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+fn blocking_error(e: tokio::task::JoinError) -> ClientError {
+    ClientError::Local(e.to_string())
+}
+
+/// The block hashes of `file` under `params`, hashed on all cores.
+async fn block_hashes(
+    file: &Arc<File>,
+    params: DeltaParams,
+    progress: &Progress,
+    label: &str,
+) -> Result<BlockHashes, ClientError> {
+    let layout = layout(&params)?;
+    let seed = params.seed;
+    let mut rx = hash_file_blocks(file.clone(), layout, threads(), move |b| BlockHash::of(seed, b));
+    let mut builder = BlockHashesBuilder::new(params);
+    let bar = progress.bar(label, params.file_size);
+    while let Some(hash) = rx.recv().await {
+        let index = builder.len();
+        builder.push(hash.map_err(|e| ClientError::io(format!("reading {label}"), e))?);
+        bar.inc(u64::from(layout.block_len(index).unwrap_or(0)));
+    }
+    bar.finish_and_clear();
+    builder.finish().map_err(|_| ClientError::Local(format!("{label} changed while it was hashed")))
+}
+
+fn layout(params: &DeltaParams) -> Result<BlockLayout, ClientError> {
+    BlockLayout::new(params.file_size, params.levels.block_size())
+        .map_err(|e| ClientError::Usage(e.to_string()))
+}
+
+/// The file hash of `file` (`params`' blocks), hashed on all cores.
+async fn file_hash(file: Arc<File>, params: &DeltaParams) -> Result<u128, ClientError> {
+    let layout = layout(params)?;
+    let seed = params.seed;
+    let mut rx = hash_file_blocks(file, layout, threads(), move |b| block_hash(seed, b));
+    let mut hasher = FileHasher::new(seed, params.file_size, params.levels.block_size());
+    while let Some(hash) = rx.recv().await {
+        hasher.push(hash.map_err(|e| ClientError::io("reading the new version back", e))?);
+    }
+    Ok(hasher.finish())
+}
+
+/// `ranges` cut into frames of at most [`BATCH`] bytes, then grouped into
+/// requests of at most about [`BATCH`] bytes.
+fn batches(ranges: &[Range<u64>]) -> Vec<Vec<Range<u64>>> {
+    let mut out: Vec<Vec<Range<u64>>> = Vec::new();
+    let mut size = BATCH;
+    for piece in ranges.iter().flat_map(|r| pieces(r.clone(), BATCH as u32)) {
+        if size + (piece.end - piece.start) > BATCH {
+            out.push(Vec::new());
+            size = 0;
+        }
+        size += piece.end - piece.start;
+        if let Some(batch) = out.last_mut() {
+            batch.push(piece);
+        }
+    }
+    out
+}
+
+/// Uploads `source` through protocol v2; resumes a session whose search
+/// had ended; retries once with the whole file after a file hash mismatch.
+pub(super) async fn upload_v2(
+    options: &SyncOptions,
+    source: &Path,
+    remote: &Remote,
+) -> Result<Summary, ClientError> {
+    let file = open_source(source)?;
+    let size = file.metadata().map_err(|e| ClientError::io(source.display(), e))?.len();
+    let resume = ResumeState::for_upload(source, &remote.url(), &format!("v2 {}", options.block_size))?;
+    if !options.dry_run
+        && let Some(id) = resume.load()
+        && let Some(missing) = remote.delta_missing(&id).await?
+    {
+        let mut traffic = Traffic::default();
+        send_literal(options, &file, remote, &id, &missing, &mut traffic).await?;
+        return commit(options, remote, &resume, &id, size, traffic).await;
+    }
+    match upload_once(options, &file, size, remote, &resume, options.whole_file).await {
+        Err(ClientError::Server { code, .. }) if code == "file_hash_mismatch" => {
+            tracing::warn!("the server's rebuilt file did not match; sending the whole file");
+            upload_once(options, &file, size, remote, &resume, true).await
+        }
+        other => other,
+    }
+}
+
+async fn upload_once(
+    options: &SyncOptions,
+    file: &Arc<File>,
+    size: u64,
+    remote: &Remote,
+    resume: &ResumeState,
+    whole: bool,
+) -> Result<Summary, ClientError> {
+    let session = remote.delta_create(size, options.block_size, whole).await?;
+    let params = session.params;
+    let mut traffic = Traffic::default();
+    let mut literal: Vec<Range<u64>> = Vec::new();
+    if whole {
+        literal.extend((size > 0).then_some(0..size));
+    } else {
+        let hashes = block_hashes(file, params, &options.progress, "hashing").await?.encode();
+        traffic.payload += hashes.len() as u64;
+        let mut need = remote.delta_hashes(&session.id, hashes, size).await?;
+        loop {
+            traffic.payload += need.encode().len() as u64;
+            literal.extend(need.literal.iter().cloned());
+            if need.is_final() {
+                break;
+            }
+            let (file, need_now) = (file.clone(), need.clone());
+            let pieces = tokio::task::spawn_blocking(move || {
+                let mut reader = FileReader::with_len(&file, size);
+                PieceHashes::compute(&params, need_now.level, &need_now.refine, &mut reader)
+            })
+            .await
+            .map_err(blocking_error)?
+            .map_err(|e| ClientError::io("reading the source", e))?
+            .encode();
+            traffic.payload += pieces.len() as u64;
+            need = remote.delta_hashes(&session.id, pieces, size).await?;
+        }
+    }
+    if options.dry_run {
+        remote.delta_abort(&session.id).await;
+        traffic.literal = literal.iter().map(|r| r.end - r.start).sum();
+        return Ok(summary("upload", true, &params, traffic));
+    }
+    resume.save(&session.id);
+    send_literal(options, file, remote, &session.id, &literal, &mut traffic).await?;
+    commit(options, remote, resume, &session.id, size, traffic).await
+}
+
+async fn commit(
+    options: &SyncOptions,
+    remote: &Remote,
+    resume: &ResumeState,
+    id: &str,
+    size: u64,
+    traffic: Traffic,
+) -> Result<Summary, ClientError> {
+    match remote.delta_commit(id).await {
+        Ok(_) => {
+            resume.clear();
+            let levels = diffcopy_core::delta::Levels::for_block(options.block_size)
+                .map_err(|e| ClientError::Usage(e.to_string()))?;
+            let params = DeltaParams { file_size: size, seed: 0, levels };
+            Ok(summary("upload", false, &params, traffic))
+        }
+        Err(e) => {
+            // A session that cannot commit will not next time either.
+            if matches!(e, ClientError::Conflict(_) | ClientError::Server { .. }) {
+                resume.clear();
+                remote.delta_abort(id).await;
+            }
+            Err(e)
+        }
+    }
+}
+
+fn summary(direction: &'static str, dry_run: bool, params: &DeltaParams, traffic: Traffic) -> Summary {
+    let size = params.file_size;
+    Summary {
+        direction,
+        protocol: "v2",
+        dry_run,
+        total_blocks: params.block_count(),
+        blocks_sent: 0,
+        total_bytes: size,
+        bytes_sent: traffic.literal,
+        payload_bytes: traffic.payload,
+        similarity_percent: if size == 0 {
+            100.0
+        } else {
+            (size - traffic.literal) as f64 * 100.0 / size as f64
+        },
+        seconds: 0.0,
+    }
+}
+
+/// Sends `ranges` of `file` as literal frames, a few requests in flight.
+async fn send_literal(
+    options: &SyncOptions,
+    file: &Arc<File>,
+    remote: &Remote,
+    id: &str,
+    ranges: &[Range<u64>],
+    traffic: &mut Traffic,
+) -> Result<(), ClientError> {
+    let total: u64 = ranges.iter().map(|r| r.end - r.start).sum();
+    let bar = options.progress.bar("uploading", total);
+    let sent = futures_util::stream::iter(batches(ranges))
+        .map(|batch| {
+            let (file, bar) = (file.clone(), &bar);
+            async move {
+                let bytes: u64 = batch.iter().map(|r| r.end - r.start).sum();
+                let body = tokio::task::spawn_blocking(move || frames_of(&file, &batch))
+                    .await
+                    .map_err(blocking_error)?
+                    .map_err(|e| ClientError::io("reading the source", e))?;
+                let len = body.len() as u64;
+                remote.delta_data(id, body).await?;
+                bar.inc(bytes);
+                Ok::<_, ClientError>((bytes, len))
+            }
+        })
+        .buffer_unordered(options.concurrency.max(1))
+        .try_fold((0, 0), |(a, b), (bytes, len)| async move { Ok((a + bytes, b + len)) })
+        .await?;
+    bar.finish_and_clear();
+    traffic.literal += sent.0;
+    traffic.payload += sent.1;
+    Ok(())
+}
+
+/// One request body: the frames of `batch`'s ranges of `file`.
+fn frames_of(file: &File, batch: &[Range<u64>]) -> std::io::Result<Vec<u8>> {
+    let mut body = FRAMES_HEADER.to_vec();
+    let mut buf = Vec::new();
+    for range in batch {
+        buf.resize((range.end - range.start) as usize, 0);
+        file.read_exact_at(&mut buf, range.start)?;
+        push_frame(&mut body, range.start, &buf);
+    }
+    Ok(body)
+}
+
+/// Downloads `remote` over the local `target` through protocol v2.
+pub(super) async fn download_v2(
+    options: &SyncOptions,
+    remote: &Remote,
+    target: &Path,
+) -> Result<Summary, ClientError> {
+    let existing = open_existing(target)?.map(Arc::new);
+    let (hashes, etag) = remote
+        .delta_signature(options.block_size)
+        .await?
+        .ok_or_else(|| ClientError::NotFound(format!("{} does not exist", remote.url())))?;
+    let params = *hashes.params();
+    let mut traffic = Traffic { payload: hashes.encode().len() as u64, literal: 0 };
+    let old = existing.as_ref().filter(|_| !options.whole_file);
+    let plan = match old {
+        Some(old) => search(options, remote, &etag, &hashes, old, &mut traffic).await?,
+        None => Plan::literal(params.file_size),
+    };
+    traffic.literal = plan.literal_bytes();
+    let old_len = match &existing {
+        Some(f) => f.metadata().map_err(|e| ClientError::io(target.display(), e))?.len(),
+        None => 0,
+    };
+    if options.dry_run || (old.is_some() && plan.is_identity(old_len)) {
+        return Ok(summary("download", options.dry_run, &params, traffic));
+    }
+    let rebuild = Rebuild::start(target, params.file_size, existing)?;
+    let copies = plan.segments().iter().filter_map(|s| match s.source {
+        Source::Old(at) => Some((at, s.new.clone())),
+        Source::Literal => None,
+    });
+    rebuild.keep_moved(copies.collect()).await?;
+    let literal: Vec<Range<u64>> = plan.literal_ranges().collect();
+    fetch_literal(options, remote, &etag, &literal, &rebuild, &mut traffic).await?;
+    let written = Arc::new(rebuild.file().try_clone().map_err(|e| ClientError::io("the new version", e))?);
+    if file_hash(written, &params).await? != hashes.file_hash() {
+        return Err(ClientError::Protocol("the rebuilt file does not have the server's file hash".into()));
+    }
+    rebuild.finish().await?;
+    Ok(summary("download", false, &params, traffic))
+}
+
+/// This side's search of its `old` file for the server's blocks, asking
+/// the server for finer hashes where it needs them; returns the plan.
+async fn search(
+    options: &SyncOptions,
+    remote: &Remote,
+    etag: &str,
+    hashes: &BlockHashes,
+    old: &Arc<File>,
+    traffic: &mut Traffic,
+) -> Result<Plan, ClientError> {
+    let params = *hashes.params();
+    let old_len = old.metadata().map_err(|e| ClientError::io("the target", e))?.len();
+    // The old file's aligned block hashes, on all cores; then the search.
+    let old_params = DeltaParams { file_size: old_len, ..params };
+    let aligned_layout = layout(&old_params)?;
+    let seed = params.seed;
+    let mut rx = hash_file_blocks(old.clone(), aligned_layout, threads(), move |b| block_hash(seed, b));
+    let bar = options.progress.bar("target", old_len);
+    let mut aligned = Vec::with_capacity(aligned_layout.block_count() as usize);
+    while let Some(hash) = rx.recv().await {
+        aligned.push(hash.map_err(|e| ClientError::io("reading the target", e))?);
+        bar.inc(u64::from(params.levels.block_size()));
+    }
+    bar.finish_and_clear();
+    let mut matcher = Matcher::new(params, old_len);
+    let (file, hashes) = (old.clone(), hashes.clone());
+    let (mut matcher_back, mut need) = tokio::task::spawn_blocking(move || {
+        let need = matcher.blocks(&hashes, &mut FileReader::with_len(&file, old_len), Some(&aligned));
+        (matcher, need)
+    })
+    .await
+    .map_err(blocking_error)?;
+    loop {
+        let current = need.map_err(|e| ClientError::Protocol(format!("searching the target: {e}")))?;
+        if current.is_final() {
+            break;
+        }
+        traffic.payload += current.encode().len() as u64;
+        let pieces = remote.delta_pieces(etag, &params, &current).await?;
+        traffic.payload += pieces.encode().len() as u64;
+        let file = old.clone();
+        let mut matcher = matcher_back;
+        (matcher_back, need) = tokio::task::spawn_blocking(move || {
+            let need = matcher.pieces(&pieces, &mut FileReader::with_len(&file, old_len));
+            (matcher, need)
+        })
+        .await
+        .map_err(blocking_error)?;
+    }
+    matcher_back.plan().ok_or_else(|| ClientError::Local("the search did not end".into()))
+}
+
+/// Fetches `ranges` of version `etag` and writes them into `rebuild`.
+async fn fetch_literal(
+    options: &SyncOptions,
+    remote: &Remote,
+    etag: &str,
+    ranges: &[Range<u64>],
+    rebuild: &Rebuild,
+    traffic: &mut Traffic,
+) -> Result<(), ClientError> {
+    let total: u64 = ranges.iter().map(|r| r.end - r.start).sum();
+    let bar = options.progress.bar("receiving", total);
+    let size = rebuild.file().metadata().map_err(|e| ClientError::io("the new version", e))?.len();
+    let received = futures_util::stream::iter(batches(ranges))
+        .map(|batch| {
+            let bar = &bar;
+            async move {
+                let asked: Vec<Range<u64>> = merge(&batch);
+                let body = remote.delta_fetch(etag, asked.clone()).await?;
+                let frames = parse_frames(&body, size)
+                    .map_err(|e| ClientError::Protocol(format!("bad literal data: {e}")))?;
+                let mut got = 0;
+                for frame in &frames {
+                    if !asked.iter().any(|r| r.start <= frame.offset && frame.range().end <= r.end) {
+                        return Err(ClientError::Protocol(
+                            "the server sent data that was not asked for".into(),
+                        ));
+                    }
+                    let bytes = frame_bytes(frame).map_err(ClientError::Protocol)?;
+                    rebuild.write_at(&bytes, frame.offset)?;
+                    got += u64::from(frame.len);
+                }
+                let wanted: u64 = asked.iter().map(|r| r.end - r.start).sum();
+                if got != wanted {
+                    return Err(ClientError::Protocol(format!("asked for {wanted} bytes, got {got}")));
+                }
+                bar.inc(got);
+                Ok::<_, ClientError>(body.len() as u64)
+            }
+        })
+        .buffer_unordered(options.concurrency.max(1))
+        .try_fold(0, |sum, len| async move { Ok(sum + len) })
+        .await?;
+    bar.finish_and_clear();
+    traffic.payload += received;
+    Ok(())
+}
+
+/// Adjacent ranges merged (a batch's frames of one range travel as one).
+fn merge(ranges: &[Range<u64>]) -> Vec<Range<u64>> {
+    let mut out: Vec<Range<u64>> = Vec::new();
+    for r in ranges {
+        match out.last_mut() {
+            Some(last) if last.end == r.start => last.end = r.end,
+            _ => out.push(r.clone()),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_cut_long_ranges_and_group_short_ones() {
+        let mib = 1 << 20;
+        let ranges = [0..10, 20..30, 100..100 + 9 * mib];
+        let cut = batches(&ranges);
+        assert_eq!(cut.len(), 4);
+        assert_eq!(cut[0], vec![0..10, 20..30]);
+        assert_eq!(cut[3], vec![100 + 8 * mib..100 + 9 * mib]);
+        let sizes: Vec<u64> = cut.iter().map(|b| b.iter().map(|r| r.end - r.start).sum()).collect();
+        assert!(sizes.iter().all(|&s| s <= BATCH), "{sizes:?}");
+        assert_eq!(sizes.iter().sum::<u64>(), 9 * mib + 20);
+        assert!(batches(&[]).is_empty());
+        assert_eq!(merge(&[0..5, 5..9, 10..12]), vec![0..9, 10..12]);
+    }
+}

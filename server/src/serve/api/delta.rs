@@ -1,0 +1,264 @@
+//! Protocol v2 over HTTP (docs/api.md, "Protocol v2"): uploads searched by
+//! the server, and what a downloading client's own search asks for.
+
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use diffcopy_core::delta::{DeltaParams, FRAMES_HEADER, Levels, MAX_FRAME, Need, PieceHashes};
+use futures_util::StreamExt as _;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::blocking;
+use super::uploads::read_body_limited;
+use crate::frames::push_frame;
+use crate::fs::{FileReader, FileVersion, RelPath};
+use crate::limits::{DEFAULT_BLOCK_SIZE, check_block_size};
+use crate::serve::delta::NewDelta;
+use crate::serve::error::{AppError, AppResult};
+use crate::serve::state::AppState;
+
+/// The media type of protocol v2's binary messages.
+pub(crate) const DELTA_TYPE: &str = "application/vnd.diffcopy.delta";
+/// The most bytes one data request may carry.
+const MAX_DATA_BODY: u64 = 64 << 20;
+/// The most bytes of literal data one download frame carries.
+const DOWNLOAD_FRAME: u64 = 4 << 20;
+
+fn binary(bytes: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, HeaderValue::from_static(DELTA_TYPE))], bytes).into_response()
+}
+
+/// `POST /api/v2/uploads`.
+pub(super) async fn create(State(state): State<Arc<AppState>>, body: Body) -> AppResult<impl IntoResponse> {
+    let body = read_body_limited(&state, body, 64 << 10, "an upload request").await?;
+    let request: NewDelta = serde_json::from_slice(&body)
+        .map_err(|e| AppError::bad_request("bad_json", format!("the upload request is not valid: {e}")))?;
+    let state2 = state.clone();
+    let upload = blocking("opening an upload", move || {
+        let elsewhere = state2.uploads.len();
+        state2.deltas.create(&state2.root, &state2.config, request, elsewhere)
+    })
+    .await?;
+    state.stats.delta_upload_created();
+    tracing::info!(id = %upload.id, path = %upload.path, size = upload.params.file_size, "v2 upload opened");
+    let body = json!({
+        "id": upload.id,
+        "path": upload.path.as_str(),
+        "size": upload.params.file_size,
+        "block_size": upload.params.levels.block_size(),
+        "levels": upload.params.levels.sizes(),
+        "seed": format!("{:016x}", upload.params.seed),
+        "expires_in_secs": state.config.upload_ttl.as_secs(),
+        "status": upload.status(),
+    });
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+/// `POST /api/v2/uploads/{id}/hashes`: a level's hashes in, a need out.
+pub(super) async fn hashes(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    body: Body,
+) -> AppResult<Response> {
+    let upload = state.deltas.get(&id)?;
+    let limit = upload.next_hashes_len().ok_or_else(|| {
+        AppError::new(StatusCode::CONFLICT, "search_over", "this upload expects no hashes now")
+    })?;
+    let body = read_body_limited(&state, body, limit, "the hashes").await?;
+    let need = state.deltas.hashes(&id, body).await?;
+    Ok(binary(need.encode()))
+}
+
+/// `POST /api/v2/uploads/{id}/data`: literal frames.
+pub(super) async fn data(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    body: Body,
+) -> AppResult<StatusCode> {
+    let upload = state.deltas.get(&id)?;
+    let body = read_body_limited(&state, body, MAX_DATA_BODY, "literal data").await?;
+    let faults = state.config.fault_hook.clone();
+    let stored = blocking("storing literal data", move || upload.put_data(&body, faults.as_ref())).await?;
+    state.stats.literal_received(stored);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/v2/uploads/{id}`.
+pub(super) async fn status(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> AppResult<impl IntoResponse> {
+    Ok(Json(state.deltas.get(&id)?.status()))
+}
+
+/// `POST /api/v2/uploads/{id}/commit`.
+pub(super) async fn commit(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> AppResult<impl IntoResponse> {
+    let outcome = state.deltas.commit(&id, state.clone()).await?;
+    state.stats.delta_upload_committed();
+    tracing::info!(id = %id, "v2 upload committed");
+    Ok(Json(outcome))
+}
+
+/// `DELETE /api/v2/uploads/{id}`.
+pub(super) async fn abort(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> AppResult<StatusCode> {
+    let state2 = state.clone();
+    blocking("aborting an upload", move || state2.deltas.abort(&id)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct BlockQuery {
+    block_size: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct PieceQuery {
+    block_size: Option<u32>,
+    /// The seed of the block hashes, 16 hex digits.
+    seed: String,
+}
+
+/// Opens `path` and checks it is still the version `If-Match` names.
+async fn open_version(state: &Arc<AppState>, path: RelPath, headers: &HeaderMap) -> AppResult<std::fs::File> {
+    let wanted =
+        headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()).map(str::to_owned).ok_or_else(|| {
+            AppError::bad_request("missing_if_match", "If-Match must name the version the hashes came from")
+        })?;
+    let state = state.clone();
+    blocking("opening a file", move || {
+        let file = state.root.open_read(&path).map_err(|e| AppError::from_fs(e, &path))?;
+        let version = FileVersion::of(&file).map_err(|e| AppError::internal("reading metadata", e))?;
+        if version.etag() != wanted {
+            return Err(crate::serve::replace::target_changed(&path));
+        }
+        Ok(file)
+    })
+    .await
+}
+
+fn params_of(size: u64, block_size: Option<u32>, seed: u64) -> AppResult<DeltaParams> {
+    let block_size = block_size.unwrap_or(DEFAULT_BLOCK_SIZE);
+    check_block_size(block_size)?;
+    let levels =
+        Levels::for_block(block_size).map_err(|e| AppError::bad_request("bad_block_size", e.to_string()))?;
+    Ok(DeltaParams { file_size: size, seed, levels })
+}
+
+/// `GET /api/v2/signatures/{path}`: the file's block hashes (cached per
+/// version), its ETag beside them.
+pub(super) async fn signature(
+    State(state): State<Arc<AppState>>,
+    Path(path): Path<String>,
+    query: Result<Query<BlockQuery>, QueryRejection>,
+) -> AppResult<Response> {
+    let Query(query) = query?;
+    let path = RelPath::parse(&path)?;
+    let block_size = query.block_size.unwrap_or(DEFAULT_BLOCK_SIZE);
+    check_block_size(block_size)?;
+    let state2 = state.clone();
+    let file = blocking("opening a file", move || {
+        state2.root.open_read(&path).map_err(|e| AppError::from_fs(e, &path))
+    })
+    .await?;
+    let (hashes, version) = state.signer.block_hashes(file, block_size).await?;
+    let mut response = binary(hashes.to_vec());
+    if let Ok(etag) = HeaderValue::from_str(&version.etag()) {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    Ok(response)
+}
+
+/// `POST /api/v2/hashes/{path}`: the piece hashes of the ranges a client's
+/// need asks to refine, in the file version `If-Match` names.
+pub(super) async fn piece_hashes(
+    State(state): State<Arc<AppState>>,
+    Path(path): Path<String>,
+    query: Result<Query<PieceQuery>, QueryRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> AppResult<Response> {
+    let Query(query) = query?;
+    let path = RelPath::parse(&path)?;
+    let seed = u64::from_str_radix(&query.seed, 16)
+        .map_err(|_| AppError::bad_request("bad_query", "seed must be 16 hex digits"))?;
+    let file = open_version(&state, path, &headers).await?;
+    let size = file.metadata().map_err(|e| AppError::internal("reading metadata", e))?.len();
+    let params = params_of(size, query.block_size, seed)?;
+    let body = read_body_limited(&state, body, 16 << 20, "a need").await?;
+    let need =
+        Need::decode(&body, size).map_err(|e| AppError::bad_request("bad_delta_message", e.to_string()))?;
+    if params.levels.size(usize::from(need.level)).is_none() || need.level == 0 {
+        return Err(AppError::bad_request(
+            "bad_delta_message",
+            format!("level {} is not a finer level", need.level),
+        ));
+    }
+    let hashes = blocking("hashing pieces", move || {
+        PieceHashes::compute(&params, need.level, &need.refine, &mut FileReader::with_len(&file, size))
+            .map_err(|e| AppError::internal("reading a file", e))
+    })
+    .await?;
+    Ok(binary(hashes.encode()))
+}
+
+/// `POST /api/v2/data/{path}`: the literal ranges a client's need names, in
+/// frames (zstd where that is smaller), streamed from the file version
+/// `If-Match` names.
+pub(super) async fn literal_data(
+    State(state): State<Arc<AppState>>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> AppResult<Response> {
+    let path = RelPath::parse(&path)?;
+    let file = Arc::new(open_version(&state, path, &headers).await?);
+    let size = file.metadata().map_err(|e| AppError::internal("reading metadata", e))?.len();
+    let body = read_body_limited(&state, body, 16 << 20, "a need").await?;
+    let need =
+        Need::decode(&body, size).map_err(|e| AppError::bad_request("bad_delta_message", e.to_string()))?;
+    let pieces: Vec<Range<u64>> = need
+        .literal
+        .iter()
+        .flat_map(|r| diffcopy_core::delta::pieces(r.clone(), DOWNLOAD_FRAME as u32))
+        .collect();
+    let stats = state.stats.clone();
+    let head =
+        futures_util::stream::once(async { Ok::<_, std::io::Error>(Bytes::from_static(&FRAMES_HEADER)) });
+    let frames = futures_util::stream::iter(pieces).then(move |range| {
+        let (file, stats) = (file.clone(), stats.clone());
+        async move {
+            let frame = tokio::task::spawn_blocking(move || encode_frame(&file, range))
+                .await
+                .map_err(std::io::Error::other)??;
+            stats.literal_sent(frame.len() as u64);
+            Ok::<_, std::io::Error>(Bytes::from(frame))
+        }
+    });
+    let mut response = Body::from_stream(futures_util::StreamExt::chain(head, frames)).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(DELTA_TYPE));
+    Ok(response)
+}
+
+/// One frame of `range` (at most [`MAX_FRAME`] bytes).
+fn encode_frame(file: &std::fs::File, range: Range<u64>) -> std::io::Result<Vec<u8>> {
+    let len = (range.end - range.start).min(u64::from(MAX_FRAME)) as usize;
+    let mut bytes = vec![0u8; len];
+    file.read_exact_at(&mut bytes, range.start)?;
+    let mut frame = Vec::with_capacity(len + 17);
+    push_frame(&mut frame, range.start, &bytes);
+    Ok(frame)
+}

@@ -1,0 +1,338 @@
+//! Protocol v2 uploads: the client sends its file's block hashes, the
+//! server searches its old version for them (the core's `Matcher`, over
+//! `base.rs`'s open file and its aligned hashes) and answers what it still
+//! needs, level by level; then only the literal data travels, into a staging
+//! file beside the target, and the commit rebuilds, checks the file hash
+//! and renames (`commit.rs`).
+//!
+//! * `session.rs`: one upload and its phases (searching, receiving, committing);
+//! * `journal.rs`: what a restarted server needs to resume a session whose
+//!   search had ended;
+//! * `ranges.rs`: which literal bytes arrived.
+
+mod base;
+mod commit;
+mod journal;
+mod ranges;
+mod session;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use diffcopy_core::delta::{DeltaParams, Levels, Matcher, Plan};
+use tokio::sync::Notify;
+
+pub(crate) use commit::DeltaOutcome;
+use journal::{DeltaJournal, Recovered};
+use ranges::RangeSet;
+pub(crate) use session::DeltaUpload;
+use session::{Phase, State, lock};
+
+use crate::fs::{FileVersion, FsError, RESERVED_PREFIX, RelPath, Root};
+use crate::limits::{DEFAULT_BLOCK_SIZE, check_block_count, check_block_size};
+use crate::serve::config::ServerConfig;
+use crate::serve::error::{AppError, AppResult};
+use crate::serve::replace::target_changed;
+use crate::serve::state::AppState;
+pub(crate) use base::BaseFile;
+
+/// All open protocol v2 uploads.
+#[derive(Debug)]
+pub(crate) struct DeltaStore {
+    journal: DeltaJournal,
+    sessions: Mutex<HashMap<String, Arc<DeltaUpload>>>,
+}
+
+/// What a client asks for when it opens a protocol v2 upload.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct NewDelta {
+    /// The target path.
+    pub(crate) path: String,
+    /// The new file's size.
+    pub(crate) size: u64,
+    /// The block size (level 0's pieces); default 1 MiB.
+    #[serde(default)]
+    pub(crate) block_size: Option<u32>,
+    /// The target's ETag the client expects, if any (412 if it is not).
+    #[serde(default)]
+    pub(crate) base_etag: Option<String>,
+    /// Skip the search: the whole file comes as literal data (the client's
+    /// retry after a file hash mismatch).
+    #[serde(default)]
+    pub(crate) whole: bool,
+}
+
+fn gone(id: &str) -> AppError {
+    AppError::new(
+        StatusCode::NOT_FOUND,
+        "no_such_upload",
+        format!("upload {id} does not exist or has expired"),
+    )
+}
+
+fn staging_name(id: &str) -> String {
+    format!("{RESERVED_PREFIX}{id}.part")
+}
+
+/// The target as it is now, opened, or `None` when it does not exist.
+fn open_base(root: &Root, path: &RelPath) -> AppResult<Option<BaseFile>> {
+    match root.open_read(path) {
+        Ok(file) => {
+            let version = FileVersion::of(&file).map_err(|e| AppError::internal("reading metadata", e))?;
+            Ok(Some(BaseFile { file, version }))
+        }
+        Err(FsError::NotFound) => Ok(None),
+        Err(e) => Err(AppError::from_fs(e, path)),
+    }
+}
+
+impl DeltaStore {
+    /// Opens the journal below `root` and resumes the sessions a previous
+    /// run left in their data phase, removing those idle for longer than `ttl`.
+    pub(crate) fn open(root: &Root, ttl: Duration) -> Result<Self, FsError> {
+        let store = Self { journal: DeltaJournal::open(root)?, sessions: Mutex::default() };
+        for found in store.journal.load() {
+            let id = found.record.id.clone();
+            let idle = found.modified.elapsed().unwrap_or_default();
+            match store.restore(root, found) {
+                Some(upload) if idle <= ttl => {
+                    tracing::info!(id = %id, path = %upload.path, "v2 upload resumed from the journal");
+                    lock(&store.sessions).insert(id, upload);
+                }
+                Some(upload) => {
+                    upload.discard();
+                    store.journal.end(&id);
+                }
+                None => store.journal.end(&id),
+            }
+        }
+        Ok(store)
+    }
+
+    fn restore(&self, root: &Root, found: Recovered) -> Option<Arc<DeltaUpload>> {
+        let record = found.record;
+        let path = RelPath::parse(&record.path).ok()?;
+        let seed = u64::from_str_radix(&record.seed, 16).ok()?;
+        let file_hash = u128::from_str_radix(record.file_hash.as_deref()?, 16).ok()?;
+        let params =
+            DeltaParams { file_size: record.size, seed, levels: Levels::for_block(record.block_size).ok()? };
+        let base = open_base(root, &path).ok()?;
+        // The target must still be the version the plan copies from.
+        if base.as_ref().map(|b| b.version.etag()) != record.base_version {
+            return None;
+        }
+        let plan = Plan::decode(&found.plan, base.as_ref().map_or(0, BaseFile::len)).ok()?;
+        let dir = root.parent_dir(&path, false).ok()?;
+        let staging_name = staging_name(&record.id);
+        let staging = dir.open_existing(&staging_name).ok()?;
+        let log = self.journal.reopen_data(&record.id).ok()?;
+        let received = RangeSet::from_ranges(found.received.iter().cloned());
+        Some(Arc::new(DeltaUpload {
+            id: record.id,
+            path,
+            params,
+            base: base.map(Arc::new),
+            base_etag: record.base_etag,
+            dir,
+            staging_name,
+            staging,
+            aligned: None,
+            state: Mutex::new(State {
+                phase: Phase::Receiving { plan: Arc::new(plan), received },
+                last_seen: Instant::now(),
+                file_hash: Some(file_hash),
+                writes_in_flight: 0,
+                log: Some((log, 16 * found.received.len() as u64)),
+            }),
+            writes_done: Notify::new(),
+        }))
+    }
+
+    /// Opens a session and its staging file, and starts hashing the old
+    /// version (call from a blocking thread inside the runtime).
+    pub(crate) fn create(
+        &self,
+        root: &Root,
+        config: &ServerConfig,
+        request: NewDelta,
+        open_elsewhere: usize,
+    ) -> AppResult<Arc<DeltaUpload>> {
+        let path = RelPath::parse(&request.path)?;
+        let block_size = request.block_size.unwrap_or(DEFAULT_BLOCK_SIZE);
+        check_block_size(block_size)?;
+        if request.size > config.max_file_size {
+            return Err(AppError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "file_too_large",
+                format!(
+                    "{} bytes is more than this server's limit of {}",
+                    request.size, config.max_file_size
+                ),
+            ));
+        }
+        if self.len() + open_elsewhere >= config.max_uploads {
+            return Err(AppError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_uploads",
+                "too many uploads are open; finish or abort one, or wait for them to expire",
+            ));
+        }
+        let levels = Levels::for_block(block_size)
+            .map_err(|e| AppError::bad_request("bad_block_size", e.to_string()))?;
+        let header =
+            diffcopy_core::SignatureHeader::new(diffcopy_core::HashAlgorithm::Sha1, block_size, request.size)
+                .map_err(|e| AppError::bad_request("bad_block_size", e.to_string()))?;
+        check_block_count(&header)?;
+        // Also refuses a target that is a directory or a symlink out of the root.
+        let base = open_base(root, &path)?.map(Arc::new);
+        if let Some(expected) = &request.base_etag
+            && base.as_ref().map(|b| b.version.etag()).as_ref() != Some(expected)
+        {
+            return Err(target_changed(&path));
+        }
+        let dir = root.parent_dir(&path, true).map_err(|e| AppError::from_fs(e, &path))?;
+        let id = crate::random::random_hex(16).map_err(|e| AppError::internal("making a session id", e))?;
+        let seed_hex = crate::random::random_hex(8).map_err(|e| AppError::internal("making a seed", e))?;
+        let seed = u64::from_str_radix(&seed_hex, 16).map_err(|e| AppError::internal("making a seed", e))?;
+        let params = DeltaParams { file_size: request.size, seed, levels };
+        let staging_name = staging_name(&id);
+        let staging = dir.create_new(&staging_name).map_err(|e| AppError::from_fs(e, &path))?;
+        if let Err(e) = staging.set_len(request.size) {
+            let _ = dir.remove(&staging_name);
+            return Err(AppError::from_fs(e.into(), &path));
+        }
+        let old_len = base.as_ref().map_or(0, |b| b.len());
+        let (phase, aligned) = if request.whole {
+            (
+                Phase::Receiving {
+                    plan: Arc::new(Plan::literal(request.size)),
+                    received: RangeSet::default(),
+                },
+                None,
+            )
+        } else {
+            let aligned =
+                base.as_ref().and_then(|b| base::hash_aligned(b, block_size, seed, config.hash_threads));
+            (Phase::Searching(Box::new(Matcher::new(params, old_len))), aligned)
+        };
+        let upload = Arc::new(DeltaUpload {
+            id: id.clone(),
+            path,
+            params,
+            base,
+            base_etag: request.base_etag,
+            dir,
+            staging_name,
+            staging,
+            aligned,
+            state: Mutex::new(State {
+                phase,
+                last_seen: Instant::now(),
+                file_hash: None,
+                writes_in_flight: 0,
+                log: None,
+            }),
+            writes_done: Notify::new(),
+        });
+        let journaled = self.journal.record(&upload.record()).and_then(|()| {
+            if request.whole {
+                let log = self.journal.plan(&id, &Plan::literal(request.size).encode())?;
+                lock(&upload.state).log = Some((log, 0));
+            }
+            Ok(())
+        });
+        if let Err(e) = journaled {
+            upload.discard();
+            self.journal.end(&id);
+            return Err(AppError::from_fs(e, &upload.path));
+        }
+        lock(&self.sessions).insert(id, upload.clone());
+        Ok(upload)
+    }
+
+    /// The session `id`, touched so it does not expire.
+    pub(crate) fn get(&self, id: &str) -> AppResult<Arc<DeltaUpload>> {
+        let upload = lock(&self.sessions).get(id).cloned().ok_or_else(|| gone(id))?;
+        lock(&upload.state).last_seen = Instant::now();
+        Ok(upload)
+    }
+
+    /// Ends session `id` and removes its staging file.
+    pub(crate) fn abort(&self, id: &str) -> AppResult<()> {
+        let upload = lock(&self.sessions).remove(id).ok_or_else(|| gone(id))?;
+        upload.discard();
+        self.journal.end(id);
+        Ok(())
+    }
+
+    /// Removes sessions idle for longer than `ttl`; returns how many.
+    pub(crate) fn expire(&self, ttl: Duration) -> usize {
+        let now = Instant::now();
+        let expired: Vec<Arc<DeltaUpload>> = {
+            let mut sessions = lock(&self.sessions);
+            let ids: Vec<String> = sessions
+                .iter()
+                .filter(|(_, u)| {
+                    let state = lock(&u.state);
+                    !matches!(state.phase, Phase::Committing { .. } | Phase::Busy)
+                        && now.duration_since(state.last_seen) > ttl
+                })
+                .map(|(id, _)| id.clone())
+                .collect();
+            ids.iter().filter_map(|id| sessions.remove(id)).collect()
+        };
+        for upload in &expired {
+            tracing::info!(id = %upload.id, path = %upload.path, "v2 upload expired");
+            upload.discard();
+            self.journal.end(&upload.id);
+        }
+        expired.len()
+    }
+
+    /// How many sessions are open.
+    pub(crate) fn len(&self) -> usize {
+        lock(&self.sessions).len()
+    }
+
+    /// A round of session `id`'s search; the file hash, once known, is kept
+    /// in the journal so the session survives a restart.
+    pub(crate) async fn hashes(&self, id: &str, body: bytes::Bytes) -> AppResult<diffcopy_core::delta::Need> {
+        let upload = self.get(id)?;
+        let need = upload.hashes(body, &self.journal).await?;
+        if need.is_final() {
+            self.journal.record(&upload.record()).map_err(|e| AppError::from_fs(e, &upload.path))?;
+        }
+        Ok(need)
+    }
+
+    /// Checks and commits session `id`. A file hash mismatch or a changed
+    /// target ends the session; other failures leave it to retry.
+    pub(crate) async fn commit(&self, id: &str, state: Arc<AppState>) -> AppResult<DeltaOutcome> {
+        let upload = self.get(id)?;
+        let (plan, file_hash) = upload.begin_commit().await?;
+        let _guard = state.locks.lock(&upload.path).await;
+        let aligned = upload.aligned.as_ref().and_then(|a| a.borrow().clone());
+        let job = upload.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            commit::commit(&job, &plan, file_hash, &state.root, aligned.as_deref().map(Vec::as_slice))
+        })
+        .await
+        .map_err(|e| AppError::internal("committing", e))?;
+        match &result {
+            Ok(_) => self.end(id),
+            Err(e) if matches!(e.code(), "file_hash_mismatch" | "target_changed") => {
+                upload.discard();
+                self.end(id);
+            }
+            Err(_) => upload.end_commit(),
+        }
+        result
+    }
+
+    fn end(&self, id: &str) {
+        lock(&self.sessions).remove(id);
+        self.journal.end(id);
+    }
+}

@@ -1,0 +1,383 @@
+//! One protocol v2 upload: the search rounds, then the literal data landing
+//! in a staging file beside the target, then the commit.
+
+use std::fs::File;
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use axum::http::StatusCode;
+use bytes::Bytes;
+use diffcopy_core::delta::{
+    BlockHashes, DeltaError, DeltaParams, MatchError, Matcher, Need, PieceHashes, Plan, ReadAt, SliceFile,
+    Source, parse_frames, pieces_of,
+};
+use serde::Serialize;
+use tokio::sync::Notify;
+
+use super::base::{Aligned, BaseFile, aligned_hashes};
+use super::journal::{DeltaJournal, DeltaRecord, log_received};
+use super::ranges::RangeSet;
+use crate::frames::frame_bytes;
+use crate::fs::{Dir, RelPath};
+use crate::serve::error::{AppError, AppResult};
+use crate::serve::faults::{FaultHook, FaultPoint};
+
+/// A protocol v2 upload in progress.
+#[derive(Debug)]
+pub(crate) struct DeltaUpload {
+    /// The session id (32 hex digits).
+    pub(crate) id: String,
+    /// The target path.
+    pub(crate) path: RelPath,
+    /// The new file's size, the seed and the levels.
+    pub(crate) params: DeltaParams,
+    /// The target's version when the session opened, if it existed.
+    pub(super) base: Option<Arc<BaseFile>>,
+    /// The ETag the client said it compared against, if any.
+    pub(super) base_etag: Option<String>,
+    pub(super) dir: Dir,
+    pub(super) staging_name: String,
+    pub(super) staging: File,
+    pub(super) aligned: Option<Aligned>,
+    pub(super) state: Mutex<State>,
+    /// Notified whenever the last data write in flight ends.
+    pub(super) writes_done: Notify,
+}
+
+/// Where a session is.
+#[derive(Debug)]
+pub(super) enum Phase {
+    /// Waiting for the hashes of the next level.
+    Searching(Box<Matcher>),
+    /// A round of the search is running.
+    Busy,
+    /// The search is over: literal data may arrive.
+    Receiving { plan: Arc<Plan>, received: RangeSet },
+    /// A commit is running.
+    Committing { plan: Arc<Plan> },
+}
+
+#[derive(Debug)]
+pub(super) struct State {
+    pub(super) phase: Phase,
+    pub(super) last_seen: Instant,
+    /// The new file's hash, from the level-0 hashes.
+    pub(super) file_hash: Option<u128>,
+    /// Data writes admitted and not yet done.
+    pub(super) writes_in_flight: u32,
+    /// The data log and its length.
+    pub(super) log: Option<(File, u64)>,
+}
+
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What `GET /api/v2/uploads/{id}` answers.
+#[derive(Debug, Serialize)]
+pub(crate) struct DeltaStatus {
+    id: String,
+    path: String,
+    size: u64,
+    /// `searching`, `receiving` or `committing`.
+    phase: &'static str,
+    /// The level whose hashes come next, while searching.
+    level: Option<u8>,
+    /// Literal bytes the plan needs, once known.
+    literal_bytes: Option<u64>,
+    /// Literal ranges still missing, `[start, end)`.
+    missing: Vec<[u64; 2]>,
+}
+
+fn conflict(code: &'static str, message: impl Into<String>) -> AppError {
+    AppError::new(StatusCode::CONFLICT, code, message)
+}
+
+fn bad_message(e: DeltaError) -> AppError {
+    AppError::bad_request("bad_delta_message", e.to_string())
+}
+
+/// Counts a data write in flight until dropped.
+struct WriteInFlight<'a>(&'a DeltaUpload);
+
+impl Drop for WriteInFlight<'_> {
+    fn drop(&mut self) {
+        let mut state = lock(&self.0.state);
+        state.writes_in_flight -= 1;
+        if state.writes_in_flight == 0 {
+            self.0.writes_done.notify_waiters();
+        }
+    }
+}
+
+impl DeltaUpload {
+    /// The exact length of the next hashes message, so its body can be
+    /// refused as soon as it is longer; `None` unless the search waits for one.
+    pub(crate) fn next_hashes_len(&self) -> Option<u64> {
+        let state = lock(&self.state);
+        let Phase::Searching(matcher) = &state.phase else { return None };
+        let (level, ranges) = matcher.expected()?;
+        if level == 0 {
+            let levels = 4 * self.params.levels.count() as u64;
+            return Some(40 + levels + 16 + 12 * self.params.block_count());
+        }
+        Some(12 + 8 * pieces_of(&self.params, level, ranges).count() as u64)
+    }
+
+    /// A round of the search: the hashes of the next level in, what is
+    /// still needed out.
+    pub(super) async fn hashes(self: &Arc<Self>, body: Bytes, journal: &DeltaJournal) -> AppResult<Need> {
+        let matcher = {
+            let mut state = lock(&self.state);
+            match std::mem::replace(&mut state.phase, Phase::Busy) {
+                Phase::Searching(matcher) => matcher,
+                Phase::Busy => {
+                    state.phase = Phase::Busy;
+                    return Err(conflict("round_in_progress", "a round of the search is running"));
+                }
+                other => {
+                    state.phase = other;
+                    return Err(conflict("search_over", "the search is over; send the literal data"));
+                }
+            }
+        };
+        let restore = |matcher: Box<Matcher>| lock(&self.state).phase = Phase::Searching(matcher);
+        let level0 = body.starts_with(b"DCB2");
+        let aligned = if level0 { aligned_hashes(self.aligned.as_ref()).await } else { None };
+        let upload = self.clone();
+        let ran = tokio::task::spawn_blocking(move || {
+            let mut matcher = matcher;
+            let result = upload.round(&mut matcher, &body, aligned.as_deref().map(Vec::as_slice));
+            (matcher, result)
+        })
+        .await;
+        let (matcher, result) = ran.map_err(|e| AppError::internal("searching", e))?;
+        let (need, file_hash) = match result {
+            Ok(done) => done,
+            Err(e) => {
+                restore(matcher);
+                return Err(e);
+            }
+        };
+        let mut state = lock(&self.state);
+        if let Some(hash) = file_hash {
+            state.file_hash = Some(hash);
+        }
+        match matcher.plan() {
+            Some(plan) => {
+                let log =
+                    journal.plan(&self.id, &plan.encode()).map_err(|e| AppError::from_fs(e, &self.path))?;
+                state.log = Some((log, 0));
+                state.phase = Phase::Receiving { plan: Arc::new(plan), received: RangeSet::default() };
+            }
+            None => state.phase = Phase::Searching(matcher),
+        }
+        state.last_seen = Instant::now();
+        Ok(need)
+    }
+
+    /// Decodes one hashes message and runs the matcher on it (blocking).
+    fn round(
+        &self,
+        matcher: &mut Matcher,
+        body: &[u8],
+        aligned: Option<&[u128]>,
+    ) -> AppResult<(Need, Option<u128>)> {
+        let hashes = if body.starts_with(b"DCB2") {
+            BlockHashes::decode(body).map(Hashes::Blocks)
+        } else {
+            PieceHashes::decode(body).map(Hashes::Pieces)
+        }
+        .map_err(bad_message)?;
+        let need = match &self.base {
+            Some(base) => hashes.search(matcher, &mut base.reader(), aligned),
+            None => hashes.search(matcher, &mut SliceFile(&[]), None).map_err(never),
+        }
+        .map_err(|e| match e {
+            MatchError::Delta(e) => bad_message(e),
+            MatchError::Read(e) => AppError::from_fs(e.into(), &self.path),
+        })?;
+        let file_hash = match &hashes {
+            Hashes::Blocks(h) => Some(h.file_hash()),
+            Hashes::Pieces(_) => None,
+        };
+        Ok((need, file_hash))
+    }
+
+    /// Takes a body of literal frames (blocking): each must lie in a range
+    /// the plan sends as literal data; returns the bytes stored.
+    pub(crate) fn put_data(&self, body: &[u8], faults: Option<&FaultHook>) -> AppResult<u64> {
+        let (plan, _in_flight) = {
+            let mut state = lock(&self.state);
+            let Phase::Receiving { plan, .. } = &state.phase else {
+                return Err(conflict("not_receiving", "this upload does not take data now"));
+            };
+            let plan = plan.clone();
+            state.writes_in_flight += 1;
+            (plan, WriteInFlight(self))
+        };
+        let frames = parse_frames(body, self.params.file_size).map_err(bad_message)?;
+        let mut stored = 0u64;
+        for frame in frames {
+            let range = frame.range();
+            if !inside_literal(&plan, &range) {
+                return Err(AppError::bad_request(
+                    "unexpected_data",
+                    format!("bytes {}..{} are not literal data of this upload", range.start, range.end),
+                ));
+            }
+            let bytes = frame_bytes(&frame).map_err(|e| AppError::bad_request("bad_delta_message", e))?;
+            FaultHook::at(faults, FaultPoint::DataWrite { offset: range.start });
+            self.staging
+                .write_all_at(&bytes, range.start)
+                .map_err(|e| AppError::from_fs(e.into(), &self.path))?;
+            stored += frame.stored.len() as u64;
+            let mut state = lock(&self.state);
+            if let Some((log, len)) = &mut state.log
+                && log_received(log, *len, &range)
+            {
+                *len += 16;
+            }
+            if let Phase::Receiving { received, .. } = &mut state.phase {
+                received.insert(range);
+            }
+            state.last_seen = Instant::now();
+        }
+        Ok(stored)
+    }
+
+    /// The session as the journal keeps it.
+    pub(super) fn record(&self) -> DeltaRecord {
+        DeltaRecord {
+            id: self.id.clone(),
+            path: self.path.to_string(),
+            size: self.params.file_size,
+            block_size: self.params.levels.block_size(),
+            seed: format!("{:016x}", self.params.seed),
+            base_etag: self.base_etag.clone(),
+            base_version: self.base.as_ref().map(|b| b.version.etag()),
+            file_hash: lock(&self.state).file_hash.map(|h| format!("{h:032x}")),
+        }
+    }
+
+    /// The session's state for resuming.
+    pub(crate) fn status(&self) -> DeltaStatus {
+        let state = lock(&self.state);
+        let (phase, level, literal_bytes, missing) = match &state.phase {
+            Phase::Searching(matcher) => ("searching", matcher.expected().map(|e| e.0), None, Vec::new()),
+            Phase::Busy => ("searching", None, None, Vec::new()),
+            Phase::Receiving { plan, received } => {
+                ("receiving", None, Some(plan.literal_bytes()), missing(plan, received))
+            }
+            Phase::Committing { plan } => ("committing", None, Some(plan.literal_bytes()), Vec::new()),
+        };
+        DeltaStatus {
+            id: self.id.clone(),
+            path: self.path.to_string(),
+            size: self.params.file_size,
+            phase,
+            level,
+            literal_bytes,
+            missing: missing.into_iter().map(|r| [r.start, r.end]).collect(),
+        }
+    }
+
+    /// Starts the commit: the data must be complete; waits for the writes
+    /// admitted before. Returns the plan and the file hash to check.
+    pub(super) async fn begin_commit(&self) -> AppResult<(Arc<Plan>, u128)> {
+        let plan = {
+            let mut state = lock(&self.state);
+            let hash = state.file_hash;
+            let (plan, gaps) = match &state.phase {
+                Phase::Receiving { plan, received } => (plan.clone(), missing(plan, received)),
+                Phase::Committing { .. } => {
+                    return Err(conflict("commit_in_progress", "this upload is already committing"));
+                }
+                _ => return Err(conflict("search_not_over", "the search is not over yet")),
+            };
+            if !gaps.is_empty() {
+                let runs: Vec<[u64; 2]> = gaps.iter().map(|r| [r.start, r.end]).collect();
+                return Err(conflict(
+                    "missing_data",
+                    format!("{} literal ranges have not arrived", gaps.len()),
+                )
+                .with("missing", serde_json::json!(runs)));
+            }
+            if hash.is_none() {
+                return Err(conflict("search_not_over", "no file hash was sent"));
+            }
+            state.phase = Phase::Committing { plan: plan.clone() };
+            plan
+        };
+        loop {
+            let done = self.writes_done.notified();
+            {
+                let state = lock(&self.state);
+                if state.writes_in_flight == 0 {
+                    return Ok((plan, state.file_hash.unwrap_or_default()));
+                }
+            }
+            done.await;
+        }
+    }
+
+    /// Lets data arrive again after a commit failed for a reason the client
+    /// can mend (the target changed stays fatal: the caller ends the session).
+    pub(super) fn end_commit(&self) {
+        let mut state = lock(&self.state);
+        if let Phase::Committing { plan } = &state.phase {
+            let plan = plan.clone();
+            let received = RangeSet::from_ranges(plan.literal_ranges());
+            state.phase = Phase::Receiving { plan, received };
+        }
+    }
+
+    pub(super) fn discard(&self) {
+        if let Err(e) = self.dir.remove(&self.staging_name) {
+            tracing::warn!(path = %self.path, "could not remove staging file {}: {e}", self.staging_name);
+        }
+    }
+}
+
+/// The two kinds of hashes message.
+enum Hashes {
+    Blocks(BlockHashes),
+    Pieces(PieceHashes),
+}
+
+impl Hashes {
+    fn search<F: ReadAt>(
+        &self,
+        matcher: &mut Matcher,
+        old: &mut F,
+        aligned: Option<&[u128]>,
+    ) -> Result<Need, MatchError<F::Error>> {
+        match self {
+            Self::Blocks(hashes) => matcher.blocks(hashes, old, aligned),
+            Self::Pieces(hashes) => matcher.pieces(hashes, old),
+        }
+    }
+}
+
+fn never(e: MatchError<std::convert::Infallible>) -> MatchError<std::io::Error> {
+    match e {
+        MatchError::Delta(e) => MatchError::Delta(e),
+        MatchError::Read(never) => match never {},
+    }
+}
+
+/// Whether `range` lies within one literal segment of `plan`.
+fn inside_literal(plan: &Plan, range: &Range<u64>) -> bool {
+    let segments = plan.segments();
+    let i = segments.partition_point(|s| s.new.end <= range.start);
+    segments
+        .get(i)
+        .is_some_and(|s| s.source == Source::Literal && s.new.start <= range.start && range.end <= s.new.end)
+}
+
+/// The literal ranges of `plan` that have not arrived.
+fn missing(plan: &Plan, received: &RangeSet) -> Vec<Range<u64>> {
+    plan.literal_ranges().flat_map(|r| received.missing(r)).collect()
+}
