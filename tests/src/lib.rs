@@ -123,6 +123,12 @@ pub fn diffcopy_bin() -> PathBuf {
     bin
 }
 
+/// The file content a server has taken in: API v1 blocks and protocol v2
+/// literal data (as stored).
+pub fn content_received(stats: &diffcopy::StatsSnapshot) -> u64 {
+    stats.bytes_received + stats.literal_bytes_received
+}
+
 /// Waits until `condition` holds, checking it every few milliseconds;
 /// panics with `what` once `within` has passed.
 pub fn wait_until(within: Duration, what: &str, mut condition: impl FnMut() -> bool) {

@@ -48,9 +48,11 @@ fn expected_bytes(old: Option<&[u8]>, new: &[u8]) -> u64 {
     delta.bytes_to_send()
 }
 
-#[test]
-fn uploads_downloads_and_local_copies_send_only_what_differs() {
-    let scratch = Scratch::new("cli-cases");
+/// Every version of a file, uploaded, downloaded and copied in turn, with
+/// each protocol: API v1 sends exactly the changed blocks; protocol v2 at
+/// most that much literal data, and the server counts what it says.
+fn sync_every_version(protocol: &str) {
+    let scratch = Scratch::new(&format!("cli-cases-{protocol}"));
     let root = scratch.path().join("root");
     let state = scratch.path().join("state");
     let server = InProcessServer::start(&root, |_| {});
@@ -59,26 +61,48 @@ fn uploads_downloads_and_local_copies_send_only_what_differs() {
     let copy = scratch.path().join("copy.bin");
     let remote = format!("{}/dir/f.bin", server.url());
     let bs = B.to_string();
+    let sync = |from: &str, to: &str| sync_ok(&["--protocol", protocol, "-b", &bs, from, to], &state);
     let mut previous: Option<Vec<u8>> = None;
     for (name, content) in versions() {
         std::fs::write(&local, &content).unwrap();
         let expected = expected_bytes(previous.as_deref(), &content);
 
-        let before = server.state.stats().bytes_received;
-        let up = sync_ok(&["-b", &bs, local.to_str().unwrap(), &remote], &state);
+        let before = server.state.stats();
+        let up = sync(local.to_str().unwrap(), &remote);
+        let after = server.state.stats();
         assert_eq!(std::fs::read(root.join("dir/f.bin")).unwrap(), content, "upload {name}");
-        assert_eq!(up["bytes_sent"], expected, "upload {name}: {up}");
-        assert_eq!(server.state.stats().bytes_received - before, expected, "upload {name}: server count");
+        assert_eq!(up["protocol"], protocol, "upload {name}: {up}");
+        if protocol == "v1" {
+            assert_eq!(up["bytes_sent"], expected, "upload {name}: {up}");
+            assert_eq!(after.bytes_received - before.bytes_received, expected, "upload {name}: server count");
+        } else {
+            assert!(
+                up["bytes_sent"].as_u64().unwrap() <= expected,
+                "upload {name}: {up} (v1 sends {expected})"
+            );
+            let stored = after.literal_bytes_received - before.literal_bytes_received;
+            assert!(
+                stored <= up["bytes_sent"].as_u64().unwrap() + 64,
+                "upload {name}: server got {stored}: {up}"
+            );
+        }
 
-        let down_summary = sync_ok(&["-b", &bs, &remote, down.to_str().unwrap()], &state);
+        let down_summary = sync(&remote, down.to_str().unwrap());
         assert_eq!(std::fs::read(&down).unwrap(), content, "download {name}");
-        assert_eq!(down_summary["bytes_sent"], expected, "download {name}: {down_summary}");
+        if protocol == "v1" {
+            assert_eq!(down_summary["bytes_sent"], expected, "download {name}: {down_summary}");
+        } else {
+            assert!(
+                down_summary["bytes_sent"].as_u64().unwrap() <= expected,
+                "download {name}: {down_summary}"
+            );
+        }
 
         if copy.exists() {
             std::fs::set_permissions(&copy, std::os::unix::fs::PermissionsExt::from_mode(0o640)).unwrap();
         }
         let existed = copy.exists();
-        let copied = sync_ok(&["-b", &bs, local.to_str().unwrap(), copy.to_str().unwrap()], &state);
+        let copied = sync(local.to_str().unwrap(), copy.to_str().unwrap());
         if existed {
             let mode =
                 std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&copy).unwrap().permissions());
@@ -88,6 +112,16 @@ fn uploads_downloads_and_local_copies_send_only_what_differs() {
         assert_eq!(copied["bytes_sent"], expected, "copy {name}: {copied}");
         previous = Some(content);
     }
+}
+
+#[test]
+fn uploads_downloads_and_local_copies_send_only_what_differs_v1() {
+    sync_every_version("v1");
+}
+
+#[test]
+fn uploads_downloads_and_local_copies_send_only_what_differs_v2() {
+    sync_every_version("v2");
 }
 
 #[test]
@@ -101,18 +135,18 @@ fn one_changed_block_of_64_sends_that_block_only() {
     let mut content = data(64 * block, 4);
     std::fs::write(&local, &content).unwrap();
     let remote = format!("{}/f.bin", server.url());
-    sync_ok(&["-b", "64K", local.to_str().unwrap(), &remote], &state);
+    sync_ok(&["--protocol", "v1", "-b", "64K", local.to_str().unwrap(), &remote], &state);
     content[40 * block + 123] ^= 1;
     std::fs::write(&local, &content).unwrap();
     let before = server.state.stats();
-    let summary = sync_ok(&["-b", "64K", local.to_str().unwrap(), &remote], &state);
+    let summary = sync_ok(&["--protocol", "v1", "-b", "64K", local.to_str().unwrap(), &remote], &state);
     let after = server.state.stats();
     assert_eq!((summary["blocks_sent"].as_u64(), summary["total_blocks"].as_u64()), (Some(1), Some(64)));
     assert_eq!(after.bytes_received - before.bytes_received, block as u64);
     assert_eq!(after.blocks_received - before.blocks_received, 1);
     assert_eq!(std::fs::read(root.join("f.bin")).unwrap(), content);
 
-    let dry = sync_ok(&["-n", "-b", "64K", local.to_str().unwrap(), &remote], &state);
+    let dry = sync_ok(&["--protocol", "v1", "-n", "-b", "64K", local.to_str().unwrap(), &remote], &state);
     assert_eq!((dry["dry_run"].as_bool(), dry["blocks_sent"].as_u64()), (Some(true), Some(0)));
 }
 
@@ -143,8 +177,9 @@ fn a_killed_upload_resumes_and_sends_less() {
     let content = data(64 << 20, 5);
     std::fs::write(&local, &content).unwrap();
     let remote = format!("{}/big.bin", server.url());
-    let mut child =
-        Client::new(&state).args(["-q", "-b", "64K", "-c", "1", local.to_str().unwrap(), &remote]).spawn();
+    let mut child = Client::new(&state)
+        .args(["--protocol", "v1", "-q", "-b", "64K", "-c", "1", local.to_str().unwrap(), &remote])
+        .spawn();
     wait_until(Duration::from_secs(60), "the upload to get going", || {
         assert!(child.try_wait().unwrap().is_none(), "the client ended before it could be killed");
         server.state.stats().blocks_received >= 50
@@ -155,7 +190,7 @@ fn a_killed_upload_resumes_and_sends_less() {
     assert!(sent_before < 1024, "killed before the end");
     assert!(!root.join("big.bin").exists(), "no half-written target");
 
-    let summary = sync_ok(&["-b", "64K", local.to_str().unwrap(), &remote], &state);
+    let summary = sync_ok(&["--protocol", "v1", "-b", "64K", local.to_str().unwrap(), &remote], &state);
     assert!(std::fs::read(root.join("big.bin")).unwrap() == content);
     let resent = summary["blocks_sent"].as_u64().unwrap();
     assert!(resent < 1024, "the second run sent {resent} of 1024 blocks");

@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use diffcopy_tests::{Client, InProcessServer, Scratch, data, wait_until};
+use diffcopy_tests::{Client, InProcessServer, Scratch, content_received, data, wait_until};
 
 fn sigint(child: &std::process::Child) {
     let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
@@ -19,9 +19,10 @@ fn part_files(dir: &std::path::Path) -> usize {
         .count()
 }
 
-#[test]
-fn ctrl_c_mid_upload_exits_130_and_the_upload_resumes() {
-    let scratch = Scratch::new("interrupt-upload");
+/// Interrupts an upload with `protocol` once `going` bytes have arrived;
+/// the rerun sends at most what was missing and `slack` (what was in flight).
+fn ctrl_c_mid_upload(protocol: &str, going: u64, slack: u64) {
+    let scratch = Scratch::new(&format!("interrupt-upload-{protocol}"));
     let root = scratch.path().join("root");
     let state = scratch.path().join("state");
     let server = InProcessServer::start(&root, |_| {});
@@ -29,20 +30,33 @@ fn ctrl_c_mid_upload_exits_130_and_the_upload_resumes() {
     let content = data(64 << 20, 7);
     std::fs::write(&local, &content).unwrap();
     let url = format!("{}/big.bin", server.url());
-    let child = Client::new(&state).args(["-q", "-b", "64K", "-c", "1"]).arg(&local).arg(&url).spawn();
+    let args = ["--protocol", protocol, "-q", "-b", "64K", "-c", "1"];
+    let child = Client::new(&state).args(args).arg(&local).arg(&url).spawn();
     wait_until(Duration::from_secs(60), "the upload to get going", || {
-        server.state.stats().blocks_received >= 50
+        content_received(&server.state.stats()) >= going
     });
     sigint(&child);
     let output = child.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(130), "{}", String::from_utf8_lossy(&output.stderr));
     assert!(String::from_utf8_lossy(&output.stderr).contains("interrupted"));
     assert!(!root.join("big.bin").exists(), "the target was not touched");
-    let arrived = server.state.stats().blocks_received;
+    let arrived = content_received(&server.state.stats());
+    assert!(arrived < content.len() as u64, "interrupted before the end");
 
-    let summary = Client::new(&state).args(["-q", "-b", "64K"]).arg(&local).arg(&url).ok_json();
-    assert!(summary["blocks_sent"].as_u64().unwrap() <= 1024 - arrived + 4, "{summary}");
+    let summary = Client::new(&state).args(&args[..3]).args(["-b", "64K"]).arg(&local).arg(&url).ok_json();
+    let resent = summary["bytes_sent"].as_u64().unwrap();
+    assert!(resent <= content.len() as u64 - arrived + slack, "{resent} sent after {arrived} had arrived");
     assert!(std::fs::read(root.join("big.bin")).unwrap() == content);
+}
+
+#[test]
+fn ctrl_c_mid_upload_exits_130_and_the_upload_resumes_v1() {
+    ctrl_c_mid_upload("v1", 50 << 16, 4 << 16);
+}
+
+#[test]
+fn ctrl_c_mid_upload_exits_130_and_the_upload_resumes_v2() {
+    ctrl_c_mid_upload("v2", 8 << 20, 4 << 20);
 }
 
 #[test]

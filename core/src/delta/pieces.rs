@@ -101,10 +101,7 @@ mod tests {
         assert_eq!(cut.len(), 4 + 2);
         assert_eq!(cut[5], 9216..10_000);
         let data: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
-        let hashes = PieceHashes::compute(&params, 1, &ranges, |r| {
-            Ok::<_, ()>(&data[r.start as usize..r.end as usize])
-        })
-        .unwrap();
+        let hashes = PieceHashes::compute(&params, 1, &ranges, &mut crate::delta::SliceFile(&data)).unwrap();
         assert_eq!(hashes.hashes.len(), 6);
         assert_eq!(hashes.hashes[5], piece_hash(3, &data[9216..]));
         assert_eq!(PieceHashes::decode(&hashes.encode()), Ok(hashes.clone()));

@@ -143,30 +143,28 @@ async fn upload_once(
     let params = session.params;
     let mut traffic = Traffic::default();
     let mut literal: Vec<Range<u64>> = Vec::new();
-    if whole {
-        literal.extend((size > 0).then_some(0..size));
-    } else {
-        let hashes = block_hashes(file, params, &options.progress, "hashing").await?.encode();
-        traffic.payload += hashes.len() as u64;
-        let mut need = remote.delta_hashes(&session.id, hashes, size).await?;
-        loop {
-            traffic.payload += need.encode().len() as u64;
-            literal.extend(need.literal.iter().cloned());
-            if need.is_final() {
-                break;
-            }
-            let (file, need_now) = (file.clone(), need.clone());
-            let pieces = tokio::task::spawn_blocking(move || {
-                let mut reader = FileReader::with_len(&file, size);
-                PieceHashes::compute(&params, need_now.level, &need_now.refine, &mut reader)
-            })
-            .await
-            .map_err(blocking_error)?
-            .map_err(|e| ClientError::io("reading the source", e))?
-            .encode();
-            traffic.payload += pieces.len() as u64;
-            need = remote.delta_hashes(&session.id, pieces, size).await?;
+    // Sent even for a whole upload (searched against nothing): the server
+    // checks the file hash.
+    let hashes = block_hashes(file, params, &options.progress, "hashing").await?.encode();
+    traffic.payload += hashes.len() as u64;
+    let mut need = remote.delta_hashes(&session.id, hashes, size).await?;
+    loop {
+        traffic.payload += need.encode().len() as u64;
+        literal.extend(need.literal.iter().cloned());
+        if need.is_final() {
+            break;
         }
+        let (file, need_now) = (file.clone(), need.clone());
+        let pieces = tokio::task::spawn_blocking(move || {
+            let mut reader = FileReader::with_len(&file, size);
+            PieceHashes::compute(&params, need_now.level, &need_now.refine, &mut reader)
+        })
+        .await
+        .map_err(blocking_error)?
+        .map_err(|e| ClientError::io("reading the source", e))?
+        .encode();
+        traffic.payload += pieces.len() as u64;
+        need = remote.delta_hashes(&session.id, pieces, size).await?;
     }
     if options.dry_run {
         remote.delta_abort(&session.id).await;

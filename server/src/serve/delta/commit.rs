@@ -91,12 +91,16 @@ pub(super) fn commit(
     } else if !copies.is_empty() {
         return Err(AppError::internal("committing", "a plan copies from a file that did not exist"));
     }
-    // A block copied whole from the same offset hashes as the old one did.
+    // A block copied whole from the same offset, as long as the old one
+    // there, hashes as the old one did.
+    let old_len = upload.base.as_ref().map_or(0, |b| b.len());
     let same_offset = |index: u64| {
         let range = layout.block_range(index).unwrap_or_default();
-        copies
-            .iter()
-            .any(|c| c.old_start == c.new.start && c.new.start <= range.start && range.end <= c.new.end)
+        let old_end = old_len.min(range.start + u64::from(layout.block_size()));
+        old_end == range.end
+            && copies
+                .iter()
+                .any(|c| c.old_start == c.new.start && c.new.start <= range.start && range.end <= c.new.end)
     };
     let old_aligned = aligned.filter(|a| a.len() as u64 >= layout.block_count());
     if rebuilt_hash(&upload.staging, layout, params.seed, old_aligned, same_offset)? != file_hash {

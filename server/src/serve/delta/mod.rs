@@ -59,7 +59,8 @@ pub(crate) struct NewDelta {
     #[serde(default)]
     pub(crate) base_etag: Option<String>,
     /// Skip the search: the whole file comes as literal data (the client's
-    /// retry after a file hash mismatch).
+    /// retry after a file hash mismatch). The block hashes are still sent,
+    /// for the file hash.
     #[serde(default)]
     pub(crate) whole: bool,
 }
@@ -203,20 +204,13 @@ impl DeltaStore {
             let _ = dir.remove(&staging_name);
             return Err(AppError::from_fs(e.into(), &path));
         }
-        let old_len = base.as_ref().map_or(0, |b| b.len());
-        let (phase, aligned) = if request.whole {
-            (
-                Phase::Receiving {
-                    plan: Arc::new(Plan::literal(request.size)),
-                    received: RangeSet::default(),
-                },
-                None,
-            )
-        } else {
-            let aligned =
-                base.as_ref().and_then(|b| base::hash_aligned(b, block_size, seed, config.hash_threads));
-            (Phase::Searching(Box::new(Matcher::new(params, old_len))), aligned)
+        // A whole upload is searched against nothing: its first round asks
+        // for everything as literal data (and still brings the file hash).
+        let (old_len, aligned) = match (&base, request.whole) {
+            (Some(b), false) => (b.len(), base::hash_aligned(b, block_size, seed, config.hash_threads)),
+            _ => (0, None),
         };
+        let phase = Phase::Searching(Box::new(Matcher::new(params, old_len)));
         let upload = Arc::new(DeltaUpload {
             id: id.clone(),
             path,
@@ -236,14 +230,7 @@ impl DeltaStore {
             }),
             writes_done: Notify::new(),
         });
-        let journaled = self.journal.record(&upload.record()).and_then(|()| {
-            if request.whole {
-                let log = self.journal.plan(&id, &Plan::literal(request.size).encode())?;
-                lock(&upload.state).log = Some((log, 0));
-            }
-            Ok(())
-        });
-        if let Err(e) = journaled {
+        if let Err(e) = self.journal.record(&upload.record()) {
             upload.discard();
             self.journal.end(&id);
             return Err(AppError::from_fs(e, &upload.path));
