@@ -22,6 +22,8 @@ pub enum FaultPoint {
         /// Where it goes in the new file.
         offset: u64,
     },
+    /// A protocol v2 commit has built the new file and is about to check its hash.
+    FileHashCheck,
 }
 
 impl FaultPoint {
@@ -30,6 +32,7 @@ impl FaultPoint {
         match self {
             Self::BlockWrite { .. } => "block-write",
             Self::DataWrite { .. } => "data-write",
+            Self::FileHashCheck => "file-hash-check",
         }
     }
 }

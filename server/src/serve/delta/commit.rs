@@ -14,6 +14,7 @@ use serde::Serialize;
 use super::session::DeltaUpload;
 use crate::fs::Root;
 use crate::serve::error::{AppError, AppResult};
+use crate::serve::faults::{FaultHook, FaultPoint};
 use crate::serve::replace::{Base, Copy, Expect, Staged, check_unchanged, copy_in, install};
 
 /// What a successful commit answers.
@@ -47,6 +48,7 @@ pub(super) fn commit(
     file_hash: u128,
     root: &Root,
     aligned: Option<&[u128]>,
+    faults: Option<&FaultHook>,
 ) -> AppResult<DeltaOutcome> {
     let params = &upload.params;
     let base = upload.base.as_ref().map(|b| Base { file: &b.file, version: b.version });
@@ -103,6 +105,7 @@ pub(super) fn commit(
                 .any(|c| c.old_start == c.new.start && c.new.start <= range.start && range.end <= c.new.end)
     };
     let old_aligned = aligned.filter(|a| a.len() as u64 >= layout.block_count());
+    FaultHook::at(faults, FaultPoint::FileHashCheck);
     if rebuilt_hash(&upload.staging, layout, params.seed, old_aligned, same_offset)? != file_hash {
         return Err(mismatch());
     }

@@ -303,7 +303,8 @@ impl DeltaStore {
         let aligned = upload.aligned.as_ref().and_then(|a| a.borrow().clone());
         let job = upload.clone();
         let result = tokio::task::spawn_blocking(move || {
-            commit::commit(&job, &plan, file_hash, &state.root, aligned.as_deref().map(Vec::as_slice))
+            let aligned = aligned.as_deref().map(Vec::as_slice);
+            commit::commit(&job, &plan, file_hash, &state.root, aligned, state.config.fault_hook.as_ref())
         })
         .await
         .map_err(|e| AppError::internal("committing", e))?;
