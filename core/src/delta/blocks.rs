@@ -17,6 +17,8 @@ use super::weak::{anchor_len, weak_sum};
 
 const MAGIC: &[u8; 4] = b"DCB2";
 const NAME: &str = "block hashes message";
+/// Magic, version, level count, reserved, file size, seed.
+const HEAD_LEN: u64 = 4 + 1 + 1 + 2 + 8 + 8;
 
 /// One block's hashes as the new side computes them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -131,10 +133,15 @@ impl BlockHashes {
         Some((*self.weak.get(i)?, *self.strong.get(i)?))
     }
 
+    /// The length of the encoded message for a file with `params`.
+    pub fn encoded_len(params: &DeltaParams) -> u64 {
+        HEAD_LEN + 4 * params.levels.count() as u64 + 16 + 12 * params.block_count()
+    }
+
     /// The encoded message.
     pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(Self::encoded_len(&self.params) as usize);
         let levels = self.params.levels.sizes();
-        let mut out = Vec::with_capacity(40 + 4 * levels.len() + 12 * self.weak.len());
         out.extend_from_slice(MAGIC);
         out.push(1);
         out.push(levels.len() as u8);
@@ -210,6 +217,7 @@ mod tests {
     fn round_trip_at_edge_sizes() {
         for size in [0, 1, 4095, 4096, 4097, 3 * 4096 + 17] {
             let hashes = sample(size);
+            assert_eq!(hashes.encode().len() as u64, BlockHashes::encoded_len(&params(size as u64)));
             assert_eq!(hashes.len(), (size as u64).div_ceil(4096));
             assert_eq!(BlockHashes::decode(&hashes.encode()), Ok(hashes), "size {size}");
         }

@@ -56,9 +56,14 @@ impl PieceHashes {
         Ok(Self { level, hashes })
     }
 
+    /// The length of the encoded message for `count` pieces.
+    pub fn encoded_len(count: u64) -> u64 {
+        12 + 8 * count
+    }
+
     /// The encoded message.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(12 + 8 * self.hashes.len());
+        let mut out = Vec::with_capacity(Self::encoded_len(self.hashes.len() as u64) as usize);
         out.extend_from_slice(MAGIC);
         out.push(1);
         out.push(self.level);
@@ -105,6 +110,7 @@ mod tests {
         assert_eq!(hashes.hashes.len(), 6);
         assert_eq!(hashes.hashes[5], piece_hash(3, &data[9216..]));
         assert_eq!(PieceHashes::decode(&hashes.encode()), Ok(hashes.clone()));
+        assert_eq!(hashes.encode().len() as u64, PieceHashes::encoded_len(6));
         let bytes = hashes.encode();
         for len in 0..bytes.len() {
             assert!(PieceHashes::decode(&bytes[..len]).is_err());

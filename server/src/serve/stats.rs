@@ -20,6 +20,8 @@ pub(crate) struct Stats {
     literal_bytes_sent: AtomicU64,
     wire_bytes_in: AtomicU64,
     wire_bytes_out: AtomicU64,
+    search_bytes_rolled: AtomicU64,
+    search_bytes_hashed: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -39,6 +41,8 @@ pub struct StatsSnapshot {
     pub literal_bytes_sent: u64,
     pub wire_bytes_in: u64,
     pub wire_bytes_out: u64,
+    pub search_bytes_rolled: u64,
+    pub search_bytes_hashed: u64,
 }
 
 impl Stats {
@@ -103,6 +107,12 @@ impl Stats {
         self.wire_bytes_out.fetch_add(len, Ordering::Relaxed);
     }
 
+    /// A protocol v2 search ended, after rolling over and hashing that many old bytes.
+    pub(crate) fn searched(&self, rolled: u64, hashed: u64) {
+        self.search_bytes_rolled.fetch_add(rolled, Ordering::Relaxed);
+        self.search_bytes_hashed.fetch_add(hashed, Ordering::Relaxed);
+    }
+
     /// The counters now.
     pub(crate) fn snapshot(&self) -> StatsSnapshot {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -120,6 +130,8 @@ impl Stats {
             literal_bytes_sent: get(&self.literal_bytes_sent),
             wire_bytes_in: get(&self.wire_bytes_in),
             wire_bytes_out: get(&self.wire_bytes_out),
+            search_bytes_rolled: get(&self.search_bytes_rolled),
+            search_bytes_hashed: get(&self.search_bytes_hashed),
         }
     }
 }

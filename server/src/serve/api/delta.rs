@@ -73,7 +73,8 @@ pub(super) async fn hashes(
         AppError::new(StatusCode::CONFLICT, "search_over", "this upload expects no hashes now")
     })?;
     let body = read_body_limited(&state, body, limit, "the hashes").await?;
-    let need = state.deltas.hashes(&id, body).await?;
+    let (need, work) = state.deltas.hashes(&id, body).await?;
+    state.stats.searched(work.rolled, work.hashed);
     Ok(binary(need.encode()))
 }
 

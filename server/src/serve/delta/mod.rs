@@ -21,13 +21,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
-use diffcopy_core::delta::{DeltaParams, Levels, Matcher, Plan};
+use diffcopy_core::delta::{DeltaParams, Levels, Matcher, Need, Plan};
 use tokio::sync::Notify;
 
 pub(crate) use commit::DeltaOutcome;
 use journal::{DeltaJournal, Recovered};
 use ranges::RangeSet;
-pub(crate) use session::DeltaUpload;
+pub(crate) use session::{DeltaUpload, Work};
 use session::{Phase, State, lock};
 
 use crate::fs::{FileVersion, FsError, RESERVED_PREFIX, RelPath, Root};
@@ -146,6 +146,7 @@ impl DeltaStore {
                 file_hash: Some(file_hash),
                 writes_in_flight: 0,
                 log: Some((log, 16 * found.received.len() as u64)),
+                searched: Work::default(),
             }),
             writes_done: Notify::new(),
         }))
@@ -227,6 +228,7 @@ impl DeltaStore {
                 file_hash: None,
                 writes_in_flight: 0,
                 log: None,
+                searched: Work::default(),
             }),
             writes_done: Notify::new(),
         });
@@ -283,15 +285,16 @@ impl DeltaStore {
         lock(&self.sessions).len()
     }
 
-    /// A round of session `id`'s search; the file hash, once known, is kept
-    /// in the journal so the session survives a restart.
-    pub(crate) async fn hashes(&self, id: &str, body: bytes::Bytes) -> AppResult<diffcopy_core::delta::Need> {
+    /// A round of session `id`'s search, and the work it took; once the
+    /// search is over the file hash is kept in the journal, so the session
+    /// survives a restart.
+    pub(crate) async fn hashes(&self, id: &str, body: bytes::Bytes) -> AppResult<(Need, Work)> {
         let upload = self.get(id)?;
-        let need = upload.hashes(body, &self.journal).await?;
+        let (need, done) = upload.hashes(body, &self.journal).await?;
         if need.is_final() {
             self.journal.record(&upload.record()).map_err(|e| AppError::from_fs(e, &upload.path))?;
         }
-        Ok(need)
+        Ok((need, done))
     }
 
     /// Checks and commits session `id`. A file hash mismatch or a changed

@@ -79,6 +79,6 @@ mod tests {
         assert!(set.missing(5..41).is_empty());
         assert_eq!(set.missing(5..42), vec![41..42]);
         set.insert(45..45);
-        assert_eq!(set, RangeSet::from_ranges([0..41]));
+        assert_eq!(set.missing(0..41), Vec::<Range<u64>>::new());
     }
 }

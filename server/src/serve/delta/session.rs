@@ -69,6 +69,19 @@ pub(super) struct State {
     pub(super) writes_in_flight: u32,
     /// The data log and its length.
     pub(super) log: Option<(File, u64)>,
+    /// The search's work reported so far.
+    pub(super) searched: Work,
+}
+
+/// Old bytes a search rolled over and hashed.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Work {
+    pub(crate) rolled: u64,
+    pub(crate) hashed: u64,
+}
+
+fn round_total(before: &Work, round: &Work) -> Work {
+    Work { rolled: before.rolled + round.rolled, hashed: before.hashed + round.hashed }
 }
 
 pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -120,15 +133,18 @@ impl DeltaUpload {
         let Phase::Searching(matcher) = &state.phase else { return None };
         let (level, ranges) = matcher.expected()?;
         if level == 0 {
-            let levels = 4 * self.params.levels.count() as u64;
-            return Some(40 + levels + 16 + 12 * self.params.block_count());
+            return Some(BlockHashes::encoded_len(&self.params));
         }
-        Some(12 + 8 * pieces_of(&self.params, level, ranges).count() as u64)
+        Some(PieceHashes::encoded_len(pieces_of(&self.params, level, ranges).count() as u64))
     }
 
     /// A round of the search: the hashes of the next level in, what is
     /// still needed out.
-    pub(super) async fn hashes(self: &Arc<Self>, body: Bytes, journal: &DeltaJournal) -> AppResult<Need> {
+    pub(super) async fn hashes(
+        self: &Arc<Self>,
+        body: Bytes,
+        journal: &DeltaJournal,
+    ) -> AppResult<(Need, Work)> {
         let matcher = {
             let mut state = lock(&self.state);
             match std::mem::replace(&mut state.phase, Phase::Busy) {
@@ -165,6 +181,11 @@ impl DeltaUpload {
         if let Some(hash) = file_hash {
             state.file_hash = Some(hash);
         }
+        // The round's share of the search's work.
+        let work = matcher.stats();
+        let round =
+            Work { rolled: work.rolled - state.searched.rolled, hashed: work.hashed - state.searched.hashed };
+        state.searched = round_total(&state.searched, &round);
         match matcher.plan() {
             Some(plan) => {
                 let log =
@@ -175,7 +196,7 @@ impl DeltaUpload {
             None => state.phase = Phase::Searching(matcher),
         }
         state.last_seen = Instant::now();
-        Ok(need)
+        Ok((need, round))
     }
 
     /// Decodes one hashes message and runs the matcher on it (blocking).
