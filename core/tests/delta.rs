@@ -76,6 +76,13 @@ fn sync(old: &[u8], new: &[u8], levels: &[u32], aligned: bool) -> (Vec<u8>, Plan
         need = matcher.pieces(&PieceHashes::decode(&wire).unwrap(), &mut SliceFile(old)).unwrap();
     }
     let plan = matcher.plan().expect("the search is over");
+    let block = params.levels.block_size() as usize;
+    for (i, known) in matcher.known_block_hashes().into_iter().enumerate() {
+        if let Some(hash) = known {
+            let expected = block_hash(params.seed, &new[i * block..new.len().min((i + 1) * block)]);
+            assert_eq!(hash, expected, "the known hash of block {i} is the new block's");
+        }
+    }
     literal.sort_by_key(|r| r.start);
     let mut merged: Vec<Range<u64>> = Vec::new();
     for r in literal {

@@ -65,6 +65,8 @@ pub struct Matcher {
     old_len: u64,
     /// Matched new ranges: new start -> (new end, old start).
     matches: BTreeMap<u64, (u64, u64)>,
+    /// The full block hash of each block matched whole at level 0, by index.
+    block_hashes: BTreeMap<u64, u128>,
     /// The level the next hashes are for and the ranges they cover; `None`
     /// once the search is over.
     next: Option<(u8, Vec<Range<u64>>)>,
@@ -83,6 +85,7 @@ impl Matcher {
             params,
             old_len,
             matches: BTreeMap::new(),
+            block_hashes: BTreeMap::new(),
             next: Some((0, whole)),
             budget,
             stats: SearchStats::default(),
@@ -104,6 +107,20 @@ impl Matcher {
     /// What the search did so far.
     pub fn stats(&self) -> SearchStats {
         self.stats
+    }
+
+    /// The block hash (all 128 bits) of each block of the new file that was
+    /// found whole at level 0, by block index; `None` for the others. The
+    /// old side checks the rebuilt file with these, rehashing only the rest.
+    pub fn known_block_hashes(&self) -> Vec<Option<u128>> {
+        let block = u64::from(self.params.levels.block_size());
+        let mut known = vec![None; self.params.block_count() as usize];
+        for (&start, &hash) in &self.block_hashes {
+            if let Some(slot) = known.get_mut((start / block) as usize) {
+                *slot = Some(hash);
+            }
+        }
+        known
     }
 
     /// The plan, once the search is over.
@@ -149,11 +166,13 @@ impl Matcher {
                 }
                 let old_block_len = block.min(self.old_len - piece.start);
                 let found = match aligned.and_then(|a| a.get(i)) {
-                    Some(&hash) if old_block_len == len => block_match_hash(hash) == strong[i],
+                    Some(&hash) if old_block_len == len => {
+                        Some(hash).filter(|&h| block_match_hash(h) == strong[i])
+                    }
                     _ => self.check(old, 0, piece.start, len, strong[i])?,
                 };
-                if found {
-                    self.add(piece, piece.start);
+                if let Some(hash) = found {
+                    self.add(piece, piece.start, Some(hash));
                 }
             }
             self.neighbours(old, 0, &pieces, &strong)?;
@@ -189,12 +208,17 @@ impl Matcher {
         self.matches.contains_key(&piece.start)
     }
 
-    fn add(&mut self, piece: &Range<u64>, old: u64) {
+    /// Records a match; `block_hash` is the full hash of a block found whole.
+    fn add(&mut self, piece: &Range<u64>, old: u64, block_hash: Option<u128>) {
         self.matches.insert(piece.start, (piece.end, old));
+        if let Some(hash) = block_hash {
+            self.block_hashes.insert(piece.start, hash);
+        }
         self.stats.matched += 1;
     }
 
-    /// Whether the old bytes at `at` (as long as `len`) hash to `want` at `level`.
+    /// Whether the old bytes at `at` (as long as `len`) hash to `want` at
+    /// `level`: their hash if so (a block's full 128 bits at level 0).
     fn check<F: ReadAt>(
         &mut self,
         old: &mut F,
@@ -202,13 +226,14 @@ impl Matcher {
         at: u64,
         len: u64,
         want: u64,
-    ) -> Result<bool, MatchError<F::Error>> {
+    ) -> Result<Option<u128>, MatchError<F::Error>> {
         if at.checked_add(len).is_none_or(|end| end > self.old_len) || !self.spend(len) {
-            return Ok(false);
+            return Ok(None);
         }
         self.scratch.resize(len as usize, 0);
         old.read_at(at, &mut self.scratch).map_err(MatchError::Read)?;
-        Ok(strong_of(self.params.seed, level, &self.scratch) == want)
+        let hash = strong_of(self.params.seed, level, &self.scratch);
+        Ok(Some(hash).filter(|&h| compared(level, h) == want))
     }
 
     /// Takes `bytes` from the budget; false (and the search winds down) once it is spent.
@@ -247,8 +272,8 @@ impl Matcher {
             let candidates =
                 [before.filter(|&at| level > 0 || at != piece.start), same.filter(|&s| Some(s) != before)];
             for at in candidates.into_iter().flatten() {
-                if self.check(old, level, at, piece.end - piece.start, want)? {
-                    self.add(piece, at);
+                if let Some(hash) = self.check(old, level, at, piece.end - piece.start, want)? {
+                    self.add(piece, at, (level == 0).then_some(hash));
                     break;
                 }
             }
@@ -259,9 +284,9 @@ impl Matcher {
             }
             let after = self.shifted(piece.start, self.matches.range(piece.start..).next());
             if let Some(at) = after.filter(|&at| !tried(level, piece, at, before))
-                && self.check(old, level, at, piece.end - piece.start, want)?
+                && let Some(hash) = self.check(old, level, at, piece.end - piece.start, want)?
             {
-                self.add(piece, at);
+                self.add(piece, at, (level == 0).then_some(hash));
             }
         }
         Ok(())
@@ -398,27 +423,29 @@ impl Matcher {
                 }
                 None => return Ok(None),
             };
-            if hash != strong[i] {
+            if compared(0, hash) != strong[i] {
                 continue;
             }
-            self.add(&pieces[i], at);
+            self.add(&pieces[i], at, Some(hash));
             let mut end = at + window.len() as u64;
             for j in i + 1..pieces.len() {
                 let len = pieces[j].end - pieces[j].start;
-                if self.is_matched(&pieces[j]) || !self.check(old, 0, end, len, strong[j])? {
+                if self.is_matched(&pieces[j]) {
                     break;
                 }
-                self.add(&pieces[j], end);
+                let Some(hash) = self.check(old, 0, end, len, strong[j])? else { break };
+                self.add(&pieces[j], end, Some(hash));
                 end += len;
             }
             let mut start = at;
             for j in (0..i).rev() {
                 let len = pieces[j].end - pieces[j].start;
                 let Some(before) = start.checked_sub(len) else { break };
-                if self.is_matched(&pieces[j]) || !self.check(old, 0, before, len, strong[j])? {
+                if self.is_matched(&pieces[j]) {
                     break;
                 }
-                self.add(&pieces[j], before);
+                let Some(hash) = self.check(old, 0, before, len, strong[j])? else { break };
+                self.add(&pieces[j], before, Some(hash));
                 start = before;
             }
             return Ok(Some(end));
@@ -482,10 +509,15 @@ fn scan(data: &[u8], anchor: usize, starts: usize, sum: &mut WeakSum, filter: &F
     found
 }
 
-/// The strong hash the search compares at `level`: a block's match hash
-/// at level 0, a piece hash below.
-fn strong_of(seed: u64, level: u8, bytes: &[u8]) -> u64 {
-    if level == 0 { block_match_hash(block_hash(seed, bytes)) } else { piece_hash(seed, bytes) }
+/// The strong hash of old bytes at `level`: a block's full hash at level
+/// 0, a piece hash below.
+fn strong_of(seed: u64, level: u8, bytes: &[u8]) -> u128 {
+    if level == 0 { block_hash(seed, bytes) } else { u128::from(piece_hash(seed, bytes)) }
+}
+
+/// The part of [`strong_of`] that travels and is compared.
+fn compared(level: u8, hash: u128) -> u64 {
+    if level == 0 { block_match_hash(hash) } else { hash as u64 }
 }
 
 /// A byte per slot over the table's weak sums: most windows are rejected

@@ -8,10 +8,10 @@ use std::os::unix::fs::FileExt;
 
 use axum::http::StatusCode;
 use diffcopy_core::BlockLayout;
-use diffcopy_core::delta::{FileHasher, Plan, Source, block_hash};
+use diffcopy_core::delta::{FileHasher, Source, block_hash};
 use serde::Serialize;
 
-use super::session::DeltaUpload;
+use super::session::{DeltaUpload, ToCommit};
 use crate::fs::Root;
 use crate::serve::error::{AppError, AppResult};
 use crate::serve::faults::{FaultHook, FaultPoint};
@@ -40,16 +40,14 @@ fn mismatch() -> AppError {
     )
 }
 
-/// Checks and commits `upload` as `plan` says (blocking I/O). `aligned`
-/// are the old version's block hashes at the same offsets, if computed.
+/// Checks and commits `upload` as `job.plan` says (blocking I/O).
 pub(super) fn commit(
     upload: &DeltaUpload,
-    plan: &Plan,
-    file_hash: u128,
+    job: &ToCommit,
     root: &Root,
-    aligned: Option<&[u128]>,
     faults: Option<&FaultHook>,
 ) -> AppResult<DeltaOutcome> {
+    let (plan, file_hash, known) = (&job.plan, job.file_hash, &job.known);
     let params = &upload.params;
     let base = upload.base.as_ref().map(|b| Base { file: &b.file, version: b.version });
     let base_etag = upload.base.as_ref().map(|b| b.version.etag());
@@ -71,8 +69,7 @@ pub(super) fn commit(
     if let (Some(base), Some(old)) = (&base, &upload.base)
         && plan.is_identity(old.len())
     {
-        let same = |_: u64| true;
-        if rebuilt_hash(&old.file, layout, params.seed, aligned, same)? != file_hash {
+        if rebuilt_hash(&old.file, layout, params.seed, known)? != file_hash {
             return Err(mismatch());
         }
         let current = check_unchanged(root, &upload.path, Some(base), expected)?;
@@ -93,38 +90,21 @@ pub(super) fn commit(
     } else if !copies.is_empty() {
         return Err(AppError::internal("committing", "a plan copies from a file that did not exist"));
     }
-    // A block copied whole from the same offset, as long as the old one
-    // there, hashes as the old one did.
-    let old_len = upload.base.as_ref().map_or(0, |b| b.len());
-    let same_offset = |index: u64| {
-        let range = layout.block_range(index).unwrap_or_default();
-        let old_end = old_len.min(range.start + u64::from(layout.block_size()));
-        old_end == range.end
-            && copies
-                .iter()
-                .any(|c| c.old_start == c.new.start && c.new.start <= range.start && range.end <= c.new.end)
-    };
-    let old_aligned = aligned.filter(|a| a.len() as u64 >= layout.block_count());
     FaultHook::at(faults, FaultPoint::FileHashCheck);
-    if rebuilt_hash(&upload.staging, layout, params.seed, old_aligned, same_offset)? != file_hash {
+    // Blocks the search found whole are the old bytes it hashed, copied in
+    // the kernel: their hashes are known. The others are read back.
+    if rebuilt_hash(&upload.staging, layout, params.seed, known)? != file_hash {
         return Err(mismatch());
     }
     let version = install(root, &staged, base.as_ref(), expected)?;
     Ok(outcome(version.etag(), false))
 }
 
-/// The file hash of `file` (`layout`'s blocks, hashed with `seed` on two
-/// threads), taking block `i`'s hash from `aligned` where `reuse(i)` says
-/// it is the old version's and it is known.
-fn rebuilt_hash(
-    file: &File,
-    layout: BlockLayout,
-    seed: u64,
-    aligned: Option<&[u128]>,
-    reuse: impl Fn(u64) -> bool + Sync,
-) -> AppResult<u128> {
+/// The file hash of `file` (`layout`'s blocks, hashed with `seed` on up to
+/// four threads), taking block `i`'s hash from `known[i]` where it is there.
+fn rebuilt_hash(file: &File, layout: BlockLayout, seed: u64, known: &[Option<u128>]) -> AppResult<u128> {
     let count = layout.block_count();
-    let known = |i: u64| aligned.and_then(|a| a.get(i as usize).copied()).filter(|_| reuse(i));
+    let known = |i: u64| known.get(i as usize).copied().flatten();
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(4) as u64;
     let hashes: Vec<std::io::Result<Vec<u128>>> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)

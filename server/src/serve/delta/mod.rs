@@ -147,6 +147,7 @@ impl DeltaStore {
                 writes_in_flight: 0,
                 log: Some((log, 16 * found.received.len() as u64)),
                 searched: Work::default(),
+                known: Arc::new(Vec::new()),
             }),
             writes_done: Notify::new(),
         }))
@@ -229,6 +230,7 @@ impl DeltaStore {
                 writes_in_flight: 0,
                 log: None,
                 searched: Work::default(),
+                known: Arc::new(Vec::new()),
             }),
             writes_done: Notify::new(),
         });
@@ -301,13 +303,11 @@ impl DeltaStore {
     /// target ends the session; other failures leave it to retry.
     pub(crate) async fn commit(&self, id: &str, state: Arc<AppState>) -> AppResult<DeltaOutcome> {
         let upload = self.get(id)?;
-        let (plan, file_hash) = upload.begin_commit().await?;
+        let job = upload.begin_commit().await?;
         let _guard = state.locks.lock(&upload.path).await;
-        let aligned = upload.aligned.as_ref().and_then(|a| a.borrow().clone());
-        let job = upload.clone();
+        let upload2 = upload.clone();
         let result = tokio::task::spawn_blocking(move || {
-            let aligned = aligned.as_deref().map(Vec::as_slice);
-            commit::commit(&job, &plan, file_hash, &state.root, aligned, state.config.fault_hook.as_ref())
+            commit::commit(&upload2, &job, &state.root, state.config.fault_hook.as_ref())
         })
         .await
         .map_err(|e| AppError::internal("committing", e))?;

@@ -71,6 +71,9 @@ pub(super) struct State {
     pub(super) log: Option<(File, u64)>,
     /// The search's work reported so far.
     pub(super) searched: Work,
+    /// The hashes of the new file's blocks the search found whole, by
+    /// index: the commit rehashes only the others.
+    pub(super) known: Arc<Vec<Option<u128>>>,
 }
 
 /// Old bytes a search rolled over and hashed.
@@ -191,6 +194,7 @@ impl DeltaUpload {
                 let log =
                     journal.plan(&self.id, &plan.encode()).map_err(|e| AppError::from_fs(e, &self.path))?;
                 state.log = Some((log, 0));
+                state.known = Arc::new(matcher.known_block_hashes());
                 state.phase = Phase::Receiving { plan: Arc::new(plan), received: RangeSet::default() };
             }
             None => state.phase = Phase::Searching(matcher),
@@ -306,8 +310,8 @@ impl DeltaUpload {
     }
 
     /// Starts the commit: the data must be complete; waits for the writes
-    /// admitted before. Returns the plan and the file hash to check.
-    pub(super) async fn begin_commit(&self) -> AppResult<(Arc<Plan>, u128)> {
+    /// admitted before.
+    pub(super) async fn begin_commit(&self) -> AppResult<ToCommit> {
         let plan = {
             let mut state = lock(&self.state);
             let hash = state.file_hash;
@@ -337,7 +341,8 @@ impl DeltaUpload {
             {
                 let state = lock(&self.state);
                 if state.writes_in_flight == 0 {
-                    return Ok((plan, state.file_hash.unwrap_or_default()));
+                    let file_hash = state.file_hash.unwrap_or_default();
+                    return Ok(ToCommit { plan, file_hash, known: state.known.clone() });
                 }
             }
             done.await;
@@ -360,6 +365,15 @@ impl DeltaUpload {
             tracing::warn!(path = %self.path, "could not remove staging file {}: {e}", self.staging_name);
         }
     }
+}
+
+/// What a commit checks and builds.
+pub(super) struct ToCommit {
+    pub(super) plan: Arc<Plan>,
+    /// The file hash the client sent.
+    pub(super) file_hash: u128,
+    /// The block hashes the search already knows (see [`State::known`]).
+    pub(super) known: Arc<Vec<Option<u128>>>,
 }
 
 /// The two kinds of hashes message.
