@@ -160,7 +160,7 @@ async fn malformed_and_out_of_turn_messages_get_a_4xx_with_a_code() {
         StatusCode::BAD_REQUEST,
         "bad_delta_message",
     );
-    let early_pieces = PieceHashes { level: 1, hashes: vec![0; 3] }.encode();
+    let early_pieces = PieceHashes { level: 1, weak: vec![0; 3], hashes: vec![0; 3] }.encode();
     expect(s.post(&hashes_uri, early_pieces).await, StatusCode::BAD_REQUEST, "bad_delta_message");
     expect(s.post(&data_uri, frames(&new, &[0..10])).await, StatusCode::CONFLICT, "not_receiving");
 
@@ -168,9 +168,10 @@ async fn malformed_and_out_of_turn_messages_get_a_4xx_with_a_code() {
     let need = s.round(&opened.id, good, new.len() as u64).await;
     assert!(!need.is_final(), "the last block changed: refine it");
     let expected = diffcopy_core::delta::pieces_of(&opened.params, need.level, &need.refine).count();
-    let longer = PieceHashes { level: need.level, hashes: vec![0; expected + 1] };
+    let longer =
+        PieceHashes { level: need.level, weak: vec![0; expected + 1], hashes: vec![0; expected + 1] };
     expect(s.post(&hashes_uri, longer.encode()).await, StatusCode::PAYLOAD_TOO_LARGE, "body_too_large");
-    let fewer = PieceHashes { level: need.level, hashes: vec![0; expected - 1] };
+    let fewer = PieceHashes { level: need.level, weak: vec![0; expected - 1], hashes: vec![0; expected - 1] };
     expect(s.post(&hashes_uri, fewer.encode()).await, StatusCode::BAD_REQUEST, "bad_delta_message");
     let pieces =
         PieceHashes::compute(&opened.params, need.level, &need.refine, &mut SliceFile(&new)).unwrap();
@@ -233,7 +234,7 @@ async fn a_hostile_client_cannot_make_the_search_unbounded() {
     // Lying hashes on every finer level too, to the end.
     while !need.is_final() {
         let count = diffcopy_core::delta::pieces_of(&opened.params, need.level, &need.refine).count();
-        let lies = PieceHashes { level: need.level, hashes: vec![7; count] };
+        let lies = PieceHashes { level: need.level, weak: vec![7; count], hashes: vec![7; count] };
         need = s.round(&opened.id, lies.encode(), old.len() as u64).await;
     }
     let stats = s.stats();

@@ -46,8 +46,10 @@ const PROBE_STRIDE: u64 = 8;
 /// What a search did, for benchmarks and logs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SearchStats {
-    /// Window positions the rolling pass tested.
+    /// Window positions the rolling pass over the old file (level 0) tested.
     pub rolled: u64,
+    /// Window positions the searches near unmatched parents (below level 0) tested.
+    pub rolled_near: u64,
     /// Old bytes hashed to check candidates.
     pub hashed: u64,
     /// Rolling positions whose weak sum equals an unmatched block's.
@@ -193,15 +195,19 @@ impl Matcher {
         }
         let parents = self.turn(hashes.level)?.to_vec();
         let pieces: Vec<Range<u64>> = pieces_of(&self.params, hashes.level, &parents).collect();
-        if pieces.len() != hashes.hashes.len() {
+        if pieces.len() != hashes.hashes.len() || hashes.weak.len() != hashes.hashes.len() {
             return Err(DeltaError::BadCount {
-                found: hashes.hashes.len() as u64,
+                found: hashes.hashes.len().min(hashes.weak.len()) as u64,
                 expected: pieces.len() as u64,
             }
             .into());
         }
-        self.neighbours(old, hashes.level, &pieces, &hashes.hashes)?;
-        Ok(self.decide(hashes.level, &parents, &pieces))
+        let level = hashes.level;
+        self.neighbours(old, level, &pieces, &hashes.hashes)?;
+        self.roll_near(old, level, &parents, &pieces, &hashes.weak, &hashes.hashes)?;
+        // What the local search found continues to its neighbours.
+        self.neighbours(old, level, &pieces, &hashes.hashes)?;
+        Ok(self.decide(level, &parents, &pieces))
     }
 
     fn is_matched(&self, piece: &Range<u64>) -> bool {
@@ -390,6 +396,122 @@ impl Matcher {
             p = jump.unwrap_or_else(|| gap_end.min(p + PROBE_STRIDE * block));
         }
         Ok(())
+    }
+
+    /// Below level 0: for each parent with unmatched full-size pieces, one
+    /// rolling pass over the old bytes near where the parent should be (its
+    /// range shifted as its nearest matches are, and by nothing, widened by
+    /// two pieces on either side). Finds the pieces of a parent whose data
+    /// moved by less than that, which its neighbours' shifts do not.
+    fn roll_near<F: ReadAt>(
+        &mut self,
+        old: &mut F,
+        level: u8,
+        parents: &[Range<u64>],
+        pieces: &[Range<u64>],
+        weak: &[u32],
+        strong: &[u64],
+    ) -> Result<(), MatchError<F::Error>> {
+        let size = u64::from(self.params.levels.size(usize::from(level)).unwrap_or(u32::MAX));
+        let mut table: Vec<(u32, u32)> = pieces
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.end - p.start == size && !self.is_matched(p))
+            .map(|(i, _)| (weak[i], i as u32))
+            .collect();
+        if table.is_empty() || self.old_len < size {
+            return Ok(());
+        }
+        table.sort_unstable();
+        let filter = Filter::new(&table);
+        let anchor = anchor_len(size as usize);
+        let margin = 2 * size;
+        let mut buf = Vec::new();
+        for parent in parents {
+            let first = pieces.partition_point(|p| p.start < parent.start);
+            let children = &pieces[first..];
+            let children = &children[..children.partition_point(|p| p.end <= parent.end)];
+            if children.iter().all(|p| p.end - p.start != size || self.is_matched(p)) || self.stats.exhausted
+            {
+                continue;
+            }
+            let mut shifts = [0i128; 3];
+            for (slot, near) in shifts.iter_mut().zip([
+                self.matches.range(..parent.start).next_back(),
+                self.matches.range(parent.end..).next(),
+            ]) {
+                if let Some((&new, &(_, at))) = near {
+                    *slot = i128::from(at) - i128::from(new);
+                }
+            }
+            let (low, high) =
+                (shifts.iter().min().copied().unwrap_or(0), shifts.iter().max().copied().unwrap_or(0));
+            let start = (i128::from(parent.start) + low - i128::from(margin))
+                .clamp(0, i128::from(self.old_len)) as u64;
+            let end = (i128::from(parent.end) + high + i128::from(margin)).clamp(0, i128::from(self.old_len))
+                as u64;
+            if end < start + size {
+                continue;
+            }
+            buf.resize((end - start) as usize, 0);
+            old.read_at(start, &mut buf).map_err(MatchError::Read)?;
+            let starts = (end - start - size + 1) as usize;
+            let piece_len = size as usize;
+            let mut sum = WeakSum::new(&buf[..anchor]);
+            let mut rel = 0usize;
+            while rel < starts && !self.stats.exhausted {
+                rel += scan(&buf[rel..], anchor, starts - rel, &mut sum, &filter);
+                if rel == starts {
+                    break;
+                }
+                let window = &buf[rel..rel + piece_len];
+                let found = self.piece_hit(&table, sum.value(), window, pieces, strong);
+                if let Some(i) = found {
+                    self.add(&pieces[i], start + rel as u64, None);
+                    // Go on after it, the window summed afresh.
+                    rel += piece_len;
+                    if rel < starts {
+                        sum = WeakSum::new(&buf[rel..rel + anchor]);
+                    }
+                    continue;
+                }
+                rel += 1;
+                if rel < starts {
+                    sum.roll(buf[rel - 1], buf[rel - 1 + anchor]);
+                }
+            }
+            self.stats.rolled_near += rel.min(starts) as u64;
+        }
+        Ok(())
+    }
+
+    /// A window whose weak sum is a piece's (at a level below 0): the first
+    /// unmatched piece with that sum whose strong hash is the window's.
+    fn piece_hit(
+        &mut self,
+        table: &[(u32, u32)],
+        weak: u32,
+        window: &[u8],
+        pieces: &[Range<u64>],
+        strong: &[u64],
+    ) -> Option<usize> {
+        let first = table.partition_point(|e| e.0 < weak);
+        let mut hash = None;
+        for i in table[first..].iter().take_while(|e| e.0 == weak).map(|e| e.1 as usize) {
+            if self.is_matched(&pieces[i]) {
+                continue;
+            }
+            let hash = match hash {
+                Some(hash) => hash,
+                None if self.spend(window.len() as u64) => *hash.insert(piece_hash(self.params.seed, window)),
+                None => return None,
+            };
+            if hash == strong[i] {
+                self.stats.weak_hits += 1;
+                return Some(i);
+            }
+        }
+        None
     }
 
     /// A window whose weak sum is a block's: checks the strong hash against

@@ -1,9 +1,10 @@
-//! Levels below 0: the strong hashes of the pieces the old side asked to
-//! refine, in the order it asked for them.
+//! Levels below 0: the hashes of the pieces the old side asked to refine,
+//! in the order it asked for them: a weak sum of each piece's anchor, for
+//! the old side's search near the parent, and a strong hash.
 //!
 //! ```text
 //! "DCP2" version(1) level(u8) reserved(u16 = 0) count(u32)
-//! per piece: strong hash (u64, XXH3-64 with the seed)
+//! per piece: weak sum (u32) strong hash (u64, XXH3-64 with the seed)
 //! ```
 
 use alloc::vec::Vec;
@@ -14,16 +15,19 @@ use super::old::ReadAt;
 use super::params::{DeltaParams, pieces};
 use super::reader::Reader;
 use super::strong::piece_hash;
+use super::weak::{anchor_len, weak_sum};
 
 const MAGIC: &[u8; 4] = b"DCP2";
 const NAME: &str = "piece hashes message";
 
-/// The strong hashes of one level's pieces.
+/// The hashes of one level's pieces.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PieceHashes {
     /// The level (1 or more).
     pub level: u8,
-    /// One hash per piece, in order.
+    /// One weak sum per piece (of its anchor), in order.
+    pub weak: Vec<u32>,
+    /// One strong hash per piece, in order.
     pub hashes: Vec<u64>,
 }
 
@@ -46,19 +50,32 @@ impl PieceHashes {
         file: &mut F,
     ) -> Result<Self, F::Error> {
         let size = params.levels.size(usize::from(level)).unwrap_or(u32::MAX) as usize;
-        let mut hashes = Vec::new();
+        let (mut weak, mut hashes) = (Vec::new(), Vec::new());
         let mut buf = Vec::new();
         for range in ranges {
             buf.resize((range.end - range.start) as usize, 0);
             file.read_at(range.start, &mut buf)?;
-            hashes.extend(buf.chunks(size.max(1)).map(|piece| piece_hash(params.seed, piece)));
+            for piece in buf.chunks(size.max(1)) {
+                weak.push(weak_sum(&piece[..anchor_len(piece.len())]));
+                hashes.push(piece_hash(params.seed, piece));
+            }
         }
-        Ok(Self { level, hashes })
+        Ok(Self { level, weak, hashes })
+    }
+
+    /// How many pieces.
+    pub fn len(&self) -> usize {
+        self.hashes.len()
+    }
+
+    /// Whether there are no pieces.
+    pub fn is_empty(&self) -> bool {
+        self.hashes.is_empty()
     }
 
     /// The length of the encoded message for `count` pieces.
     pub fn encoded_len(count: u64) -> u64 {
-        12 + 8 * count
+        12 + 12 * count
     }
 
     /// The encoded message.
@@ -69,7 +86,8 @@ impl PieceHashes {
         out.push(self.level);
         out.extend_from_slice(&0u16.to_le_bytes());
         out.extend_from_slice(&(self.hashes.len() as u32).to_le_bytes());
-        for hash in &self.hashes {
+        for (weak, hash) in self.weak.iter().zip(&self.hashes) {
+            out.extend_from_slice(&weak.to_le_bytes());
             out.extend_from_slice(&hash.to_le_bytes());
         }
         out
@@ -84,12 +102,16 @@ impl PieceHashes {
             return Err(DeltaError::ReservedBits);
         }
         let count = u64::from(r.u32(NAME)?);
-        if count > (r.remaining() / 8) as u64 {
+        if count > (r.remaining() / 12) as u64 {
             return Err(DeltaError::Truncated { what: NAME });
         }
-        let hashes = (0..count).map(|_| r.u64(NAME)).collect::<Result<Vec<_>, _>>()?;
+        let (mut weak, mut hashes) = (Vec::with_capacity(count as usize), Vec::with_capacity(count as usize));
+        for _ in 0..count {
+            weak.push(r.u32(NAME)?);
+            hashes.push(r.u64(NAME)?);
+        }
         r.end()?;
-        Ok(Self { level, hashes })
+        Ok(Self { level, weak, hashes })
     }
 }
 

@@ -186,8 +186,10 @@ impl DeltaUpload {
         }
         // The round's share of the search's work.
         let work = matcher.stats();
-        let round =
-            Work { rolled: work.rolled - state.searched.rolled, hashed: work.hashed - state.searched.hashed };
+        let round = Work {
+            rolled: work.rolled + work.rolled_near - state.searched.rolled,
+            hashed: work.hashed - state.searched.hashed,
+        };
         state.searched = round_total(&state.searched, &round);
         match matcher.plan() {
             Some(plan) => {
