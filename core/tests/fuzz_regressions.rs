@@ -14,10 +14,12 @@ mod fuzz_checks;
 /// A fuzz target's name and its checks.
 type Target = (&'static str, fn(&[u8]));
 
-const TARGETS: [Target; 3] = [
+const TARGETS: [Target; 5] = [
     ("decode_signature", fuzz_checks::decode_signature),
     ("parse_text", fuzz_checks::parse_text),
     ("diff", fuzz_checks::diff),
+    ("decode_delta", fuzz_checks::decode_delta),
+    ("delta_sync", fuzz_checks::delta_sync),
 ];
 
 fn crashers_dir(target: &str) -> PathBuf {
@@ -68,6 +70,11 @@ fn seeds_cover_the_success_paths() {
         Signature::decode(source).is_ok() && Signature::decode(target).is_ok()
     });
     assert!(diffs, "no diff seed decodes both sides");
+    let delta_kinds: std::collections::BTreeSet<u8> = inputs("decode_delta")
+        .iter()
+        .filter_map(|p| fuzz_checks::delta_parts(&fs::read(p).unwrap()).map(|(kind, _, _)| kind))
+        .collect();
+    assert_eq!(delta_kinds.len(), 5, "a decode_delta seed of every message kind");
 }
 
 fn sign(algorithm: HashAlgorithm, block_size: u32, bytes: &[u8]) -> Signature {
@@ -135,4 +142,52 @@ fn write_seeds() {
     write("diff", "block-size-mismatch", &pair(&a, Some(&d)));
     let e = sign(HashAlgorithm::Blake3, 3, &new);
     write("diff", "blake3-changed", &pair(&e, Some(&c)));
+
+    // Protocol v2: one valid message of each kind, and old/new pairs.
+    use diffcopy_core::delta::{
+        BlockHashesBuilder, Codec, DeltaParams, FrameWriter, Levels, Matcher, Need, PieceHashes, SliceFile,
+    };
+    let params = DeltaParams { file_size: 600, seed: 5, levels: Levels::new(&[256, 64]).unwrap() };
+    let file: Vec<u8> = (0..600u32).map(|i| (i * 7 % 251) as u8).collect();
+    let mut builder = BlockHashesBuilder::new(params);
+    for block in file.chunks(256) {
+        builder.push_block(block);
+    }
+    let hashes = builder.finish().unwrap();
+    let kind = |kind: u8, size: u16, message: &[u8]| {
+        let mut bytes = vec![kind];
+        bytes.extend_from_slice(&size.to_le_bytes());
+        bytes.extend_from_slice(message);
+        bytes
+    };
+    write("decode_delta", "block-hashes", &kind(0, 0, &hashes.encode()));
+    let pieces = PieceHashes::compute(&params, 1, &[256..512], &mut SliceFile(&file)).unwrap();
+    write("decode_delta", "piece-hashes", &kind(1, 0, &pieces.encode()));
+    let need = Need { level: 1, refine: vec![0..256], literal: vec![300..310, 512..600] };
+    write("decode_delta", "need", &kind(2, 600, &need.encode()));
+    let mut old = file.clone();
+    old.splice(10..10, [1, 2, 3]);
+    let mut matcher = Matcher::new(params, old.len() as u64);
+    let mut need = matcher.blocks(&hashes, &mut SliceFile(&old), None).unwrap();
+    while !need.is_final() {
+        let pieces = PieceHashes::compute(&params, need.level, &need.refine, &mut SliceFile(&file)).unwrap();
+        need = matcher.pieces(&pieces, &mut SliceFile(&old)).unwrap();
+    }
+    let plan = matcher.plan().unwrap();
+    write("decode_delta", "plan", &kind(3, old.len() as u16, &plan.encode()));
+    let mut frames = FrameWriter::new();
+    frames.push(0, 3, Codec::Raw, b"abc");
+    frames.push(100, 50, Codec::Zstd, b"not really zstd");
+    write("decode_delta", "frames", &kind(4, 600, &frames.finish()));
+
+    let sync_pair = |old: &[u8], new: &[u8]| {
+        let mut bytes = u16::try_from(old.len()).unwrap().to_le_bytes().to_vec();
+        bytes.extend_from_slice(old);
+        bytes.extend_from_slice(new);
+        bytes
+    };
+    write("delta_sync", "inserted", &sync_pair(&old, &file));
+    write("delta_sync", "deleted", &sync_pair(&file, &old));
+    write("delta_sync", "new", &sync_pair(b"", &file));
+    write("delta_sync", "emptied", &sync_pair(&file, b""));
 }

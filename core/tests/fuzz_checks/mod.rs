@@ -12,6 +12,7 @@
 //! * `diff`: bytes 0..2 (little endian) are the length of the source's
 //!   encoding, which follows; the rest is the target's encoding, or no target
 //!   when empty.
+//! * `decode_delta`: see [`delta_parts`]; `delta_sync`: see [`sync_parts`].
 
 use diffcopy_core::{
     DecodeError, DiffError, HEADER_LEN, HashAlgorithm, MAX_BLOCK_SIZE, Signature, SignatureHeader, TextError,
@@ -243,4 +244,94 @@ fn check_diff(source: &Signature, target: Option<&Signature>) {
 
 fn to_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The delta message a `decode_delta` input holds: byte 0 picks the kind
+/// (block hashes, piece hashes, need, plan, literal frames), bytes 1..3 the
+/// file size (or the old file's length, for a plan) the decoder checks
+/// ranges against; the rest is the message.
+pub(crate) fn delta_parts(data: &[u8]) -> Option<(u8, u64, &[u8])> {
+    let (head, message) = data.split_first_chunk::<3>()?;
+    Some((head[0] % 5, u64::from(u16::from_le_bytes([head[1], head[2]])), message))
+}
+
+/// Every protocol v2 decoder on arbitrary bytes: no panic, and whatever
+/// decodes re-encodes to something that decodes the same.
+pub(crate) fn decode_delta(data: &[u8]) {
+    use diffcopy_core::delta::{BlockHashes, Need, PieceHashes, Plan, parse_frames};
+    let Some((kind, size, message)) = delta_parts(data) else { return };
+    match kind {
+        0 => {
+            if let Ok(hashes) = BlockHashes::decode(message) {
+                assert_eq!(hashes.encode(), message, "block hashes re-encode to their bytes");
+                assert_eq!(hashes.len(), hashes.params().block_count());
+                assert_eq!(BlockHashes::encoded_len(hashes.params()), message.len() as u64);
+            }
+        }
+        1 => {
+            if let Ok(hashes) = PieceHashes::decode(message) {
+                assert_eq!(hashes.encode(), message, "piece hashes re-encode to their bytes");
+                assert_eq!(hashes.weak.len(), hashes.hashes.len());
+            }
+        }
+        2 => {
+            if let Ok(need) = Need::decode(message, size) {
+                for list in [&need.refine, &need.literal] {
+                    assert!(list.iter().all(|r| r.start < r.end && r.end <= size), "{need:?}");
+                    assert!(list.windows(2).all(|w| w[0].end < w[1].start), "{need:?}");
+                }
+                assert_eq!(Need::decode(&need.encode(), size).as_ref(), Ok(&need));
+            }
+        }
+        3 => {
+            if let Ok(plan) = Plan::decode(message, size) {
+                let covered: u64 = plan.segments().iter().map(|s| s.new.end - s.new.start).sum();
+                assert_eq!(covered, plan.file_size(), "the segments cover the file");
+                assert_eq!(plan.literal_bytes() + plan.copied_bytes(), plan.file_size());
+                assert_eq!(Plan::decode(&plan.encode(), size).as_ref(), Ok(&plan));
+            }
+        }
+        _ => {
+            if let Ok(frames) = parse_frames(message, size) {
+                for frame in frames {
+                    assert!(frame.len > 0 && frame.range().end <= size, "{frame:?}");
+                }
+            }
+        }
+    }
+}
+
+/// The old and new files of a `delta_sync` input: bytes 0..2 are the old
+/// file's length, which follows; the rest is the new file.
+pub(crate) fn sync_parts(data: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (len, rest) = data.split_first_chunk::<2>()?;
+    let len = usize::from(u16::from_le_bytes(*len)).min(rest.len());
+    Some(rest.split_at(len))
+}
+
+/// A whole protocol v2 exchange in memory between the two halves of the
+/// input (blocks of 256 bytes, pieces down to 64): the old file and the
+/// plan rebuild the new file exactly, and every message survives its codec.
+pub(crate) fn delta_sync(data: &[u8]) {
+    use diffcopy_core::delta::{
+        BlockHashes, BlockHashesBuilder, DeltaParams, Levels, Matcher, Need, PieceHashes, SliceFile,
+    };
+    let Some((old, new)) = sync_parts(data) else { return };
+    let params =
+        DeltaParams { file_size: new.len() as u64, seed: 99, levels: Levels::new(&[256, 64]).unwrap() };
+    let mut builder = BlockHashesBuilder::new(params);
+    for block in new.chunks(256) {
+        builder.push_block(block);
+    }
+    let hashes = BlockHashes::decode(&builder.finish().unwrap().encode()).unwrap();
+    let mut matcher = Matcher::new(params, old.len() as u64);
+    let mut need = matcher.blocks(&hashes, &mut SliceFile(old), None).unwrap();
+    while !need.is_final() {
+        need = Need::decode(&need.encode(), params.file_size).unwrap();
+        let pieces = PieceHashes::compute(&params, need.level, &need.refine, &mut SliceFile(new)).unwrap();
+        need = matcher.pieces(&PieceHashes::decode(&pieces.encode()).unwrap(), &mut SliceFile(old)).unwrap();
+    }
+    let plan = matcher.plan().expect("the search ended");
+    let rebuilt = plan.rebuild(old, |r| &new[r.start as usize..r.end as usize]);
+    assert_eq!(rebuilt, new, "old + delta = new");
 }
