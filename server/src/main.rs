@@ -14,7 +14,7 @@ use diffcopy::client::{
     table,
 };
 use diffcopy::limits::{DEFAULT_BLOCK_SIZE, check_block_size};
-use diffcopy::{AppState, FaultHook, ServerConfig, defaults};
+use diffcopy::{AppState, CommitMode, FaultHook, ServerConfig, defaults};
 use diffcopy_core::HashAlgorithm;
 
 #[derive(Debug, Parser)]
@@ -75,11 +75,9 @@ struct SyncArgs {
     /// The server's protocol.
     #[arg(long, value_enum, default_value_t = ProtocolChoice::Auto)]
     protocol: ProtocolChoice,
-    /// Upload in place through pdiffcopy's endpoints (as pdiffcopy does): no
-    /// full rewrite of the target, so faster for small changes where the
-    /// server's file system cannot reflink, but not atomic: a reader or a
-    /// crash can see a mixture, and nothing resumes.
-    #[arg(long, conflicts_with = "protocol")]
+    /// Deprecated: the same as `--protocol pdiffcopy` (in place, not
+    /// atomic). The server's default commit already costs what changed.
+    #[arg(long, conflicts_with = "protocol", hide = true)]
     inplace: bool,
     /// Benchmark: mutate the local TARGET COUNT times by a growing share
     /// (100/COUNT*i %), resync each time and print a table.
@@ -144,6 +142,13 @@ struct ServeArgs {
     /// Seconds a client may take to send a request body (408 after).
     #[arg(long, default_value_t = defaults::BODY_TIMEOUT_SECS)]
     body_timeout: u64,
+    /// How a commit becomes the target: `auto` clones where the file system
+    /// can (XFS, Btrfs), else journals in place when that writes less, else
+    /// replaces; `reflink`, `journal` and `replace` insist on one way. Every
+    /// way is crash-safe: after a crash the target is the old version or
+    /// the new one.
+    #[arg(long, value_enum, default_value_t = defaults::COMMIT)]
+    commit: CommitMode,
 }
 
 fn parse_listen(text: &str) -> Result<SocketAddr, String> {
@@ -181,6 +186,9 @@ fn run_sync(args: SyncArgs, quiet: bool) -> ExitCode {
     };
     if args.inplace && !target.is_remote() {
         return fail(&ClientError::Usage("--inplace applies to uploads (a remote TARGET)".into()));
+    }
+    if args.inplace {
+        tracing::warn!("--inplace is deprecated: it means --protocol pdiffcopy (in place, not atomic)");
     }
     let options = SyncOptions {
         source,
@@ -285,6 +293,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         assets_dir: args.assets_dir,
         header_timeout: Duration::from_secs(args.header_timeout.max(1)),
         body_timeout: Duration::from_secs(args.body_timeout.max(1)),
+        commit: args.commit,
         fault_hook: FaultHook::from_env(),
         ..ServerConfig::default()
     };

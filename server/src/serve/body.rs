@@ -8,13 +8,17 @@ use std::sync::Arc;
 use axum::body::Body;
 use bytes::Bytes;
 
+use crate::serve::locks::{ReadHold, holding};
+
 /// Bytes per read while streaming a file.
 const CHUNK: u64 = 256 << 10;
 
 /// A body with `len` bytes of `file` from `start`, read on blocking threads
 /// in chunks as the client takes them. A file that ends early ends the body
 /// with an error (the client sees a truncated response, never wrong bytes).
-pub(crate) fn file_range(file: File, start: u64, len: u64) -> Body {
+/// `hold` is kept until the body ends: no commit writes the file in place
+/// meanwhile.
+pub(crate) fn file_range(file: File, start: u64, len: u64, hold: ReadHold) -> Body {
     let file = Arc::new(file);
     let stream = futures_util::stream::unfold((file, start, start + len), |(file, pos, end)| async move {
         if pos >= end {
@@ -31,5 +35,5 @@ pub(crate) fn file_range(file: File, start: u64, len: u64) -> Body {
         let next = if read.is_ok() { pos + n as u64 } else { end };
         Some((read, (file, next, end)))
     });
-    Body::from_stream(stream)
+    Body::from_stream(holding(stream, hold))
 }

@@ -5,9 +5,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::commit::CommitMode;
 use super::faults::FaultHook;
 use defaults::{
-    BODY_TIMEOUT_SECS, HEADER_TIMEOUT_SECS, LISTEN, MAX_FILE_SIZE, MAX_HASH_JOBS, MAX_UPLOADS, ROOT,
+    BODY_TIMEOUT_SECS, COMMIT, HEADER_TIMEOUT_SECS, LISTEN, MAX_FILE_SIZE, MAX_HASH_JOBS, MAX_UPLOADS, ROOT,
     UPLOAD_TTL_SECS,
 };
 
@@ -31,6 +32,8 @@ pub mod defaults {
     pub const HEADER_TIMEOUT_SECS: u64 = 30;
     /// Seconds a client may take to send a request body, by default.
     pub const BODY_TIMEOUT_SECS: u64 = 120;
+    /// How commits become the target, by default.
+    pub const COMMIT: super::CommitMode = super::CommitMode::Auto;
 }
 
 /// Everything the server needs to know.
@@ -64,6 +67,8 @@ pub struct ServerConfig {
     pub header_timeout: Duration,
     /// How long a client may take to send a request body (a block, a signature).
     pub body_timeout: Duration,
+    /// How commits become the target.
+    pub commit: CommitMode,
     /// Tests only: called at each [`FaultPoint`](super::FaultPoint).
     pub fault_hook: Option<FaultHook>,
 }
@@ -86,6 +91,7 @@ impl Default for ServerConfig {
             assets_dir: None,
             header_timeout: Duration::from_secs(HEADER_TIMEOUT_SECS),
             body_timeout: Duration::from_secs(BODY_TIMEOUT_SECS),
+            commit: COMMIT,
             fault_hook: None,
         }
     }

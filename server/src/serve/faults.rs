@@ -24,6 +24,9 @@ pub enum FaultPoint {
     },
     /// A protocol v2 commit has built the new file and is about to check its hash.
     FileHashCheck,
+    /// A commit finished the step it names (`replace-fsynced`,
+    /// `journal-committed`, ...; docs/api.md lists them).
+    Commit(&'static str),
 }
 
 impl FaultPoint {
@@ -33,6 +36,7 @@ impl FaultPoint {
             Self::BlockWrite { .. } => "block-write",
             Self::DataWrite { .. } => "data-write",
             Self::FileHashCheck => "file-hash-check",
+            Self::Commit(step) => step,
         }
     }
 }
@@ -48,13 +52,19 @@ impl FaultHook {
         Self(Arc::new(f))
     }
 
-    /// The hook `DIFFCOPY_FAULT` asks for, if any: `exit-at:POINT`.
+    /// The hook `DIFFCOPY_FAULT` asks for, if any: `exit-at:POINT`, or
+    /// `exit-at:POINT#N` for its Nth passage (1 is the first).
     pub fn from_env() -> Option<Self> {
         let spec = std::env::var("DIFFCOPY_FAULT").ok()?;
-        let point = spec.strip_prefix("exit-at:")?.to_owned();
-        tracing::warn!("fault injection: exiting at {point}");
+        let point = spec.strip_prefix("exit-at:")?;
+        let (name, nth) = match point.split_once('#') {
+            Some((name, n)) => (name.to_owned(), n.parse::<u64>().ok()?),
+            None => (point.to_owned(), 1),
+        };
+        tracing::warn!("fault injection: exiting at passage {nth} of {name}");
+        let passed = std::sync::atomic::AtomicU64::new(0);
         Some(Self::new(move |at| {
-            if at.name() == point {
+            if at.name() == name && passed.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == nth {
                 std::process::exit(86);
             }
         }))

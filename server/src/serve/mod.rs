@@ -5,12 +5,12 @@
 mod api;
 mod assets;
 mod body;
+mod commit;
 mod config;
 mod delta;
 mod error;
 mod faults;
 mod locks;
-mod replace;
 mod run;
 mod sigcache;
 mod signer;
@@ -20,6 +20,7 @@ mod upload;
 mod wire;
 
 pub use api::app;
+pub use commit::CommitMode;
 pub use config::{ServerConfig, defaults};
 pub use error::{AppError, AppResult};
 pub use faults::{FaultHook, FaultPoint};

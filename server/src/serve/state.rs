@@ -3,10 +3,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::fs::Root;
+use crate::fs::{RelPath, Root};
+use crate::serve::commit::{ApplyJournal, recover};
 use crate::serve::config::ServerConfig;
 use crate::serve::delta::DeltaStore;
-use crate::serve::locks::PathLocks;
+use crate::serve::error::AppResult;
+use crate::serve::locks::{PathLocks, ReadHold};
 use crate::serve::signer::Signer;
 use crate::serve::stats::{Stats, StatsSnapshot};
 use crate::serve::upload::UploadStore;
@@ -26,8 +28,10 @@ pub struct AppState {
     pub(crate) deltas: DeltaStore,
     /// Counters.
     pub(crate) stats: Arc<Stats>,
-    /// One commit at a time per path.
+    /// One commit at a time per path; readers kept out of installs.
     pub(crate) locks: PathLocks,
+    /// Commits applied in place, journaled.
+    pub(crate) applies: ApplyJournal,
 }
 
 impl AppState {
@@ -42,9 +46,28 @@ impl AppState {
             stats.clone(),
         ));
         let journal_error = |e| std::io::Error::other(format!("opening the upload journal: {e}"));
+        // Before anything else reads or writes a target: finish the commits
+        // a crash interrupted after their commit point, drop the others.
+        let replayed =
+            recover(&root).map_err(|e| std::io::Error::other(format!("replaying journals: {e}")))?;
+        if replayed > 0 {
+            tracing::info!("{replayed} interrupted commits finished from their journals");
+        }
+        let applies = ApplyJournal::open(&root).map_err(journal_error)?;
         let uploads = UploadStore::open(&root, config.upload_ttl).map_err(journal_error)?;
         let deltas = DeltaStore::open(&root, config.upload_ttl).map_err(journal_error)?;
-        Ok(Arc::new(Self { config, root, signer, uploads, deltas, stats, locks: PathLocks::default() }))
+        let locks = PathLocks::default();
+        Ok(Arc::new(Self { config, root, signer, uploads, deltas, stats, locks, applies }))
+    }
+
+    /// Waits until no commit writes `path` in place, then holds commits
+    /// off: what every reader of a target through the server takes first.
+    /// 503 `commit_unfinished` if a committed journal of `path` could not
+    /// be applied (the next start replays it).
+    pub(crate) async fn read_hold(&self, path: &RelPath) -> AppResult<ReadHold> {
+        let hold = self.locks.shared(path).await;
+        self.applies.check_applied(path)?;
+        Ok(hold)
     }
 
     /// The settings.

@@ -25,6 +25,7 @@ use crate::fs::FsError;
 use crate::fs::RelPath;
 use crate::limits::{DEFAULT_BLOCK_SIZE, MAX_BLOCK_SIZE};
 use crate::serve::error::{AppError, AppResult};
+use crate::serve::locks::holding;
 use crate::serve::state::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -94,7 +95,7 @@ pub(super) async fn hashes(
     let path = RelPath::from_pdiffcopy(&q.filename)?;
     let block_size = q.block_size.unwrap_or(DEFAULT_BLOCK_SIZE);
     // The client's concurrency is a wish, capped by the server's own threads.
-    let stream =
+    let (stream, hold) =
         start_signature(&state, path, q.method.as_deref().unwrap_or("sha1"), block_size, q.concurrency)
             .await?;
     let digest_len = stream.header().algorithm().digest_len();
@@ -114,7 +115,7 @@ pub(super) async fn hashes(
         });
         Some((text, (stream, offset)))
     });
-    let mut response = Body::from_stream(lines).into_response();
+    let mut response = Body::from_stream(holding(lines, hold)).into_response();
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
@@ -136,7 +137,9 @@ pub(super) async fn read_block(
             format!("a block may be at most {MAX_BLOCK_SIZE} bytes"),
         ));
     }
+    let hold = state.read_hold(&path).await?;
     let bytes = blocking("reading a block", move || {
+        let _hold = hold;
         let file = state.root.open_read(&path).map_err(|e| AppError::from_fs(e, &path))?;
         read_at_most(&file, q.offset, size).map_err(|e| AppError::from_fs(e.into(), &path))
     })
@@ -167,7 +170,10 @@ pub(super) async fn write_block(
     check_size(&state, end)?;
     let written = bytes.len() as u64;
     let stats = state.stats.clone();
+    // In place, as pdiffcopy does, but never in the middle of a commit.
+    let commit_lock = state.locks.commit(&path).await;
     blocking("writing a block", move || {
+        let _commit_lock = commit_lock;
         let file = state.root.open_write(&path, false).map_err(|e| AppError::from_fs(e, &path))?;
         file.write_all_at(&bytes, q.offset).map_err(|e| AppError::from_fs(e.into(), &path))
     })
@@ -185,7 +191,9 @@ pub(super) async fn resize(
     let q = query(q)?;
     let path = RelPath::from_pdiffcopy(&q.filename)?;
     check_size(&state, q.size)?;
+    let commit_lock = state.locks.commit(&path).await;
     blocking("resizing a file", move || {
+        let _commit_lock = commit_lock;
         state.root.parent_dir(&path, true).map_err(|e| AppError::from_fs(e, &path))?;
         let file = state.root.open_write(&path, true).map_err(|e| AppError::from_fs(e, &path))?;
         file.set_len(q.size).map_err(|e| AppError::from_fs(e.into(), &path))

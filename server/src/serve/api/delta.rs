@@ -23,6 +23,7 @@ use crate::fs::{FileReader, FileVersion, RelPath};
 use crate::limits::{DEFAULT_BLOCK_SIZE, check_block_size};
 use crate::serve::delta::NewDelta;
 use crate::serve::error::{AppError, AppResult};
+use crate::serve::locks::{ReadHold, holding};
 use crate::serve::state::AppState;
 
 /// The media type of protocol v2's binary messages.
@@ -73,6 +74,8 @@ pub(super) async fn hashes(
         AppError::new(StatusCode::CONFLICT, "search_over", "this upload expects no hashes now")
     })?;
     let body = read_body_limited(&state, body, limit, "the hashes").await?;
+    // The search reads the old version: never in the middle of a commit in place.
+    let _hold = state.read_hold(&upload.path).await?;
     let (need, work) = state.deltas.hashes(&id, body).await?;
     state.stats.searched(work.rolled, work.hashed);
     Ok(binary(need.encode()))
@@ -133,22 +136,29 @@ pub(super) struct PieceQuery {
     seed: String,
 }
 
-/// Opens `path` and checks it is still the version `If-Match` names.
-async fn open_version(state: &Arc<AppState>, path: RelPath, headers: &HeaderMap) -> AppResult<std::fs::File> {
+/// Opens `path` and checks it is still the version `If-Match` names; the
+/// hold is to be kept while the file is read.
+async fn open_version(
+    state: &Arc<AppState>,
+    path: RelPath,
+    headers: &HeaderMap,
+) -> AppResult<(std::fs::File, ReadHold)> {
     let wanted =
         headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()).map(str::to_owned).ok_or_else(|| {
             AppError::bad_request("missing_if_match", "If-Match must name the version the hashes came from")
         })?;
+    let hold = state.read_hold(&path).await?;
     let state = state.clone();
-    blocking("opening a file", move || {
+    let file = blocking("opening a file", move || {
         let file = state.root.open_read(&path).map_err(|e| AppError::from_fs(e, &path))?;
         let version = FileVersion::of(&file).map_err(|e| AppError::internal("reading metadata", e))?;
         if version.etag() != wanted {
-            return Err(crate::serve::replace::target_changed(&path));
+            return Err(crate::serve::commit::target_changed(&path));
         }
         Ok(file)
     })
-    .await
+    .await?;
+    Ok((file, hold))
 }
 
 fn params_of(size: u64, block_size: Option<u32>, seed: u64) -> AppResult<DeltaParams> {
@@ -170,6 +180,7 @@ pub(super) async fn signature(
     let path = RelPath::parse(&path)?;
     let block_size = query.block_size.unwrap_or(DEFAULT_BLOCK_SIZE);
     check_block_size(block_size)?;
+    let _hold = state.read_hold(&path).await?;
     let state2 = state.clone();
     let file = blocking("opening a file", move || {
         state2.root.open_read(&path).map_err(|e| AppError::from_fs(e, &path))
@@ -196,7 +207,7 @@ pub(super) async fn piece_hashes(
     let path = RelPath::parse(&path)?;
     let seed = u64::from_str_radix(&query.seed, 16)
         .map_err(|_| AppError::bad_request("bad_query", "seed must be 16 hex digits"))?;
-    let file = open_version(&state, path, &headers).await?;
+    let (file, _hold) = open_version(&state, path, &headers).await?;
     let size = file.metadata().map_err(|e| AppError::internal("reading metadata", e))?.len();
     let params = params_of(size, query.block_size, seed)?;
     let body = read_body_limited(&state, body, 16 << 20, "a need").await?;
@@ -226,7 +237,8 @@ pub(super) async fn literal_data(
     body: Body,
 ) -> AppResult<Response> {
     let path = RelPath::parse(&path)?;
-    let file = Arc::new(open_version(&state, path, &headers).await?);
+    let (file, hold) = open_version(&state, path, &headers).await?;
+    let file = Arc::new(file);
     let size = file.metadata().map_err(|e| AppError::internal("reading metadata", e))?.len();
     let body = read_body_limited(&state, body, 16 << 20, "a need").await?;
     let need =
@@ -249,7 +261,8 @@ pub(super) async fn literal_data(
             Ok::<_, std::io::Error>(Bytes::from(frame))
         }
     });
-    let mut response = Body::from_stream(futures_util::StreamExt::chain(head, frames)).into_response();
+    let mut response =
+        Body::from_stream(holding(futures_util::StreamExt::chain(head, frames), hold)).into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(DELTA_TYPE));
     Ok(response)
 }

@@ -37,6 +37,7 @@ pub(super) async fn get_file(
     headers: HeaderMap,
 ) -> AppResult<Response> {
     let path = RelPath::parse(&path)?;
+    let hold = state.read_hold(&path).await?;
     let state2 = state.clone();
     let path2 = path.clone();
     let (file, version) = blocking("opening a file", move || {
@@ -60,7 +61,7 @@ pub(super) async fn get_file(
         Some((start, end)) => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
         None => (StatusCode::OK, 0, size),
     };
-    let mut response = (status, file_range(file, start, len)).into_response();
+    let mut response = (status, file_range(file, start, len, hold)).into_response();
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));

@@ -1,9 +1,9 @@
-//! Committing a protocol v2 upload: the plan's copies from the old version
-//! go into the staging file beside the literal data, the whole new file's
-//! hash is checked, then it is renamed over the target. An unchanged file
+//! Committing a protocol v2 upload: the data the plan finds elsewhere in
+//! the old version joins the literal data in the staging file, the whole new
+//! version's hash is checked, then `commit` installs it. An unchanged file
 //! is only checked, never rewritten.
 
-use std::fs::File;
+use std::ops::Range;
 use std::os::unix::fs::FileExt;
 
 use axum::http::StatusCode;
@@ -12,10 +12,12 @@ use diffcopy_core::delta::{FileHasher, Source, block_hash};
 use serde::Serialize;
 
 use super::session::{DeltaUpload, ToCommit};
-use crate::fs::Root;
+use crate::serve::commit::{
+    Base, Commit, Copy, Expect, NewVersion, Staged, check_unchanged, copy_in, install, read_assembled,
+};
 use crate::serve::error::{AppError, AppResult};
 use crate::serve::faults::{FaultHook, FaultPoint};
-use crate::serve::replace::{Base, Copy, Expect, Staged, check_unchanged, copy_in, install};
+use crate::serve::state::AppState;
 
 /// What a successful commit answers.
 #[derive(Debug, Serialize)]
@@ -41,18 +43,14 @@ fn mismatch() -> AppError {
 }
 
 /// Checks and commits `upload` as `job.plan` says (blocking I/O).
-pub(super) fn commit(
-    upload: &DeltaUpload,
-    job: &ToCommit,
-    root: &Root,
-    faults: Option<&FaultHook>,
-) -> AppResult<DeltaOutcome> {
+pub(super) fn commit(upload: &DeltaUpload, job: &ToCommit, state: &AppState) -> AppResult<DeltaOutcome> {
     let (plan, file_hash, known) = (&job.plan, job.file_hash, &job.known);
     let params = &upload.params;
+    let faults = state.config.fault_hook.as_ref();
     let base = upload.base.as_ref().map(|b| Base { file: &b.file, version: b.version });
     let base_etag = upload.base.as_ref().map(|b| b.version.etag());
     // The target must still be what the search read: that version, or absent.
-    let expected = base_etag.as_deref().map_or(Expect::Absent, Expect::Etag);
+    let expect = base_etag.as_deref().map_or(Expect::Absent, Expect::Etag);
     let staged =
         Staged { path: &upload.path, dir: &upload.dir, name: &upload.staging_name, file: &upload.staging };
     let layout = BlockLayout::new(params.file_size, params.levels.block_size())
@@ -69,47 +67,81 @@ pub(super) fn commit(
     if let (Some(base), Some(old)) = (&base, &upload.base)
         && plan.is_identity(old.len())
     {
-        if rebuilt_hash(&old.file, layout, params.seed, known)? != file_hash {
+        let read = |offset: u64, buf: &mut [u8]| old.file.read_exact_at(buf, offset);
+        if rebuilt_hash(read, layout, params.seed, known)? != file_hash {
             return Err(mismatch());
         }
-        let current = check_unchanged(root, &upload.path, Some(base), expected)?;
+        let current = check_unchanged(&state.root, &upload.path, Some(base), expect)?;
         upload.discard();
         return Ok(outcome(current.map(|v| v.etag()).unwrap_or_default(), true));
     }
 
-    let copies: Vec<Copy> = plan
+    // Data the search found elsewhere in the old version joins the literal
+    // data in the staging file; what it found at the same offset stays put.
+    let moved: Vec<Copy> = plan
         .segments()
         .iter()
         .filter_map(|s| match s.source {
-            Source::Old(at) => Some(Copy { new: s.new.clone(), old_start: at }),
-            Source::Literal => None,
+            Source::Old(at) if at != s.new.start => Some(Copy { new: s.new.clone(), old_start: at }),
+            _ => None,
         })
         .collect();
-    if let Some(base) = &base {
-        copy_in(&staged, base, &copies)?;
-    } else if !copies.is_empty() {
-        return Err(AppError::internal("committing", "a plan copies from a file that did not exist"));
+    match &base {
+        Some(base) => copy_in(&staged, base, &moved)?,
+        None if plan.copied_bytes() > 0 => {
+            return Err(AppError::internal("committing", "a plan copies from a file that did not exist"));
+        }
+        None => {}
     }
+    let mut in_staging: Vec<Range<u64>> = Vec::new();
+    for segment in plan.segments() {
+        if segment.source != Source::Old(segment.new.start) {
+            match in_staging.last_mut() {
+                Some(last) if last.end == segment.new.start => last.end = segment.new.end,
+                _ => in_staging.push(segment.new.clone()),
+            }
+        }
+    }
+    let version = NewVersion { size: params.file_size, staged: in_staging };
+    let commit = Commit {
+        root: &state.root,
+        staged,
+        base,
+        version: &version,
+        expect,
+        mode: state.config.commit,
+        journal: &state.applies,
+        locks: &state.locks,
+        id: &upload.id,
+        faults,
+    };
     FaultHook::at(faults, FaultPoint::FileHashCheck);
     // Blocks the search found whole are the old bytes it hashed, copied in
     // the kernel: their hashes are known. The others are read back.
-    if rebuilt_hash(&upload.staging, layout, params.seed, known)? != file_hash {
+    let read = |offset: u64, buf: &mut [u8]| read_assembled(&commit, offset, buf);
+    if rebuilt_hash(read, layout, params.seed, known)? != file_hash {
         return Err(mismatch());
     }
-    let version = install(root, &staged, base.as_ref(), expected)?;
-    Ok(outcome(version.etag(), false))
+    let installed = install(&commit)?;
+    Ok(outcome(installed.etag(), false))
 }
 
-/// The file hash of `file` (`layout`'s blocks, hashed with `seed` on up to
-/// four threads), taking block `i`'s hash from `known[i]` where it is there.
-fn rebuilt_hash(file: &File, layout: BlockLayout, seed: u64, known: &[Option<u128>]) -> AppResult<u128> {
+/// The file hash of the new version (`layout`'s blocks, read with `read`
+/// and hashed with `seed` on up to four threads), taking block `i`'s hash
+/// from `known[i]` where it is there.
+fn rebuilt_hash(
+    read: impl Fn(u64, &mut [u8]) -> std::io::Result<()> + Sync,
+    layout: BlockLayout,
+    seed: u64,
+    known: &[Option<u128>],
+) -> AppResult<u128> {
     let count = layout.block_count();
     let known = |i: u64| known.get(i as usize).copied().flatten();
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(4) as u64;
     let hashes: Vec<std::io::Result<Vec<u128>>> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|t| {
-                let known = &known;
+                let (known, read) = (&known, &read);
                 scope.spawn(move || {
                     let mut buf = vec![0u8; layout.block_size() as usize];
                     let mut out = Vec::new();
@@ -120,7 +152,7 @@ fn rebuilt_hash(file: &File, layout: BlockLayout, seed: u64, known: &[Option<u12
                         }
                         let range = layout.block_range(i).unwrap_or_default();
                         let block = &mut buf[..(range.end - range.start) as usize];
-                        file.read_exact_at(block, range.start)?;
+                        read(range.start, block)?;
                         out.push(block_hash(seed, block));
                     }
                     Ok(out)

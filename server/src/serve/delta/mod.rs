@@ -32,9 +32,9 @@ use session::{Phase, State, lock};
 
 use crate::fs::{FileVersion, FsError, RESERVED_PREFIX, RelPath, Root};
 use crate::limits::{DEFAULT_BLOCK_SIZE, check_block_count, check_block_size};
+use crate::serve::commit::target_changed;
 use crate::serve::config::ServerConfig;
 use crate::serve::error::{AppError, AppResult};
-use crate::serve::replace::target_changed;
 use crate::serve::state::AppState;
 pub(crate) use base::BaseFile;
 
@@ -304,13 +304,11 @@ impl DeltaStore {
     pub(crate) async fn commit(&self, id: &str, state: Arc<AppState>) -> AppResult<DeltaOutcome> {
         let upload = self.get(id)?;
         let job = upload.begin_commit().await?;
-        let _guard = state.locks.lock(&upload.path).await;
+        let _guard = state.locks.commit(&upload.path).await;
         let upload2 = upload.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            commit::commit(&upload2, &job, &state.root, state.config.fault_hook.as_ref())
-        })
-        .await
-        .map_err(|e| AppError::internal("committing", e))?;
+        let result = tokio::task::spawn_blocking(move || commit::commit(&upload2, &job, &state))
+            .await
+            .map_err(|e| AppError::internal("committing", e))?;
         match &result {
             Ok(_) => self.end(id),
             Err(e) if matches!(e.code(), "file_hash_mismatch" | "target_changed") => {

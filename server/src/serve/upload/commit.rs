@@ -1,6 +1,6 @@
 //! Committing an upload: every block is either uploaded (digest checked) or
-//! unchanged in the current target; then the unchanged ones are copied from
-//! the target in the kernel and the staging file is renamed over it.
+//! unchanged in the current target; then `commit` makes the staging file's
+//! blocks and the target's unchanged ones the new version.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::FileExt;
@@ -14,8 +14,8 @@ use serde_json::json;
 use super::lock;
 use super::session::{Upload, run_pairs};
 use crate::fs::FsError;
+use crate::serve::commit::{Base, Commit, Expect, NewVersion, Staged, install};
 use crate::serve::error::{AppError, AppResult};
-use crate::serve::replace::{Base, Copy, Expect, Staged, copy_in, install};
 use crate::serve::state::AppState;
 
 /// What a successful commit answers.
@@ -67,7 +67,6 @@ pub(super) async fn commit_upload(
             Err(e) => return Err(AppError::from_fs(e, &upload.path)),
         }
     };
-    let mut reuse = Vec::new();
     let base_version = match base {
         Some(file) => {
             let copy = file.try_clone().map_err(|e| AppError::internal("duplicating a descriptor", e))?;
@@ -83,33 +82,39 @@ pub(super) async fn commit_upload(
             if !missing.is_empty() {
                 return Err(missing_blocks(&missing));
             }
-            let reused = changed.unchanged_blocks().filter(|i| !received.contains_key(i));
-            reuse = signature.layout().byte_runs(reused);
             Some((file, version))
         }
         None if needed.is_empty() => None,
         None => return Err(missing_blocks(&needed)),
     };
-    let upload = upload.clone();
-    let state = state.clone();
+    let version = NewVersion {
+        size: upload.header.file_size(),
+        staged: signature.layout().byte_runs(received.keys().copied()),
+    };
     let blocks_uploaded = received.len() as u64;
     let blocks_reused = signature.header().block_count() - blocks_uploaded;
+    let (upload, state) = (upload.clone(), state.clone());
     tokio::task::spawn_blocking(move || {
-        let staged = Staged {
-            path: &upload.path,
-            dir: &upload.dir,
-            name: &upload.staging_name,
-            file: &upload.staging,
+        let commit = Commit {
+            root: &state.root,
+            staged: Staged {
+                path: &upload.path,
+                dir: &upload.dir,
+                name: &upload.staging_name,
+                file: &upload.staging,
+            },
+            base: base_version.as_ref().map(|(file, version)| Base { file, version: *version }),
+            version: &version,
+            // The target must still be the version the client compared
+            // against, whether or not any of its blocks were reused.
+            expect: upload.base_etag.as_deref().map_or(Expect::Any, Expect::Etag),
+            mode: state.config.commit,
+            journal: &state.applies,
+            locks: &state.locks,
+            id: &upload.id,
+            faults: state.config.fault_hook.as_ref(),
         };
-        let base = base_version.as_ref().map(|(file, version)| Base { file, version: *version });
-        let copies: Vec<Copy> = reuse.into_iter().map(|r| Copy { old_start: r.start, new: r }).collect();
-        // The target must still be the version the client compared against,
-        // whether or not any of its blocks were reused.
-        if let Some(base) = &base {
-            copy_in(&staged, base, &copies)?;
-        }
-        let expected = upload.base_etag.as_deref().map_or(Expect::Any, Expect::Etag);
-        let version = install(&state.root, &staged, base.as_ref(), expected)?;
+        let version = install(&commit)?;
         Ok(CommitOutcome {
             path: upload.path.to_string(),
             size: upload.header.file_size(),

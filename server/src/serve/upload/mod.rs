@@ -28,9 +28,9 @@ use session::UploadState;
 
 use crate::fs::{FsError, RESERVED_PREFIX, RelPath, Root};
 use crate::limits::{check_block_count, check_block_size};
+use crate::serve::commit::{current_version, target_changed};
 use crate::serve::config::ServerConfig;
 use crate::serve::error::{AppError, AppResult};
-use crate::serve::replace::{current_version, target_changed};
 use crate::serve::state::AppState;
 
 /// All open upload sessions.
@@ -271,7 +271,7 @@ impl UploadStore {
             ));
         }
         let received = upload.begin_commit().await?;
-        let _guard = state.locks.lock(&upload.path).await;
+        let _guard = state.locks.commit(&upload.path).await;
         let result = commit::commit_upload(&upload, received, &signature, &state).await;
         match &result {
             Ok(_) => {

@@ -1,0 +1,330 @@
+//! `--commit journal`: changes written in place behind a redo journal, for
+//! file systems that cannot clone (ext4). The new bytes are already in the
+//! staging file beside the target, at their own offsets; the journal names
+//! them:
+//!
+//! 1. the staging file is fsynced;
+//! 2. `ROOT/.diffcopy-sessions/apply-<id>.pending` is written (the target's
+//!    path, the staging file's name, the new size, each range with the XXH3
+//!    of its bytes, and a checksum of all that) and fsynced;
+//! 3. it is renamed to `apply-<id>` (the commit point) and the directory
+//!    fsynced;
+//! 4. each range is copied from the staging file into the target;
+//! 5. the target is cut to its new size and fsynced;
+//! 6. the journal and the staging file are removed.
+//!
+//! At start-up, before anything is served, [`recover`] replays every
+//! committed journal (steps 4 to 6 again: copying a range twice is harmless)
+//! and discards every pending one, so the target is exactly the old version
+//! or exactly the new one. The target keeps its inode. Before the commit
+//! point the target's blocks up to its new size are reserved (`fallocate`),
+//! so applying cannot run out of space. Readers through the server take the
+//! path's shared lock, which the commit holds exclusively from before step
+//! 2 to the end, so they never see the ranges half applied; a process
+//! reading the file on disk meanwhile can. A committed journal that cannot
+//! be applied (an I/O error) leaves the path answering 503
+//! `commit_unfinished` until the next start replays it.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::Read;
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
+use std::sync::{Mutex, PoisonError};
+
+use axum::http::StatusCode;
+use rustix::fs::FallocateFlags;
+use rustix::io::Errno;
+
+use diffcopy_core::delta::piece_hash;
+
+use super::Commit;
+use crate::fs::{Dir, FileVersion, FsError, RelPath, Root, copy_range};
+use crate::serve::error::{AppError, AppResult};
+use crate::serve::faults::{FaultHook, FaultPoint};
+use crate::serve::locks::WriteHold;
+use crate::serve::upload::JOURNAL_DIR;
+
+const MAGIC: &[u8; 4] = b"DCJ1";
+/// The seed of the journal's checksums (fixed: they guard against torn and
+/// corrupted bytes, not against an adversary).
+const SEED: u64 = 0x6469_6666_636f_7079;
+
+/// Where commits in flight are journaled.
+#[derive(Debug)]
+pub(crate) struct ApplyJournal {
+    dir: Dir,
+    /// Paths whose committed journal could not be applied.
+    unapplied: Mutex<HashSet<String>>,
+}
+
+/// A journal's contents.
+#[derive(Debug, PartialEq, Eq)]
+struct Entry {
+    path: String,
+    staging: String,
+    size: u64,
+    /// Each range and the checksum of its bytes.
+    ranges: Vec<(Range<u64>, u64)>,
+}
+
+impl Entry {
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64 + 24 * self.ranges.len());
+        out.extend_from_slice(MAGIC);
+        for text in [&self.path, &self.staging] {
+            out.extend_from_slice(&(text.len() as u16).to_le_bytes());
+            out.extend_from_slice(text.as_bytes());
+        }
+        out.extend_from_slice(&self.size.to_le_bytes());
+        out.extend_from_slice(&(self.ranges.len() as u32).to_le_bytes());
+        for (range, sum) in &self.ranges {
+            out.extend_from_slice(&range.start.to_le_bytes());
+            out.extend_from_slice(&(range.end - range.start).to_le_bytes());
+            out.extend_from_slice(&sum.to_le_bytes());
+        }
+        let sum = piece_hash(SEED, &out);
+        out.extend_from_slice(&sum.to_le_bytes());
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        let (body, sum) = bytes.split_at_checked(bytes.len().checked_sub(8)?)?;
+        if piece_hash(SEED, body).to_le_bytes() != sum || !body.starts_with(MAGIC) {
+            return None;
+        }
+        let mut r = Cursor(&body[4..]);
+        let (path, staging) = (r.text()?, r.text()?);
+        let size = r.u64()?;
+        let count = u32::from_le_bytes(r.take(4)?.try_into().ok()?);
+        let mut ranges = Vec::new();
+        for _ in 0..count {
+            let (start, len, sum) = (r.u64()?, r.u64()?, r.u64()?);
+            ranges.push((start..start.checked_add(len)?, sum));
+        }
+        r.0.is_empty().then_some(Self { path, staging, size, ranges })
+    }
+}
+
+/// The unread rest of a journal.
+struct Cursor<'a>(&'a [u8]);
+
+impl Cursor<'_> {
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        let (head, tail) = self.0.split_at_checked(n)?;
+        self.0 = tail;
+        Some(head)
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+
+    fn text(&mut self) -> Option<String> {
+        let len = u16::from_le_bytes(self.take(2)?.try_into().ok()?);
+        String::from_utf8(self.take(usize::from(len))?.to_vec()).ok()
+    }
+}
+
+impl ApplyJournal {
+    /// The journal's directory below `root`.
+    pub(crate) fn open(root: &Root) -> Result<Self, FsError> {
+        Ok(Self { dir: root.internal_dir(JOURNAL_DIR)?, unapplied: Mutex::default() })
+    }
+
+    /// 503 `commit_unfinished` if `path` has a committed journal this run
+    /// could not apply.
+    pub(crate) fn check_applied(&self, path: &RelPath) -> AppResult<()> {
+        if self.unapplied.lock().unwrap_or_else(PoisonError::into_inner).contains(path.as_str()) {
+            return Err(AppError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "commit_unfinished",
+                format!("a commit of {path} could not be finished; the server's next start finishes it"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn unapplied(&self, path: &RelPath) {
+        self.unapplied.lock().unwrap_or_else(PoisonError::into_inner).insert(path.to_string());
+    }
+}
+
+fn io(path: &RelPath) -> impl Fn(std::io::Error) -> AppError + '_ {
+    move |e| AppError::from_fs(e.into(), path)
+}
+
+/// The most bytes one journal range covers (each has its own checksum, read
+/// in one piece).
+const RANGE_PIECE: u64 = 4 << 20;
+
+/// Commits in place; `_readers_out` keeps the server's readers of the
+/// target out until the journal is applied.
+pub(super) fn install(commit: &Commit<'_>, _readers_out: WriteHold) -> AppResult<FileVersion> {
+    let staged = &commit.staged;
+    let path = staged.path;
+    commit.journal.check_applied(path)?;
+    let at = |step: &'static str| FaultHook::at(commit.faults, FaultPoint::Commit(step));
+    let mut buf = Vec::new();
+    let mut ranges = Vec::new();
+    for range in &commit.version.staged {
+        for piece in pieces(range.clone()) {
+            let sum = checksum(staged.file, &piece, &mut buf).map_err(io(path))?;
+            ranges.push((piece, sum));
+        }
+    }
+    reserve(commit)?;
+    staged.file.sync_all().map_err(io(path))?;
+    let entry =
+        Entry { path: path.to_string(), staging: staged.name.to_owned(), size: commit.version.size, ranges };
+    let dir = &commit.journal.dir;
+    let (pending, committed) = (format!("apply-{}.pending", commit.id), format!("apply-{}", commit.id));
+    let fs_error = |e| AppError::from_fs(e, path);
+    dir.remove(&pending).map_err(fs_error)?;
+    let file = dir.create_new(&pending).map_err(fs_error)?;
+    let durable =
+        file.write_all_at(&entry.encode(), 0).map(|()| at("journal-written")).and_then(|()| file.sync_all());
+    if let Err(e) = durable {
+        let _ = dir.remove(&pending);
+        return Err(io(path)(e));
+    }
+    at("journal-fsynced");
+    dir.rename(&pending, &committed).map_err(fs_error)?;
+    dir.sync().map_err(fs_error)?;
+    at("journal-committed");
+    // From here the commit is decided: the journal stays until it is applied.
+    let applied = apply(commit.root, &entry, staged.dir, commit.faults).or_else(|e| {
+        tracing::warn!(path = %path, "applying a committed journal failed ({e}); trying once more");
+        apply(commit.root, &entry, staged.dir, None)
+    });
+    let target = applied.map_err(|e| {
+        tracing::error!(path = %path, "a committed journal could not be applied; the next start replays it: {e}");
+        commit.journal.unapplied(path);
+        AppError::from_fs(e, path)
+    })?;
+    dir.remove(&committed).map_err(fs_error)?;
+    let _ = dir.sync();
+    let _ = staged.dir.remove(staged.name);
+    at("journal-removed");
+    FileVersion::of(&target).map_err(|e| AppError::internal("reading metadata", e))
+}
+
+/// `range` in pieces of at most [`RANGE_PIECE`] bytes.
+fn pieces(range: Range<u64>) -> impl Iterator<Item = Range<u64>> {
+    (range.start..range.end).step_by(RANGE_PIECE as usize).map(move |s| s..(s + RANGE_PIECE).min(range.end))
+}
+
+/// Before the commit point: the target must still be the old version's
+/// inode, and its blocks up to the new size are allocated, so applying the
+/// journal cannot run out of space (507 `no_space` now, the target intact).
+fn reserve(commit: &Commit<'_>) -> AppResult<()> {
+    let path = commit.staged.path;
+    let target = commit.root.open_write(path, false).map_err(|e| AppError::from_fs(e, path))?;
+    let same = commit
+        .base
+        .as_ref()
+        .is_some_and(|base| FileVersion::of(&target).is_ok_and(|now| now.same_content(&base.version)));
+    if !same {
+        return Err(super::target_changed(path));
+    }
+    if commit.version.size == 0 {
+        return Ok(());
+    }
+    match rustix::fs::fallocate(&target, FallocateFlags::KEEP_SIZE, 0, commit.version.size) {
+        Ok(()) | Err(Errno::OPNOTSUPP) => Ok(()),
+        Err(e) => Err(AppError::from_fs(std::io::Error::from(e).into(), path)),
+    }
+}
+
+/// The checksum of `range` of `file`.
+fn checksum(file: &File, range: &Range<u64>, buf: &mut Vec<u8>) -> std::io::Result<u64> {
+    buf.resize((range.end - range.start) as usize, 0);
+    file.read_exact_at(buf, range.start)?;
+    Ok(piece_hash(SEED, buf))
+}
+
+/// Steps 4 and 5: the ranges copied into the target, its size set, fsynced.
+fn apply(root: &Root, entry: &Entry, dir: &Dir, faults: Option<&FaultHook>) -> Result<File, FsError> {
+    let path = RelPath::parse(&entry.path).map_err(|e| FsError::Io(std::io::Error::other(e)))?;
+    let target = root.open_write(&path, false)?;
+    let staging = dir.open_existing(&entry.staging)?;
+    for (range, _) in &entry.ranges {
+        copy_range(&staging, range.start, &target, range.start, range.end - range.start)?;
+        FaultHook::at(faults, FaultPoint::Commit("journal-applied"));
+    }
+    target.set_len(entry.size)?;
+    target.sync_all()?;
+    FaultHook::at(faults, FaultPoint::Commit("journal-target-fsynced"));
+    Ok(target)
+}
+
+/// At start-up: replays every committed journal below `root` and discards
+/// every pending one; a replayed commit's upload session is ended (its
+/// journal entries removed), so it is not resumed. Returns how many were
+/// replayed.
+pub(crate) fn recover(root: &Root) -> Result<usize, FsError> {
+    let journal = ApplyJournal::open(root)?;
+    let dir = &journal.dir;
+    let mut replayed = 0;
+    for name in dir.names_starting_with("apply-")? {
+        if name.ends_with(".pending") {
+            tracing::info!("discarding an uncommitted journal: {name}");
+            dir.remove(&name)?;
+            continue;
+        }
+        let Some(id) = name.strip_prefix("apply-") else { continue };
+        let mut bytes = Vec::new();
+        if let Some(mut file) = dir.open_read(&name)? {
+            file.read_to_end(&mut bytes)?;
+        }
+        let Some(entry) = Entry::decode(&bytes) else {
+            tracing::error!("journal {name} is unreadable; the target is left as it is");
+            dir.remove(&name)?;
+            continue;
+        };
+        let path = RelPath::parse(&entry.path).map_err(|e| FsError::Io(std::io::Error::other(e)))?;
+        let target_dir = root.parent_dir(&path, false)?;
+        let staging = target_dir.open_existing(&entry.staging)?;
+        let mut buf = Vec::new();
+        for (range, sum) in &entry.ranges {
+            if checksum(&staging, range, &mut buf)? != *sum {
+                return Err(FsError::Io(std::io::Error::other(format!(
+                    "journal {name}: the staged bytes {range:?} of {path} do not match their checksum"
+                ))));
+            }
+        }
+        apply(root, &entry, &target_dir, None)?;
+        tracing::info!(path = %path, "a committed journal was replayed");
+        dir.remove(&name)?;
+        target_dir.remove(&entry.staging)?;
+        for session_file in ["json", "log", "v2", "v2plan", "v2data"] {
+            dir.remove(&format!("{id}.{session_file}"))?;
+        }
+        replayed += 1;
+    }
+    dir.sync()?;
+    Ok(replayed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_round_trip_and_a_torn_one_is_refused() {
+        let entry = Entry {
+            path: "a/b.bin".into(),
+            staging: ".diffcopy-x.part".into(),
+            size: 12345,
+            ranges: vec![(0..10, 7), (4096..8192, 9)],
+        };
+        let bytes = entry.encode();
+        assert_eq!(Entry::decode(&bytes), Some(entry));
+        for len in 0..bytes.len() {
+            assert_eq!(Entry::decode(&bytes[..len]), None, "len {len}");
+        }
+        let mut flipped = bytes.clone();
+        flipped[10] ^= 1;
+        assert_eq!(Entry::decode(&flipped), None);
+    }
+}

@@ -1,0 +1,270 @@
+//! Committing a new version of a target. An upload (API v1 or protocol v2)
+//! leaves its new bytes in a staging file beside the target, at their own
+//! offsets; everything else of the new version is the old version's bytes at
+//! the same offsets. How that becomes the target is `--commit`'s choice:
+//!
+//! * `replace.rs`: the unchanged bytes are copied into the staging file,
+//!   which is made durable and renamed over the target (a new inode; costs
+//!   the whole file where the file system cannot share extents);
+//! * `reflink.rs`: the target is cloned (`FICLONE`: shared extents, no data
+//!   copied), the new bytes are written into the clone, which is made durable
+//!   and renamed over the target (a new inode; costs what changed);
+//! * `journal.rs`: a redo journal names the staging file's new ranges; once
+//!   it is durable and marked committed, they are applied in place and the
+//!   target made durable (the same inode; costs what changed, twice).
+//!
+//! After a crash at any step the target is the old version or the new one:
+//! replace and reflink by the rename, the journal by its replay at start-up
+//! (`recover`). `auto` (the default) clones where the file system can; where
+//! it cannot, it journals when that writes fewer bytes than a new file
+//! would (the changed bytes against the kept ones) and the server's readers
+//! of the target let it in within [`AUTO_READERS_WAIT`], else it replaces.
+
+mod journal;
+mod reflink;
+mod replace;
+
+use std::fs::File;
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+
+pub(crate) use journal::{ApplyJournal, recover};
+
+use crate::fs::{Dir, FileVersion, FsError, RelPath, Root, copy_range};
+use crate::serve::error::{AppError, AppResult};
+use crate::serve::faults::FaultHook;
+use crate::serve::locks::PathLocks;
+
+/// How long an `auto` commit waits for the server's readers of the target
+/// before it writes a new file instead of journaling in place.
+pub(crate) const AUTO_READERS_WAIT: Duration = Duration::from_secs(5);
+/// How long `--commit journal` waits for them before 503 `target_busy`.
+pub(crate) const JOURNAL_READERS_WAIT: Duration = Duration::from_secs(60);
+
+/// How commits become the target (`diffcopy serve --commit`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum CommitMode {
+    /// Reflink where the file system can clone a file, else the journal.
+    #[default]
+    Auto,
+    /// Clone the target, write the changes into the clone, rename it over.
+    Reflink,
+    /// A redo journal, then the changes written in place.
+    Journal,
+    /// Write a whole new file beside the target and rename it over.
+    Replace,
+}
+
+/// Bytes of the old version to copy into the new one: `new` from `old_start`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Copy {
+    /// The range in the new version.
+    pub(crate) new: Range<u64>,
+    /// Where those bytes start in the old version.
+    pub(crate) old_start: u64,
+}
+
+/// A staging file beside `path`, holding the new version's uploaded bytes.
+#[derive(Debug)]
+pub(crate) struct Staged<'a> {
+    pub(crate) path: &'a RelPath,
+    pub(crate) dir: &'a Dir,
+    pub(crate) name: &'a str,
+    pub(crate) file: &'a File,
+}
+
+/// What the target must still be for a commit to go ahead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Expect<'a> {
+    /// Anything (the client named no version).
+    Any,
+    /// The version with this ETag.
+    Etag(&'a str),
+    /// Absent (it was when the upload began).
+    Absent,
+}
+
+/// The old version: its open file and the version it was when read.
+#[derive(Debug)]
+pub(crate) struct Base<'a> {
+    pub(crate) file: &'a File,
+    pub(crate) version: FileVersion,
+}
+
+/// The new version: its size, and the ranges of the staging file that hold
+/// its new bytes at their own offsets (sorted, apart). The rest of it is the
+/// old version's bytes at the same offsets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct NewVersion {
+    pub(crate) size: u64,
+    pub(crate) staged: Vec<Range<u64>>,
+}
+
+impl NewVersion {
+    /// The ranges kept from the old version: what `staged` leaves of `0..size`.
+    pub(crate) fn kept(&self) -> Vec<Range<u64>> {
+        let mut kept = Vec::new();
+        let mut at = 0;
+        for range in &self.staged {
+            if range.start > at {
+                kept.push(at..range.start);
+            }
+            at = range.end;
+        }
+        if at < self.size {
+            kept.push(at..self.size);
+        }
+        kept
+    }
+
+    /// The bytes the new version changes (those in the staging file).
+    pub(crate) fn changed_bytes(&self) -> u64 {
+        self.staged.iter().map(|r| r.end - r.start).sum()
+    }
+
+    /// The bytes it keeps from the old version.
+    pub(crate) fn kept_bytes(&self) -> u64 {
+        self.size - self.changed_bytes()
+    }
+}
+
+/// One commit: where the new version is, what it must replace, how.
+#[derive(Debug)]
+pub(crate) struct Commit<'a> {
+    pub(crate) root: &'a Root,
+    pub(crate) staged: Staged<'a>,
+    pub(crate) base: Option<Base<'a>>,
+    pub(crate) version: &'a NewVersion,
+    pub(crate) expect: Expect<'a>,
+    pub(crate) mode: CommitMode,
+    pub(crate) journal: &'a ApplyJournal,
+    /// Where a commit in place shuts the server's readers out.
+    pub(crate) locks: &'a PathLocks,
+    /// The upload's id, which the journal names the commit by.
+    pub(crate) id: &'a str,
+    pub(crate) faults: Option<&'a FaultHook>,
+}
+
+/// 412: the target is no longer the version the client compared against.
+pub(crate) fn target_changed(path: &RelPath) -> AppError {
+    AppError::new(
+        StatusCode::PRECONDITION_FAILED,
+        "target_changed",
+        format!("{path} changed since the client compared against it"),
+    )
+}
+
+/// The current version of the file at `path`, `None` if it does not exist.
+pub(crate) fn current_version(root: &Root, path: &RelPath) -> AppResult<Option<FileVersion>> {
+    match root.open_read(path) {
+        Ok(file) => Ok(Some(FileVersion::of(&file).map_err(|e| AppError::internal("reading metadata", e))?)),
+        Err(FsError::NotFound) => Ok(None),
+        Err(e) => Err(AppError::from_fs(e, path)),
+    }
+}
+
+/// Checks that the base did not change while it was read and that the
+/// target is still what `expected` says (else 412 `target_changed`).
+pub(crate) fn check_unchanged(
+    root: &Root,
+    path: &RelPath,
+    base: Option<&Base<'_>>,
+    expected: Expect<'_>,
+) -> AppResult<Option<FileVersion>> {
+    if let Some(base) = base
+        && !FileVersion::of(base.file).is_ok_and(|now| now.same_content(&base.version))
+    {
+        return Err(target_changed(path));
+    }
+    let current = current_version(root, path)?;
+    let holds = match expected {
+        Expect::Any => true,
+        Expect::Etag(etag) => current.map(|v| v.etag()).as_deref() == Some(etag),
+        Expect::Absent => current.is_none(),
+    };
+    if !holds {
+        return Err(target_changed(path));
+    }
+    Ok(current)
+}
+
+/// Copies `copies` from `base` into `staged`, in the kernel. Blocking I/O.
+pub(crate) fn copy_in(staged: &Staged<'_>, base: &Base<'_>, copies: &[Copy]) -> AppResult<()> {
+    for copy in copies {
+        copy_range(base.file, copy.old_start, staged.file, copy.new.start, copy.new.end - copy.new.start)
+            .map_err(|e| AppError::from_fs(e.into(), staged.path))?;
+    }
+    Ok(())
+}
+
+/// Reads `len` bytes at `offset` of the new version before it exists: kept
+/// ranges from the base, the rest from the staging file.
+pub(crate) fn read_assembled(commit: &Commit<'_>, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+    let end = offset + buf.len() as u64;
+    let staged = &commit.version.staged;
+    let mut at = offset;
+    let mut i = staged.partition_point(|r| r.end <= offset);
+    while at < end {
+        let (from_staging, until) = match staged.get(i) {
+            Some(r) if r.start <= at => (true, r.end.min(end)),
+            Some(r) => (false, r.start.min(end)),
+            None => (false, end),
+        };
+        let part = &mut buf[(at - offset) as usize..(until - offset) as usize];
+        match (&commit.base, from_staging) {
+            (_, true) => commit.staged.file.read_exact_at(part, at)?,
+            (Some(base), false) => base.file.read_exact_at(part, at)?,
+            (None, false) => part.fill(0),
+        }
+        at = until;
+        if from_staging {
+            i += 1;
+        }
+    }
+    Ok(())
+}
+
+/// 503: readers of the target did not let a commit in place in.
+fn target_busy(path: &RelPath) -> AppError {
+    AppError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "target_busy",
+        format!("{path} is being read; try the commit again when the reads are done"),
+    )
+}
+
+/// Makes the new version the target, as `commit.mode` says, once
+/// [`check_unchanged`] passes. Returns the new version. Blocking I/O, on a
+/// blocking thread of the runtime.
+pub(crate) fn install(commit: &Commit<'_>) -> AppResult<FileVersion> {
+    let path = commit.staged.path;
+    check_unchanged(commit.root, path, commit.base.as_ref(), commit.expect)?;
+    if commit.base.is_none() {
+        // Nothing to keep: the staging file is the whole new version.
+        return replace::install(commit);
+    }
+    match commit.mode {
+        CommitMode::Replace => replace::install(commit),
+        CommitMode::Reflink => reflink::install(commit)?.ok_or_else(|| {
+            AppError::internal("committing", "--commit reflink, but this file system cannot clone files")
+        }),
+        CommitMode::Journal => {
+            let hold =
+                commit.locks.exclusive_within(path, JOURNAL_READERS_WAIT).ok_or_else(|| target_busy(path))?;
+            journal::install(commit, hold)
+        }
+        CommitMode::Auto => {
+            if let Some(version) = reflink::install(commit)? {
+                return Ok(version);
+            }
+            let cheaper_in_place = commit.version.changed_bytes() <= commit.version.kept_bytes();
+            match cheaper_in_place.then(|| commit.locks.exclusive_within(path, AUTO_READERS_WAIT)).flatten() {
+                Some(hold) => journal::install(commit, hold),
+                None => replace::install(commit),
+            }
+        }
+    }
+}
