@@ -1,7 +1,8 @@
 //! Shared helpers for diffcopy's end-to-end tests (the tests are in `tests/`):
 //! scratch directories, servers on 127.0.0.1 (in-process or as a separate
 //! `diffcopy` process), the real pdiffcopy from the project's venv, and raw
-//! HTTP for requests no well-behaved client would send.
+//! HTTP for requests no well-behaved client would send, and file systems
+//! mounted for a test (a small tmpfs, an XFS image).
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -226,10 +227,17 @@ impl ServerProcess {
     /// Starts `diffcopy serve --listen 127.0.0.1:0 --root ROOT ARGS...` and
     /// waits for the line that names its address.
     pub fn start(root: &Path, args: &[&str]) -> Self {
+        Self::start_with_env(root, args, &[])
+    }
+
+    /// [`start`](Self::start) with extra environment variables (such as
+    /// `DIFFCOPY_FAULT`).
+    pub fn start_with_env(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(diffcopy_bin())
             .args(["serve", "--listen", "127.0.0.1:0", "--root"])
             .arg(root)
             .args(args)
+            .envs(env.iter().copied())
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -344,4 +352,66 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
         raw = &raw[(start + size + 2).min(raw.len())..];
     }
     out
+}
+
+/// A file system mounted for a test, unmounted on drop. (Mounting needs
+/// root, as CI and the dev machines run.)
+#[derive(Debug)]
+pub struct Mount {
+    dir: PathBuf,
+    image: Option<PathBuf>,
+}
+
+impl Mount {
+    /// A tmpfs of `size` (such as `6m`) at `dir`.
+    pub fn tmpfs(dir: &Path, size: &str) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status();
+        assert!(status.is_ok_and(|s| s.success()), "mounting a tmpfs needs root (CI runs as root)");
+        Self { dir: dir.to_path_buf(), image: None }
+    }
+
+    /// A fresh 320 MiB XFS image (which can clone files) mounted at `dir`
+    /// through a loop device; `Err` says why not where `mkfs.xfs` or loop
+    /// devices are missing.
+    pub fn xfs(dir: &Path) -> Result<Self, String> {
+        let image = dir.with_extension("xfs.img");
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::File::create(&image)
+            .and_then(|f| f.set_len(320 << 20))
+            .map_err(|e| format!("image: {e}"))?;
+        let run = |program: &str, args: &[&OsStr]| -> Result<(), String> {
+            let out = Command::new(program)
+                .args(args)
+                .env("PATH", "/usr/sbin:/sbin:/usr/bin:/bin")
+                .output()
+                .map_err(|e| format!("{program}: {e}"))?;
+            out.status
+                .success()
+                .then_some(())
+                .ok_or_else(|| format!("{program}: {}", String::from_utf8_lossy(&out.stderr)))
+        };
+        run("mkfs.xfs", &[OsStr::new("-q"), image.as_os_str()])?;
+        run("mount", &[OsStr::new("-o"), OsStr::new("loop"), image.as_os_str(), dir.as_os_str()])?;
+        Ok(Self { dir: dir.to_path_buf(), image: Some(image) })
+    }
+
+    /// Bytes the file system has in use.
+    pub fn used_bytes(&self) -> u64 {
+        let out = Command::new("df").args(["--output=used", "-B1"]).arg(&self.dir).output().expect("df");
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines().nth(1).and_then(|l| l.trim().parse().ok()).expect("df's used bytes")
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.dir).status();
+        if let Some(image) = &self.image {
+            let _ = std::fs::remove_file(image);
+        }
+    }
 }

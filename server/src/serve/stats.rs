@@ -4,6 +4,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 
+use crate::serve::commit::CommitMode;
+
 /// Monotonic counters; each is updated with relaxed atomics.
 #[derive(Debug, Default)]
 pub(crate) struct Stats {
@@ -22,6 +24,10 @@ pub(crate) struct Stats {
     wire_bytes_out: AtomicU64,
     search_bytes_rolled: AtomicU64,
     search_bytes_hashed: AtomicU64,
+    commits_reflink: AtomicU64,
+    commits_journal: AtomicU64,
+    commits_replace: AtomicU64,
+    commit_bytes_written: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -43,6 +49,10 @@ pub struct StatsSnapshot {
     pub wire_bytes_out: u64,
     pub search_bytes_rolled: u64,
     pub search_bytes_hashed: u64,
+    pub commits_reflink: u64,
+    pub commits_journal: u64,
+    pub commits_replace: u64,
+    pub commit_bytes_written: u64,
 }
 
 impl Stats {
@@ -113,6 +123,18 @@ impl Stats {
         self.search_bytes_hashed.fetch_add(hashed, Ordering::Relaxed);
     }
 
+    /// A commit installed a new version `how`, writing that many bytes
+    /// beyond the upload's own.
+    pub(crate) fn installed(&self, how: CommitMode, bytes_written: u64) {
+        let counter = match how {
+            CommitMode::Reflink => &self.commits_reflink,
+            CommitMode::Journal => &self.commits_journal,
+            CommitMode::Replace | CommitMode::Auto => &self.commits_replace,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.commit_bytes_written.fetch_add(bytes_written, Ordering::Relaxed);
+    }
+
     /// The counters now.
     pub(crate) fn snapshot(&self) -> StatsSnapshot {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -132,6 +154,10 @@ impl Stats {
             wire_bytes_out: get(&self.wire_bytes_out),
             search_bytes_rolled: get(&self.search_bytes_rolled),
             search_bytes_hashed: get(&self.search_bytes_hashed),
+            commits_reflink: get(&self.commits_reflink),
+            commits_journal: get(&self.commits_journal),
+            commits_replace: get(&self.commits_replace),
+            commit_bytes_written: get(&self.commit_bytes_written),
         }
     }
 }

@@ -131,6 +131,28 @@ impl NewVersion {
     }
 }
 
+/// A commit done: the new version, how it was installed, and the bytes the
+/// install wrote (beyond the upload's own: kept bytes copied for a
+/// replace, changed bytes applied for the journal or a clone).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Installed {
+    pub(crate) version: FileVersion,
+    pub(crate) mode: CommitMode,
+    pub(crate) bytes_written: u64,
+}
+
+impl CommitMode {
+    /// The name `--commit` takes and answers carry.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Reflink => "reflink",
+            Self::Journal => "journal",
+            Self::Replace => "replace",
+        }
+    }
+}
+
 /// One commit: where the new version is, what it must replace, how.
 #[derive(Debug)]
 pub(crate) struct Commit<'a> {
@@ -237,33 +259,39 @@ fn target_busy(path: &RelPath) -> AppError {
 }
 
 /// Makes the new version the target, as `commit.mode` says, once
-/// [`check_unchanged`] passes. Returns the new version. Blocking I/O, on a
-/// blocking thread of the runtime.
-pub(crate) fn install(commit: &Commit<'_>) -> AppResult<FileVersion> {
+/// [`check_unchanged`] passes. Blocking I/O, on a blocking thread of the
+/// runtime.
+pub(crate) fn install(commit: &Commit<'_>) -> AppResult<Installed> {
     let path = commit.staged.path;
     check_unchanged(commit.root, path, commit.base.as_ref(), commit.expect)?;
+    let (changed, kept) = (commit.version.changed_bytes(), commit.version.kept_bytes());
+    let done = |mode, version, bytes_written| Installed { version, mode, bytes_written };
     if commit.base.is_none() {
         // Nothing to keep: the staging file is the whole new version.
-        return replace::install(commit);
+        return Ok(done(CommitMode::Replace, replace::install(commit)?, 0));
     }
+    let replaced = || Ok(done(CommitMode::Replace, replace::install(commit)?, kept));
+    let journaled = |hold| Ok(done(CommitMode::Journal, journal::install(commit, hold)?, changed));
     match commit.mode {
-        CommitMode::Replace => replace::install(commit),
-        CommitMode::Reflink => reflink::install(commit)?.ok_or_else(|| {
-            AppError::internal("committing", "--commit reflink, but this file system cannot clone files")
-        }),
-        CommitMode::Journal => {
-            let hold =
-                commit.locks.exclusive_within(path, JOURNAL_READERS_WAIT).ok_or_else(|| target_busy(path))?;
-            journal::install(commit, hold)
-        }
+        CommitMode::Replace => replaced(),
+        CommitMode::Reflink => match reflink::install(commit)? {
+            Some(version) => Ok(done(CommitMode::Reflink, version, changed)),
+            None => Err(AppError::internal(
+                "committing",
+                "--commit reflink, but this file system cannot clone files",
+            )),
+        },
+        CommitMode::Journal => journaled(
+            commit.locks.exclusive_within(path, JOURNAL_READERS_WAIT).ok_or_else(|| target_busy(path))?,
+        ),
         CommitMode::Auto => {
             if let Some(version) = reflink::install(commit)? {
-                return Ok(version);
+                return Ok(done(CommitMode::Reflink, version, changed));
             }
-            let cheaper_in_place = commit.version.changed_bytes() <= commit.version.kept_bytes();
+            let cheaper_in_place = changed <= kept;
             match cheaper_in_place.then(|| commit.locks.exclusive_within(path, AUTO_READERS_WAIT)).flatten() {
-                Some(hold) => journal::install(commit, hold),
-                None => replace::install(commit),
+                Some(hold) => journaled(hold),
+                None => replaced(),
             }
         }
     }

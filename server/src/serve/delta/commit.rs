@@ -31,6 +31,9 @@ pub(crate) struct DeltaOutcome {
     copied_bytes: u64,
     /// Whether the new file is the old one, untouched.
     unchanged: bool,
+    /// How the new version was installed: `reflink`, `journal`, `replace`,
+    /// or `none` for an unchanged file.
+    commit: &'static str,
 }
 
 /// 422: the rebuilt file is not the client's.
@@ -55,13 +58,14 @@ pub(super) fn commit(upload: &DeltaUpload, job: &ToCommit, state: &AppState) -> 
         Staged { path: &upload.path, dir: &upload.dir, name: &upload.staging_name, file: &upload.staging };
     let layout = BlockLayout::new(params.file_size, params.levels.block_size())
         .map_err(|e| AppError::internal("the upload's block layout", e))?;
-    let outcome = |etag: String, unchanged: bool| DeltaOutcome {
+    let outcome = |etag: String, commit: &'static str| DeltaOutcome {
         path: upload.path.to_string(),
         size: params.file_size,
         etag,
         literal_bytes: plan.literal_bytes(),
         copied_bytes: plan.copied_bytes(),
-        unchanged,
+        unchanged: commit == "none",
+        commit,
     };
 
     if let (Some(base), Some(old)) = (&base, &upload.base)
@@ -73,7 +77,7 @@ pub(super) fn commit(upload: &DeltaUpload, job: &ToCommit, state: &AppState) -> 
         }
         let current = check_unchanged(&state.root, &upload.path, Some(base), expect)?;
         upload.discard();
-        return Ok(outcome(current.map(|v| v.etag()).unwrap_or_default(), true));
+        return Ok(outcome(current.map(|v| v.etag()).unwrap_or_default(), "none"));
     }
 
     // Data the search found elsewhere in the old version joins the literal
@@ -123,7 +127,9 @@ pub(super) fn commit(upload: &DeltaUpload, job: &ToCommit, state: &AppState) -> 
         return Err(mismatch());
     }
     let installed = install(&commit)?;
-    Ok(outcome(installed.etag(), false))
+    let moved_bytes: u64 = moved.iter().map(|c| c.new.end - c.new.start).sum();
+    state.stats.installed(installed.mode, installed.bytes_written + moved_bytes);
+    Ok(outcome(installed.version.etag(), installed.mode.name()))
 }
 
 /// The file hash of the new version (`layout`'s blocks, read with `read`

@@ -26,6 +26,8 @@ pub(crate) struct CommitOutcome {
     etag: String,
     blocks_uploaded: u64,
     blocks_reused: u64,
+    /// How the new version was installed: `reflink`, `journal` or `replace`.
+    commit: &'static str,
 }
 
 /// Verifies `upload` against the source's full `signature` and replaces the
@@ -114,13 +116,15 @@ pub(super) async fn commit_upload(
             id: &upload.id,
             faults: state.config.fault_hook.as_ref(),
         };
-        let version = install(&commit)?;
+        let installed = install(&commit)?;
+        state.stats.installed(installed.mode, installed.bytes_written);
         Ok(CommitOutcome {
             path: upload.path.to_string(),
             size: upload.header.file_size(),
-            etag: version.etag(),
+            etag: installed.version.etag(),
             blocks_uploaded,
             blocks_reused,
+            commit: installed.mode.name(),
         })
     })
     .await
