@@ -366,3 +366,21 @@ fn dense_insertions_and_deletions() {
     println!("DENSE {traffic:?} {stats:?}");
     assert!(traffic.literal <= 20 * 1024, "{traffic:?}");
 }
+
+/// A byte inserted every 200 KiB: no 1 MiB block is found whole, so the
+/// search rolls near one long unmatched parent (16 MiB, several of the
+/// chunks it reads at a time) and must find its pieces across the chunks.
+#[test]
+fn a_shift_in_every_block_is_found_across_a_long_parent() {
+    let size = 16 << 20;
+    let old = noise(size, 12);
+    let mut new = Vec::with_capacity(size + 100);
+    for (k, chunk) in old.chunks(200 << 10).enumerate() {
+        new.extend_from_slice(chunk);
+        new.push(k as u8);
+    }
+    let (rebuilt, _, traffic, _) = sync(&old, &new, &[1 << 20, 1 << 16, 4096, 512], true);
+    assert!(rebuilt == new);
+    // Each insertion costs a piece or two of the finest level.
+    assert!(traffic.literal <= 84 * 1024, "{traffic:?}");
+}

@@ -42,6 +42,9 @@ use super::weak::{WeakSum, anchor_len};
 /// starts, so the pass reads at most 1/`PROBE_STRIDE` of such a region,
 /// plus a block at its start and after each hit.
 const PROBE_STRIDE: u64 = 8;
+/// Window starts per read of a rolling pass near a parent: what bounds its
+/// memory, however long the parent.
+const NEAR_CHUNK: u64 = 4 << 20;
 
 /// What a search did, for benchmarks and logs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -450,39 +453,60 @@ impl Matcher {
                 .clamp(0, i128::from(self.old_len)) as u64;
             let end = (i128::from(parent.end) + high + i128::from(margin)).clamp(0, i128::from(self.old_len))
                 as u64;
-            if end < start + size {
-                continue;
+            // In chunks of window starts, so a long parent costs no more
+            // memory than a short one.
+            let mut from = start;
+            while from + size <= end && !self.stats.exhausted {
+                let until = end.min(from + NEAR_CHUNK + size - 1);
+                buf.resize((until - from) as usize, 0);
+                old.read_at(from, &mut buf).map_err(MatchError::Read)?;
+                let rolled =
+                    self.roll_chunk(&buf, from, size as usize, anchor, (&table, &filter), pieces, strong);
+                from += rolled.max(1);
             }
-            buf.resize((end - start) as usize, 0);
-            old.read_at(start, &mut buf).map_err(MatchError::Read)?;
-            let starts = (end - start - size + 1) as usize;
-            let piece_len = size as usize;
-            let mut sum = WeakSum::new(&buf[..anchor]);
-            let mut rel = 0usize;
-            while rel < starts && !self.stats.exhausted {
-                rel += scan(&buf[rel..], anchor, starts - rel, &mut sum, &filter);
-                if rel == starts {
-                    break;
-                }
-                let window = &buf[rel..rel + piece_len];
-                let found = self.piece_hit(&table, sum.value(), window, pieces, strong);
-                if let Some(i) = found {
-                    self.add(&pieces[i], start + rel as u64, None);
-                    // Go on after it, the window summed afresh.
-                    rel += piece_len;
-                    if rel < starts {
-                        sum = WeakSum::new(&buf[rel..rel + anchor]);
-                    }
-                    continue;
-                }
-                rel += 1;
-                if rel < starts {
-                    sum.roll(buf[rel - 1], buf[rel - 1 + anchor]);
-                }
-            }
-            self.stats.rolled_near += rel.min(starts) as u64;
         }
         Ok(())
+    }
+
+    /// One chunk of [`roll_near`](Self::roll_near): every window start in
+    /// `buf` (the old bytes from `from`) that leaves a whole piece. Returns
+    /// how far the next chunk starts from `from`.
+    #[allow(clippy::too_many_arguments)]
+    fn roll_chunk(
+        &mut self,
+        buf: &[u8],
+        from: u64,
+        piece_len: usize,
+        anchor: usize,
+        (table, filter): (&[(u32, u32)], &Filter),
+        pieces: &[Range<u64>],
+        strong: &[u64],
+    ) -> u64 {
+        let starts = buf.len() - piece_len + 1;
+        let mut sum = WeakSum::new(&buf[..anchor]);
+        let mut rel = 0usize;
+        while rel < starts && !self.stats.exhausted {
+            rel += scan(&buf[rel..], anchor, starts - rel, &mut sum, filter);
+            if rel == starts {
+                break;
+            }
+            let window = &buf[rel..rel + piece_len];
+            if let Some(i) = self.piece_hit(table, sum.value(), window, pieces, strong) {
+                self.add(&pieces[i], from + rel as u64, None);
+                // Go on after it, the window summed afresh.
+                rel += piece_len;
+                if rel < starts {
+                    sum = WeakSum::new(&buf[rel..rel + anchor]);
+                }
+                continue;
+            }
+            rel += 1;
+            if rel < starts {
+                sum.roll(buf[rel - 1], buf[rel - 1 + anchor]);
+            }
+        }
+        self.stats.rolled_near += rel.min(starts) as u64;
+        rel.max(starts) as u64
     }
 
     /// A window whose weak sum is a piece's (at a level below 0): the first

@@ -19,6 +19,8 @@ use super::weak::{anchor_len, weak_sum};
 
 const MAGIC: &[u8; 4] = b"DCP2";
 const NAME: &str = "piece hashes message";
+/// About the most bytes [`PieceHashes::compute`] reads at once.
+const READ_CHUNK: u64 = 1 << 20;
 
 /// The hashes of one level's pieces.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,15 +51,22 @@ impl PieceHashes {
         ranges: &[Range<u64>],
         file: &mut F,
     ) -> Result<Self, F::Error> {
-        let size = params.levels.size(usize::from(level)).unwrap_or(u32::MAX) as usize;
+        let size = u64::from(params.levels.size(usize::from(level)).unwrap_or(u32::MAX)).max(1);
+        // Whole pieces per read, about a MiB: a long range costs no more memory.
+        let chunk = (READ_CHUNK / size).max(1) * size;
         let (mut weak, mut hashes) = (Vec::new(), Vec::new());
         let mut buf = Vec::new();
         for range in ranges {
-            buf.resize((range.end - range.start) as usize, 0);
-            file.read_at(range.start, &mut buf)?;
-            for piece in buf.chunks(size.max(1)) {
-                weak.push(weak_sum(&piece[..anchor_len(piece.len())]));
-                hashes.push(piece_hash(params.seed, piece));
+            let mut at = range.start;
+            while at < range.end {
+                let end = range.end.min(at + chunk);
+                buf.resize((end - at) as usize, 0);
+                file.read_at(at, &mut buf)?;
+                for piece in buf.chunks(size as usize) {
+                    weak.push(weak_sum(&piece[..anchor_len(piece.len())]));
+                    hashes.push(piece_hash(params.seed, piece));
+                }
+                at = end;
             }
         }
         Ok(Self { level, weak, hashes })

@@ -31,7 +31,7 @@ use crate::fs::{FileReader, hash_file_blocks};
 /// The most literal bytes in one frame and in one request: large enough to
 /// amortise a request, small enough that a few in flight stay well inside
 /// the client's memory budget.
-const BATCH: u64 = 4 << 20;
+const BATCH: u64 = 2 << 20;
 
 /// What one upload or download moved: the bodies each way, the literal data.
 #[derive(Debug, Default)]
