@@ -359,9 +359,18 @@ impl Matcher {
             while covered.get(next_covered).is_some_and(|c| c.end <= p) {
                 next_covered += 1;
             }
+            let after_cover = next_covered > 0 && covered[next_covered - 1].end == p;
             let gap_end = match covered.get(next_covered) {
                 Some(c) if c.start <= p => {
                     p = c.end;
+                    continue;
+                }
+                // A hole of at most one block between matches: in place,
+                // the old side of an edited block. Windows there straddle
+                // the matched data beside it, which a new block repeats
+                // rarely; the finer levels look near it instead.
+                Some(c) if after_cover && c.start - p <= block => {
+                    p = c.start;
                     continue;
                 }
                 Some(c) => c.start.min(last_start + 1),
@@ -402,10 +411,12 @@ impl Matcher {
     }
 
     /// Below level 0: for each parent with unmatched full-size pieces, one
-    /// rolling pass over the old bytes near where the parent should be (its
-    /// range shifted as its nearest matches are, and by nothing, widened by
-    /// two pieces on either side). Finds the pieces of a parent whose data
-    /// moved by less than that, which its neighbours' shifts do not.
+    /// rolling pass over the old bytes near where those pieces should be
+    /// (each piece's range shifted as the parent's nearest matches are, and
+    /// by nothing, widened by two pieces on either side; the ranges merged).
+    /// Finds the pieces of a parent whose data moved by less than that,
+    /// which its neighbours' shifts do not; a parent with one edited piece
+    /// costs a few pieces of rolling, not the whole parent.
     fn roll_near<F: ReadAt>(
         &mut self,
         old: &mut F,
@@ -449,20 +460,27 @@ impl Matcher {
             }
             let (low, high) =
                 (shifts.iter().min().copied().unwrap_or(0), shifts.iter().max().copied().unwrap_or(0));
-            let start = (i128::from(parent.start) + low - i128::from(margin))
-                .clamp(0, i128::from(self.old_len)) as u64;
-            let end = (i128::from(parent.end) + high + i128::from(margin)).clamp(0, i128::from(self.old_len))
-                as u64;
-            // In chunks of window starts, so a long parent costs no more
-            // memory than a short one.
-            let mut from = start;
-            while from + size <= end && !self.stats.exhausted {
-                let until = end.min(from + NEAR_CHUNK + size - 1);
-                buf.resize((until - from) as usize, 0);
-                old.read_at(from, &mut buf).map_err(MatchError::Read)?;
-                let rolled =
-                    self.roll_chunk(&buf, from, size as usize, anchor, (&table, &filter), pieces, strong);
-                from += rolled.max(1);
+            let old_len = i128::from(self.old_len);
+            let mut windows: Vec<Range<u64>> = Vec::new();
+            for child in children.iter().filter(|p| p.end - p.start == size && !self.is_matched(p)) {
+                let start = (i128::from(child.start) + low - i128::from(margin)).clamp(0, old_len) as u64;
+                let end = (i128::from(child.end) + high + i128::from(margin)).clamp(0, old_len) as u64;
+                match windows.last_mut() {
+                    Some(last) if start <= last.end => last.end = last.end.max(end),
+                    _ => windows.push(start..end),
+                }
+            }
+            for window in windows {
+                // In chunks of window starts, so a long run of pieces costs
+                // no more memory than a short one.
+                let mut from = window.start;
+                while from + size <= window.end && !self.stats.exhausted {
+                    let until = window.end.min(from + NEAR_CHUNK + size - 1);
+                    buf.resize((until - from) as usize, 0);
+                    old.read_at(from, &mut buf).map_err(MatchError::Read)?;
+                    let table = (table.as_slice(), &filter);
+                    from += self.roll_chunk(&buf, from, size as usize, anchor, table, pieces, strong).max(1);
+                }
             }
         }
         Ok(())
