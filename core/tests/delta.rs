@@ -384,3 +384,37 @@ fn a_shift_in_every_block_is_found_across_a_long_parent() {
     // Each insertion costs a piece or two of the finest level.
     assert!(traffic.literal <= 84 * 1024, "{traffic:?}");
 }
+
+/// New data over old zeros (pdiffcopy's "zeroed" patterns), not aligned to
+/// a block: the block at the region's end is partly there, but the long run
+/// of new data before it is not refined past the first finer level.
+#[test]
+fn a_long_run_of_new_data_is_not_refined_all_the_way_down() {
+    let size = 10 << 20;
+    let new = noise(size + 300_000, 13);
+    let mut old = new.clone();
+    old[..size - 600_000].fill(0);
+    let (rebuilt, _, traffic, _) = sync(&old, &new, &[1 << 20, 1 << 16, 4096, 512], true);
+    assert!(rebuilt == new);
+    assert!(traffic.literal <= size as u64, "{traffic:?}");
+    // Level 0 and one finer level over the run; the finest levels only
+    // for the block the run ends in.
+    assert!(traffic.hashes < 8 * 1024, "{traffic:?}");
+}
+
+/// A zeroed region of the old file is skipped fast by the rolling passes
+/// (every window there has one weak sum), yet zeros and data shifted
+/// beside it are still found.
+#[test]
+fn old_zeros_are_skipped_and_what_is_there_is_found() {
+    let noise_part = noise(3 << 20, 14);
+    let mut old = noise_part.clone();
+    old.extend_from_slice(&vec![0u8; 5 << 20]);
+    // New: the noise shifted by 7 bytes, then 200 KiB of zeros.
+    let mut new = vec![1u8; 7];
+    new.extend_from_slice(&noise_part);
+    new.extend_from_slice(&vec![0u8; 200 << 10]);
+    let (rebuilt, _, traffic, _) = sync(&old, &new, &[1 << 20, 1 << 16, 4096, 512], true);
+    assert!(rebuilt == new);
+    assert!(traffic.literal <= 8 * 1024, "{traffic:?}");
+}

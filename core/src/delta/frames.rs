@@ -65,6 +65,30 @@ impl Frame<'_> {
     }
 }
 
+/// The most literal bytes the clients put in one frame and in one request:
+/// large enough to amortise a request, small enough that a few in flight
+/// stay well inside a client's memory budget.
+pub const LITERAL_BATCH: u32 = 2 << 20;
+
+/// `ranges` cut into frames of at most `max` bytes, grouped into requests
+/// of at most about `max` bytes: what an uploading client sends, in order.
+pub fn literal_batches(ranges: &[Range<u64>], max: u32) -> Vec<Vec<Range<u64>>> {
+    let max = u64::from(max.max(1));
+    let mut out: Vec<Vec<Range<u64>>> = Vec::new();
+    let mut size = max;
+    for piece in ranges.iter().flat_map(|r| super::params::pieces(r.clone(), max as u32)) {
+        if size + (piece.end - piece.start) > max {
+            out.push(Vec::new());
+            size = 0;
+        }
+        size += piece.end - piece.start;
+        if let Some(batch) = out.last_mut() {
+            batch.push(piece);
+        }
+    }
+    out
+}
+
 /// The bytes a message of frames starts with.
 pub const FRAMES_HEADER: [u8; 5] = [b'D', b'C', b'L', b'2', 1];
 
@@ -144,6 +168,20 @@ pub fn parse_frames(bytes: &[u8], file_size: u64) -> Result<Vec<Frame<'_>>, Delt
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batches_cut_long_ranges_and_group_short_ones() {
+        let mib = 1 << 20;
+        let ranges = [0..10, 20..30, 100..100 + 9 * mib];
+        let cut = literal_batches(&ranges, 4 << 20);
+        assert_eq!(cut.len(), 4);
+        assert_eq!(cut[0], [0..10, 20..30]);
+        assert_eq!(cut[3], [100 + 8 * mib..100 + 9 * mib]);
+        let sizes: Vec<u64> = cut.iter().map(|b| b.iter().map(|r| r.end - r.start).sum()).collect();
+        assert!(sizes.iter().all(|&s| s <= 4 << 20), "{sizes:?}");
+        assert_eq!(sizes.iter().sum::<u64>(), 9 * mib + 20);
+        assert!(literal_batches(&[], LITERAL_BATCH).is_empty());
+    }
 
     #[test]
     fn frames_round_trip_and_are_checked() {

@@ -382,8 +382,8 @@ impl Matcher {
             buf.resize(load as usize, 0);
             old.read_at(p, &mut buf).map_err(MatchError::Read)?;
             let starts = (probe_end - p) as usize;
-            let mut sum = WeakSum::new(&buf[..anchor]);
-            let mut rel = 0usize;
+            let mut rel = skip_uniform(&buf, anchor, starts, &filter);
+            let mut sum = WeakSum::new(&buf[rel.min(buf.len() - anchor)..][..anchor]);
             let mut jump = None;
             while rel < starts {
                 rel += scan(&buf[rel..], anchor, starts - rel, &mut sum, &filter);
@@ -501,8 +501,8 @@ impl Matcher {
         strong: &[u64],
     ) -> u64 {
         let starts = buf.len() - piece_len + 1;
-        let mut sum = WeakSum::new(&buf[..anchor]);
-        let mut rel = 0usize;
+        let mut rel = skip_uniform(buf, anchor, starts, filter);
+        let mut sum = WeakSum::new(&buf[rel.min(buf.len() - anchor)..][..anchor]);
         while rel < starts && !self.stats.exhausted {
             rel += scan(&buf[rel..], anchor, starts - rel, &mut sum, filter);
             if rel == starts {
@@ -623,20 +623,33 @@ impl Matcher {
     fn decide(&mut self, level: u8, parents: &[Range<u64>], pieces: &[Range<u64>]) -> Need {
         let finer = usize::from(level) + 1 < self.params.levels.count() && self.old_len > 0;
         let mut need = Need { level: level + 1, refine: Vec::new(), literal: Vec::new() };
+        // A parent range is a run of the previous level's unmatched pieces;
+        // each of those is judged on its own children: refined further only
+        // where some of them matched, so a long run of new data (with a
+        // match at one end) is not refined all the way down.
+        let whole = level
+            .checked_sub(1)
+            .and_then(|l| self.params.levels.size(usize::from(l)))
+            .map_or(u64::MAX, u64::from);
         let mut i = 0;
         for parent in parents {
-            let start = i;
-            while i < pieces.len() && pieces[i].end <= parent.end {
-                i += 1;
-            }
-            let children = &pieces[start..i];
-            let partly_there = level == 0 || children.iter().any(|p| self.is_matched(p));
-            let list = if finer && partly_there { &mut need.refine } else { &mut need.literal };
-            for child in children.iter().filter(|p| !self.is_matched(p)) {
-                match list.last_mut() {
-                    Some(last) if last.end == child.start => last.end = child.end,
-                    _ => list.push(child.clone()),
+            let mut from = parent.start;
+            while from < parent.end {
+                let until = parent.end.min(from.saturating_add(whole));
+                let start = i;
+                while i < pieces.len() && pieces[i].end <= until {
+                    i += 1;
                 }
+                let children = &pieces[start..i];
+                let partly_there = level == 0 || children.iter().any(|p| self.is_matched(p));
+                let list = if finer && partly_there { &mut need.refine } else { &mut need.literal };
+                for child in children.iter().filter(|p| !self.is_matched(p)) {
+                    match list.last_mut() {
+                        Some(last) if last.end == child.start => last.end = child.end,
+                        _ => list.push(child.clone()),
+                    }
+                }
+                from = until;
             }
         }
         if need.refine.is_empty() {
@@ -647,6 +660,32 @@ impl Matcher {
         }
         need
     }
+}
+
+/// Where a rolling pass over `buf` may start: past the window starts whose
+/// windows lie in a leading run of one byte value (a zeroed or sparse
+/// region of the old file), when that run's one weak sum is no piece's.
+fn skip_uniform(buf: &[u8], anchor: usize, starts: usize, filter: &Filter) -> usize {
+    let run = uniform_run(buf);
+    if run < anchor || filter.maybe(WeakSum::new(&buf[..anchor]).value()) {
+        return 0;
+    }
+    (run - anchor + 1).min(starts)
+}
+
+/// How many of `buf`'s first bytes equal its first byte.
+fn uniform_run(buf: &[u8]) -> usize {
+    let Some(&first) = buf.first() else { return 0 };
+    let pattern = [first; 256];
+    let mut run = 0;
+    for chunk in buf.chunks(pattern.len()) {
+        // A slice comparison: memcmp, many bytes at a time.
+        if chunk != &pattern[..chunk.len()] {
+            return run + chunk.iter().position(|&b| b != first).unwrap_or(0);
+        }
+        run += chunk.len();
+    }
+    run
 }
 
 /// Rolls a weak sum over `data`'s windows of `anchor` bytes (`sum` holds

@@ -33,7 +33,10 @@ mod weak;
 
 pub use blocks::{BlockHash, BlockHashes, BlockHashesBuilder};
 pub use error::{DeltaError, MatchError};
-pub use frames::{Codec, FRAMES_HEADER, Frame, FrameWriter, MAX_FRAME, parse_frames, write_frame};
+pub use frames::{
+    Codec, FRAMES_HEADER, Frame, FrameWriter, LITERAL_BATCH, MAX_FRAME, literal_batches, parse_frames,
+    write_frame,
+};
 pub use matcher::{Matcher, SearchStats};
 pub use need::Need;
 pub use old::{ReadAt, SliceFile};

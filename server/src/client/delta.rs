@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use diffcopy_core::BlockLayout;
 use diffcopy_core::delta::{
-    BlockHash, BlockHashes, BlockHashesBuilder, DeltaParams, FRAMES_HEADER, FileHasher, Matcher, PieceHashes,
-    Plan, Source, block_hash, parse_frames, pieces,
+    BlockHash, BlockHashes, BlockHashesBuilder, DeltaParams, FRAMES_HEADER, FileHasher, LITERAL_BATCH,
+    Matcher, PieceHashes, Plan, Source, block_hash, literal_batches, parse_frames,
 };
 use futures_util::{StreamExt, TryStreamExt};
 
@@ -27,11 +27,6 @@ use super::summary::Summary;
 use super::sync::{SyncOptions, open_source};
 use crate::frames::{frame_bytes, push_frame};
 use crate::fs::{FileReader, hash_file_blocks};
-
-/// The most literal bytes in one frame and in one request: large enough to
-/// amortise a request, small enough that a few in flight stay well inside
-/// the client's memory budget.
-const BATCH: u64 = 2 << 20;
 
 /// What one upload or download moved: the bodies each way, the literal data.
 #[derive(Debug, Default)]
@@ -84,24 +79,6 @@ async fn file_hash(file: Arc<File>, params: &DeltaParams) -> Result<u128, Client
         hasher.push(hash.map_err(|e| ClientError::io("reading the new version back", e))?);
     }
     Ok(hasher.finish())
-}
-
-/// `ranges` cut into frames of at most [`BATCH`] bytes, then grouped into
-/// requests of at most about [`BATCH`] bytes.
-fn batches(ranges: &[Range<u64>]) -> Vec<Vec<Range<u64>>> {
-    let mut out: Vec<Vec<Range<u64>>> = Vec::new();
-    let mut size = BATCH;
-    for piece in ranges.iter().flat_map(|r| pieces(r.clone(), BATCH as u32)) {
-        if size + (piece.end - piece.start) > BATCH {
-            out.push(Vec::new());
-            size = 0;
-        }
-        size += piece.end - piece.start;
-        if let Some(batch) = out.last_mut() {
-            batch.push(piece);
-        }
-    }
-    out
 }
 
 /// Uploads `source` through protocol v2; resumes a session whose search
@@ -234,7 +211,7 @@ async fn send_literal(
 ) -> Result<(), ClientError> {
     let total: u64 = ranges.iter().map(|r| r.end - r.start).sum();
     let bar = options.progress.bar("uploading", total);
-    let sent = futures_util::stream::iter(batches(ranges))
+    let sent = futures_util::stream::iter(literal_batches(ranges, LITERAL_BATCH))
         .map(|batch| {
             let (file, bar) = (file.clone(), &bar);
             async move {
@@ -376,7 +353,7 @@ async fn fetch_literal(
     let total: u64 = ranges.iter().map(|r| r.end - r.start).sum();
     let bar = options.progress.bar("receiving", total);
     let size = rebuild.file().metadata().map_err(|e| ClientError::io("the new version", e))?.len();
-    let received = futures_util::stream::iter(batches(ranges))
+    let received = futures_util::stream::iter(literal_batches(ranges, LITERAL_BATCH))
         .map(|batch| {
             let bar = &bar;
             async move {
@@ -428,17 +405,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn batches_cut_long_ranges_and_group_short_ones() {
-        let mib = 1 << 20;
-        let ranges = [0..10, 20..30, 100..100 + 9 * mib];
-        let cut = batches(&ranges);
-        assert_eq!(cut.len(), 4);
-        assert_eq!(cut[0], vec![0..10, 20..30]);
-        assert_eq!(cut[3], vec![100 + 8 * mib..100 + 9 * mib]);
-        let sizes: Vec<u64> = cut.iter().map(|b| b.iter().map(|r| r.end - r.start).sum()).collect();
-        assert!(sizes.iter().all(|&s| s <= BATCH), "{sizes:?}");
-        assert_eq!(sizes.iter().sum::<u64>(), 9 * mib + 20);
-        assert!(batches(&[]).is_empty());
+    fn touching_ranges_merge() {
         assert_eq!(merge(&[0..5, 5..9, 10..12]), vec![0..9, 10..12]);
     }
 }

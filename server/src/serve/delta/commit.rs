@@ -8,7 +8,7 @@ use std::os::unix::fs::FileExt;
 
 use axum::http::StatusCode;
 use diffcopy_core::BlockLayout;
-use diffcopy_core::delta::{FileHasher, Source, block_hash};
+use diffcopy_core::delta::{FileHasher, Plan, Source, block_hash};
 use serde::Serialize;
 
 use super::session::{DeltaUpload, ToCommit};
@@ -29,11 +29,47 @@ pub(crate) struct DeltaOutcome {
     literal_bytes: u64,
     /// Bytes copied from the old version.
     copied_bytes: u64,
+    /// Of those, bytes found elsewhere than at their own offset.
+    moved_bytes: u64,
+    /// Where those are in the new file: merged ranges, at most
+    /// [`MAX_MOVED_RANGES`] (neighbours joined beyond that: for display).
+    moved: Vec<[u64; 2]>,
     /// Whether the new file is the old one, untouched.
     unchanged: bool,
     /// How the new version was installed: `reflink`, `journal`, `replace`,
     /// or `none` for an unchanged file.
     commit: &'static str,
+}
+
+/// The most ranges a commit's answer lists as moved.
+const MAX_MOVED_RANGES: usize = 1024;
+
+/// The new file's ranges that `plan` copies from elsewhere in the old one.
+fn moved_ranges(plan: &Plan) -> (u64, Vec<[u64; 2]>) {
+    let mut ranges: Vec<[u64; 2]> = Vec::new();
+    let mut bytes = 0;
+    for segment in plan.segments() {
+        if matches!(segment.source, Source::Old(at) if at != segment.new.start) {
+            bytes += segment.new.end - segment.new.start;
+            match ranges.last_mut() {
+                Some(last) if last[1] == segment.new.start => last[1] = segment.new.end,
+                _ => ranges.push([segment.new.start, segment.new.end]),
+            }
+        }
+    }
+    if ranges.len() > MAX_MOVED_RANGES {
+        // One range per 1/MAX_MOVED_RANGES of the file, spanning what moved there.
+        let span = plan.file_size().div_ceil(MAX_MOVED_RANGES as u64).max(1);
+        let mut coarse: Vec<[u64; 2]> = Vec::new();
+        for [start, end] in ranges {
+            match coarse.last_mut() {
+                Some(last) if last[0] / span == start / span => last[1] = end,
+                _ => coarse.push([start, end]),
+            }
+        }
+        ranges = coarse;
+    }
+    (bytes, ranges)
 }
 
 /// 422: the rebuilt file is not the client's.
@@ -58,12 +94,15 @@ pub(super) fn commit(upload: &DeltaUpload, job: &ToCommit, state: &AppState) -> 
         Staged { path: &upload.path, dir: &upload.dir, name: &upload.staging_name, file: &upload.staging };
     let layout = BlockLayout::new(params.file_size, params.levels.block_size())
         .map_err(|e| AppError::internal("the upload's block layout", e))?;
+    let (moved_bytes, moved_ranges) = moved_ranges(plan);
     let outcome = |etag: String, commit: &'static str| DeltaOutcome {
         path: upload.path.to_string(),
         size: params.file_size,
         etag,
         literal_bytes: plan.literal_bytes(),
         copied_bytes: plan.copied_bytes(),
+        moved_bytes,
+        moved: moved_ranges.clone(),
         unchanged: commit == "none",
         commit,
     };
@@ -127,7 +166,6 @@ pub(super) fn commit(upload: &DeltaUpload, job: &ToCommit, state: &AppState) -> 
         return Err(mismatch());
     }
     let installed = install(&commit)?;
-    let moved_bytes: u64 = moved.iter().map(|c| c.new.end - c.new.start).sum();
     state.stats.installed(installed.mode, installed.bytes_written + moved_bytes);
     Ok(outcome(installed.version.etag(), installed.mode.name()))
 }
