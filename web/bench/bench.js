@@ -2,7 +2,7 @@
 // Served with /pkg/ (wasm-pack --target web output) and /hash-wasm/ beside it;
 // run.mjs drives it. Every hashing row returns its block digests so that
 // run.mjs can check that all of them agree.
-import init, { hashBlob, hashBlock, hashStrategy } from "/pkg/diffcopy_web.js";
+import init, { deltaHashBlob, hashBlob, hashBlock, hashStrategy } from "/pkg/diffcopy_web.js";
 import { createSHA1 } from "/hash-wasm/index.esm.js";
 
 const MiB = 1 << 20;
@@ -85,6 +85,9 @@ const rows = {
   },
   async hashBlob(file, options) {
     return hex((await hashBlob(file, options)).subarray(28));
+  },
+  async deltaHashBlob(file, options) {
+    return hex(await deltaHashBlob(file, { seed: "0123456789abcdef", ...options }));
   },
   async "hash-wasm 4.13 SHA-1"(file, { slice, depth }) {
     const sha1 = await createSHA1();

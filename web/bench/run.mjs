@@ -8,11 +8,14 @@
 //
 //   (cd web/bench && npm ci)      # playwright-core, hash-wasm 4.13.0
 //   wasm-pack build web --release --target web --out-dir pkg
-//   node web/bench/run.mjs [--size 1024] [--runs 3] [--only REGEX] [--chromium /usr/bin/chromium]
+//   node web/bench/run.mjs [--size 1024] [--runs 3] [--only REGEX] [--chromium /usr/bin/chromium] [--insecure]
 //
 // --size is in MiB. Rows run interleaved (every row once, then again), so a
 // slow moment of the machine does not land on one row only. The page is
-// served from http://127.0.0.1 (a secure context, so WebCrypto exists).
+// served from http://127.0.0.1 (a secure context, so WebCrypto exists), or
+// with --insecure from http://diffcopy-bench.test (mapped to 127.0.0.1: a
+// plain-http page that is not a secure context; the WebCrypto rows fail
+// there and are left out).
 
 import { createServer } from "node:http";
 import { createReadStream, existsSync, openSync, writeSync, closeSync, statSync, readdirSync, readFileSync } from "node:fs";
@@ -32,6 +35,7 @@ const sizeMiB = Number(arg("size", "1024"));
 const runs = Number(arg("runs", "3"));
 const executablePath = arg("chromium", "/usr/bin/chromium");
 const only = new RegExp(arg("only", ""), "i");
+const insecure = args.includes("--insecure");
 const MiB = 1 << 20;
 
 // What is measured: [row in bench.js, how it is labelled, its parameters].
@@ -54,7 +58,13 @@ const plan = [
   ["hashBlob", "diffcopy hashBlob WebCrypto, page thread", "8 MiB x 4", { strategy: "webcrypto", workers: 0 }],
   ["hashBlob", "diffcopy hashBlob wasm, 4 workers", "streamed slices", { strategy: "wasm" }],
   ["hashBlob", "diffcopy hashBlob wasm, page thread", "4 MiB x 4", { strategy: "wasm", workers: 0 }],
-].filter(([, label]) => only.test(label));
+  ["deltaHashBlob", "protocol v2 hashes (deltaHashBlob), default: 4 workers", "streamed slices", {}],
+  ["deltaHashBlob", "protocol v2 hashes, 2 workers", "streamed slices", { workers: 2 }],
+  ["deltaHashBlob", "protocol v2 hashes, 3 workers", "streamed slices", { workers: 3 }],
+  ["deltaHashBlob", "protocol v2 hashes, page thread", "4 MiB x 4", { workers: 0 }],
+]
+  .filter(([, label]) => only.test(label))
+  .filter(([row, , , params]) => !insecure || (!/WebCrypto/.test(row) && params.strategy !== "webcrypto" && !(row === "hashBlob" && !params.strategy)));
 
 // --- the test file: random bytes, made once and reused -----------------------
 const filePath = join(tmpdir(), `diffcopy-bench-${sizeMiB}MiB.bin`);
@@ -112,11 +122,15 @@ const server = createServer((req, res) => {
   createReadStream(file).pipe(res);
 });
 await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-const origin = `http://127.0.0.1:${server.address().port}`;
+const host = insecure ? "diffcopy-bench.test" : "127.0.0.1";
+const origin = `http://${host}:${server.address().port}`;
 
 const browser = await chromium.launch({
   executablePath,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
+  args: [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run",
+    "--host-resolver-rules=MAP diffcopy-bench.test 127.0.0.1",
+  ],
 });
 const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 try {
@@ -128,7 +142,7 @@ try {
   const info = await page.evaluate(() => ({ ...window.diffcopyBench, measure: undefined }));
 
   // One untimed pass warms the page cache, the JIT and the allocators.
-  for (const [row, params] of [[READ, { slice: 16 * MiB, depth: 4 }], ["hashBlob", {}]]) {
+  for (const [row, params] of [[READ, { slice: 16 * MiB, depth: 4 }], ["hashBlob", { strategy: "wasm" }], ["deltaHashBlob", {}]]) {
     await page.evaluate(([row, params]) => window.diffcopyBench.measure(row, params), [row, params]);
   }
   const results = plan.map(() => ({ mbps: [], cpu: [], seconds: [], digests: null, agree: true }));
@@ -152,8 +166,8 @@ try {
     }
   }
 
-  // Every hashing row must give the same block digests.
-  const reference = results.find((r) => r.digests !== null)?.digests;
+  // Every hashing row must give the same block digests as the others of its kind.
+  const reference = (i) => results.find((r, k) => r.digests !== null && plan[k][0] === plan[i][0])?.digests;
   const gb = (sizeMiB * MiB) / 1e9;
   const summary = results.map((r, i) => ({
     label: plan[i][1],
@@ -164,7 +178,7 @@ try {
     max: Math.max(...r.mbps),
     cores: r.cpu.length ? median(r.cpu.map((c, k) => c / r.seconds[k])) : null,
     cpuPerGb: r.cpu.length ? median(r.cpu) / gb : null,
-    check: r.digests === null ? "" : r.agree && r.digests === reference ? "same" : "MISMATCH",
+    check: r.digests === null ? "" : r.agree && r.digests === reference(i) ? "same" : "MISMATCH",
   }));
   const reads = summary.filter((s) => s.row.startsWith(READ));
   const ceiling = reads.reduce((best, s) => (s.mbps > best.mbps ? s : best), reads[0] ?? { mbps: NaN });
@@ -186,7 +200,7 @@ try {
   // What the CPU allows: reading the file and hashing it each cost CPU time
   // per byte; with every core busy, no way of hashing can beat this. The
   // cheapest way of reading and WebCrypto's cost from memory make it generous.
-  const memory = summary.find((s) => s.label === MEMORY_WEBCRYPTO);
+  const memory = summary.find((s) => s.label === MEMORY_WEBCRYPTO) ?? summary.find((s) => s.label === "hash only, from memory: diffcopy wasm");
   const cheapestRead = Math.min(...reads.map((s) => s.cpuPerGb ?? Infinity));
   if (Number.isFinite(cheapestRead) && memory?.cpuPerGb) {
     const bound = (1000 * info.cores) / (cheapestRead + memory.cpuPerGb);

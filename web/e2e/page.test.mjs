@@ -4,10 +4,13 @@
 //
 // The server must serve web/www at / and web/pkg at /pkg/ (a release build
 // embeds them; `diffcopy serve --assets-dir web/www` reads them from disk).
-// Screenshots go to $DIFFCOPY_ARTIFACTS (default: artifacts/ at the repo root).
+// The CLI the page is compared with is $DIFFCOPY_BIN (default
+// target/debug/diffcopy). Screenshots go to $DIFFCOPY_ARTIFACTS (default:
+// artifacts/ at the repo root).
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { createHash, randomFillSync } from "node:crypto";
 import { mkdirSync, writeFileSync, rmSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -17,8 +20,11 @@ import { chromium } from "playwright-core";
 
 const server = process.env.DIFFCOPY_SERVER_URL;
 if (!server) throw new Error("set DIFFCOPY_SERVER_URL to a running diffcopy server");
-const artifacts = process.env.DIFFCOPY_ARTIFACTS ?? join(dirname(fileURLToPath(import.meta.url)), "..", "..", "artifacts");
+const repo = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const artifacts = process.env.DIFFCOPY_ARTIFACTS ?? join(repo, "artifacts");
+const cli = process.env.DIFFCOPY_BIN ?? join(repo, "target", "debug", "diffcopy");
 const MiB = 1 << 20;
+const KiB = 1 << 10;
 const SIZE = 64 * MiB;
 const run = Date.now();
 
@@ -33,11 +39,11 @@ before(async () => {
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
     args: [
       "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run",
-      // A name that is not localhost makes a plain-http page a non-secure context (no WebCrypto).
+      // A name that is not localhost makes a plain-http page a non-secure context.
       `--host-resolver-rules=MAP diffcopy-insecure.test ${new URL(server).hostname}`,
     ],
   });
-  page = await browser.newPage({ viewport: { width: 900, height: 900 } });
+  page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   page.on("pageerror", (e) => console.error("page error:", e.message));
   await page.goto(server);
   await page.waitForFunction(() => document.body.dataset.state === "idle");
@@ -60,85 +66,166 @@ async function stats() {
   return (await fetch(`${server}/api/v1/stats`)).json();
 }
 
-/** Writes `bytes` to a new file named `name` and gives it to the page's file
- * input. (A new directory each time: Chromium refuses to read a picked file
- * that changed on disk after it was picked.) */
-let picks = 0;
-async function pick(bytes, name) {
-  const sub = join(dir, String(picks++));
+/** Writes `bytes` to a new file named `name` (a new directory each time:
+ * Chromium refuses to read a picked file that changed after it was picked). */
+let files = 0;
+function write(bytes, name) {
+  const sub = join(dir, String(files++));
   mkdirSync(sub);
   const file = join(sub, name);
   writeFileSync(file, bytes);
-  await page.setInputFiles("#file", file);
+  return file;
+}
+
+/** Gives `bytes` as `name` to the page's file input. */
+async function pick(bytes, name, on = page) {
+  const file = write(bytes, name);
+  await on.setInputFiles("#file", file);
   return file;
 }
 
 /** Presses Upload and waits for the summary or the error. */
-async function uploadAndWait(targetPath) {
-  await page.fill("#path", targetPath);
-  await page.click("#upload");
-  await page.waitForFunction(() => document.body.dataset.state === "idle", null, { timeout: 120_000 });
-  const error = await page.$eval("#error", (e) => (e.hidden ? null : { code: e.dataset.code, text: e.textContent }));
-  const summary = await page.$eval("#summary", (e) => (e.hidden ? null : { ...e.dataset, text: e.textContent }));
+async function uploadAndWait(targetPath, on = page) {
+  await on.fill("#path", targetPath);
+  await on.click("#upload");
+  await on.waitForFunction(() => document.body.dataset.state === "idle", null, { timeout: 120_000 });
+  const error = await on.$eval("#error", (e) => (e.hidden ? null : { code: e.dataset.code, text: e.textContent }));
+  const summary = await on.$eval("#summary", (e) => (e.hidden ? null : { ...e.dataset, text: e.textContent }));
   return { error, summary };
+}
+
+/** The CLI uploads `bytes` to `path` (protocol v2, its defaults). */
+function cliUpload(bytes, path) {
+  const file = write(bytes, "cli.bin");
+  execFileSync(cli, ["-q", file, `${server}/${path}`], { env: { ...process.env, DIFFCOPY_STATE_DIR: join(dir, "cli-state") } });
+}
+
+/** What the server took in during `work()`: bytes on the wire and literal data. */
+async function measured(work) {
+  const before = await stats();
+  await work();
+  const after = await stats();
+  return { wire: after.wire_bytes_in - before.wire_bytes_in, literal: after.literal_bytes_received - before.literal_bytes_received };
+}
+
+/** Uploads `next` over `old` from the page and from the CLI (each to its
+ * own copy of `old`) and checks both sent the same: the same literal data,
+ * the same bytes on the wire but for HTTP headers. Returns the page's
+ * figures and summary. */
+async function sameAsTheCli(name, old, next) {
+  const pagePath = `e2e/${run}/${name}-page.bin`;
+  const cliPath = `e2e/${run}/${name}-cli.bin`;
+  cliUpload(old, pagePath);
+  cliUpload(old, cliPath);
+  let summary;
+  await pick(next, `${name}.bin`);
+  const fromPage = await measured(async () => {
+    const done = await uploadAndWait(pagePath);
+    assert.equal(done.error, null, done.error?.text);
+    summary = done.summary;
+  });
+  const fromCli = await measured(async () => cliUpload(next, cliPath));
+  assert.equal(sha256(await serverBytes(pagePath)), sha256(next));
+  assert.equal(sha256(await serverBytes(cliPath)), sha256(next));
+  assert.equal(fromPage.literal, fromCli.literal, `${name}: the same literal data from the page and the CLI`);
+  // A handful of requests each way; the browser's headers are longer.
+  assert.ok(Math.abs(fromPage.wire - fromCli.wire) < 16 * KiB, `${name}: page ${fromPage.wire} B vs CLI ${fromCli.wire} B on the wire`);
+  assert.equal(summary.protocol, "v2");
+  return { ...fromPage, summary };
 }
 
 const data = Buffer.alloc(SIZE);
 randomFillSync(data);
-const target = `e2e/${run}/big.bin`;
 
-test("a new 64 MiB file arrives byte-identical", async () => {
-  await pick(data, "big.bin");
-  assert.equal(await page.inputValue("#path"), "big.bin", "the path defaults to the file name");
+test("a new 64 MiB file arrives byte-identical, hashed in workers", async () => {
+  const target = `e2e/${run}/new.bin`;
+  await pick(data, "new.bin");
+  assert.equal(await page.inputValue("#path"), "new.bin", "the path defaults to the file name");
   const { error, summary } = await uploadAndWait(target);
   assert.equal(error, null);
-  assert.equal(summary.blocksSent, "64");
+  assert.equal(summary.protocol, "v2");
+  assert.equal(summary.bytesSent, String(SIZE));
   assert.equal(summary.similarity, "0");
-  assert.match(summary.text, /sent 64\.0 MiB of 64\.0 MiB; 0\.0% was already on the server/);
-  assert.equal(summary.strategy, "webcrypto");
+  assert.equal(summary.strategy, "wasm");
   assert.ok(Number(summary.hashWorkers) >= 1, `hashed in ${summary.hashWorkers} workers`);
-  assert.match(summary.text, /Hashed with WebCrypto in \d workers?\./);
+  assert.match(summary.text, /sent 64\.0 MiB of 64\.0 MiB \(100%\); 0% was already on the server/);
   assert.equal(sha256(await serverBytes(target)), sha256(data));
 });
 
-test("changing 2 blocks sends about 2 blocks", async () => {
-  data[5 * MiB + 17] ^= 0xff;
-  data[40 * MiB] ^= 0xff;
-  await pick(data, "big.bin");
-  const before = await stats();
-  const { error, summary } = await uploadAndWait(target);
-  assert.equal(error, null);
-  const after = await stats();
-  assert.equal(summary.blocksSent, "2");
-  assert.equal(after.blocks_received - before.blocks_received, 2, "the server's counter agrees");
-  assert.match(summary.text, /sent 2\.00 MiB of 64\.0 MiB; 96\.9% was already on the server/);
-  assert.equal(sha256(await serverBytes(target)), sha256(data));
-  await page.screenshot({ path: join(artifacts, "uploader-done.png"), fullPage: true });
-  await page.setViewportSize({ width: 375, height: 900 });
-  await page.screenshot({ path: join(artifacts, "uploader-narrow.png"), fullPage: true });
-  await page.setViewportSize({ width: 900, height: 900 });
+test("100 bytes inserted near the start: under 64 KiB on the wire, as from the CLI", async () => {
+  // Random like the rest: compressible literal data would differ by the
+  // compressors (the CLI's zstd, the page's ruzstd), not by the protocol.
+  const next = Buffer.concat([data.subarray(0, MiB + 5), randomFillSync(Buffer.alloc(100)), data.subarray(MiB + 5)]);
+  const { wire, literal, summary } = await sameAsTheCli("insert", data, next);
+  assert.ok(wire < 64 * KiB, `${wire} bytes on the wire`);
+  assert.ok(literal <= 1024, `${literal} literal bytes`);
+  assert.ok(Number(summary.movedBytes) > 60 * MiB, "the shifted data is found moved");
 });
 
-test("cancel midway, reload the page, pick the same file: it resumes with the missing blocks", async () => {
-  randomFillSync(data.subarray(0, 48 * MiB)); // 48 of 64 blocks change
-  const picked = await pick(data, "big.bin");
-  // Slow block uploads down so that Cancel lands in the middle.
-  await page.route("**/blocks/*", async (route) => {
-    await new Promise((r) => setTimeout(r, 40));
+test("4 KiB edits in 10% of the blocks: under 1/16 of the whole blocks, as from the CLI", async () => {
+  const next = Buffer.from(data);
+  const edited = [];
+  for (let block = 3; block < 64; block += 10) {
+    randomFillSync(next, block * MiB + 1000, 4 * KiB);
+    edited.push(block);
+  }
+  const { wire, summary } = await sameAsTheCli("scattered", data, next);
+  const whole = edited.length * MiB;
+  assert.ok(wire < whole / 16, `${wire} bytes on the wire, whole blocks ${whole}`);
+  assert.match(summary.text, /\(0\.0\d%\); 99\.9\d% was already on the server/, "shares that do not round to 0 or 100");
+  // The map: every edit shows. Screenshots of the finished page, wide and narrow.
+  await page.screenshot({ path: join(artifacts, "uploader-1280.png"), fullPage: true });
+  await page.setViewportSize({ width: 390, height: 900 });
+  await page.evaluate(() => window.dispatchEvent(new Event("resize")));
+  await page.screenshot({ path: join(artifacts, "uploader-390.png"), fullPage: true });
+  await page.setViewportSize({ width: 1280, height: 900 });
+  const painted = await page.$eval("#map", (canvas) => {
+    const ctx = canvas.getContext("2d");
+    const row = ctx.getImageData(0, canvas.height >> 1, canvas.width, 1).data;
+    const sent = getComputedStyle(document.documentElement).getPropertyValue("--sent").trim();
+    const [r, g, b] = [1, 3, 5].map((i) => parseInt(sent.slice(i, i + 2), 16));
+    let runs = 0;
+    let inside = false;
+    for (let x = 0; x < canvas.width; x++) {
+      const hit = row[4 * x] === r && row[4 * x + 1] === g && row[4 * x + 2] === b;
+      if (hit && !inside) runs++;
+      inside = hit;
+    }
+    return runs;
+  });
+  assert.equal(painted, edited.length, "one mark per edit on the map");
+});
+
+test("an unchanged file sends only its block hashes, as from the CLI", async () => {
+  const { wire, literal, summary } = await sameAsTheCli("unchanged", data, data);
+  assert.equal(literal, 0);
+  assert.ok(wire < 8 * KiB, `${wire} bytes on the wire`);
+  assert.equal(summary.bytesSent, "0");
+  assert.equal(summary.commit, "none");
+});
+
+test("cancel midway, reload the page, pick the same file: it resumes with the missing data", async () => {
+  const target = `e2e/${run}/resume.bin`;
+  cliUpload(data, target);
+  const next = Buffer.from(data);
+  randomFillSync(next.subarray(0, 48 * MiB)); // 48 MiB of new data
+  const picked = await pick(next, "resume.bin");
+  // Slow literal data down so that Cancel lands in the middle.
+  await page.route("**/api/v2/uploads/*/data", async (route) => {
+    await new Promise((r) => setTimeout(r, 80));
     await route.continue().catch(() => {}); // cancelled meanwhile
   });
   const before = await stats();
   await page.fill("#path", target);
   await page.click("#upload");
-  for (let i = 0; i < 600; i++) {
-    if ((await stats()).blocks_received - before.blocks_received >= 8) break;
+  for (let i = 0; i < 1200; i++) {
+    if ((await stats()).literal_bytes_received - before.literal_bytes_received >= 8 * MiB) break;
     await new Promise((r) => setTimeout(r, 50));
   }
   await page.click("#cancel");
   await page.waitForFunction(() => document.body.dataset.state === "idle");
   assert.equal(await page.$eval("#error", (e) => e.dataset.code), "aborted");
-  await page.unroute("**/blocks/*");
-  await page.screenshot({ path: join(artifacts, "uploader-cancelled.png"), fullPage: true });
+  await page.unroute("**/api/v2/uploads/*/data");
 
   // The session is remembered across a reload (localStorage): the same file
   // (same name, size and modification time) continues where it stopped.
@@ -147,22 +234,61 @@ test("cancel midway, reload the page, pick the same file: it resumes with the mi
   await page.setInputFiles("#file", picked);
   const { error, summary } = await uploadAndWait(target);
   assert.equal(error, null);
-  const resumed = Number(summary.blocksResumed);
-  assert.ok(resumed >= 8, `resumed ${resumed} blocks`);
-  assert.equal(Number(summary.blocksSent) + resumed, 48);
-  assert.equal(sha256(await serverBytes(target)), sha256(data));
+  const resumed = Number(summary.bytesResumed);
+  assert.ok(resumed >= 8 * MiB, `resumed ${resumed} bytes`);
+  assert.equal(Number(summary.bytesSent) + resumed, 48 * MiB);
+  assert.match(summary.text, /Continued an interrupted upload/);
+  assert.equal(sha256(await serverBytes(target)), sha256(next));
 });
 
-test("a file whose every block changed replaces the existing one", async () => {
-  randomFillSync(data);
-  await pick(data, "big.bin");
+test("data corrupted on the way: the server answers a file hash mismatch and the page sends the whole file", async () => {
+  const target = `e2e/${run}/mismatch.bin`;
+  cliUpload(data, target);
+  const next = Buffer.from(data);
+  randomFillSync(next, 10 * MiB, 64 * KiB);
+  await pick(next, "mismatch.bin");
+  let corrupted = 0;
+  await page.route("**/api/v2/uploads/*/data", async (route) => {
+    const body = route.request().postDataBuffer();
+    if (corrupted++ === 0 && body) {
+      // The last byte is the last raw frame's: the frames still parse.
+      body[body.length - 1] ^= 0xff;
+      await route.continue({ postData: body });
+    } else {
+      await route.continue();
+    }
+  });
+  const before = await stats();
   const { error, summary } = await uploadAndWait(target);
-  assert.equal(error, null);
-  assert.equal(summary.blocksSent, "64");
-  assert.equal(sha256(await serverBytes(target)), sha256(data));
+  await page.unroute("**/api/v2/uploads/*/data");
+  assert.equal(error, null, error?.text);
+  const after = await stats();
+  assert.equal(after.delta_uploads_created - before.delta_uploads_created, 2, "a second, whole upload");
+  assert.equal(summary.bytesSent, String(SIZE));
+  assert.equal(sha256(await serverBytes(target)), sha256(next));
 });
 
-test("a non-secure page (plain http, not localhost) hashes with wasm in workers", async () => {
+test("API v1 still works from the page: 2 changed blocks send 2 blocks", async () => {
+  const target = `e2e/${run}/v1.bin`;
+  cliUpload(data, target);
+  const next = Buffer.from(data);
+  next[5 * MiB + 17] ^= 0xff;
+  next[40 * MiB] ^= 0xff;
+  await page.$eval("details", (d) => { d.open = true; });
+  await page.selectOption("#protocol", "v1");
+  await pick(next, "v1.bin");
+  const before = await stats();
+  const { error, summary } = await uploadAndWait(target);
+  await page.selectOption("#protocol", "auto");
+  assert.equal(error, null);
+  const after = await stats();
+  assert.equal(summary.protocol, "v1");
+  assert.equal(summary.blocksSent, "2");
+  assert.equal(after.blocks_received - before.blocks_received, 2, "the server's counter agrees");
+  assert.equal(sha256(await serverBytes(target)), sha256(next));
+});
+
+test("a non-secure page (plain http, not localhost) uploads over v2 with wasm in workers", async () => {
   const insecure = new URL(server);
   insecure.hostname = "diffcopy-insecure.test";
   const other = await browser.newPage();
@@ -170,23 +296,19 @@ test("a non-secure page (plain http, not localhost) hashes with wasm in workers"
     await other.goto(insecure.href);
     await other.waitForFunction(() => document.body.dataset.state === "idle");
     assert.equal(await other.evaluate(() => window.isSecureContext), false);
-    assert.match(await other.textContent("#footer"), /hashing with WebAssembly/);
-    const bytes = Buffer.alloc(9 * MiB + 5); // over 8 MiB: hashed in workers
-    randomFillSync(bytes);
-    const sub = join(dir, "insecure");
-    mkdirSync(sub);
-    writeFileSync(join(sub, "small.bin"), bytes);
-    await other.setInputFiles("#file", join(sub, "small.bin"));
     const path = `e2e/${run}/insecure.bin`;
-    await other.fill("#path", path);
-    await other.click("#upload");
-    await other.waitForFunction(() => document.body.dataset.state === "idle");
-    assert.equal(await other.$eval("#error", (e) => e.hidden), true, await other.textContent("#error"));
-    const summary = await other.$eval("#summary", (e) => ({ ...e.dataset }));
-    assert.equal(summary.blocksSent, "10");
+    const old = Buffer.alloc(9 * MiB + 5); // over 8 MiB: hashed in workers
+    randomFillSync(old);
+    cliUpload(old, path);
+    const next = Buffer.concat([Buffer.alloc(10, 1), old]);
+    await pick(next, "small.bin", other);
+    const { error, summary } = await uploadAndWait(path, other);
+    assert.equal(error, null, error?.text);
+    assert.equal(summary.protocol, "v2");
     assert.equal(summary.strategy, "wasm");
+    assert.ok(Number(summary.bytesSent) <= 1024, `sent ${summary.bytesSent} bytes`);
     assert.ok(Number(summary.hashWorkers) >= 1, `hashed in ${summary.hashWorkers} workers`);
-    assert.equal(sha256(await serverBytes(path)), sha256(bytes));
+    assert.equal(sha256(await serverBytes(path)), sha256(next));
   } finally {
     await other.close();
   }

@@ -8,7 +8,9 @@
 // imports this package's own JS glue (its URL comes from the main thread) and
 // instantiates the WebAssembly module the main thread already compiled.
 
-/** The code of each worker. Messages in: {init} once, then {id, start, end}. */
+/** The code of each worker. Messages in: {init} once, then {id, start, end}.
+ * `init.engine` is "webcrypto", "wasm" (API v1's digests, `init.key` the
+ * hash name) or "delta" (protocol v2's block hashes, `init.key` the seed). */
 function workerMain() {
   // Bytes asked of the file per read. Chromium hands a Blob's bytes over in
   // 64 KiB pieces; asking for more only makes it buffer them on its side.
@@ -61,10 +63,10 @@ function workerMain() {
     if (data.init) {
       try {
         job = data.init;
-        if (job.engine === "wasm") {
+        if (job.engine === "wasm" || job.engine === "delta") {
           const glue = await import(job.glue);
           await glue.default({ module_or_path: job.module });
-          job.hashBlock = glue.hashBlock;
+          job.hashBlock = job.engine === "wasm" ? glue.hashBlock : glue.deltaBlockHash;
         }
         self.postMessage({ ready: true });
       } catch (e) {
@@ -81,8 +83,8 @@ function workerMain() {
       // Both engines copy the block before they return, so the buffer can be reused.
       await eachBlock(job.blob.slice(start, end), blockSize, (block) => {
         const at = index++ * digestLength;
-        if (job.engine === "wasm") {
-          digests.set(job.hashBlock(job.hash, block), at);
+        if (job.engine !== "webcrypto") {
+          digests.set(job.hashBlock(job.key, block), at);
         } else {
           pending.push(crypto.subtle.digest(job.webcryptoName, block).then((d) => digests.set(new Uint8Array(d), at)));
         }
@@ -106,7 +108,7 @@ function toError(description) {
 export class HashPool {
   /**
    * Starts `count` workers hashing `blob` as `init` says:
-   * {engine: "webcrypto" | "wasm", hash, webcryptoName, blockSize, digestLength, glue?, module?}.
+   * {engine: "webcrypto" | "wasm" | "delta", key, webcryptoName?, blockSize, digestLength, glue?, module?}.
    * Throws where workers cannot be made (no Worker, or a CSP that forbids blob: workers).
    */
   constructor(blob, count, init) {

@@ -1,4 +1,6 @@
-//! The client side of the server's HTTP API v1 (docs/api.md).
+//! The client side of the server's HTTP API v1 (docs/api.md), and what
+//! protocol v2's endpoints (`delta/api.rs`) share with it: the base URL,
+//! the token, the abort signal, and turning error answers into errors.
 
 use gloo_net::http::{Request, RequestBuilder, Response};
 use js_sys::{Array, JSON, Object, Reflect, Uint8Array};
@@ -40,18 +42,29 @@ impl Api {
     }
 
     fn url(&self, rest: &str) -> String {
-        format!("{}/api/v1/{rest}", self.base)
+        self.endpoint(&format!("api/v1/{rest}"))
     }
 
-    fn prepare(&self, builder: RequestBuilder) -> RequestBuilder {
-        let builder = builder.abort_signal(self.signal.as_ref());
+    /// `rest` under the base URL.
+    pub(crate) fn endpoint(&self, rest: &str) -> String {
+        format!("{}/{rest}", self.base)
+    }
+
+    /// Adds the abort signal and the token.
+    pub(crate) fn prepare(&self, builder: RequestBuilder) -> RequestBuilder {
+        self.authorize(builder.abort_signal(self.signal.as_ref()))
+    }
+
+    /// Adds the token only: for a request that must go out after an abort.
+    pub(crate) fn authorize(&self, builder: RequestBuilder) -> RequestBuilder {
         match &self.token {
             Some(token) => builder.header("Authorization", &format!("Bearer {token}")),
             None => builder,
         }
     }
 
-    async fn send(
+    /// Sends `request`; `what` names it in a network error.
+    pub(crate) async fn send(
         &self,
         request: Result<Request, gloo_net::Error>,
         what: &str,
@@ -175,7 +188,8 @@ pub(crate) fn encode_path(path: &str) -> String {
     path.trim_start_matches('/').split('/').map(encode).collect::<Vec<_>>().join("/")
 }
 
-fn encode(segment: &str) -> String {
+/// Percent-encodes one path segment (or an id).
+pub(crate) fn encode(segment: &str) -> String {
     js_sys::encode_uri_component(segment).into()
 }
 
@@ -190,7 +204,7 @@ fn net_error(error: gloo_net::Error, what: &str) -> WebError {
 }
 
 /// Passes 2xx responses; turns the others into the server's error.
-async fn check(response: Response) -> Result<Response, WebError> {
+pub(crate) async fn check(response: Response) -> Result<Response, WebError> {
     if response.ok() {
         return Ok(response);
     }
@@ -212,7 +226,8 @@ async fn check(response: Response) -> Result<Response, WebError> {
     })
 }
 
-async fn json_body(response: Response) -> Result<JsValue, WebError> {
+/// The response's JSON body.
+pub(crate) async fn json_body(response: Response) -> Result<JsValue, WebError> {
     let text = response.text().await.map_err(|e| net_error(e, "reading the server's answer"))?;
     JSON::parse(&text)
         .map_err(|_| WebError::new(ErrorCode::BadResponse, "the server's answer is not JSON".to_owned()))

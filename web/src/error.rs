@@ -35,8 +35,10 @@ pub(crate) enum ErrorCode {
     NetworkError,
     /// The server answered with an error that is not diffcopy's JSON.
     HttpError,
-    /// The server answered 2xx with a body that is not what API v1 promises.
+    /// The server answered 2xx with a body that is not what the API promises.
     BadResponse,
+    /// `protocol: "v2"` was asked for, but the server has no protocol v2.
+    NoProtocolV2,
 }
 
 impl ErrorCode {
@@ -55,6 +57,7 @@ impl ErrorCode {
             Self::NetworkError => "network_error",
             Self::HttpError => "http_error",
             Self::BadResponse => "bad_response",
+            Self::NoProtocolV2 => "no_protocol_v2",
         }
     }
 }

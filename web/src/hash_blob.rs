@@ -36,7 +36,7 @@ const WEBCRYPTO_MIN_BLOCK: u32 = 64 * 1024;
 /// Bytes kept in flight (read, not yet hashed) by WebCrypto on the calling thread.
 const WEBCRYPTO_BYTES_IN_FLIGHT: u64 = 32 << 20;
 /// Default bytes per read: measured best in headless Chromium (web/bench).
-const WASM_SLICE: u32 = 4 << 20;
+pub(crate) const WASM_SLICE: u32 = 4 << 20;
 const WEBCRYPTO_SLICE: u32 = 8 << 20;
 /// A worker reads its slice as a stream into one block-sized buffer, so a
 /// slice costs no memory; it is as long as this, or shorter for small files
@@ -206,13 +206,7 @@ pub(crate) async fn hash(
     let signature = match (&workers, engine) {
         (Some(workers), _) => {
             let count = u64::from(workers.count());
-            let slice = match config.slice_size {
-                Some(slice) => whole_blocks(slice, block),
-                None => {
-                    let share = blob_size(blob).div_ceil(2 * count).clamp(WORKER_SLICE_MIN, WORKER_SLICE_MAX);
-                    whole_blocks(share as u32, block)
-                }
-            };
+            let slice = worker_slice(config.slice_size, blob_size(blob), count, block);
             // One slice at a time per worker.
             let depth = if config.in_flight == 0 { count } else { u64::from(config.in_flight) };
             let digest = |start, end| workers.digest(start, end);
@@ -240,8 +234,20 @@ pub(crate) async fn hash(
     Ok((signature, Hashed { engine, workers: workers.as_ref().map_or(0, Workers::count) }))
 }
 
+/// The bytes per slice a worker reads: `asked`, or a share of the file
+/// (so every one of `workers` gets at least two), in whole blocks.
+pub(crate) fn worker_slice(asked: Option<u32>, size: u64, workers: u64, block: u64) -> u64 {
+    match asked {
+        Some(slice) => whole_blocks(slice, block),
+        None => {
+            let share = size.div_ceil(2 * workers.max(1)).clamp(WORKER_SLICE_MIN, WORKER_SLICE_MAX);
+            whole_blocks(share as u32, block)
+        }
+    }
+}
+
 /// `slice` rounded down to whole blocks, at least one.
-fn whole_blocks(slice: u32, block: u64) -> u64 {
+pub(crate) fn whole_blocks(slice: u32, block: u64) -> u64 {
     (u64::from(slice) / block).max(1) * block
 }
 

@@ -1,5 +1,6 @@
 //! Hashing in Web Workers: each worker reads its own slices of the `Blob` and
-//! digests the blocks in them, with WebCrypto or the core in wasm.
+//! digests the blocks in them, with WebCrypto or the core in wasm (API v1's
+//! block digests, or protocol v2's block hashes).
 //!
 //! On the calling thread, reading a slice (copying it out of the browser's
 //! pipe) and digesting it take turns on one thread; in workers they spread
@@ -85,20 +86,38 @@ impl Workers {
         config: &HashConfig,
     ) -> Result<Self, WebError> {
         let init = Object::new();
-        let set = |key: &str, value: JsValue| {
-            // Plain data properties on a fresh object cannot fail to be set.
-            let _ = Reflect::set(&init, &key.into(), &value);
-        };
-        set("hash", config.algorithm.name().into());
-        set("blockSize", config.block_size.into());
-        set("digestLength", (config.algorithm.digest_len() as u32).into());
-        set("engine", engine.name().into());
+        set(&init, "key", config.algorithm.name().into());
+        set(&init, "blockSize", config.block_size.into());
+        set(&init, "digestLength", (config.algorithm.digest_len() as u32).into());
+        set(&init, "engine", engine.name().into());
         if engine == Engine::WebCrypto {
-            set("webcryptoName", webcrypto_name(config.algorithm).unwrap_or_default().into());
+            set(&init, "webcryptoName", webcrypto_name(config.algorithm).unwrap_or_default().into());
         } else {
-            set("glue", IMPORT_META.with(ImportMeta::url).into());
-            set("module", wasm_bindgen::module());
+            with_module(&init);
         }
+        Self::start_with(blob, count, init).await
+    }
+
+    /// Starts `count` workers computing protocol v2's block hashes of
+    /// `blob` with `seed`: each block's record of `record_len` bytes, in
+    /// the core compiled to wasm (`deltaBlockHash`).
+    pub(crate) async fn start_delta(
+        blob: &Blob,
+        count: u32,
+        seed: u64,
+        block_size: u32,
+        record_len: usize,
+    ) -> Result<Self, WebError> {
+        let init = Object::new();
+        set(&init, "key", js_sys::BigInt::from(seed).into());
+        set(&init, "blockSize", block_size.into());
+        set(&init, "digestLength", (record_len as u32).into());
+        set(&init, "engine", "delta".into());
+        with_module(&init);
+        Self::start_with(blob, count, init).await
+    }
+
+    async fn start_with(blob: &Blob, count: u32, init: Object) -> Result<Self, WebError> {
         let failed =
             |e: JsValue| WebError::from_js(ErrorCode::WorkersUnavailable, "starting hashing workers", &e);
         let pool = HashPool::new(blob, count, &init).map_err(failed)?;
@@ -133,6 +152,17 @@ impl Drop for Workers {
     fn drop(&mut self) {
         self.pool.close();
     }
+}
+
+/// Sets a plain data property on a fresh object (which cannot fail).
+fn set(object: &Object, key: &str, value: JsValue) {
+    let _ = Reflect::set(object, &key.into(), &value);
+}
+
+/// What a worker needs to run this package's wasm: its JS glue and module.
+fn with_module(init: &Object) {
+    set(init, "glue", IMPORT_META.with(ImportMeta::url).into());
+    set(init, "module", wasm_bindgen::module());
 }
 
 fn workers_exist() -> bool {

@@ -1,20 +1,21 @@
 //! diffcopy in the browser: hash a `File` with the diffcopy core compiled to
-//! WebAssembly (or WebCrypto where faster) and upload only the blocks the
-//! server lacks.
+//! WebAssembly and upload only what the server lacks.
 //!
-//! The pipeline, as [`upload_file`] runs it:
+//! [`upload_file`] speaks protocol v2 where the server has it (`delta/`):
+//! the blocks' seeded XXH3 hashes, computed in Web Workers, let the server
+//! search its old version; finer hashes answer its needs round by round;
+//! only the literal ranges are sent, compressed where that helps. Against
+//! a server without v2 it falls back to API v1 (`upload.rs`): SHA-1 block
+//! digests (WebCrypto where faster) against the server's signature, every
+//! changed block `PUT` as soon as it is known.
 //!
-//! 1. fetch the server's signature of the target (404: a new file) and open an
-//!    upload session (or resume the one remembered for this file);
-//! 2. hash the local file in slices ([`hash_blob`]); each block whose digest
-//!    differs from the server's is `PUT` as soon as it is known, a few at a time;
-//! 3. commit with the full binary signature; the server checks every block.
-//!
-//! Smaller pieces are exported too: [`SignatureHasher`], [`hash_block`],
-//! [`diff_signatures`] and [`signature_info`]. Every error is a JS `Error`
-//! with a `code` string (see `error.rs`).
+//! Smaller pieces are exported too: [`hash_blob`], [`delta_hash_blob`],
+//! [`SignatureHasher`], [`hash_block`], [`diff_signatures`] and
+//! [`signature_info`]. Every error is a JS `Error` with a `code` string (see
+//! `error.rs`).
 
 mod api;
+mod delta;
 mod diff;
 mod error;
 mod hash_blob;
@@ -28,6 +29,7 @@ mod resume;
 mod types;
 mod upload;
 
+pub use delta::{delta_block_hash, delta_hash_blob};
 pub use diff::{diff_signatures, signature_info};
 pub use hash_blob::{hash_blob, hash_strategy};
 pub use hasher::{SignatureHasher, hash_block};

@@ -4,8 +4,9 @@
 //! above about 4 GB, and memory stays `slice size x reads in flight`.
 
 use std::collections::VecDeque;
+use std::ops::Range;
 
-use js_sys::ArrayBuffer;
+use js_sys::{ArrayBuffer, Uint8Array};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::Blob;
@@ -55,6 +56,50 @@ impl SliceReader {
         // Start the next read before the caller works on this slice.
         self.fill()?;
         Ok(Some((start, buffer.unchecked_into())))
+    }
+}
+
+/// Reads given ranges of a `Blob` in order, keeping up to `depth` reads in
+/// flight; each as bytes.
+pub(crate) struct RangeReader {
+    blob: Blob,
+    ranges: VecDeque<Range<u64>>,
+    depth: usize,
+    queue: VecDeque<(Range<u64>, JsFuture)>,
+}
+
+impl RangeReader {
+    /// A reader of `ranges` of `blob`.
+    pub(crate) fn new(blob: &Blob, ranges: Vec<Range<u64>>, depth: u32) -> Self {
+        Self {
+            blob: blob.clone(),
+            ranges: ranges.into(),
+            depth: depth.max(1) as usize,
+            queue: VecDeque::new(),
+        }
+    }
+
+    fn fill(&mut self) -> Result<(), WebError> {
+        while self.queue.len() < self.depth {
+            let Some(range) = self.ranges.pop_front() else { break };
+            let promise = read_range(&self.blob, range.start, range.end)?;
+            self.queue.push_back((range, JsFuture::from(promise)));
+        }
+        Ok(())
+    }
+
+    /// The next range and its bytes, or `None` after the last.
+    pub(crate) async fn next(&mut self) -> Result<Option<(Range<u64>, Vec<u8>)>, WebError> {
+        self.fill()?;
+        let Some((range, read)) = self.queue.pop_front() else { return Ok(None) };
+        let buffer =
+            read.await.map_err(|e| WebError::from_js(ErrorCode::ReadFailed, "reading the file", &e))?;
+        self.fill()?;
+        let bytes = Uint8Array::new(&buffer).to_vec();
+        if bytes.len() as u64 != range.end - range.start {
+            return Err(WebError::new(ErrorCode::ReadFailed, "the file is shorter than when it was hashed"));
+        }
+        Ok(Some((range, bytes)))
     }
 }
 

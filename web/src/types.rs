@@ -36,6 +36,20 @@ export interface HashBlobOptions {
   signal?: AbortSignal;
 }
 
+/** Options of `deltaHashBlob`. */
+export interface DeltaHashOptions {
+  /** The session's seed, 16 hex digits (as `POST /api/v2/uploads` answers); default 0. */
+  seed?: string;
+  /** Block size in bytes; default 1 MiB. */
+  blockSize?: number;
+  /** As in `HashBlobOptions`. */
+  workers?: number;
+  sliceSize?: number;
+  readsInFlight?: number;
+  onProgress?: (done: number, total: number) => void;
+  signal?: AbortSignal;
+}
+
 /** What `diffSignatures` finds. */
 export interface SignatureDiff {
   /** Indexes of the source blocks the target lacks, ascending. */
@@ -58,9 +72,16 @@ export interface SignatureInfo {
   blockCount: number;
 }
 
-/** The phases `uploadFile` reports. "comparing" (fetching the server's
- * signature), "hashing" and "uploading" overlap; "committing" comes last. */
-export type UploadPhase = "comparing" | "hashing" | "uploading" | "committing";
+/** The phases `uploadFile` reports. Protocol v2: "hashing" (bytes), then
+ * "searching" (the server's search, in rounds: done and total count rounds,
+ * one per level), "uploading" (literal bytes), "committing". API v1:
+ * "comparing" (fetching the server's signature), "hashing" and "uploading"
+ * overlap; "committing" comes last. */
+export type UploadPhase = "comparing" | "searching" | "hashing" | "uploading" | "committing";
+
+/** Which protocol `uploadFile` speaks: "auto" (v2 where the server has it,
+ * else API v1), "v2" (else the error "no_protocol_v2") or "v1". */
+export type UploadProtocol = "auto" | "v2" | "v1";
 
 /** Options of `uploadFile`. */
 export interface UploadOptions {
@@ -68,15 +89,17 @@ export interface UploadOptions {
   serverUrl?: string;
   /** Target path under the server's root; default: the file's name. */
   path?: string;
+  /** Default "auto". */
+  protocol?: UploadProtocol;
   /** Default 1 MiB; the server accepts 4 KiB to 64 MiB. */
   blockSize?: number;
-  /** Default "sha1". */
+  /** API v1's block hash; default "sha1". (Protocol v2 hashes with seeded XXH3.) */
   hash?: HashName;
-  /** Hashing strategy; default "auto". */
+  /** API v1's hashing strategy; default "auto". (Protocol v2 hashes in wasm.) */
   strategy?: HashStrategy;
   /** Hashing workers, as in `HashBlobOptions`. */
   workers?: number;
-  /** Block uploads in flight; default 4. */
+  /** Requests with data (blocks, literal frames) in flight; default 4. */
   concurrency?: number;
   /** Sent as `Authorization: Bearer <token>`. */
   token?: string;
@@ -91,15 +114,35 @@ export interface UploadOptions {
 /** What `uploadFile` did. */
 export interface UploadResult {
   path: string;
-  /** Blocks and bytes sent by this call. */
-  blocksSent: number;
+  /** The protocol spoken. */
+  protocol: "v2" | "v1";
+  /** Bytes of the file sent by this call (v2: literal bytes, before compression). */
   bytesSent: number;
-  /** Changed blocks an earlier, interrupted call had sent already. */
+  /** Blocks with bytes sent by this call. */
+  blocksSent: number;
+  /** v1: changed blocks an earlier, interrupted call had sent already (v2: 0). */
   blocksResumed: number;
   totalBlocks: number;
   totalBytes: number;
-  /** Share of the file's bytes that were already on the server, in percent. */
+  /** Share of the file's bytes that were already on the server (anywhere in
+   * its old version, for v2), in percent. */
   similarity: number;
+  /** v2: every request body this call sent (hashes, frames), in bytes. */
+  payloadBytes?: number;
+  /** v2: the file's bytes that came as literal data, this call or an earlier one. */
+  literalBytes?: number;
+  /** v2: literal bytes an earlier, interrupted call had sent. */
+  bytesResumed?: number;
+  /** v2: bytes the server took from its old version, and of those, how many
+   * from elsewhere than their own offset. */
+  copiedBytes?: number;
+  movedBytes?: number;
+  /** v2: where the sent and the moved bytes are in the file, as [start, end)
+   * ranges (at most 1024 each; neighbours joined beyond that). */
+  sentRanges?: [number, number][];
+  movedRanges?: [number, number][];
+  /** v2: how the server installed the new version: "reflink", "journal", "replace" or "none". */
+  commit?: string;
   seconds: number;
   /** The new file version's ETag on the server. */
   etag: string;
@@ -115,7 +158,7 @@ export interface UploadResult {
 export type LocalErrorCode =
   | "invalid_option" | "unknown_hash" | "bad_signature" | "signature_mismatch"
   | "hasher_finished" | "read_failed" | "aborted" | "webcrypto_unavailable" | "workers_unavailable"
-  | "network_error" | "http_error" | "bad_response";
+  | "network_error" | "http_error" | "bad_response" | "no_protocol_v2";
 
 /** Every error this package throws or rejects with. */
 export interface DiffcopyError extends Error {

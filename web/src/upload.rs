@@ -1,10 +1,11 @@
-//! `uploadFile`: the whole upload, pipelined.
+//! `uploadFile`: protocol v2 where the server has it (`delta/`), else API
+//! v1, pipelined here.
 //!
-//! Three things run at once: the server's signature streams in, the local
-//! file is hashed, and changed blocks are `PUT` (a few at a time) as soon as
-//! the [`Planner`] decides them. Then the upload is committed with the full
-//! signature, and the server checks every block before it renames the file
-//! into place.
+//! Over API v1 three things run at once: the server's signature streams in,
+//! the local file is hashed, and changed blocks are `PUT` (a few at a time)
+//! as soon as the [`Planner`] decides them. Then the upload is committed with
+//! the full signature, and the server checks every block before it installs
+//! the new version.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -29,11 +30,11 @@ use crate::resume;
 
 /// Default block uploads in flight.
 const DEFAULT_CONCURRENCY: u32 = 4;
-/// Attempts per block upload when the network or server fails transiently.
-const PUT_ATTEMPTS: u32 = 3;
+/// Attempts per request with data when the network or server fails transiently.
+const ATTEMPTS: u32 = 3;
 
 /// Uploads `file` so that the server's `path` becomes a copy of it, sending
-/// only the blocks the server lacks. Resolves to an `UploadResult`.
+/// only what the server lacks. Resolves to an `UploadResult`.
 #[wasm_bindgen(js_name = uploadFile, unchecked_return_type = "UploadResult")]
 pub async fn upload_file(
     #[wasm_bindgen(unchecked_param_type = "Blob")] file: Blob,
@@ -50,8 +51,22 @@ pub async fn upload_file(
         return Err(WebError::new(ErrorCode::InvalidOption, "option `path` is empty").into());
     }
     let signal = options.signal()?;
-    // Fail on a strategy that cannot run here before anything is sent.
-    hash.resolve()?;
+    let protocol = match options.string("protocol")?.as_deref() {
+        None | Some("auto") => Protocol::Auto,
+        Some("v2") => Protocol::V2,
+        Some("v1") => Protocol::V1,
+        Some(other) => {
+            return Err(WebError::new(
+                ErrorCode::InvalidOption,
+                format!("option `protocol` must be \"auto\", \"v2\" or \"v1\", not {other:?}"),
+            )
+            .into());
+        }
+    };
+    if protocol == Protocol::V1 {
+        // Fail on a strategy that cannot run here before anything is sent.
+        hash.resolve()?;
+    }
     let upload = Upload {
         api: Api::new(
             &options.string("serverUrl")?.unwrap_or_default(),
@@ -65,21 +80,44 @@ pub async fn upload_file(
         progress: Progress::new(options.function("onProgress")?),
         signal,
     };
+    if protocol != Protocol::V1 {
+        match crate::delta::upload(&upload, &file).await? {
+            Some(result) => return Ok(result),
+            None if protocol == Protocol::V2 => {
+                return Err(
+                    WebError::new(ErrorCode::NoProtocolV2, "the server does not speak protocol v2").into()
+                );
+            }
+            None => upload.hash.resolve().map(drop)?,
+        }
+    }
     Ok(upload.run(&file).await?)
+}
+
+/// The `protocol` option.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Protocol {
+    /// v2 where the server has it, else v1.
+    Auto,
+    V2,
+    V1,
 }
 
 fn file_name(blob: &Blob) -> Option<String> {
     wasm_bindgen::JsCast::dyn_ref::<File>(blob).map(File::name).filter(|n| !n.is_empty())
 }
 
-struct Upload {
-    api: Api,
-    path: String,
-    hash: HashConfig,
-    concurrency: u32,
-    resume: bool,
-    progress: Progress,
-    signal: Option<AbortSignal>,
+/// One `uploadFile` call: where to, how, and whom to tell.
+pub(crate) struct Upload {
+    pub(crate) api: Api,
+    pub(crate) path: String,
+    /// Block size, hashing workers and reads (and API v1's hash and strategy).
+    pub(crate) hash: HashConfig,
+    /// Requests with data in flight.
+    pub(crate) concurrency: u32,
+    pub(crate) resume: bool,
+    pub(crate) progress: Progress,
+    pub(crate) signal: Option<AbortSignal>,
 }
 
 impl Upload {
@@ -192,6 +230,7 @@ impl Upload {
 
         let result = Object::new();
         set(&result, "path", self.path.as_str().into());
+        set(&result, "protocol", "v1".into());
         set(&result, "blocksSent", (blocks_sent as f64).into());
         set(&result, "bytesSent", (bytes_sent as f64).into());
         set(&result, "blocksResumed", (plan.borrow().resumed_blocks as f64).into());
@@ -231,16 +270,29 @@ impl Upload {
 
     /// PUTs one block, trying again after transient failures.
     async fn put_block(&self, id: &str, index: u64, bytes: &Blob, digest: &str) -> Result<(), WebError> {
-        let mut attempt = 1;
-        loop {
-            check_abort(self.signal.as_ref())?;
-            match self.api.put_block(id, index, bytes, digest).await {
-                Err(error) if error.is_transient() && attempt < PUT_ATTEMPTS => {
-                    sleep(250.0 * f64::from(attempt)).await;
-                    attempt += 1;
-                }
-                result => return result,
+        with_retries(self.signal.as_ref(), || self.api.put_block(id, index, bytes, digest)).await
+    }
+}
+
+/// Runs `request`, again after a transient failure (up to
+/// [`ATTEMPTS`] times in all, a little later each time).
+pub(crate) async fn with_retries<T, F, Fut>(
+    signal: Option<&AbortSignal>,
+    mut request: F,
+) -> Result<T, WebError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, WebError>>,
+{
+    let mut attempt = 1;
+    loop {
+        check_abort(signal)?;
+        match request().await {
+            Err(error) if error.is_transient() && attempt < ATTEMPTS => {
+                sleep(250.0 * f64::from(attempt)).await;
+                attempt += 1;
             }
+            result => return result,
         }
     }
 }

@@ -8,7 +8,10 @@ mod common;
 
 use common::{assert_code, blob, bytes, get, num, object, to_vec};
 use diffcopy_core::{HashAlgorithm, Signature, SignatureBuilder, diff};
-use diffcopy_web::{SignatureHasher, diff_signatures, hash_blob, hash_block, hash_strategy, signature_info};
+use diffcopy_web::{
+    SignatureHasher, delta_block_hash, delta_hash_blob, diff_signatures, hash_blob, hash_block,
+    hash_strategy, signature_info,
+};
 use js_sys::{Array, Function, Reflect};
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
@@ -284,4 +287,41 @@ async fn progress_reaches_the_total_and_abort_stops_hashing() {
     aborting.push(("onProgress", abort.into()));
     aborting.push(("signal", controller.signal().into()));
     assert_code(&hash(&data, &aborting).await.unwrap_err(), "aborted");
+}
+
+/// Protocol v2's block hashes as the core computes them.
+fn core_delta_hashes(data: &[u8], block: u32, seed: u64) -> Vec<u8> {
+    let levels = diffcopy_core::delta::Levels::for_block(block).unwrap();
+    let params = diffcopy_core::delta::DeltaParams { file_size: data.len() as u64, seed, levels };
+    let mut builder = diffcopy_core::delta::BlockHashesBuilder::new(params);
+    for chunk in data.chunks(block as usize) {
+        builder.push_block(chunk);
+    }
+    builder.finish().unwrap().encode()
+}
+
+#[wasm_bindgen_test]
+async fn delta_hashes_in_workers_and_on_this_thread_match_the_core_at_edge_sizes() {
+    let seed = 0x0123_4567_89ab_cdef;
+    for size in SIZES {
+        let data = bytes(size, 41 + size as u32);
+        let expected = core_delta_hashes(&data, B as u32, seed);
+        for (workers, slice, in_flight) in [(0, B, 1), (2, B, 1), (2, 3 * B + 1, 5)] {
+            let options = object(&[
+                ("seed", "0123456789abcdef".into()),
+                ("blockSize", (B as u32).into()),
+                ("workers", workers.into()),
+                ("sliceSize", (slice as u32).into()),
+                ("readsInFlight", in_flight.into()),
+            ]);
+            let got = to_vec(&delta_hash_blob(blob(&data), Some(options)).await.unwrap());
+            assert_eq!(got, expected, "size {size}, {workers} workers, slice {slice}");
+        }
+    }
+    // One block as a worker hashes it.
+    let block = bytes(B + 3, 7);
+    let one = delta_block_hash(seed, &block);
+    let hash = diffcopy_core::delta::BlockHash::of(seed, &block);
+    assert_eq!(one[..4], hash.weak.to_le_bytes());
+    assert_eq!(one[4..], hash.hash.to_le_bytes());
 }

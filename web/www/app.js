@@ -1,8 +1,10 @@
 // The uploader page: a thin user of the diffcopy-web package.
-import init, { uploadFile, hashStrategy, version } from "./pkg/diffcopy_web.js";
+import init, { uploadFile, version } from "./pkg/diffcopy_web.js";
 
 const $ = (id) => document.getElementById(id);
-const PHASES = ["comparing", "hashing", "uploading", "committing"];
+// Progress rows; protocol v2's "searching" and API v1's "comparing" share one.
+const PHASES = ["hashing", "comparing", "uploading", "committing"];
+const ROW = { searching: "comparing" };
 
 let file = null;
 let pathEdited = false;
@@ -72,7 +74,7 @@ function resetProgress() {
 }
 
 function onProgress(phase, done, total) {
-  const row = $(`phase-${phase}`);
+  const row = $(`phase-${ROW[phase] ?? phase}`);
   if (!row) return;
   const now = performance.now();
   started[phase] ??= { t: now, done };
@@ -86,6 +88,11 @@ function onProgress(phase, done, total) {
   }
   bar.max = Math.max(total, 1);
   bar.value = Math.min(done, total);
+  if (phase === "searching") {
+    detail.textContent = done < total ? `round ${done + 1} of ${total}` : `${total} rounds`;
+    if (total > 0 && done >= total) row.classList.add("done");
+    return;
+  }
   const seconds = (now - started[phase].t) / 1000;
   const rate = seconds > 0.2 ? (done - started[phase].done) / seconds : 0;
   let text = phase === "committing" ? "" : `${formatBytes(done)} of ${formatBytes(total)}`;
@@ -113,6 +120,9 @@ const MESSAGES = {
   read_failed: (e) => `Could not read the file (was it moved or changed?): ${e.message}`,
   missing_blocks: () => "The server is missing some blocks. Upload again to send them.",
   webcrypto_unavailable: (e) => e.message,
+  no_protocol_v2: () => "This server does not speak protocol v2: choose v1 under Advanced.",
+  target_busy: () => "The file on the server is being read right now. Upload again in a moment to finish.",
+  commit_unfinished: (e) => `The server could not finish writing the file: ${e.message}`,
 };
 
 function explain(error) {
@@ -121,15 +131,70 @@ function explain(error) {
   return error?.message ? `Upload failed: ${error.message}` : `Upload failed: ${error}`;
 }
 
+/** `part` of `whole` in percent, as `formatPercent` writes it. */
+function percent(part, whole) {
+  return formatPercent(whole > 0 ? (100 * part) / whole : 0);
+}
+
+/** A percentage with as many digits as it takes not to round to 0 or 100. */
+export function formatPercent(p) {
+  if (p <= 0 || p >= 100) return `${Math.min(100, Math.max(0, p))}%`;
+  for (const digits of [0, 1, 2, 3]) {
+    const text = p.toFixed(digits);
+    if (Number(text) !== 0 && Number(text) !== 100) return `${text}%`;
+  }
+  return `${p.toFixed(4)}%`;
+}
+
+/** The summary's parts: a headline, the legend's figures, a line of details. */
 function summarize(r) {
-  const rate = r.seconds > 0 ? ` (${formatBytes(r.totalBytes / r.seconds)}/s)` : "";
-  let text = `Done: sent ${formatBytes(r.bytesSent)} of ${formatBytes(r.totalBytes)}; ` +
-    `${r.similarity.toFixed(1)}% was already on the server. ` +
-    `${r.blocksSent} of ${r.totalBlocks} blocks in ${r.seconds.toFixed(1)} s${rate}.`;
-  if (r.blocksResumed > 0) text += ` Continued an interrupted upload: ${r.blocksResumed} blocks had arrived before.`;
+  const rate = r.seconds > 0 ? ` at ${formatBytes(r.totalBytes / r.seconds)}/s` : "";
+  const headline = `Done: sent ${formatBytes(r.bytesSent)} of ${formatBytes(r.totalBytes)} (${percent(r.bytesSent, r.totalBytes)}); ` +
+    `${formatPercent(r.similarity)} was already on the server. ${formatSeconds(r.seconds)}${rate}.`;
   const engine = r.strategy === "webcrypto" ? "WebCrypto" : "WebAssembly";
   const where = r.hashWorkers > 0 ? `${r.hashWorkers} worker${r.hashWorkers > 1 ? "s" : ""}` : "the page";
-  return `${text} Hashed with ${engine} in ${where}.`;
+  const details = [];
+  if (r.protocol === "v2") {
+    details.push(`Protocol v2: ${formatBytes(r.payloadBytes)} sent in all (hashes and data).`);
+    if (r.bytesResumed > 0) details.push(`Continued an interrupted upload: ${formatBytes(r.bytesResumed)} had arrived before.`);
+    if (r.commit && r.commit !== "none") details.push(`The server committed by ${r.commit}.`);
+  } else {
+    details.push(`API v1: ${r.blocksSent} of ${r.totalBlocks} blocks.`);
+    if (r.blocksResumed > 0) details.push(`Continued an interrupted upload: ${r.blocksResumed} blocks had arrived before.`);
+  }
+  details.push(`Hashed with ${engine} in ${where}.`);
+  const moved = r.movedBytes ?? 0;
+  return {
+    headline,
+    sent: formatBytes(r.bytesSent),
+    moved: formatBytes(moved),
+    kept: formatBytes(Math.max(0, r.totalBytes - r.bytesSent - moved)),
+    details: details.join(" "),
+  };
+}
+
+/** Draws the file as a bar: what was sent, found elsewhere, already in place. */
+function drawMap(canvas, r) {
+  const ratio = window.devicePixelRatio || 1;
+  const width = Math.max(1, Math.round(canvas.clientWidth * ratio));
+  const height = Math.max(1, Math.round(canvas.clientHeight * ratio));
+  canvas.width = width;
+  canvas.height = height;
+  const ctx = canvas.getContext("2d");
+  const css = getComputedStyle(document.documentElement);
+  ctx.fillStyle = css.getPropertyValue("--kept");
+  ctx.fillRect(0, 0, width, height);
+  const size = Math.max(r.totalBytes, 1);
+  const paint = (ranges, color) => {
+    ctx.fillStyle = color;
+    for (const [start, end] of ranges ?? []) {
+      const x = Math.floor((start / size) * width);
+      // Every range shows, however small: at least one pixel wide.
+      ctx.fillRect(x, 0, Math.max(ratio, Math.ceil((end / size) * width) - x), height);
+    }
+  };
+  paint(r.movedRanges, css.getPropertyValue("--moved"));
+  paint(r.sentRanges, css.getPropertyValue("--sent"));
 }
 
 $("form").addEventListener("submit", async (e) => {
@@ -145,18 +210,27 @@ $("form").addEventListener("submit", async (e) => {
     const result = await uploadFile(file, {
       path,
       blockSize: Number($("block-size").value),
-      hash: $("hash").value,
+      protocol: $("protocol").value,
       concurrency: Number($("concurrency").value) || 4,
       token: $("token").value || undefined,
       onProgress,
       signal: controller.signal,
     });
     const summary = $("summary");
-    summary.textContent = summarize(result);
-    for (const key of ["bytesSent", "blocksSent", "blocksResumed", "totalBytes", "totalBlocks", "similarity", "strategy", "hashWorkers"]) {
+    const parts = summarize(result);
+    $("headline").textContent = parts.headline;
+    $("legend-sent").textContent = parts.sent;
+    $("legend-moved").textContent = parts.moved;
+    $("legend-kept").textContent = parts.kept;
+    $("details").textContent = parts.details;
+    for (const key of ["protocol", "bytesSent", "blocksSent", "blocksResumed", "bytesResumed", "payloadBytes", "literalBytes", "movedBytes", "totalBytes", "totalBlocks", "similarity", "strategy", "hashWorkers", "commit"]) {
       summary.dataset[key] = String(result[key]);
     }
     show(summary);
+    // v1 knows blocks, not ranges: no map.
+    $("map").hidden = !result.sentRanges;
+    shown = result.sentRanges ? result : null;
+    if (shown) drawMap($("map"), shown);
   } catch (error) {
     console.error(error);
     $("error").textContent = explain(error);
@@ -170,6 +244,10 @@ $("form").addEventListener("submit", async (e) => {
 
 $("cancel").addEventListener("click", () => controller?.abort());
 
+// The map is drawn in device pixels: again when the page's width changes.
+let shown = null;
+window.addEventListener("resize", () => { if (shown) drawMap($("map"), shown); });
+
 function setBusy(busy) {
   $("upload").disabled = busy || !file;
   $("cancel").hidden = !busy;
@@ -182,8 +260,7 @@ function hide(el) { el.hidden = true; }
 
 // --- start ----------------------------------------------------------------------
 await init();
-const strategy = hashStrategy({ hash: "sha1" });
-$("footer").textContent = `diffcopy-web ${version()} · hashing with ${strategy === "webcrypto" ? "WebCrypto" : "WebAssembly"}`;
+$("footer").textContent = `diffcopy-web ${version()} · hashing with WebAssembly`;
 fetch("api/v1/health").then((r) => (r.ok ? r.json() : null)).then((health) => {
   if (health?.version) $("footer").textContent += ` · server ${health.version}`;
 }).catch(() => {});
