@@ -58,6 +58,7 @@ const plan = [
   ["hashBlob", "diffcopy hashBlob WebCrypto, page thread", "8 MiB x 4", { strategy: "webcrypto", workers: 0 }],
   ["hashBlob", "diffcopy hashBlob wasm, 4 workers", "streamed slices", { strategy: "wasm" }],
   ["hashBlob", "diffcopy hashBlob wasm, page thread", "4 MiB x 4", { strategy: "wasm", workers: 0 }],
+  ["hash only, from memory: protocol v2", "hash only, from memory: protocol v2", "1 MiB blocks in 64 KiB pieces", {}],
   ["deltaHashBlob", "protocol v2 hashes (deltaHashBlob), default: 4 workers", "streamed slices", {}],
   ["deltaHashBlob", "protocol v2 hashes, 2 workers", "streamed slices", { workers: 2 }],
   ["deltaHashBlob", "protocol v2 hashes, 3 workers", "streamed slices", { workers: 3 }],

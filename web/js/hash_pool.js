@@ -59,6 +59,42 @@ function workerMain() {
     }
   }
 
+  // Reads `blob` in pieces of at most READ_SIZE that never cross a block
+  // boundary, through one reused buffer: `onPart(view)` for each piece (the
+  // view is valid only during the call), `onEnd()` after each block's last.
+  // Hashing each piece as it arrives keeps the bytes in cache.
+  async function eachPart(blob, blockSize, onPart, onEnd) {
+    let reader = null;
+    try {
+      reader = blob.stream().getReader({ mode: "byob" });
+    } catch {
+      // No BYOB readers here: read the slice whole.
+    }
+    if (!reader) {
+      const buffer = await blob.arrayBuffer();
+      for (let offset = 0; offset < buffer.byteLength; offset += blockSize) {
+        onPart(new Uint8Array(buffer, offset, Math.min(blockSize, buffer.byteLength - offset)));
+        onEnd();
+      }
+      return;
+    }
+    let buffer = new ArrayBuffer(READ_SIZE);
+    let filled = 0;
+    for (;;) {
+      const want = Math.min(READ_SIZE, blockSize - filled);
+      const { done, value } = await reader.read(new Uint8Array(buffer, 0, want));
+      if (value) buffer = value.buffer;
+      if (done) break;
+      onPart(value);
+      filled += value.byteLength;
+      if (filled === blockSize) {
+        onEnd();
+        filled = 0;
+      }
+    }
+    if (filled > 0) onEnd();
+  }
+
   self.onmessage = async ({ data }) => {
     if (data.init) {
       try {
@@ -66,7 +102,8 @@ function workerMain() {
         if (job.engine === "wasm" || job.engine === "delta") {
           const glue = await import(job.glue);
           await glue.default({ module_or_path: job.module });
-          job.hashBlock = job.engine === "wasm" ? glue.hashBlock : glue.deltaBlockHash;
+          job.hashBlock = glue.hashBlock;
+          if (job.engine === "delta") job.hasher = new glue.DeltaBlockHasher(job.key);
         }
         self.postMessage({ ready: true });
       } catch (e) {
@@ -80,6 +117,13 @@ function workerMain() {
       const digests = new Uint8Array(Math.ceil((end - start) / blockSize) * digestLength);
       const pending = [];
       let index = 0;
+      if (job.engine === "delta") {
+        await eachPart(job.blob.slice(start, end), blockSize, (part) => job.hasher.update(part), () => {
+          digests.set(job.hasher.finish(), index++ * digestLength);
+        });
+        self.postMessage({ id, digests }, [digests.buffer]);
+        return;
+      }
       // Both engines copy the block before they return, so the buffer can be reused.
       await eachBlock(job.blob.slice(start, end), blockSize, (block) => {
         const at = index++ * digestLength;

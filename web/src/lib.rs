@@ -29,7 +29,7 @@ mod resume;
 mod types;
 mod upload;
 
-pub use delta::{delta_block_hash, delta_hash_blob};
+pub use delta::{DeltaBlockHasher, delta_block_hash, delta_hash_blob};
 pub use diff::{diff_signatures, signature_info};
 pub use hash_blob::{hash_blob, hash_strategy};
 pub use hasher::{SignatureHasher, hash_block};

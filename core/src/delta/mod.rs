@@ -43,5 +43,5 @@ pub use old::{ReadAt, SliceFile};
 pub use params::{DeltaParams, Levels, MAX_LEVELS, MIN_PIECE, pieces};
 pub use pieces::{PieceHashes, pieces_of};
 pub use plan::{Plan, Segment, Source};
-pub use strong::{FileHasher, block_hash, block_match_hash, piece_hash};
+pub use strong::{BlockHasher, FileHasher, block_hash, block_match_hash, piece_hash};
 pub use weak::{ANCHOR, WeakSum, anchor_len, weak_sum};

@@ -18,6 +18,23 @@ mod backend {
     pub(super) fn xxh3_128(seed: u64, bytes: &[u8]) -> u128 {
         twox_hash::XxHash3_128::oneshot_with_seed(seed, bytes)
     }
+
+    /// XXH3-128 over bytes given in pieces.
+    pub(super) struct Streaming128(twox_hash::XxHash3_128);
+
+    impl Streaming128 {
+        pub(super) fn new(seed: u64) -> Self {
+            Self(twox_hash::XxHash3_128::with_seed(seed))
+        }
+
+        pub(super) fn update(&mut self, bytes: &[u8]) {
+            self.0.write(bytes);
+        }
+
+        pub(super) fn finish(&self) -> u128 {
+            self.0.finish_128()
+        }
+    }
 }
 
 /// XXH3 on wasm32: xxhash-rust, with SIMD128 where the build enables it.
@@ -30,6 +47,23 @@ mod backend {
     pub(super) fn xxh3_128(seed: u64, bytes: &[u8]) -> u128 {
         xxhash_rust::xxh3::xxh3_128_with_seed(bytes, seed)
     }
+
+    /// XXH3-128 over bytes given in pieces.
+    pub(super) struct Streaming128(xxhash_rust::xxh3::Xxh3);
+
+    impl Streaming128 {
+        pub(super) fn new(seed: u64) -> Self {
+            Self(xxhash_rust::xxh3::Xxh3::with_seed(seed))
+        }
+
+        pub(super) fn update(&mut self, bytes: &[u8]) {
+            self.0.update(bytes);
+        }
+
+        pub(super) fn finish(&self) -> u128 {
+            self.0.digest128()
+        }
+    }
 }
 
 /// A piece's strong hash: XXH3-64 with the session's seed.
@@ -41,6 +75,53 @@ pub fn piece_hash(seed: u64, piece: &[u8]) -> u64 {
 /// combines it: XXH3-128 with the session's seed.
 pub fn block_hash(seed: u64, block: &[u8]) -> u128 {
     backend::xxh3_128(seed, block)
+}
+
+/// A block's [`BlockHash`](super::BlockHash) over its bytes given in
+/// pieces, as they are read: the same as `BlockHash::of` the whole block,
+/// without holding it.
+pub struct BlockHasher {
+    seed: u64,
+    strong: backend::Streaming128,
+    /// The anchor's bytes until it is complete (it is the block's start).
+    anchor: Vec<u8>,
+}
+
+impl BlockHasher {
+    /// A hasher for one block, with `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self {
+            seed,
+            strong: backend::Streaming128::new(seed),
+            anchor: Vec::with_capacity(super::weak::ANCHOR),
+        }
+    }
+
+    /// Feeds the block's next bytes.
+    pub fn update(&mut self, bytes: &[u8]) {
+        let room = super::weak::ANCHOR - self.anchor.len();
+        self.anchor.extend_from_slice(&bytes[..room.min(bytes.len())]);
+        self.strong.update(bytes);
+    }
+
+    /// The block's hashes, for all the bytes fed.
+    pub fn finish(&self) -> super::BlockHash {
+        super::BlockHash { weak: super::weak::weak_sum(&self.anchor), hash: self.strong.finish() }
+    }
+
+    /// Starts over for the next block.
+    pub fn reset(&mut self) {
+        *self = Self::new(self.seed);
+    }
+}
+
+impl core::fmt::Debug for BlockHasher {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("BlockHasher")
+            .field("seed", &self.seed)
+            .field("anchor", &self.anchor.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// The 64 bits of a block hash the old side matches on.
@@ -79,6 +160,26 @@ impl FileHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_block_hashed_in_pieces_is_the_block_hashed_whole() {
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect();
+        let mut hasher = BlockHasher::new(42);
+        for len in [0, 1, 4095, 4096, 4097, 100_000, 200_000] {
+            let block = &data[..len];
+            for piece in [1, 7, 4096, 65_536, 1 << 20] {
+                hasher.reset();
+                for part in block.chunks(piece) {
+                    hasher.update(part);
+                }
+                assert_eq!(
+                    hasher.finish(),
+                    super::super::BlockHash::of(42, block),
+                    "len {len} in pieces of {piece}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn seeds_change_every_hash() {

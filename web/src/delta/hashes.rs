@@ -6,7 +6,7 @@
 use std::ops::Range;
 
 use diffcopy_core::delta::{
-    BlockHash, BlockHashes, BlockHashesBuilder, DeltaParams, Need, PieceHashes, ReadAt,
+    BlockHash, BlockHasher, BlockHashes, BlockHashesBuilder, DeltaParams, Need, PieceHashes, ReadAt,
 };
 use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
@@ -32,11 +32,40 @@ const PIECE_READ: u64 = 4 << 20;
 const PIECE_READS: u32 = 3;
 
 /// Protocol v2's hashes of one block with the session's `seed`: the weak
-/// sum of its anchor and its XXH3-128, as 20 little-endian bytes. What the
-/// hashing workers call; exported for them.
+/// sum of its anchor and its XXH3-128, as 20 little-endian bytes.
 #[wasm_bindgen(js_name = deltaBlockHash)]
 pub fn delta_block_hash(seed: u64, block: &[u8]) -> Vec<u8> {
-    let hash = BlockHash::of(seed, block);
+    encode_record(BlockHash::of(seed, block))
+}
+
+/// Protocol v2's hashes of one block fed in pieces as they are read: what
+/// the hashing workers use (`finish` gives what [`delta_block_hash`] gives
+/// for the whole block, and starts the next block).
+#[wasm_bindgen(js_name = DeltaBlockHasher)]
+pub struct DeltaBlockHasher(BlockHasher);
+
+#[wasm_bindgen(js_class = DeltaBlockHasher)]
+impl DeltaBlockHasher {
+    /// A hasher with the session's `seed`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(seed: u64) -> DeltaBlockHasher {
+        Self(BlockHasher::new(seed))
+    }
+
+    /// Feeds the block's next bytes.
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    /// The block's 20 bytes, as `deltaBlockHash` gives them; then starts over.
+    pub fn finish(&mut self) -> Vec<u8> {
+        let record = encode_record(self.0.finish());
+        self.0.reset();
+        record
+    }
+}
+
+fn encode_record(hash: BlockHash) -> Vec<u8> {
     let mut out = Vec::with_capacity(RECORD);
     out.extend_from_slice(&hash.weak.to_le_bytes());
     out.extend_from_slice(&hash.hash.to_le_bytes());

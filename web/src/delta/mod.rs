@@ -25,7 +25,7 @@ use js_sys::{Array, Date, Object, Reflect};
 use wasm_bindgen::JsValue;
 use web_sys::Blob;
 
-pub use hashes::{delta_block_hash, delta_hash_blob};
+pub use hashes::{DeltaBlockHasher, delta_block_hash, delta_hash_blob};
 
 use crate::diff::set;
 use crate::error::{ErrorCode, WebError};
