@@ -37,6 +37,8 @@ fn main() {
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let served: Arc<AppState> = state.clone();
     runtime.spawn(async move { diffcopy::run(listener, served, std::future::pending()).await });
+    // reqwest is built without a crypto provider of its own.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::new();
 
     let mut rows = Vec::new();

@@ -21,6 +21,6 @@ mod random;
 mod serve;
 
 pub use serve::{
-    AppError, AppResult, AppState, CommitMode, FaultHook, FaultPoint, ServerConfig, StatsSnapshot, app,
-    defaults, run, shutdown_signal,
+    AppError, AppResult, AppState, CommitMode, FaultHook, FaultPoint, ServerConfig, StatsSnapshot, TlsError,
+    TlsFiles, app, defaults, run, shutdown_signal,
 };

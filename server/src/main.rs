@@ -14,7 +14,7 @@ use diffcopy::client::{
     table,
 };
 use diffcopy::limits::{DEFAULT_BLOCK_SIZE, check_block_size};
-use diffcopy::{AppState, CommitMode, FaultHook, ServerConfig, defaults};
+use diffcopy::{AppState, CommitMode, FaultHook, ServerConfig, TlsFiles, defaults};
 use diffcopy_core::HashAlgorithm;
 
 #[derive(Debug, Parser)]
@@ -22,9 +22,10 @@ use diffcopy_core::HashAlgorithm;
     name = "diffcopy",
     version,
     about = "Fast, safe, differential transfer of large files over HTTP",
-    after_help = "Each of SOURCE and TARGET is a local path or http://host[:port]/path.\n\
+    after_help = "Each of SOURCE and TARGET is a local path or http[s]://host[:port]/path.\n\
                   Exit codes: 0 done, 1 error, 2 bad arguments, 3 server unreachable, \
-                  4 refused (401/403), 5 source missing, 6 conflict (target changed), 130 interrupted."
+                  4 refused (401/403), 5 source missing, 6 conflict (target changed), \
+                  7 TLS refused (certificate or handshake), 130 interrupted."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -47,10 +48,15 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct SyncArgs {
-    /// Where the data comes from: a local path or http://host[:port]/path.
+    /// Where the data comes from: a local path or http[s]://host[:port]/path
+    /// (port 8080 for http, 443 for https when omitted).
     source: Option<String>,
-    /// Where it goes: a local path or http://host[:port]/path.
+    /// Where it goes: a local path or http[s]://host[:port]/path.
     target: Option<String>,
+    /// Also trust the CA certificates in this PEM file for https:// (a
+    /// private CA; the system's roots stay trusted).
+    #[arg(long, value_name = "FILE", env = "DIFFCOPY_CACERT")]
+    cacert: Option<PathBuf>,
     /// Block size: 1MiB, 64K (K, M, G are powers of 1024; KB, MB, GB of 1000) or bytes.
     #[arg(short, long, default_value_t = DEFAULT_BLOCK_SIZE, value_parser = parse_block_size)]
     block_size: u32,
@@ -109,6 +115,13 @@ struct ServeArgs {
     /// Address to listen on (IP:PORT, or a port for 127.0.0.1).
     #[arg(short, long, default_value_t = defaults::LISTEN, value_parser = parse_listen)]
     listen: SocketAddr,
+    /// Serve HTTPS (HTTP/2 and HTTP/1.1) with this PEM certificate chain,
+    /// the server's certificate first; reread on SIGHUP.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert; reread on SIGHUP.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Directory to serve (created if missing).
     #[arg(long, default_value = defaults::ROOT)]
     root: PathBuf,
@@ -199,6 +212,7 @@ fn run_sync(args: SyncArgs, quiet: bool) -> ExitCode {
         concurrency: usize::from(args.concurrency),
         dry_run: args.dry_run,
         token: args.token.clone(),
+        cacert: args.cacert.clone(),
         protocol: if args.inplace { ProtocolChoice::Pdiffcopy } else { args.protocol },
         progress: Progress::new(!quiet && std::io::stderr().is_terminal()),
     };
@@ -282,6 +296,7 @@ fn fail(err: &ClientError) -> ExitCode {
 fn serve(args: ServeArgs) -> ExitCode {
     let config = ServerConfig {
         listen: args.listen,
+        tls: args.tls_cert.zip(args.tls_key).map(|(cert, key)| TlsFiles { cert, key }),
         root: args.root,
         token: args.token.clone(),
         read_only: args.read_only,
@@ -320,7 +335,14 @@ fn serve(args: ServeArgs) -> ExitCode {
             }
         };
         let addr = listener.local_addr().unwrap_or(config.listen);
-        tracing::info!("serving {} at http://{addr}/", state.root_path().display());
+        let scheme = state.scheme();
+        tracing::info!("serving {} at {scheme}://{addr}/", state.root_path().display());
+        if config.tls.is_none() && !addr.ip().is_loopback() {
+            tracing::warn!(
+                "plain HTTP on {addr}: tokens and data cross the network readable; \
+                 serve HTTPS with --tls-cert and --tls-key, or behind a TLS reverse proxy"
+            );
+        }
         match diffcopy::run(listener, state, diffcopy::shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -1,8 +1,9 @@
 //! Shared helpers for diffcopy's end-to-end tests (the tests are in `tests/`):
 //! scratch directories, servers on 127.0.0.1 (in-process or as a separate
 //! `diffcopy` process), the real pdiffcopy from the project's venv, and raw
-//! HTTP for requests no well-behaved client would send, and file systems
-//! mounted for a test (a small tmpfs, an XFS image).
+//! HTTP for requests no well-behaved client would send, file systems
+//! mounted for a test (a small tmpfs, an XFS image), and certificates for
+//! the HTTPS tests ([`tls`]).
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -12,6 +13,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use diffcopy::{AppState, ServerConfig};
+
+pub mod tls;
 use diffcopy_core::{HashAlgorithm, Signature, SignatureBuilder};
 
 /// The workspace root.
@@ -98,9 +101,9 @@ impl InProcessServer {
         Self { addr, state, stop: Some(stop), thread: Some(thread) }
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` with TLS).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.state.scheme(), self.addr)
     }
 }
 
@@ -113,6 +116,18 @@ impl Drop for InProcessServer {
             let _ = thread.join();
         }
     }
+}
+
+/// A blocking HTTP client for the tests' own requests.
+pub fn http() -> reqwest::blocking::Client {
+    http_builder().build().expect("HTTP client")
+}
+
+/// The builder behind [`http`]. reqwest is built without a crypto provider
+/// of its own (as the diffcopy client is); this installs ring first.
+pub fn http_builder() -> reqwest::blocking::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::blocking::Client::builder()
 }
 
 /// The `diffcopy` binary that `cargo test --workspace` built beside this test.
@@ -219,6 +234,8 @@ impl Client {
 pub struct ServerProcess {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// `http` or `https`, as its start-up line says.
+    pub scheme: String,
     /// The process.
     pub child: Child,
 }
@@ -246,20 +263,24 @@ impl ServerProcess {
             .expect("spawn diffcopy serve");
         let stderr = child.stderr.take().expect("piped stderr");
         let mut lines = BufReader::new(stderr).lines();
-        let addr = loop {
+        let (scheme, addr) = loop {
             let line = lines.next().expect("server exited before listening").expect("read stderr");
-            if let Some(rest) = line.split("at http://").nth(1) {
-                break rest.trim_end_matches('/').parse().expect("address in the start-up line");
+            let Some((_, url)) = line.split_once(" at ") else { continue };
+            if let Some((scheme, rest)) = url.split_once("://") {
+                break (
+                    scheme.to_owned(),
+                    rest.trim_end_matches('/').parse().expect("address in the start-up line"),
+                );
             }
         };
         // Keep draining the log so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        Self { addr, child }
+        Self { addr, scheme, child }
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` with TLS).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// SIGKILL, and wait for the process to be gone.

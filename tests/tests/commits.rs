@@ -60,7 +60,7 @@ fn journals(root: &Path) -> Vec<String> {
 /// version. Returns how many whole answers there were.
 fn read_until_gone(url: String, old: Arc<Vec<u8>>, new: Arc<Vec<u8>>) -> std::thread::JoinHandle<usize> {
     std::thread::spawn(move || {
-        let http = reqwest::blocking::Client::new();
+        let http = diffcopy_tests::http();
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut whole = 0;
         for _ in 0..10_000 {
@@ -295,7 +295,7 @@ fn readers_through_the_server_wait_while_a_journal_is_applied() {
     {
         let (done, url) = (done.clone(), format!("{base}{path}"));
         std::thread::spawn(move || {
-            let body = reqwest::blocking::get(&url).and_then(|r| r.error_for_status()?.bytes());
+            let body = diffcopy_tests::http().get(&url).send().and_then(|r| r.error_for_status()?.bytes());
             let _ = done.send((url, body.map(|b| b.to_vec())));
         });
     }

@@ -79,7 +79,7 @@ fn readers_during_commits_see_one_whole_version() {
         .map(|_| {
             let (url, done, versions) = (url.clone(), done.clone(), versions.clone());
             std::thread::spawn(move || {
-                let client = reqwest::blocking::Client::new();
+                let client = diffcopy_tests::http();
                 let mut reads = 0;
                 // Bounded: until the writer is done, and at most 2000 reads.
                 while !done.load(Ordering::Relaxed) && reads < 2000 {

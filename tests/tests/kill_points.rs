@@ -76,7 +76,7 @@ fn server_killed_at_commit(protocol: &str) {
     let mut server = ServerProcess::start(&root, &[]);
     let url = format!("{}/f.bin", server.url());
     let mut child = client(protocol, &source, &url, &state).spawn();
-    let http = reqwest::blocking::Client::new();
+    let http = diffcopy_tests::http();
     wait_until(Duration::from_secs(60), "the upload to send its last bytes", || {
         let stats: Value = http.get(format!("{}/api/v1/stats", server.url())).send().unwrap().json().unwrap();
         assert!(child.try_wait().unwrap().is_none(), "the client ended before its last bytes: {stats}");

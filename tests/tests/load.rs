@@ -71,7 +71,7 @@ fn fifty_clients_hold_without_errors_or_leaks() {
     let pid = server.child.id();
 
     // Warm up: one of each request, so caches and pools exist before the baseline.
-    let warm = reqwest::blocking::Client::new();
+    let warm = diffcopy_tests::http();
     assert!(
         warm.get(format!("{url}/api/v1/signatures/big.bin?block_size=65536"))
             .send()
@@ -90,8 +90,7 @@ fn fifty_clients_hold_without_errors_or_leaks() {
         .map(|n| {
             let (url, requests, errors) = (url.clone(), requests.clone(), errors.clone());
             std::thread::spawn(move || {
-                let client =
-                    reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+                let client = diffcopy_tests::http_builder().timeout(Duration::from_secs(30)).build().unwrap();
                 let content = data(4 * BLOCK + 7, 100 + n as u64);
                 let mut round = 0u64;
                 // Bounded in time and in count.

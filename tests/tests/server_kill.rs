@@ -6,7 +6,6 @@ use std::path::Path;
 
 use diffcopy_core::hash_block;
 use diffcopy_tests::{Scratch, ServerProcess, data, sign};
-use reqwest::blocking::Client;
 use serde_json::{Value, json};
 
 const BLOCK: usize = 64 << 10;
@@ -20,7 +19,7 @@ fn staging_files(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-fn put_block(client: &Client, url: &str, id: &str, bytes: &[u8], index: usize) {
+fn put_block(client: &reqwest::blocking::Client, url: &str, id: &str, bytes: &[u8], index: usize) {
     let block = &bytes[index * BLOCK..bytes.len().min((index + 1) * BLOCK)];
     let digest = hash_block(diffcopy_core::HashAlgorithm::Sha1, block).to_string();
     let reply = client
@@ -40,7 +39,7 @@ fn sigkill_mid_upload_keeps_the_old_target_and_the_upload_resumes() {
     let old = data(16 * BLOCK + 99, 1);
     std::fs::write(root.join("target.bin"), &old).unwrap();
     let new = data(16 * BLOCK + 99, 2);
-    let client = Client::new();
+    let client = diffcopy_tests::http();
 
     let mut server = ServerProcess::start(&root, &[]);
     let url = server.url();
@@ -81,7 +80,7 @@ fn sigkill_mid_upload_keeps_the_old_target_and_the_upload_resumes() {
 fn a_restart_after_expiry_removes_the_staging_file() {
     let scratch = Scratch::new("server-kill-expiry");
     let root = scratch.path().join("root");
-    let client = Client::new();
+    let client = diffcopy_tests::http();
     let mut server = ServerProcess::start(&root, &[]);
     let reply = client
         .post(format!("{}/api/v1/uploads", server.url()))

@@ -12,7 +12,7 @@ fn signatures_are_hashed_once_per_version_over_http() {
     std::fs::write(root.join("f.bin"), &old).unwrap();
     let server = InProcessServer::start(&root, |_| {});
     let url = format!("{}/api/v1/signatures/f.bin?block_size=65536", server.url());
-    let client = reqwest::blocking::Client::new();
+    let client = diffcopy_tests::http();
     let first = client.get(&url).send().unwrap().bytes().unwrap();
     let second = client.get(&url).send().unwrap().bytes().unwrap();
     assert_eq!(first, second);
@@ -45,7 +45,7 @@ fn v2_block_hashes_are_hashed_once_per_version_with_one_seed() {
     std::fs::write(root.join("f.bin"), data(40 << 16, 2)).unwrap();
     let server = InProcessServer::start(&root, |_| {});
     let url = format!("{}/api/v2/signatures/f.bin?block_size=65536", server.url());
-    let client = reqwest::blocking::Client::new();
+    let client = diffcopy_tests::http();
     let first = client.get(&url).send().unwrap().bytes().unwrap();
     let second = client.get(&url).send().unwrap().bytes().unwrap();
     assert_eq!(first, second, "the same seed and hashes for the same version");

@@ -5,7 +5,10 @@
 // The server must serve web/www at / and web/pkg at /pkg/ (a release build
 // embeds them; `diffcopy serve --assets-dir web/www` reads them from disk).
 // The CLI the page is compared with is $DIFFCOPY_BIN (default
-// target/debug/diffcopy). Screenshots go to $DIFFCOPY_ARTIFACTS (default:
+// target/debug/diffcopy). $DIFFCOPY_TLS_SERVER_URL, when set, is the same
+// server kind over HTTPS with a certificate for 127.0.0.1 and
+// diffcopy-tls.test from the CA in $DIFFCOPY_TLS_CA (node must trust it
+// too: NODE_EXTRA_CA_CERTS). Screenshots go to $DIFFCOPY_ARTIFACTS (default:
 // artifacts/ at the repo root).
 
 import { test, before, after } from "node:test";
@@ -19,6 +22,8 @@ import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
 const server = process.env.DIFFCOPY_SERVER_URL;
+const tlsServer = process.env.DIFFCOPY_TLS_SERVER_URL;
+const tlsCa = process.env.DIFFCOPY_TLS_CA;
 if (!server) throw new Error("set DIFFCOPY_SERVER_URL to a running diffcopy server");
 const repo = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const artifacts = process.env.DIFFCOPY_ARTIFACTS ?? join(repo, "artifacts");
@@ -40,7 +45,8 @@ before(async () => {
     args: [
       "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run",
       // A name that is not localhost makes a plain-http page a non-secure context.
-      `--host-resolver-rules=MAP diffcopy-insecure.test ${new URL(server).hostname}`,
+      // A name the HTTPS server's certificate holds, for the secure page.
+      `--host-resolver-rules=MAP diffcopy-insecure.test ${new URL(server).hostname}, MAP diffcopy-tls.test 127.0.0.1`,
     ],
   });
   page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
@@ -56,8 +62,8 @@ after(async () => {
 
 const sha256 = (bytes) => createHash("sha256").update(bytes).digest("hex");
 
-async function serverBytes(path) {
-  const response = await fetch(`${server}/api/v1/files/${path}`);
+async function serverBytes(path, from = server) {
+  const response = await fetch(`${from}/api/v1/files/${path}`);
   assert.equal(response.status, 200, `GET ${path}`);
   return Buffer.from(await response.arrayBuffer());
 }
@@ -95,9 +101,10 @@ async function uploadAndWait(targetPath, on = page) {
 }
 
 /** The CLI uploads `bytes` to `path` (protocol v2, its defaults). */
-function cliUpload(bytes, path) {
+function cliUpload(bytes, path, to = server) {
   const file = write(bytes, "cli.bin");
-  execFileSync(cli, ["-q", file, `${server}/${path}`], { env: { ...process.env, DIFFCOPY_STATE_DIR: join(dir, "cli-state") } });
+  const trust = to === tlsServer ? ["--cacert", tlsCa] : [];
+  execFileSync(cli, ["-q", ...trust, file, `${to}/${path}`], { env: { ...process.env, DIFFCOPY_STATE_DIR: join(dir, "cli-state") } });
 }
 
 /** What the server took in during `work()`: bytes on the wire and literal data. */
@@ -311,5 +318,38 @@ test("a non-secure page (plain http, not localhost) uploads over v2 with wasm in
     assert.equal(sha256(await serverBytes(path)), sha256(next));
   } finally {
     await other.close();
+  }
+});
+
+test("over HTTPS the page is a secure context on HTTP/2 and uploads over v2", async () => {
+  assert.ok(tlsServer && tlsCa, "set DIFFCOPY_TLS_SERVER_URL and DIFFCOPY_TLS_CA (scripts/browser-tests does)");
+  const secure = new URL(tlsServer);
+  secure.hostname = "diffcopy-tls.test"; // not localhost: only https makes the context secure
+  // The test CA is not in Chromium's store: this context ignores certificate
+  // errors (the CLI and node verify the same certificate against the CA).
+  const context = await browser.newContext({ ignoreHTTPSErrors: true });
+  const other = await context.newPage();
+  try {
+    await other.goto(secure.href);
+    await other.waitForFunction(() => document.body.dataset.state === "idle");
+    assert.equal(await other.evaluate(() => window.isSecureContext), true);
+    const protocol = await other.evaluate(() => performance.getEntriesByType("navigation")[0].nextHopProtocol);
+    assert.equal(protocol, "h2");
+    const path = `e2e/${run}/secure.bin`;
+    const old = Buffer.alloc(9 * MiB + 5);
+    randomFillSync(old);
+    cliUpload(old, path, tlsServer);
+    const next = Buffer.concat([old.subarray(0, 5 * MiB), Buffer.alloc(100, 7), old.subarray(5 * MiB)]);
+    await pick(next, "secure.bin", other);
+    const { error, summary } = await uploadAndWait(path, other);
+    assert.equal(error, null, error?.text);
+    assert.equal(summary.protocol, "v2");
+    assert.ok(Number(summary.bytesSent) <= 64 * KiB, `sent ${summary.bytesSent} bytes`);
+    assert.equal(sha256(await serverBytes(path, tlsServer)), sha256(next));
+    const apiProtocols = await other.evaluate(() =>
+      [...new Set(performance.getEntriesByType("resource").filter((e) => e.name.includes("/api/")).map((e) => e.nextHopProtocol))]);
+    assert.deepEqual(apiProtocols, ["h2"], "the API calls went over HTTP/2");
+  } finally {
+    await context.close();
   }
 });

@@ -9,7 +9,7 @@ use super::error::ClientError;
 pub enum Location {
     /// A local file.
     Local(PathBuf),
-    /// A file on a server: `base` is `http://host:port`, `path` the file's
+    /// A file on a server: `base` is `http[s]://host:port`, `path` the file's
     /// path below the server's root, without the leading `/`.
     Remote {
         /// Scheme, host and port.
@@ -21,20 +21,26 @@ pub enum Location {
 
 impl Location {
     /// Parses `http://host[:port]/path` (port 8080 when omitted, as
-    /// pdiffcopy) or a local path.
+    /// pdiffcopy), `https://host[:port]/path` (port 443 when omitted) or a
+    /// local path.
     pub fn parse(text: &str) -> Result<Self, ClientError> {
-        if let Some(rest) = text.strip_prefix("http://") {
+        for (scheme, default_port) in [("http", 8080), ("https", 443)] {
+            let Some(rest) = text.strip_prefix(scheme).and_then(|r| r.strip_prefix("://")) else {
+                continue;
+            };
             let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
             if authority.is_empty() || path.is_empty() {
-                return Err(ClientError::Usage(format!("{text}: expected http://host[:port]/path")));
+                return Err(ClientError::Usage(format!("{text}: expected {scheme}://host[:port]/path")));
             }
+            // A port follows the last colon, unless that colon is inside an IPv6 literal.
+            let has_port = authority.rsplit_once(':').is_some_and(|(_, port)| !port.contains(']'));
             let authority =
-                if authority.contains(':') { authority.to_owned() } else { format!("{authority}:8080") };
-            return Ok(Self::Remote { base: format!("http://{authority}"), path: path.to_owned() });
+                if has_port { authority.to_owned() } else { format!("{authority}:{default_port}") };
+            return Ok(Self::Remote { base: format!("{scheme}://{authority}"), path: path.to_owned() });
         }
         if text.contains("://") {
             return Err(ClientError::Usage(format!(
-                "{text}: only http:// URLs and local paths are supported"
+                "{text}: only http:// and https:// URLs and local paths are supported"
             )));
         }
         Ok(Self::Local(PathBuf::from(text)))
@@ -70,7 +76,20 @@ mod tests {
             Location::Remote { base: "http://h:8080".into(), path: "x".into() }
         );
         assert_eq!(Location::parse("/tmp/x").unwrap(), Location::Local("/tmp/x".into()));
+        assert_eq!(
+            Location::parse("https://h/x").unwrap(),
+            Location::Remote { base: "https://h:443".into(), path: "x".into() }
+        );
+        assert_eq!(
+            Location::parse("https://[::1]:8443/x").unwrap(),
+            Location::Remote { base: "https://[::1]:8443".into(), path: "x".into() }
+        );
+        assert_eq!(
+            Location::parse("https://[::1]/x").unwrap(),
+            Location::Remote { base: "https://[::1]:443".into(), path: "x".into() }
+        );
         assert!(Location::parse("http://h").is_err());
-        assert!(Location::parse("https://h/x").is_err());
+        assert!(Location::parse("https:///x").is_err());
+        assert!(Location::parse("ftp://h/x").is_err());
     }
 }

@@ -63,10 +63,7 @@ impl Remote {
     }
 
     async fn send(&self, builder: RequestBuilder) -> Result<Response, ClientError> {
-        builder
-            .send()
-            .await
-            .map_err(|e| ClientError::Connect { url: self.base.clone(), detail: e.to_string() })
+        builder.send().await.map_err(|e| ClientError::unanswered(&self.base, &e))
     }
 
     /// Asks the server which protocol it speaks: v2 if it says so, else v1;

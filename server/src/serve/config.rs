@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::commit::CommitMode;
 use super::faults::FaultHook;
+use super::tls::TlsFiles;
 use defaults::{
     BODY_TIMEOUT_SECS, COMMIT, HEADER_TIMEOUT_SECS, LISTEN, MAX_FILE_SIZE, MAX_HASH_JOBS, MAX_UPLOADS, ROOT,
     UPLOAD_TTL_SECS,
@@ -41,6 +42,8 @@ pub mod defaults {
 pub struct ServerConfig {
     /// Where to listen.
     pub listen: SocketAddr,
+    /// HTTPS: the certificate and key files; plain HTTP when `None`.
+    pub tls: Option<TlsFiles>,
     /// The directory served.
     pub root: PathBuf,
     /// When set, every API request needs `Authorization: Bearer <token>`.
@@ -78,6 +81,7 @@ impl Default for ServerConfig {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Self {
             listen: LISTEN,
+            tls: None,
             root: PathBuf::from(ROOT),
             token: None,
             read_only: false,

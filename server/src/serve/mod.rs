@@ -16,6 +16,7 @@ mod sigcache;
 mod signer;
 mod state;
 mod stats;
+mod tls;
 mod upload;
 mod wire;
 
@@ -27,3 +28,4 @@ pub use faults::{FaultHook, FaultPoint};
 pub use run::{run, shutdown_signal};
 pub use state::AppState;
 pub use stats::StatsSnapshot;
+pub use tls::{TlsError, TlsFiles};

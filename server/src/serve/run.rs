@@ -2,21 +2,33 @@
 //!
 //! The accept loop is ours rather than `axum::serve`, so that every
 //! connection gets a header-read timeout (a client that sends half a request
-//! line cannot hold a connection forever) and shutdown drains connections
-//! gracefully with a deadline.
+//! line cannot hold a connection forever), a TLS handshake bounded by the
+//! same timeout, and shutdown drains connections gracefully with a deadline.
+//!
+//! Plain HTTP is HTTP/1.1. Over TLS, ALPN picks HTTP/2 or HTTP/1.1.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
 
 use crate::serve::api::app;
 use crate::serve::state::AppState;
+use crate::serve::stats::Stats;
+use crate::serve::tls::Tls;
 use crate::serve::wire::Counted;
+
+/// An HTTP/2 stream's receive window: a whole 1 MiB block and the next
+/// one in flight without waiting for a window update.
+const H2_STREAM_WINDOW: u32 = 4 << 20;
+/// An HTTP/2 connection's receive window: several streams' worth.
+const H2_CONNECTION_WINDOW: u32 = 16 << 20;
 
 /// How long in-flight requests get to finish after shutdown is asked for.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -32,6 +44,7 @@ pub async fn run(
     let router = app(state.clone());
     let graceful = GracefulShutdown::new();
     let header_timeout = state.config.header_timeout;
+    let reload = state.tls.clone().map(|tls| tokio::spawn(tls.reload_on_sighup()));
     tokio::pin!(shutdown);
     loop {
         let stream = tokio::select! {
@@ -47,25 +60,84 @@ pub async fn run(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
-        let connection = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(header_timeout)
-            .keep_alive(true)
-            .serve_connection(TokioIo::new(Counted::new(stream, state.stats.clone())), service);
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!("connection ended: {e}");
-            }
-        });
+        let connection = Connection {
+            router: router.clone(),
+            header_timeout,
+            watcher: graceful.watcher(),
+            tls: state.tls.clone(),
+            stats: state.stats.clone(),
+        };
+        tokio::spawn(connection.serve(Counted::new(stream, state.stats.clone())));
     }
     drop(listener);
+    if let Some(reload) = reload {
+        reload.abort();
+    }
     if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
         tracing::warn!("requests still running {DRAIN_TIMEOUT:?} after shutdown; stopping anyway");
     }
     expiry.abort();
     Ok(())
+}
+
+/// What serving one accepted connection needs.
+struct Connection {
+    router: Router,
+    header_timeout: Duration,
+    /// Holds the drain open until the connection ends.
+    watcher: Watcher,
+    tls: Option<Tls>,
+    stats: Arc<Stats>,
+}
+
+impl Connection {
+    /// Serves `stream` until the client or shutdown ends it.
+    async fn serve(self, stream: Counted<TcpStream>) {
+        let Some(tls) = self.tls.clone() else {
+            self.stats.connection(false, false);
+            return self.http1(stream).await;
+        };
+        let handshake = tokio::time::timeout(self.header_timeout, tls.acceptor().accept(stream));
+        match handshake.await {
+            Ok(Ok(stream)) => {
+                let http2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                self.stats.connection(true, http2);
+                if http2 {
+                    self.http2(stream).await;
+                } else {
+                    self.http1(stream).await;
+                }
+            }
+            Ok(Err(e)) => tracing::debug!("TLS handshake failed: {e}"),
+            Err(_) => tracing::debug!("TLS handshake timed out"),
+        }
+    }
+
+    async fn http1(self, io: impl AsyncRead + AsyncWrite + Send + Unpin + 'static) {
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.header_timeout)
+            .keep_alive(true)
+            .serve_connection(TokioIo::new(io), TowerToHyperService::new(self.router));
+        if let Err(e) = self.watcher.watch(connection).await {
+            tracing::debug!("connection ended: {e}");
+        }
+    }
+
+    /// HTTP/2: a peer that stops answering pings within the header timeout
+    /// is dropped (there is no per-request header timeout to lean on).
+    async fn http2(self, io: impl AsyncRead + AsyncWrite + Send + Unpin + 'static) {
+        let connection = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .keep_alive_interval(self.header_timeout)
+            .keep_alive_timeout(self.header_timeout)
+            .initial_stream_window_size(H2_STREAM_WINDOW)
+            .initial_connection_window_size(H2_CONNECTION_WINDOW)
+            .serve_connection(TokioIo::new(io), TowerToHyperService::new(self.router));
+        if let Err(e) = self.watcher.watch(connection).await {
+            tracing::debug!("connection ended: {e}");
+        }
+    }
 }
 
 /// Removes idle upload sessions now and then.

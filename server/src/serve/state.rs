@@ -11,6 +11,7 @@ use crate::serve::error::AppResult;
 use crate::serve::locks::{PathLocks, ReadHold};
 use crate::serve::signer::Signer;
 use crate::serve::stats::{Stats, StatsSnapshot};
+use crate::serve::tls::Tls;
 use crate::serve::upload::UploadStore;
 
 /// The server's shared state.
@@ -32,6 +33,8 @@ pub struct AppState {
     pub(crate) locks: PathLocks,
     /// Commits applied in place, journaled.
     pub(crate) applies: ApplyJournal,
+    /// HTTPS, when configured.
+    pub(crate) tls: Option<Tls>,
 }
 
 impl AppState {
@@ -57,7 +60,8 @@ impl AppState {
         let uploads = UploadStore::open(&root, config.upload_ttl).map_err(journal_error)?;
         let deltas = DeltaStore::open(&root, config.upload_ttl).map_err(journal_error)?;
         let locks = PathLocks::default();
-        Ok(Arc::new(Self { config, root, signer, uploads, deltas, stats, locks, applies }))
+        let tls = config.tls.as_ref().map(Tls::new).transpose().map_err(std::io::Error::other)?;
+        Ok(Arc::new(Self { config, root, signer, uploads, deltas, stats, locks, applies, tls }))
     }
 
     /// Waits until no commit writes `path` in place, then holds commits
@@ -68,6 +72,11 @@ impl AppState {
         let hold = self.locks.shared(path).await;
         self.applies.check_applied(path)?;
         Ok(hold)
+    }
+
+    /// The URL scheme served: `https` with TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
     }
 
     /// The settings.

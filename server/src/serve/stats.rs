@@ -28,6 +28,9 @@ pub(crate) struct Stats {
     commits_journal: AtomicU64,
     commits_replace: AtomicU64,
     commit_bytes_written: AtomicU64,
+    http1_connections: AtomicU64,
+    http2_connections: AtomicU64,
+    tls_connections: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -53,6 +56,9 @@ pub struct StatsSnapshot {
     pub commits_journal: u64,
     pub commits_replace: u64,
     pub commit_bytes_written: u64,
+    pub http1_connections: u64,
+    pub http2_connections: u64,
+    pub tls_connections: u64,
 }
 
 impl Stats {
@@ -135,6 +141,15 @@ impl Stats {
         self.commit_bytes_written.fetch_add(bytes_written, Ordering::Relaxed);
     }
 
+    /// A connection began to be served: over TLS or not, HTTP/2 or HTTP/1.1.
+    pub(crate) fn connection(&self, tls: bool, http2: bool) {
+        let counter = if http2 { &self.http2_connections } else { &self.http1_connections };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if tls {
+            self.tls_connections.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// The counters now.
     pub(crate) fn snapshot(&self) -> StatsSnapshot {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -158,6 +173,9 @@ impl Stats {
             commits_journal: get(&self.commits_journal),
             commits_replace: get(&self.commits_replace),
             commit_bytes_written: get(&self.commit_bytes_written),
+            http1_connections: get(&self.http1_connections),
+            http2_connections: get(&self.http2_connections),
+            tls_connections: get(&self.tls_connections),
         }
     }
 }
