@@ -33,6 +33,7 @@
 //! [`Signature::push_digest`] in block order.
 
 #![cfg_attr(not(feature = "std"), no_std)]
+#![forbid(unsafe_code)]
 
 extern crate alloc;
 

@@ -14,6 +14,8 @@
 //! [`signature_info`]. Every error is a JS `Error` with a `code` string (see
 //! `error.rs`).
 
+#![forbid(unsafe_code)]
+
 mod api;
 mod delta;
 mod diff;

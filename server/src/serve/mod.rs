@@ -11,6 +11,7 @@ mod delta;
 mod error;
 mod faults;
 mod locks;
+mod memory;
 mod run;
 mod sigcache;
 mod signer;

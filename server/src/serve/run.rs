@@ -19,6 +19,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::serve::api::app;
+use crate::serve::memory;
 use crate::serve::state::AppState;
 use crate::serve::stats::Stats;
 use crate::serve::tls::Tls;
@@ -40,7 +41,9 @@ pub async fn run(
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    memory::limit_arenas();
     let expiry = tokio::spawn(expire_uploads(state.clone()));
+    let trimming = tokio::spawn(memory::trim_when_idle(state.stats.clone()));
     let router = app(state.clone());
     let graceful = GracefulShutdown::new();
     let header_timeout = state.config.header_timeout;
@@ -77,6 +80,7 @@ pub async fn run(
         tracing::warn!("requests still running {DRAIN_TIMEOUT:?} after shutdown; stopping anyway");
     }
     expiry.abort();
+    trimming.abort();
     Ok(())
 }
 

@@ -24,6 +24,7 @@ use crate::limits::{DEFAULT_BLOCK_SIZE, check_block_size};
 use crate::serve::delta::NewDelta;
 use crate::serve::error::{AppError, AppResult};
 use crate::serve::locks::{ReadHold, holding};
+use crate::serve::memory;
 use crate::serve::state::AppState;
 
 /// The media type of protocol v2's binary messages.
@@ -111,6 +112,7 @@ pub(super) async fn commit(
     let outcome = state.deltas.commit(&id, state.clone()).await?;
     state.stats.delta_upload_committed();
     tracing::info!(id = %id, "v2 upload committed");
+    memory::release_freed().await;
     Ok(Json(outcome))
 }
 

@@ -12,6 +12,7 @@ use serde_json::json;
 
 use super::blocking;
 use crate::serve::error::{AppError, AppResult};
+use crate::serve::memory;
 use crate::serve::state::AppState;
 use crate::serve::upload::NewUpload;
 
@@ -122,5 +123,7 @@ pub(super) async fn commit(
     let outcome = state.uploads.commit(&id, state.clone(), signature).await?;
     state.stats.upload_committed();
     tracing::info!(id = %id, path = %upload.path, "upload committed");
+    drop(upload);
+    memory::release_freed().await;
     Ok(Json(outcome))
 }
