@@ -1,5 +1,7 @@
 //! The limits a server enforces and a client checks before it asks: block
-//! sizes and the number of blocks one file may have.
+//! sizes and the number of blocks one file may have; and the HTTP/2 receive
+//! windows both sides open (the server receives uploads, the client
+//! downloads).
 
 use core::fmt;
 
@@ -14,6 +16,12 @@ pub const DEFAULT_BLOCK_SIZE: u32 = 1 << 20;
 /// The most blocks one signature or upload may have (2^24: 320 MiB of SHA-1
 /// digests held in memory at worst). Larger files need larger blocks.
 pub const MAX_BLOCKS: u64 = 1 << 24;
+
+/// An HTTP/2 stream's receive window: a 1 MiB block or a 2 MiB data range,
+/// and the next, without waiting for a window update (h2's default is 64 KiB).
+pub const H2_STREAM_WINDOW: u32 = 4 << 20;
+/// An HTTP/2 connection's receive window: several streams' worth.
+pub const H2_CONNECTION_WINDOW: u32 = 16 << 20;
 
 /// A block size or block count outside the limits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -305,3 +305,31 @@ fn sighup_reloads_the_pair_and_keeps_open_connections() {
     assert!(server.child.try_wait().unwrap().is_none(), "the server exited");
     server.kill9();
 }
+
+#[test]
+fn a_stalled_handshake_is_closed_and_others_are_served() {
+    let scratch = Scratch::new("https-stalled");
+    let ca = TestCa::new(scratch.path(), "stalled");
+    let files = ca.issue(scratch.path(), "server", Issue::Good);
+    let server = InProcessServer::start(&scratch.path().join("root"), |config| {
+        config.tls = Some(files);
+        config.header_timeout = Duration::from_millis(500);
+    });
+    // Nothing at all, and the first bytes of a TLS record, then nothing.
+    let silent = std::net::TcpStream::connect(server.addr).unwrap();
+    let mut half = std::net::TcpStream::connect(server.addr).unwrap();
+    std::io::Write::write_all(&mut half, &[0x16, 0x03, 0x01, 0x02]).unwrap();
+
+    let started = Instant::now();
+    let response = client_trusting(&ca).get(format!("{}/api/v1/health", server.url())).send().unwrap();
+    assert!(response.status().is_success());
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    for mut stalled in [silent, half] {
+        stalled.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut rest = Vec::new();
+        let closed = std::io::Read::read_to_end(&mut stalled, &mut rest);
+        assert!(closed.is_ok(), "the server closed the stalled handshake: {closed:?}");
+    }
+    assert_eq!(server.state.stats().tls_connections, 1, "only the finished handshake counts");
+}

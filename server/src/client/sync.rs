@@ -19,6 +19,7 @@ use super::progress::Progress;
 use super::remote::{Protocol, Remote};
 use super::summary::Summary;
 use super::upload::{upload_pdiffcopy, upload_v1};
+use crate::limits::{H2_CONNECTION_WINDOW, H2_STREAM_WINDOW};
 
 /// Which protocol to speak, as `--protocol` names it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -114,12 +115,6 @@ fn http_client(options: &SyncOptions) -> Result<reqwest::Client, ClientError> {
     }
     builder.build().map_err(|e| ClientError::Local(format!("HTTP client: {e}")))
 }
-
-/// An HTTP/2 stream's receive window (downloads): a 2 MiB range and the
-/// next without waiting for a window update.
-const H2_STREAM_WINDOW: u32 = 4 << 20;
-/// An HTTP/2 connection's receive window: several streams' worth.
-const H2_CONNECTION_WINDOW: u32 = 16 << 20;
 
 async fn protocol(options: &SyncOptions, remote: &Remote) -> Result<Protocol, ClientError> {
     match options.protocol {

@@ -18,18 +18,13 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::limits::{H2_CONNECTION_WINDOW, H2_STREAM_WINDOW};
 use crate::serve::api::app;
 use crate::serve::memory;
 use crate::serve::state::AppState;
 use crate::serve::stats::Stats;
 use crate::serve::tls::Tls;
 use crate::serve::wire::Counted;
-
-/// An HTTP/2 stream's receive window: a whole 1 MiB block and the next
-/// one in flight without waiting for a window update.
-const H2_STREAM_WINDOW: u32 = 4 << 20;
-/// An HTTP/2 connection's receive window: several streams' worth.
-const H2_CONNECTION_WINDOW: u32 = 16 << 20;
 
 /// How long in-flight requests get to finish after shutdown is asked for.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);

@@ -139,6 +139,7 @@ impl DeltaStore {
             dir,
             staging_name,
             staging,
+            writing: Mutex::new(()),
             aligned: None,
             state: Mutex::new(State {
                 phase: Phase::Receiving { plan: Arc::new(plan), received },
@@ -222,6 +223,7 @@ impl DeltaStore {
             dir,
             staging_name,
             staging,
+            writing: Mutex::new(()),
             aligned,
             state: Mutex::new(State {
                 phase,
