@@ -15,7 +15,7 @@ use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::limits::{H2_CONNECTION_WINDOW, H2_STREAM_WINDOW};
@@ -25,6 +25,10 @@ use crate::serve::state::AppState;
 use crate::serve::stats::Stats;
 use crate::serve::tls::Tls;
 use crate::serve::wire::Counted;
+
+/// What a TLS connection reads from its socket at once, for rustls to take
+/// in 4 KiB pieces.
+const TLS_READ_BUFFER: usize = 256 << 10;
 
 /// How long in-flight requests get to finish after shutdown is asked for.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -96,7 +100,10 @@ impl Connection {
             self.stats.connection(false, false);
             return self.http1(stream).await;
         };
-        let handshake = tokio::time::timeout(self.header_timeout, tls.acceptor().accept(stream));
+        // rustls reads at most 4 KiB from its transport at a time: straight
+        // from the socket that is four recv calls per 16 KiB record.
+        let buffered = BufReader::with_capacity(TLS_READ_BUFFER, stream);
+        let handshake = tokio::time::timeout(self.header_timeout, tls.acceptor().accept(buffered));
         match handshake.await {
             Ok(Ok(stream)) => {
                 let http2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
@@ -112,6 +119,8 @@ impl Connection {
         }
     }
 
+    /// HTTP/1.1 with keep-alive; the headers of each request must arrive
+    /// within the header timeout.
     async fn http1(self, io: impl AsyncRead + AsyncWrite + Send + Unpin + 'static) {
         let connection = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
