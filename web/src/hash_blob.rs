@@ -300,33 +300,68 @@ where
     let mut signature = Signature::new(header);
     let block = u64::from(config.block_size);
     let digest_len = config.algorithm.digest_len();
-    let mut pending = FuturesOrdered::new();
-    let mut next = 0;
-    loop {
-        while (pending.len() as u64) < depth && next < size {
-            let end = size.min(next + slice);
-            let blocks = (end - next).div_ceil(block) as usize;
-            let digests = digest(next, end);
-            pending.push_back(async move { (blocks, digests.await) });
-            next = end;
-        }
-        let Some((blocks, digests)) = pending.next().await else { break };
-        check_abort(report.signal)?;
-        let digests = digests?;
-        if digests.len() != blocks * digest_len {
-            return Err(WebError::new(
-                ErrorCode::ReadFailed,
-                format!("a slice of {blocks} blocks gave {} bytes of digests", digests.len()),
-            ));
-        }
+    let layout = SliceLayout { size, block, slice, depth, record_len: digest_len };
+    let signal = report.signal;
+    records_in_order(layout, signal, &mut digest, |digests| {
         for digest in digests.chunks(digest_len) {
             let index = signature.digest_count();
             signature.push_digest(digest).map_err(|e| WebError::new(ErrorCode::ReadFailed, e.to_string()))?;
             (report.on_block)(index, digest)?;
         }
         (report.on_bytes)((signature.digest_count() * block).min(size));
-    }
+        Ok(())
+    })
+    .await?;
     Ok(signature)
+}
+
+/// How [`records_in_order`] walks a blob: `size` bytes in slices of `slice`
+/// (whole blocks of `block`), `depth` slices in flight, `record_len` bytes
+/// of result per block.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SliceLayout {
+    pub(crate) size: u64,
+    pub(crate) block: u64,
+    pub(crate) slice: u64,
+    pub(crate) depth: u64,
+    pub(crate) record_len: usize,
+}
+
+/// Asks `fetch(start, end)` for the records of each slice, keeping
+/// `layout.depth` requests in flight, and hands each slice's records to
+/// `take` in file order, after checking there is one record per block.
+pub(crate) async fn records_in_order<F, Fut>(
+    layout: SliceLayout,
+    signal: Option<&AbortSignal>,
+    fetch: &mut F,
+    mut take: impl FnMut(&[u8]) -> Result<(), WebError>,
+) -> Result<(), WebError>
+where
+    F: FnMut(u64, u64) -> Fut,
+    Fut: Future<Output = Result<Vec<u8>, WebError>>,
+{
+    let SliceLayout { size, block, slice, depth, record_len } = layout;
+    let mut pending = FuturesOrdered::new();
+    let mut next = 0;
+    loop {
+        while (pending.len() as u64) < depth && next < size {
+            let end = size.min(next + slice);
+            let blocks = (end - next).div_ceil(block) as usize;
+            let records = fetch(next, end);
+            pending.push_back(async move { (blocks, records.await) });
+            next = end;
+        }
+        let Some((blocks, records)) = pending.next().await else { return Ok(()) };
+        check_abort(signal)?;
+        let records = records?;
+        if records.len() != blocks * record_len {
+            return Err(WebError::new(
+                ErrorCode::ReadFailed,
+                format!("a slice of {blocks} blocks gave {} bytes of hashes", records.len()),
+            ));
+        }
+        take(&records)?;
+    }
 }
 
 /// Reads bytes `start..end` of `blob` and digests each `block`-sized piece

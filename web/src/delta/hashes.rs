@@ -8,15 +8,13 @@ use std::ops::Range;
 use diffcopy_core::delta::{
     BlockHash, BlockHasher, BlockHashes, BlockHashesBuilder, DeltaParams, Need, PieceHashes, ReadAt,
 };
-use futures_util::StreamExt;
-use futures_util::stream::FuturesOrdered;
 use js_sys::{Object, Uint8Array};
 use wasm_bindgen::JsValue;
 use wasm_bindgen::prelude::wasm_bindgen;
 use web_sys::{AbortSignal, Blob};
 
 use crate::error::{ErrorCode, WebError};
-use crate::hash_blob::{HashConfig, WASM_SLICE, whole_blocks, worker_slice};
+use crate::hash_blob::{HashConfig, SliceLayout, WASM_SLICE, records_in_order, whole_blocks, worker_slice};
 use crate::hash_workers::Workers;
 use crate::options::{Options, check_abort};
 use crate::progress::Progress;
@@ -108,30 +106,15 @@ pub(crate) async fn block_hashes(
             let slice = worker_slice(config.slice_size, size, u64::from(workers.count()), block);
             let depth =
                 if config.in_flight == 0 { u64::from(workers.count()) } else { u64::from(config.in_flight) };
-            let mut pending = FuturesOrdered::new();
-            let mut next = 0;
-            loop {
-                while (pending.len() as u64) < depth && next < size {
-                    let end = size.min(next + slice);
-                    let blocks = (end - next).div_ceil(block) as usize;
-                    let records = workers.digest(next, end);
-                    pending.push_back(async move { (blocks, records.await) });
-                    next = end;
-                }
-                let Some((blocks, records)) = pending.next().await else { break };
-                check_abort(signal)?;
-                let records = records?;
-                if records.len() != blocks * RECORD {
-                    return Err(WebError::new(
-                        ErrorCode::ReadFailed,
-                        format!("a slice of {blocks} blocks gave {} bytes of hashes", records.len()),
-                    ));
-                }
+            let layout = SliceLayout { size, block, slice, depth, record_len: RECORD };
+            records_in_order(layout, signal, &mut |start, end| workers.digest(start, end), |records| {
                 for record in records.chunks(RECORD) {
                     builder.push(parse_record(record));
                 }
                 on_bytes((builder.len() * block).min(size));
-            }
+                Ok(())
+            })
+            .await?;
         }
         None => {
             let slice = whole_blocks(config.slice_size.unwrap_or(WASM_SLICE), block) as u32;
