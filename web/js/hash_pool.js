@@ -20,24 +20,31 @@ function workerMain() {
   const spare = [];
   const fail = (e) => ({ name: (e && e.name) || "Error", message: String((e && e.message) || e) });
 
+  // A BYOB reader of `blob`, or null where this browser has none.
+  function byobReader(blob) {
+    try {
+      return blob.stream().getReader({ mode: "byob" });
+    } catch {
+      return null;
+    }
+  }
+
+  // Without a BYOB reader: reads `blob` whole and calls `onBlock(view)` for
+  // each block of it.
+  async function eachBlockOfWhole(blob, blockSize, onBlock) {
+    const buffer = await blob.arrayBuffer();
+    for (let offset = 0; offset < buffer.byteLength; offset += blockSize) {
+      onBlock(new Uint8Array(buffer, offset, Math.min(blockSize, buffer.byteLength - offset)));
+    }
+  }
+
   // Reads `blob` straight into one reused block-sized buffer and calls
   // `onBlock(view)` for each block; the view is valid only during the call.
   // A reused buffer is what makes this cheap: a fresh ArrayBuffer per read
   // page-faults on every 4 KiB of it.
   async function eachBlock(blob, blockSize, onBlock) {
-    let reader = null;
-    try {
-      reader = blob.stream().getReader({ mode: "byob" });
-    } catch {
-      // No BYOB readers here: read the slice whole.
-    }
-    if (!reader) {
-      const buffer = await blob.arrayBuffer();
-      for (let offset = 0; offset < buffer.byteLength; offset += blockSize) {
-        onBlock(new Uint8Array(buffer, offset, Math.min(blockSize, buffer.byteLength - offset)));
-      }
-      return;
-    }
+    const reader = byobReader(blob);
+    if (!reader) return eachBlockOfWhole(blob, blockSize, onBlock);
     let buffer = spare.pop() ?? new ArrayBuffer(blockSize);
     let filled = 0;
     try {
@@ -64,19 +71,12 @@ function workerMain() {
   // view is valid only during the call), `onEnd()` after each block's last.
   // Hashing each piece as it arrives keeps the bytes in cache.
   async function eachPart(blob, blockSize, onPart, onEnd) {
-    let reader = null;
-    try {
-      reader = blob.stream().getReader({ mode: "byob" });
-    } catch {
-      // No BYOB readers here: read the slice whole.
-    }
+    const reader = byobReader(blob);
     if (!reader) {
-      const buffer = await blob.arrayBuffer();
-      for (let offset = 0; offset < buffer.byteLength; offset += blockSize) {
-        onPart(new Uint8Array(buffer, offset, Math.min(blockSize, buffer.byteLength - offset)));
+      return eachBlockOfWhole(blob, blockSize, (block) => {
+        onPart(block);
         onEnd();
-      }
-      return;
+      });
     }
     let buffer = new ArrayBuffer(READ_SIZE);
     let filled = 0;
