@@ -68,7 +68,12 @@ impl TestCa {
 /// A `reqwest` blocking client that trusts `ca` (and nothing else), with
 /// the ring provider the diffcopy client uses.
 pub fn client_trusting(ca: &TestCa) -> reqwest::blocking::Client {
+    builder_trusting(ca).build().expect("HTTPS client")
+}
+
+/// The builder behind [`client_trusting`], for clients with more settings.
+pub fn builder_trusting(ca: &TestCa) -> reqwest::blocking::ClientBuilder {
     let pem = std::fs::read(&ca.pem).expect("read the CA certificate");
     let certs = reqwest::Certificate::from_pem_bundle(&pem).expect("PEM CA");
-    crate::http_builder().tls_certs_only(certs).build().expect("HTTPS client")
+    crate::http_builder().tls_certs_only(certs)
 }

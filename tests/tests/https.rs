@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use diffcopy::TlsFiles;
-use diffcopy_tests::tls::{Issue, TestCa, client_trusting};
+use diffcopy_tests::tls::{Issue, TestCa, builder_trusting, client_trusting};
 use diffcopy_tests::{Client, InProcessServer, Scratch, ServerProcess, data, diffcopy_bin, wait_until};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -69,12 +69,7 @@ fn http2_is_negotiated_and_plain_http_stays_http1() {
     assert_eq!(response.version(), reqwest::Version::HTTP_2);
     assert!(response.status().is_success());
     // A client that offers only HTTP/1.1 by ALPN gets HTTP/1.1 over TLS.
-    let pem = std::fs::read(&ca.pem).unwrap();
-    let http1 = diffcopy_tests::http_builder()
-        .tls_certs_only(reqwest::Certificate::from_pem_bundle(&pem).unwrap())
-        .http1_only()
-        .build()
-        .unwrap();
+    let http1 = builder_trusting(&ca).http1_only().build().unwrap();
     let response = http1.get(format!("{}/api/v1/health", server.url())).send().unwrap();
     assert_eq!(response.version(), reqwest::Version::HTTP_11);
     let stats = server.state.stats();
@@ -272,14 +267,7 @@ fn sighup_reloads_the_pair_and_keeps_open_connections() {
         &["--tls-cert", served.cert.to_str().unwrap(), "--tls-key", served.key.to_str().unwrap()],
     );
     assert_eq!(server.scheme, "https");
-    let pem = std::fs::read(&ca.pem).unwrap();
-    let client = || {
-        diffcopy_tests::http_builder()
-            .tls_certs_only(reqwest::Certificate::from_pem_bundle(&pem).unwrap())
-            .tls_info(true)
-            .build()
-            .unwrap()
-    };
+    let client = || builder_trusting(&ca).tls_info(true).build().unwrap();
     let health = format!("{}/api/v1/health", server.url());
     let kept = client();
     assert_eq!(served_certificate(&kept.get(&health).send().unwrap()), der_of(&first));
