@@ -18,6 +18,7 @@ mod frames;
 mod fs;
 pub mod limits;
 mod random;
+pub mod s3;
 mod serve;
 
 pub use serve::{

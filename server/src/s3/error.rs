@@ -1,0 +1,83 @@
+//! What an S3 request can fail with.
+
+/// A failed S3 request.
+#[derive(Debug)]
+pub enum S3Error {
+    /// No answer: connection refused, reset, timed out, TLS refused.
+    Transport(reqwest::Error),
+    /// The store answered with an error.
+    Status {
+        /// The HTTP status.
+        status: u16,
+        /// S3's error code (`NoSuchKey`, `PreconditionFailed`, ...), or the status's reason.
+        code: String,
+        /// S3's message.
+        message: String,
+    },
+    /// An answer this client does not understand.
+    Protocol(String),
+}
+
+impl S3Error {
+    /// The HTTP status, for an answered request.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// Whether a conditional write lost: `412 PreconditionFailed` (or
+    /// `409 ConditionalRequestConflict`, AWS's answer to a write racing another).
+    pub fn is_precondition_failed(&self) -> bool {
+        matches!(self.status(), Some(412))
+            || matches!(self, Self::Status { code, .. } if code == "ConditionalRequestConflict")
+    }
+
+    /// Whether the object (or the bucket) does not exist.
+    pub fn is_not_found(&self) -> bool {
+        self.status() == Some(404)
+    }
+
+    /// S3's error code, if it answered.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Self::Status { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for S3Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Transport(e) => {
+                write!(f, "the object store did not answer: {e}")?;
+                let mut source = std::error::Error::source(e);
+                while let Some(cause) = source {
+                    write!(f, ": {cause}")?;
+                    source = cause.source();
+                }
+                Ok(())
+            }
+            Self::Status { status, code, message } if message.is_empty() => write!(f, "{status} {code}"),
+            Self::Status { status, code, message } => write!(f, "{status} {code}: {message}"),
+            Self::Protocol(what) => write!(f, "the object store's answer is not understood: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for S3Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Transport(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<reqwest::Error> for S3Error {
+    fn from(e: reqwest::Error) -> Self {
+        Self::Transport(e)
+    }
+}

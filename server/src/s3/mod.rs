@@ -1,0 +1,30 @@
+//! A small S3 client, just what a bucket-backed server needs: objects
+//! read by range, written whole or conditionally (`If-Match`,
+//! `If-None-Match: *`), listed and deleted, and multipart uploads whose
+//! parts are uploaded or copied from a range of another object
+//! (`UploadPartCopy`). Requests go over the program's one HTTP stack
+//! (reqwest, rustls with ring), signed with SigV4 (`sigv4.rs`); keys come
+//! from the usual AWS places (`credentials.rs`).
+//!
+//! Path-style addressing (`ENDPOINT/BUCKET/KEY`) throughout: every
+//! S3-compatible store (SeaweedFS, MinIO, Ceph RGW, Garage) takes it, and
+//! so does AWS.
+
+mod bucket;
+mod credentials;
+mod error;
+mod multipart;
+mod sigv4;
+mod xml;
+
+pub use bucket::{Bucket, BucketConfig, Condition, Listed, Traffic};
+pub use credentials::{Credentials, region_from_environment};
+pub use error::S3Error;
+pub use multipart::Multipart;
+
+/// The smallest part of a multipart upload, but for the last.
+pub const MIN_PART: u64 = 5 << 20;
+/// The largest part.
+pub const MAX_PART: u64 = 5 << 30;
+/// The most parts one upload may have.
+pub const MAX_PARTS: u64 = 10_000;
