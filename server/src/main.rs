@@ -14,7 +14,7 @@ use diffcopy::client::{
     table,
 };
 use diffcopy::limits::{DEFAULT_BLOCK_SIZE, check_block_size};
-use diffcopy::{AppState, CommitMode, FaultHook, ServerConfig, TlsFiles, defaults};
+use diffcopy::{AppState, BucketState, CommitMode, FaultHook, ServerConfig, StoreUrl, TlsFiles, defaults};
 use diffcopy_core::HashAlgorithm;
 
 #[derive(Debug, Parser)]
@@ -123,8 +123,19 @@ struct ServeArgs {
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
     /// Directory to serve (created if missing).
-    #[arg(long, default_value = defaults::ROOT)]
+    #[arg(long, default_value = defaults::ROOT, conflicts_with = "store")]
     root: PathBuf,
+    /// Serve the files of an S3-compatible bucket instead of a directory
+    /// (s3://BUCKET[/PREFIX]); several servers may share it. Keys from
+    /// AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or ~/.aws/credentials.
+    #[arg(long, value_name = "s3://BUCKET[/PREFIX]", value_parser = StoreUrl::parse)]
+    store: Option<StoreUrl>,
+    /// The S3 endpoint, http(s)://host[:port] (default: AWS's for the region).
+    #[arg(long, value_name = "URL", requires = "store", env = "DIFFCOPY_S3_ENDPOINT")]
+    s3_endpoint: Option<String>,
+    /// The S3 region (default: AWS_REGION, ~/.aws/config, else us-east-1).
+    #[arg(long, value_name = "REGION", requires = "store")]
+    s3_region: Option<String>,
     /// Require `Authorization: Bearer TOKEN` on every API request.
     #[arg(long, env = "DIFFCOPY_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -319,6 +330,11 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if let Some(mut store) = args.store {
+        store.endpoint = args.s3_endpoint;
+        store.region = args.s3_region;
+        return runtime.block_on(serve_bucket(config, store));
+    }
     runtime.block_on(async move {
         let state = match AppState::new(config.clone()) {
             Ok(state) => state,
@@ -351,4 +367,31 @@ fn serve(args: ServeArgs) -> ExitCode {
             }
         }
     })
+}
+
+/// `diffcopy serve --store s3://...`.
+async fn serve_bucket(config: ServerConfig, store: StoreUrl) -> ExitCode {
+    let state = match BucketState::connect(config.clone(), &store).await {
+        Ok(state) => state,
+        Err(e) => {
+            eprintln!("diffcopy: cannot serve s3://{}/{}: {e}", store.bucket, store.prefix);
+            return ExitCode::from(1);
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(config.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("diffcopy: cannot listen on {}: {e}", config.listen);
+            return ExitCode::from(1);
+        }
+    };
+    let addr = listener.local_addr().unwrap_or(config.listen);
+    tracing::info!("serving s3://{}/{} at {}://{addr}/", store.bucket, store.prefix, state.scheme());
+    match diffcopy::run_bucket(listener, state, diffcopy::shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("diffcopy: server error: {e}");
+            ExitCode::from(1)
+        }
+    }
 }

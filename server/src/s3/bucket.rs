@@ -86,7 +86,8 @@ pub struct Bucket {
 impl Bucket {
     /// A client for the bucket `config` names (no request is made).
     pub fn new(config: BucketConfig) -> Result<Self, String> {
-        let endpoint = config.endpoint.unwrap_or_else(|| format!("https://s3.{}.amazonaws.com", config.region));
+        let endpoint =
+            config.endpoint.unwrap_or_else(|| format!("https://s3.{}.amazonaws.com", config.region));
         let endpoint = Url::parse(&endpoint).map_err(|e| format!("the S3 endpoint {endpoint}: {e}"))?;
         if !matches!(endpoint.scheme(), "http" | "https") || endpoint.path() != "/" {
             return Err(format!("the S3 endpoint {endpoint} must be http(s)://host[:port]"));
@@ -269,9 +270,11 @@ impl Bucket {
             let response = self.send(Method::GET, None, &query, &[], None).await?;
             let text = String::from_utf8_lossy(&self.body(response).await?).into_owned();
             for entry in xml::blocks(&text, "Contents") {
-                let key = xml::text(entry, "Key").ok_or_else(|| S3Error::Protocol("a listed object has no key".into()))?;
+                let key = xml::text(entry, "Key")
+                    .ok_or_else(|| S3Error::Protocol("a listed object has no key".into()))?;
                 let size = xml::text(entry, "Size").and_then(|s| s.parse().ok()).unwrap_or(0);
-                let modified = xml::text(entry, "LastModified").and_then(|t| parse_timestamp(&t)).unwrap_or(0);
+                let modified =
+                    xml::text(entry, "LastModified").and_then(|t| parse_timestamp(&t)).unwrap_or(0);
                 out.push(Listed { key, size, modified });
             }
             token = xml::text(&text, "NextContinuationToken");

@@ -32,7 +32,9 @@ fn profile() -> String {
 }
 
 fn aws_file(variable: &str, name: &str) -> Option<PathBuf> {
-    env(variable).map(PathBuf::from).or_else(|| env("HOME").map(|home| PathBuf::from(home).join(".aws").join(name)))
+    env(variable)
+        .map(PathBuf::from)
+        .or_else(|| env("HOME").map(|home| PathBuf::from(home).join(".aws").join(name)))
 }
 
 /// `key`'s value in section `section` of an INI file's text.
@@ -55,13 +57,17 @@ impl Credentials {
     /// The keys from the environment, else from the shared credentials
     /// file; an error says where it looked.
     pub fn from_environment() -> Result<Self, String> {
-        if let (Some(access_key), Some(secret_key)) = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
+        if let (Some(access_key), Some(secret_key)) = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY"))
+        {
             return Ok(Self { access_key, secret_key, session_token: env("AWS_SESSION_TOKEN") });
         }
         let profile = profile();
         let file = aws_file("AWS_SHARED_CREDENTIALS_FILE", "credentials");
         let text = file.as_ref().and_then(|f| std::fs::read_to_string(f).ok()).unwrap_or_default();
-        match (ini_value(&text, &profile, "aws_access_key_id"), ini_value(&text, &profile, "aws_secret_access_key")) {
+        match (
+            ini_value(&text, &profile, "aws_access_key_id"),
+            ini_value(&text, &profile, "aws_secret_access_key"),
+        ) {
             (Some(access_key), Some(secret_key)) => Ok(Self {
                 access_key,
                 secret_key,

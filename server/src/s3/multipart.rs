@@ -60,7 +60,8 @@ impl Multipart {
         let query = [("partNumber", number.as_str()), ("uploadId", self.id.as_str())];
         let copy_source = format!("/{}/{}", uri_encode(self.bucket.name(), false), uri_encode(source, true));
         let copy_range = format!("bytes={}-{}", range.start, range.end - 1);
-        let headers = [("x-amz-copy-source", copy_source.as_str()), ("x-amz-copy-source-range", copy_range.as_str())];
+        let headers =
+            [("x-amz-copy-source", copy_source.as_str()), ("x-amz-copy-source-range", copy_range.as_str())];
         let response = self.bucket.send(Method::PUT, Some(&self.key), &query, &headers, None).await?;
         let text = String::from_utf8_lossy(&response.bytes().await?).into_owned();
         error_in_body(&text)?;
@@ -72,11 +73,15 @@ impl Multipart {
     pub async fn complete(self, parts: &[(u32, String)]) -> Result<(), S3Error> {
         let mut body = String::from("<CompleteMultipartUpload>");
         for (number, etag) in parts {
-            body.push_str(&format!("<Part><PartNumber>{number}</PartNumber><ETag>{}</ETag></Part>", xml::escape(etag)));
+            body.push_str(&format!(
+                "<Part><PartNumber>{number}</PartNumber><ETag>{}</ETag></Part>",
+                xml::escape(etag)
+            ));
         }
         body.push_str("</CompleteMultipartUpload>");
         let query = [("uploadId", self.id.as_str())];
-        let response = self.bucket.send(Method::POST, Some(&self.key), &query, &[], Some(Bytes::from(body))).await?;
+        let response =
+            self.bucket.send(Method::POST, Some(&self.key), &query, &[], Some(Bytes::from(body))).await?;
         let text = String::from_utf8_lossy(&response.bytes().await?).into_owned();
         error_in_body(&text)
     }

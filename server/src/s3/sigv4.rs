@@ -65,7 +65,8 @@ pub(crate) fn authorization(credentials: &Credentials, request: &ToSign<'_>) -> 
     canonical.push_str(payload);
     let date = &request.amz_date[..8];
     let scope = format!("{date}/{}/s3/aws4_request", request.region);
-    let to_sign = format!("AWS4-HMAC-SHA256\n{}\n{scope}\n{}", request.amz_date, sha256_hex(canonical.as_bytes()));
+    let to_sign =
+        format!("AWS4-HMAC-SHA256\n{}\n{scope}\n{}", request.amz_date, sha256_hex(canonical.as_bytes()));
     let key = [request.region.as_bytes(), b"s3", b"aws4_request"]
         .iter()
         .fold(hmac(format!("AWS4{}", credentials.secret_key).as_bytes(), date.as_bytes()), |key, part| {
@@ -157,7 +158,10 @@ mod tests {
             region: "us-east-1",
         };
         let header = authorization(&credentials, &request);
-        assert!(header.ends_with("Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"), "{header}");
+        assert!(
+            header.ends_with("Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"),
+            "{header}"
+        );
         assert!(header.contains("SignedHeaders=host;range;x-amz-content-sha256;x-amz-date"));
     }
 

@@ -11,7 +11,7 @@ use axum::routing::get;
 
 use crate::fs::RelPath;
 use crate::serve::error::AppError;
-use crate::serve::state::AppState;
+use crate::serve::state::Served;
 
 include!(concat!(env!("OUT_DIR"), "/assets.rs"));
 
@@ -22,21 +22,21 @@ Build the wasm package and the page (<code>scripts/serve</code> does) and rebuil
 <p>API: <a href=\"/api/v1/health\">/api/v1/health</a></p>";
 
 /// `GET /` and `GET /{asset}`.
-pub(crate) fn routes() -> Router<Arc<AppState>> {
-    Router::new().route("/", get(index)).route("/{*path}", get(asset))
+pub(crate) fn routes<S: Served>() -> Router<Arc<S>> {
+    Router::new().route("/", get(index::<S>)).route("/{*path}", get(asset::<S>))
 }
 
-async fn index(State(state): State<Arc<AppState>>) -> Response {
-    match load(&state, "index.html").await {
+async fn index<S: Served>(State(state): State<Arc<S>>) -> Response {
+    match load(state.settings(), "index.html").await {
         Some(bytes) => serve("index.html", bytes),
         None => Html(NOT_BUILT).into_response(),
     }
 }
 
-async fn asset(State(state): State<Arc<AppState>>, Path(path): Path<String>) -> Response {
+async fn asset<S: Served>(State(state): State<Arc<S>>, Path(path): Path<String>) -> Response {
     let valid = RelPath::parse(&path).map(|p| p.as_str().to_owned());
     match valid {
-        Ok(path) => match load(&state, &path).await {
+        Ok(path) => match load(state.settings(), &path).await {
             Some(bytes) => serve(&path, bytes),
             None => AppError::new(StatusCode::NOT_FOUND, "no_route", format!("nothing is served at /{path}"))
                 .into_response(),
@@ -45,8 +45,8 @@ async fn asset(State(state): State<Arc<AppState>>, Path(path): Path<String>) -> 
     }
 }
 
-async fn load(state: &AppState, path: &str) -> Option<Vec<u8>> {
-    match &state.config.assets_dir {
+async fn load(config: &crate::serve::config::ServerConfig, path: &str) -> Option<Vec<u8>> {
+    match &config.assets_dir {
         Some(dir) => {
             // Development only: the validated path cannot climb out of `dir`.
             let file = if let Some(rest) = path.strip_prefix("pkg/") {

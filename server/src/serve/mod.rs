@@ -5,6 +5,7 @@
 mod api;
 mod assets;
 mod body;
+mod bucket;
 mod commit;
 mod config;
 mod delta;
@@ -22,11 +23,12 @@ mod upload;
 mod wire;
 
 pub use api::app;
+pub use bucket::{BucketState, StoreUrl, bucket_app};
 pub use commit::CommitMode;
 pub use config::{ServerConfig, defaults};
 pub use error::{AppError, AppResult};
 pub use faults::{FaultHook, FaultPoint};
-pub use run::{run, shutdown_signal};
+pub use run::{run, run_bucket, shutdown_signal};
 pub use state::AppState;
 pub use stats::StatsSnapshot;
 pub use tls::{TlsError, TlsFiles};

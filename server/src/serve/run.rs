@@ -20,6 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::limits::{H2_CONNECTION_WINDOW, H2_STREAM_WINDOW};
 use crate::serve::api::app;
+use crate::serve::bucket::{BucketState, bucket_app, sweep_now_and_then};
 use crate::serve::memory;
 use crate::serve::state::AppState;
 use crate::serve::stats::Stats;
@@ -40,47 +41,85 @@ pub async fn run(
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    memory::limit_arenas();
     let expiry = tokio::spawn(expire_uploads(state.clone()));
-    let trimming = tokio::spawn(memory::trim_when_idle(state.stats.clone()));
-    let router = app(state.clone());
-    let graceful = GracefulShutdown::new();
-    let header_timeout = state.config.header_timeout;
-    let reload = state.tls.clone().map(|tls| tokio::spawn(tls.reload_on_sighup()));
-    tokio::pin!(shutdown);
-    loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    // Out of descriptors and the like: wait a little, keep serving.
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let connection = Connection {
-            router: router.clone(),
-            header_timeout,
-            watcher: graceful.watcher(),
-            tls: state.tls.clone(),
-            stats: state.stats.clone(),
-        };
-        tokio::spawn(connection.serve(Counted::new(stream, state.stats.clone())));
-    }
-    drop(listener);
-    if let Some(reload) = reload {
-        reload.abort();
-    }
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
-        tracing::warn!("requests still running {DRAIN_TIMEOUT:?} after shutdown; stopping anyway");
-    }
+    let served = Accepting {
+        router: app(state.clone()),
+        header_timeout: state.config.header_timeout,
+        tls: state.tls.clone(),
+        stats: state.stats.clone(),
+    };
+    served.until(listener, shutdown).await;
     expiry.abort();
-    trimming.abort();
     Ok(())
+}
+
+/// Serves a bucket's `state` on `listener` until `shutdown` completes, as
+/// [`run`] does a directory's.
+pub async fn run_bucket(
+    listener: TcpListener,
+    state: Arc<BucketState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let sweeping = tokio::spawn(sweep_now_and_then(state.store.clone()));
+    let served = Accepting {
+        router: bucket_app(state.clone()),
+        header_timeout: state.config.header_timeout,
+        tls: state.tls.clone(),
+        stats: state.stats.clone(),
+    };
+    served.until(listener, shutdown).await;
+    sweeping.abort();
+    Ok(())
+}
+
+/// The accept loop's parts, whatever the store.
+struct Accepting {
+    router: Router,
+    header_timeout: Duration,
+    tls: Option<Tls>,
+    stats: Arc<Stats>,
+}
+
+impl Accepting {
+    async fn until(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) {
+        memory::limit_arenas();
+        let trimming = tokio::spawn(memory::trim_when_idle(self.stats.clone()));
+        let (router, header_timeout, state) = (self.router, self.header_timeout, (self.tls, self.stats));
+        let graceful = GracefulShutdown::new();
+        let reload = state.0.clone().map(|tls| tokio::spawn(tls.reload_on_sighup()));
+        tokio::pin!(shutdown);
+        loop {
+            let stream = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // Out of descriptors and the like: wait a little, keep serving.
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let connection = Connection {
+                router: router.clone(),
+                header_timeout,
+                watcher: graceful.watcher(),
+                tls: state.0.clone(),
+                stats: state.1.clone(),
+            };
+            tokio::spawn(connection.serve(Counted::new(stream, state.1.clone())));
+        }
+        drop(listener);
+        if let Some(reload) = reload {
+            reload.abort();
+        }
+        if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+            tracing::warn!("requests still running {DRAIN_TIMEOUT:?} after shutdown; stopping anyway");
+        }
+        trimming.abort();
+    }
 }
 
 /// What serving one accepted connection needs.

@@ -14,6 +14,19 @@ use crate::serve::stats::{Stats, StatsSnapshot};
 use crate::serve::tls::Tls;
 use crate::serve::upload::UploadStore;
 
+/// What the routes every store serves (the page, the token check, CORS)
+/// read from the server's state.
+pub(crate) trait Served: Send + Sync + 'static {
+    /// The settings.
+    fn settings(&self) -> &ServerConfig;
+}
+
+impl Served for AppState {
+    fn settings(&self) -> &ServerConfig {
+        &self.config
+    }
+}
+
 /// The server's shared state.
 #[derive(Debug)]
 pub struct AppState {

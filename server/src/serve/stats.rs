@@ -59,6 +59,18 @@ pub struct StatsSnapshot {
     pub http1_connections: u64,
     pub http2_connections: u64,
     pub tls_connections: u64,
+    /// Requests to the object store (a server over a bucket; else 0).
+    #[serde(default)]
+    pub store_requests: u64,
+    /// Bytes sent into the object store.
+    #[serde(default)]
+    pub store_bytes_uploaded: u64,
+    /// Bytes the object store copied inside itself.
+    #[serde(default)]
+    pub store_bytes_copied: u64,
+    /// Bytes read from the object store.
+    #[serde(default)]
+    pub store_bytes_downloaded: u64,
 }
 
 impl Stats {
@@ -176,6 +188,10 @@ impl Stats {
             http1_connections: get(&self.http1_connections),
             http2_connections: get(&self.http2_connections),
             tls_connections: get(&self.tls_connections),
+            store_requests: 0,
+            store_bytes_uploaded: 0,
+            store_bytes_copied: 0,
+            store_bytes_downloaded: 0,
         }
     }
 }

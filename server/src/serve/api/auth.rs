@@ -8,16 +8,16 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::serve::error::AppError;
-use crate::serve::state::AppState;
+use crate::serve::state::Served;
 
 /// Refuses requests without the configured token (401) and, in read-only
 /// mode, every write (403).
-pub(super) async fn require_token(
-    State(state): State<Arc<AppState>>,
+pub(crate) async fn require_token<S: Served>(
+    State(state): State<Arc<S>>,
     request: Request,
     next: Next,
 ) -> Response {
-    if let Some(token) = &state.config.token {
+    if let Some(token) = &state.settings().token {
         let given = request
             .headers()
             .get(header::AUTHORIZATION)
@@ -35,7 +35,7 @@ pub(super) async fn require_token(
         }
     }
     let writes = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if state.config.read_only && writes {
+    if state.settings().read_only && writes {
         return AppError::new(StatusCode::FORBIDDEN, "read_only", "this server is read-only").into_response();
     }
     next.run(request).await

@@ -8,15 +8,15 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::serve::state::AppState;
+use crate::serve::state::Served;
 
 /// Answers preflights and adds the CORS headers for allowed origins.
-pub(super) async fn cors(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+pub(crate) async fn cors<S: Served>(State(state): State<Arc<S>>, request: Request, next: Next) -> Response {
     let allowed = request
         .headers()
         .get(header::ORIGIN)
         .filter(|origin| {
-            state.config.cors_origins.iter().any(|a| a == "*" || origin.as_bytes() == a.as_bytes())
+            state.settings().cors_origins.iter().any(|a| a == "*" || origin.as_bytes() == a.as_bytes())
         })
         .cloned();
     let preflight = request.method() == Method::OPTIONS

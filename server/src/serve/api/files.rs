@@ -26,7 +26,7 @@ pub(super) async fn stats(State(state): State<Arc<AppState>>) -> impl IntoRespon
 }
 
 /// Anything else.
-pub(super) async fn no_route(uri: Uri) -> AppError {
+pub(crate) async fn no_route(uri: Uri) -> AppError {
     AppError::new(StatusCode::NOT_FOUND, "no_route", format!("nothing is served at {}", uri.path()))
 }
 
@@ -80,7 +80,7 @@ pub(super) async fn get_file(
 /// Parses one `bytes=` range against `size` into inclusive `(first, last)`.
 /// `Ok(None)`: no usable single range (serve the whole file, as RFC 9110
 /// allows); `Err`: a well-formed range outside the file (416).
-fn parse_range(spec: &str, size: u64) -> Result<Option<(u64, u64)>, ()> {
+pub(crate) fn parse_range(spec: &str, size: u64) -> Result<Option<(u64, u64)>, ()> {
     let Some(spec) = spec.trim().strip_prefix("bytes=") else { return Ok(None) };
     if spec.contains(',') {
         return Ok(None);

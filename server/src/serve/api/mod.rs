@@ -1,12 +1,12 @@
 //! The HTTP routes: API v1, protocol v2, pdiffcopy's endpoints and the page.
 
-mod auth;
+pub(crate) mod auth;
 mod compat;
-mod cors;
+pub(crate) mod cors;
 mod delta;
-mod files;
+pub(crate) mod files;
 mod signatures;
-mod uploads;
+pub(crate) mod uploads;
 
 use std::sync::Arc;
 
@@ -50,9 +50,9 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/resize", post(compat::resize))
         // Block bodies are checked against their own limits in the handlers.
         .layer(DefaultBodyLimit::disable())
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token::<AppState>));
     api.merge(crate::serve::assets::routes())
         .fallback(files::no_route)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), cors::cors))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), cors::cors::<AppState>))
         .with_state(state)
 }

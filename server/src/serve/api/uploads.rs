@@ -1,6 +1,7 @@
 //! Upload sessions over HTTP.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
@@ -66,8 +67,18 @@ pub(crate) async fn read_body_limited(
     limit: u64,
     what: &str,
 ) -> AppResult<Bytes> {
+    read_body_within(state.config.body_timeout, body, limit, what).await
+}
+
+/// A request body of at most `limit` bytes that arrives within `timeout`:
+/// 413 if longer, 408 if slower.
+pub(crate) async fn read_body_within(
+    timeout: Duration,
+    body: Body,
+    limit: u64,
+    what: &str,
+) -> AppResult<Bytes> {
     let limited = http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
-    let timeout = state.config.body_timeout;
     let Ok(collected) = tokio::time::timeout(timeout, limited.collect()).await else {
         return Err(AppError::new(
             StatusCode::REQUEST_TIMEOUT,

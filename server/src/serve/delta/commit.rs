@@ -45,7 +45,7 @@ pub(crate) struct DeltaOutcome {
 const MAX_MOVED_RANGES: usize = 1024;
 
 /// The new file's ranges that `plan` copies from elsewhere in the old one.
-fn moved_ranges(plan: &Plan) -> (u64, Vec<[u64; 2]>) {
+pub(crate) fn moved_ranges(plan: &Plan) -> (u64, Vec<[u64; 2]>) {
     let mut ranges: Vec<[u64; 2]> = Vec::new();
     let mut bytes = 0;
     for segment in plan.segments() {
@@ -173,7 +173,7 @@ pub(super) fn commit(upload: &DeltaUpload, job: &ToCommit, state: &AppState) -> 
 /// The file hash of the new version (`layout`'s blocks, read with `read`
 /// and hashed with `seed` on up to four threads), taking block `i`'s hash
 /// from `known[i]` where it is there.
-fn rebuilt_hash(
+pub(crate) fn rebuilt_hash(
     read: impl Fn(u64, &mut [u8]) -> std::io::Result<()> + Sync,
     layout: BlockLayout,
     seed: u64,

@@ -24,10 +24,10 @@ use axum::http::StatusCode;
 use diffcopy_core::delta::{DeltaParams, Levels, Matcher, Need, Plan};
 use tokio::sync::Notify;
 
-pub(crate) use commit::DeltaOutcome;
+pub(crate) use commit::{DeltaOutcome, moved_ranges, rebuilt_hash};
 use journal::{DeltaJournal, Recovered};
-use ranges::RangeSet;
-pub(crate) use session::{DeltaUpload, Work};
+pub(crate) use ranges::RangeSet;
+pub(crate) use session::{DeltaUpload, Hashes, Work, inside_literal, missing};
 use session::{Phase, State, lock};
 
 use crate::fs::{FileVersion, FsError, RESERVED_PREFIX, RelPath, Root};
@@ -65,7 +65,7 @@ pub(crate) struct NewDelta {
     pub(crate) whole: bool,
 }
 
-fn gone(id: &str) -> AppError {
+pub(crate) fn gone(id: &str) -> AppError {
     AppError::new(
         StatusCode::NOT_FOUND,
         "no_such_upload",

@@ -217,12 +217,7 @@ impl DeltaUpload {
         body: &[u8],
         aligned: Option<&[u128]>,
     ) -> AppResult<(Need, Option<u128>)> {
-        let hashes = if body.starts_with(b"DCB2") {
-            BlockHashes::decode(body).map(Hashes::Blocks)
-        } else {
-            PieceHashes::decode(body).map(Hashes::Pieces)
-        }
-        .map_err(bad_message)?;
+        let hashes = Hashes::decode(body)?;
         let need = match &self.base {
             Some(base) => hashes.search(matcher, &mut base.reader(), aligned),
             None => hashes.search(matcher, &mut SliceFile(&[]), None).map_err(never),
@@ -231,11 +226,7 @@ impl DeltaUpload {
             MatchError::Delta(e) => bad_message(e),
             MatchError::Read(e) => AppError::from_fs(e.into(), &self.path),
         })?;
-        let file_hash = match &hashes {
-            Hashes::Blocks(h) => Some(h.file_hash()),
-            Hashes::Pieces(_) => None,
-        };
-        Ok((need, file_hash))
+        Ok((need, hashes.file_hash()))
     }
 
     /// Takes a body of literal frames (blocking): each must lie in a range
@@ -386,13 +377,32 @@ pub(super) struct ToCommit {
 }
 
 /// The two kinds of hashes message.
-enum Hashes {
+pub(crate) enum Hashes {
     Blocks(BlockHashes),
     Pieces(PieceHashes),
 }
 
 impl Hashes {
-    fn search<F: ReadAt>(
+    /// Decodes a level-0 (`DCB2`) or finer message.
+    pub(crate) fn decode(body: &[u8]) -> AppResult<Self> {
+        if body.starts_with(b"DCB2") {
+            BlockHashes::decode(body).map(Self::Blocks)
+        } else {
+            PieceHashes::decode(body).map(Self::Pieces)
+        }
+        .map_err(bad_message)
+    }
+
+    /// The new file's hash, which comes with the level-0 message.
+    pub(crate) fn file_hash(&self) -> Option<u128> {
+        match self {
+            Self::Blocks(h) => Some(h.file_hash()),
+            Self::Pieces(_) => None,
+        }
+    }
+
+    /// Runs `matcher` on these hashes over the old file `old`.
+    pub(crate) fn search<F: ReadAt>(
         &self,
         matcher: &mut Matcher,
         old: &mut F,
@@ -413,7 +423,7 @@ fn never(e: MatchError<std::convert::Infallible>) -> MatchError<std::io::Error> 
 }
 
 /// Whether `range` lies within one literal segment of `plan`.
-fn inside_literal(plan: &Plan, range: &Range<u64>) -> bool {
+pub(crate) fn inside_literal(plan: &Plan, range: &Range<u64>) -> bool {
     let segments = plan.segments();
     let i = segments.partition_point(|s| s.new.end <= range.start);
     segments
@@ -422,6 +432,6 @@ fn inside_literal(plan: &Plan, range: &Range<u64>) -> bool {
 }
 
 /// The literal ranges of `plan` that have not arrived.
-fn missing(plan: &Plan, received: &RangeSet) -> Vec<Range<u64>> {
+pub(crate) fn missing(plan: &Plan, received: &RangeSet) -> Vec<Range<u64>> {
     plan.literal_ranges().flat_map(|r| received.missing(r)).collect()
 }

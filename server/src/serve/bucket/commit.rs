@@ -1,0 +1,296 @@
+//! Committing an upload inside the store: the new version is one
+//! multipart upload whose parts are copies of the old version and of the
+//! stored literal data where 5 MiB or more sit together, and uploads of the
+//! short rest, padded (`parts.rs`). Its file hash is checked before the
+//! pointer is swapped; the loser of a race deletes what it wrote and
+//! answers 412, like the directory server.
+
+use std::ops::Range;
+
+use bytes::{Bytes, BytesMut};
+use diffcopy_core::BlockLayout;
+use diffcopy_core::delta::Source;
+use futures_util::{StreamExt as _, TryStreamExt as _};
+use serde_json::{Value, json};
+use tokio::runtime::Handle;
+
+use super::BucketStore;
+use super::head::Head;
+use super::parts::{Part, Piece, min_part, plan_parts};
+use super::reader::read_range;
+use super::session::{Searched, store_error};
+use crate::fs::RelPath;
+use crate::s3::{Condition, MAX_PART, S3Error};
+use crate::serve::commit::target_changed;
+use crate::serve::delta::{RangeSet, missing, moved_ranges, rebuilt_hash};
+use crate::serve::error::{AppError, AppResult};
+
+/// Parts in flight at once.
+const PARTS_IN_FLIGHT: usize = 3;
+
+/// The new file as stretches of objects: `sources[piece.source]` is each
+/// piece's key.
+struct Assembly {
+    sources: Vec<String>,
+    pieces: Vec<Piece>,
+    /// Where each piece starts in the new file.
+    starts: Vec<u64>,
+}
+
+impl Assembly {
+    fn new(searched: &Searched, base_key: Option<String>, data: &[(Range<u64>, String)]) -> AppResult<Self> {
+        let mut sources: Vec<String> = base_key.into_iter().collect();
+        let first_data = sources.len();
+        sources.extend(data.iter().map(|(_, key)| key.clone()));
+        let mut pieces = Vec::new();
+        for segment in searched.plan.segments() {
+            match segment.source {
+                Source::Old(at) => {
+                    pieces.push(Piece { source: 0, at, len: segment.new.end - segment.new.start })
+                }
+                Source::Literal => {
+                    let mut pos = segment.new.start;
+                    while pos < segment.new.end {
+                        // The stored run holding `pos` that reaches furthest.
+                        let (i, (range, _)) = data
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, (r, _))| r.start <= pos && pos < r.end)
+                            .max_by_key(|(_, (r, _))| r.end)
+                            .ok_or_else(|| {
+                                AppError::internal("committing", format!("no literal data at {pos}"))
+                            })?;
+                        let end = range.end.min(segment.new.end);
+                        pieces.push(Piece { source: first_data + i, at: pos - range.start, len: end - pos });
+                        pos = end;
+                    }
+                }
+            }
+        }
+        let starts = pieces
+            .iter()
+            .scan(0u64, |at, p| {
+                let start = *at;
+                *at += p.len;
+                Some(start)
+            })
+            .collect();
+        Ok(Self { sources, pieces, starts })
+    }
+
+    /// Fills `buf` with the new file's bytes at `offset` (blocking).
+    fn read_at(
+        &self,
+        store: &BucketStore,
+        runtime: &Handle,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> std::io::Result<()> {
+        let mut i = self.starts.partition_point(|&s| s <= offset).saturating_sub(1);
+        let mut done = 0usize;
+        while done < buf.len() {
+            let (piece, start) = (
+                self.pieces.get(i).ok_or_else(|| std::io::Error::other("read past the end"))?,
+                self.starts[i],
+            );
+            let from = offset + done as u64 - start;
+            let n = (piece.len - from).min((buf.len() - done) as u64);
+            let at = piece.at + from;
+            let bytes = runtime
+                .block_on(read_range(&store.bucket, &self.sources[piece.source], at..at + n))
+                .map_err(std::io::Error::other)?;
+            buf[done..done + n as usize].copy_from_slice(&bytes);
+            done += n as usize;
+            i += 1;
+        }
+        Ok(())
+    }
+
+    /// The bytes of `pieces`, read from the store.
+    async fn bytes_of(&self, store: &BucketStore, pieces: &[Piece]) -> Result<Bytes, S3Error> {
+        let mut out = BytesMut::with_capacity(pieces.iter().map(|p| p.len as usize).sum());
+        for piece in pieces {
+            out.extend_from_slice(
+                &read_range(&store.bucket, &self.sources[piece.source], piece.range()).await?,
+            );
+        }
+        Ok(out.freeze())
+    }
+}
+
+/// What the new version cost in the store.
+#[derive(Debug, Default)]
+struct Written {
+    parts: usize,
+    uploaded: u64,
+    copied: u64,
+}
+
+impl BucketStore {
+    /// Writes the new version at `key` from `assembly`.
+    async fn write_version(&self, key: &str, size: u64, assembly: &Assembly) -> Result<Written, S3Error> {
+        let parts = plan_parts(&assembly.pieces, min_part(size), MAX_PART);
+        let mut written = Written { parts: parts.len(), ..Written::default() };
+        for part in &parts {
+            match part {
+                Part::Copy(p) => written.copied += p.len,
+                Part::Upload(_) => written.uploaded += part.len(),
+            }
+        }
+        if let [] | [Part::Upload(_)] = parts.as_slice() {
+            let pieces = match parts.first() {
+                Some(Part::Upload(pieces)) => pieces.as_slice(),
+                _ => &[],
+            };
+            let body = assembly.bytes_of(self, pieces).await?;
+            self.bucket.put(key, body, Condition::None).await?;
+            return Ok(written);
+        }
+        let upload = self.bucket.create_multipart(key).await?;
+        let done: Result<Vec<(u32, String)>, S3Error> =
+            futures_util::stream::iter(parts.into_iter().enumerate())
+                .map(|(i, part)| {
+                    let (upload, number) = (&upload, i as u32 + 1);
+                    async move {
+                        let etag = match part {
+                            Part::Copy(p) => {
+                                upload.copy_part(number, &assembly.sources[p.source], p.range()).await?
+                            }
+                            Part::Upload(pieces) => {
+                                upload.upload_part(number, assembly.bytes_of(self, &pieces).await?).await?
+                            }
+                        };
+                        Ok((number, etag))
+                    }
+                })
+                .buffered(PARTS_IN_FLIGHT)
+                .try_collect()
+                .await;
+        match done {
+            Ok(etags) => upload.complete(&etags).await.map(|()| written),
+            Err(e) => {
+                if let Err(abort) = upload.abort().await {
+                    tracing::warn!("aborting the multipart upload of {key}: {abort}");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Checks and commits session `id`.
+    pub(crate) async fn commit(&self, id: &str) -> AppResult<Value> {
+        let live = self.session(id).await?;
+        let mut live = live.lock().await;
+        let searched = self.searched(&mut live).await.map_err(|_| {
+            AppError::new(axum::http::StatusCode::CONFLICT, "search_not_over", "the search is not over yet")
+        })?;
+        let (opened, params) = (live.opened.clone(), live.params);
+        let path = RelPath::parse(&opened.path)?;
+        let plan = &searched.plan;
+        let data = self.data_objects(id).await?;
+        let received = RangeSet::from_ranges(data.iter().map(|(r, _)| r.clone()));
+        let gaps = missing(plan, &received);
+        if !gaps.is_empty() {
+            let runs: Vec<[u64; 2]> = gaps.iter().map(|r| [r.start, r.end]).collect();
+            return Err(AppError::new(
+                axum::http::StatusCode::CONFLICT,
+                "missing_data",
+                format!("{} literal ranges have not arrived", gaps.len()),
+            )
+            .with("missing", json!(runs)));
+        }
+        // The path must still be at the version the search read.
+        let current = self.current(path.as_str()).await.map_err(|e| store_error("reading a pointer", e))?;
+        let still = match (&current, &opened.base) {
+            (None, None) => true,
+            (Some(c), Some(b)) => c.head.version == b.version && c.pointer_etag == b.pointer_etag,
+            _ => false,
+        };
+        if !still {
+            self.end_session(id).await?;
+            return Err(target_changed(&path));
+        }
+        let base_key = opened.base.as_ref().map(|b| self.keys.version(&b.version));
+        let assembly = Assembly::new(&searched, base_key, &data)?;
+        let layout = BlockLayout::new(params.file_size, params.levels.block_size())
+            .map_err(|e| AppError::internal("the upload's block layout", e))?;
+        let store = self.clone();
+        let (checked, assembly) = {
+            let runtime = Handle::current();
+            let known = searched.clone();
+            tokio::task::spawn_blocking(move || {
+                let read = |offset: u64, buf: &mut [u8]| assembly.read_at(&store, &runtime, offset, buf);
+                let hash = rebuilt_hash(read, layout, params.seed, &known.known);
+                (hash, assembly)
+            })
+            .await
+            .map_err(|e| AppError::internal("checking the file hash", e))?
+        };
+        if checked? != searched.file_hash {
+            self.end_session(id).await?;
+            return Err(AppError::new(
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                "file_hash_mismatch",
+                "the rebuilt file does not have the file hash the client sent; nothing was committed",
+            ));
+        }
+        let (moved_bytes, moved) = moved_ranges(plan);
+        let outcome = |etag: String, commit: &str, written: &Written| {
+            json!({
+                "path": path.as_str(),
+                "size": params.file_size,
+                "etag": etag,
+                "literal_bytes": plan.literal_bytes(),
+                "copied_bytes": plan.copied_bytes(),
+                "moved_bytes": moved_bytes,
+                "moved": moved,
+                "unchanged": commit == "none",
+                "commit": commit,
+                "store": { "parts": written.parts, "uploaded_bytes": written.uploaded, "copied_bytes": written.copied },
+            })
+        };
+        if let (Some(base), Some(current)) = (&opened.base, &current)
+            && !opened.whole
+            && plan.is_identity(base.size)
+        {
+            self.end_session(id).await?;
+            return Ok(outcome(current.head.etag(), "none", &Written::default()));
+        }
+        let version =
+            crate::random::random_hex(16).map_err(|e| AppError::internal("making a version id", e))?;
+        let key = self.keys.version(&version);
+        let written = self
+            .write_version(&key, params.file_size, &assembly)
+            .await
+            .map_err(|e| store_error("writing the new version", e))?;
+        let hashes = self
+            .bucket
+            .get(&self.keys.round(id, 0), None)
+            .await
+            .map_err(|e| store_error("reading the block hashes", e))?
+            .unwrap_or_default();
+        self.bucket
+            .put(&self.keys.hashes(&version), hashes, Condition::None)
+            .await
+            .map_err(|e| store_error("writing the block hashes", e))?;
+        let head = Head { version: version.clone(), size: params.file_size };
+        let expected = opened.base.as_ref().map(|b| b.pointer_etag.as_str());
+        match self.swap(path.as_str(), &head, expected).await {
+            Ok(()) => {}
+            Err(e) if e.is_precondition_failed() => {
+                // Another commit from the same base won: what this one wrote goes.
+                self.delete_all(vec![key, self.keys.hashes(&version)]).await?;
+                self.end_session(id).await?;
+                return Err(target_changed(&path));
+            }
+            // Unanswered, the swap may have happened: the new version stays
+            // (the session too, so the client may retry) and nothing is deleted.
+            Err(e) => return Err(store_error("swapping the pointer", e)),
+        }
+        if let Some(base) = &opened.base {
+            self.supersede(&base.version).await;
+        }
+        self.end_session(id).await?;
+        Ok(outcome(head.etag(), "s3", &written))
+    }
+}

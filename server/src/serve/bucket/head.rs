@@ -1,0 +1,61 @@
+//! A file's pointer: the one small object per path that names its current
+//! version. Versions are immutable objects; a commit writes a new one and
+//! then swaps the pointer with `If-Match` on the pointer's own ETag (or
+//! `If-None-Match: *` for a new path), so of two commits from the same base
+//! exactly one wins and the loser gets 412.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::BucketStore;
+use crate::s3::{Condition, S3Error};
+
+/// What a pointer says.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct Head {
+    /// The version's id (32 hex digits): its object is `versions/<version>`.
+    pub(crate) version: String,
+    /// Its size in bytes.
+    pub(crate) size: u64,
+}
+
+/// A path's pointer as read, with the store's ETag of it.
+#[derive(Debug, Clone)]
+pub(crate) struct Current {
+    pub(crate) head: Head,
+    pub(crate) pointer_etag: String,
+}
+
+impl Head {
+    /// The ETag the API shows for this version.
+    pub(crate) fn etag(&self) -> String {
+        format!("\"{}\"", self.version)
+    }
+}
+
+impl BucketStore {
+    /// The current version of `path`, or `None` when there is none.
+    pub(crate) async fn current(&self, path: &str) -> Result<Option<Current>, S3Error> {
+        let Some(response) = self.bucket.get_response(&self.keys.head(path), None).await? else {
+            return Ok(None);
+        };
+        let pointer_etag = response
+            .headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .ok_or_else(|| S3Error::Protocol("a pointer came without an ETag".into()))?;
+        let body = response.bytes().await?;
+        let head = serde_json::from_slice(&body)
+            .map_err(|e| S3Error::Protocol(format!("the pointer of {path} is not valid: {e}")))?;
+        Ok(Some(Current { head, pointer_etag }))
+    }
+
+    /// Points `path` at `head` if its pointer is still `expected` (`None`:
+    /// there was none). A lost race is [`S3Error::is_precondition_failed`].
+    pub(crate) async fn swap(&self, path: &str, head: &Head, expected: Option<&str>) -> Result<(), S3Error> {
+        let body = Bytes::from(serde_json::to_vec(head).unwrap_or_default());
+        let condition = expected.map_or(Condition::IfNoneMatch, Condition::IfMatch);
+        self.bucket.put(&self.keys.head(path), body, condition).await.map(drop)
+    }
+}

@@ -1,0 +1,90 @@
+//! Reading a version from the bucket as the core's search and hashing
+//! read a file: [`ObjectReader`] implements `ReadAt` (blocking, for the
+//! blocking threads the search runs on) over ranged GETs of 4 MiB chunks,
+//! the last two kept.
+
+use std::ops::Range;
+
+use bytes::Bytes;
+use diffcopy_core::delta::ReadAt;
+use tokio::runtime::Handle;
+
+use crate::s3::{Bucket, S3Error};
+
+/// The bytes fetched per GET.
+const CHUNK: u64 = 4 << 20;
+
+/// `range` of object `key`, checked to be that long.
+pub(crate) async fn read_range(bucket: &Bucket, key: &str, range: Range<u64>) -> Result<Bytes, S3Error> {
+    if range.is_empty() {
+        return Ok(Bytes::new());
+    }
+    let want = range.end - range.start;
+    let bytes =
+        bucket.get(key, Some(range)).await?.ok_or_else(|| S3Error::Protocol(format!("{key} is gone")))?;
+    if bytes.len() as u64 != want {
+        return Err(S3Error::Protocol(format!("{key}: {} bytes read of {want}", bytes.len())));
+    }
+    Ok(bytes)
+}
+
+/// One object read by offset, from a blocking thread.
+#[derive(Debug)]
+pub(crate) struct ObjectReader {
+    bucket: Bucket,
+    key: String,
+    len: u64,
+    runtime: Handle,
+    /// Chunks by index, the most recent last.
+    chunks: Vec<(u64, Bytes)>,
+}
+
+impl ObjectReader {
+    /// A reader of `key`, `len` bytes long (call inside the runtime).
+    pub(crate) fn new(bucket: Bucket, key: String, len: u64) -> Self {
+        Self { bucket, key, len, runtime: Handle::current(), chunks: Vec::with_capacity(2) }
+    }
+
+    fn chunk(&mut self, index: u64) -> Result<&Bytes, S3Error> {
+        if let Some(at) = self.chunks.iter().position(|(i, _)| *i == index) {
+            let hit = self.chunks.remove(at);
+            self.chunks.push(hit);
+        } else {
+            let start = index * CHUNK;
+            let range = start..(start + CHUNK).min(self.len);
+            let bytes = self.runtime.block_on(read_range(&self.bucket, &self.key, range))?;
+            if self.chunks.len() == 2 {
+                self.chunks.remove(0);
+            }
+            self.chunks.push((index, bytes));
+        }
+        Ok(&self.chunks.last().expect("a chunk was just pushed").1)
+    }
+}
+
+impl ReadAt for ObjectReader {
+    type Error = std::io::Error;
+
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), Self::Error> {
+        let mut done = 0usize;
+        while done < buf.len() {
+            let at = offset + done as u64;
+            let chunk = self.chunk(at / CHUNK).map_err(std::io::Error::other)?;
+            let from = (at % CHUNK) as usize;
+            let n = (chunk.len() - from).min(buf.len() - done);
+            if n == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "read past the object's end",
+                ));
+            }
+            buf[done..done + n].copy_from_slice(&chunk[from..from + n]);
+            done += n;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,415 @@
+//! The HTTP routes of a server over a bucket: the page, health and stats,
+//! files with ranges, protocol v2 uploads and downloads. API v1 uploads and
+//! signatures and pdiffcopy's endpoints answer 501: their blocks-in-place
+//! model has no object-store form worth having (docs/s3.md).
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use diffcopy_core::delta::{
+    BlockHashes, BlockHashesBuilder, DeltaParams, FRAMES_HEADER, Levels, MAX_FRAME, Need, PieceHashes, ReadAt,
+};
+use futures_util::StreamExt as _;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::BucketState;
+use super::head::Current;
+use super::reader::{ObjectReader, read_range};
+use super::session::store_error;
+use crate::frames::push_frame;
+use crate::fs::RelPath;
+use crate::limits::{DEFAULT_BLOCK_SIZE, check_block_size};
+use crate::serve::api::auth::require_token;
+use crate::serve::api::cors::cors;
+use crate::serve::api::files::{no_route, parse_range};
+use crate::serve::api::uploads::read_body_within;
+use crate::serve::commit::target_changed;
+use crate::serve::delta::NewDelta;
+use crate::serve::error::{AppError, AppResult};
+use crate::serve::memory;
+
+type Shared = State<Arc<BucketState>>;
+
+/// The media type of protocol v2's binary messages.
+const DELTA_TYPE: &str = "application/vnd.diffcopy.delta";
+/// The most bytes one data request may carry.
+const MAX_DATA_BODY: u64 = 64 << 20;
+/// The most bytes of literal data one download frame carries.
+const DOWNLOAD_FRAME: u64 = 4 << 20;
+
+/// The whole application over a bucket, for `run_bucket` or oneshot tests.
+pub fn bucket_app(state: Arc<BucketState>) -> Router {
+    let api = Router::new()
+        .route("/api/v1/health", get(health))
+        .route("/api/v1/stats", get(stats))
+        .route("/api/v1/files/{*path}", get(get_file))
+        .route("/api/v1/signatures/{*path}", any(not_supported))
+        .route("/api/v1/uploads", any(not_supported))
+        .route("/api/v1/uploads/{*rest}", any(not_supported))
+        .route("/api/v2/uploads", post(create))
+        .route("/api/v2/uploads/{id}", get(status).delete(abort))
+        .route("/api/v2/uploads/{id}/hashes", post(hashes))
+        .route("/api/v2/uploads/{id}/data", post(data))
+        .route("/api/v2/uploads/{id}/commit", post(commit))
+        .route("/api/v2/signatures/{*path}", get(signature))
+        .route("/api/v2/hashes/{*path}", post(piece_hashes))
+        .route("/api/v2/data/{*path}", post(literal_data))
+        .route("/info", any(not_supported))
+        .route("/hashes", any(not_supported))
+        .route("/blocks", any(not_supported))
+        .route("/resize", any(not_supported))
+        .layer(DefaultBodyLimit::disable())
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_token::<BucketState>));
+    api.merge(crate::serve::assets::routes())
+        .fallback(no_route)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), cors::<BucketState>))
+        .with_state(state)
+}
+
+fn binary(bytes: impl Into<Body>) -> Response {
+    ([(header::CONTENT_TYPE, HeaderValue::from_static(DELTA_TYPE))], bytes.into()).into_response()
+}
+
+async fn not_supported() -> AppError {
+    AppError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        "not_supported_by_store",
+        "this server keeps its files in an object store, which serves protocol v2 and ranged downloads; \
+         API v1 uploads and signatures and pdiffcopy's endpoints need a directory (diffcopy serve --root)",
+    )
+}
+
+/// `GET /api/v1/health`.
+async fn health() -> impl IntoResponse {
+    Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION"), "protocols": ["v2"], "store": "s3" }))
+}
+
+/// `GET /api/v1/stats`.
+async fn stats(State(state): Shared) -> impl IntoResponse {
+    Json(state.stats())
+}
+
+/// The current version of `path`, or 404.
+async fn current(state: &BucketState, path: &RelPath) -> AppResult<Current> {
+    state
+        .store
+        .current(path.as_str())
+        .await
+        .map_err(|e| store_error("reading a pointer", e))?
+        .ok_or_else(|| AppError::not_found(path))
+}
+
+/// `GET`/`HEAD /api/v1/files/{path}` with an optional single `Range`.
+async fn get_file(
+    State(state): Shared,
+    Path(path): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+) -> AppResult<Response> {
+    let path = RelPath::parse(&path)?;
+    let head = current(&state, &path).await?.head;
+    let size = head.size;
+    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        Some(spec) => parse_range(spec, size).map_err(|()| {
+            AppError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "bad_range",
+                format!("{spec} is outside the file ({size} bytes)"),
+            )
+        })?,
+        None => None,
+    };
+    let (status, start, len) = match range {
+        Some((start, end)) => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
+        None => (StatusCode::OK, 0, size),
+    };
+    let body = if method == Method::HEAD || len == 0 {
+        Body::empty()
+    } else {
+        let key = state.store.keys.version(&head.version);
+        let spec = format!("bytes={start}-{}", start + len - 1);
+        let response = state
+            .store
+            .bucket
+            .get_response(&key, Some(&spec))
+            .await
+            .map_err(|e| store_error("reading a version", e))?
+            .ok_or_else(|| AppError::not_found(&path))?;
+        let bucket = state.store.bucket.clone();
+        let chunks = futures_util::stream::unfold(Some(response), move |response| {
+            let bucket = bucket.clone();
+            async move {
+                let mut response = response?;
+                match response.chunk().await {
+                    Ok(Some(bytes)) => {
+                        bucket.count_downloaded(bytes.len() as u64);
+                        Some((Ok(bytes), Some(response)))
+                    }
+                    Ok(None) => None,
+                    Err(e) => Some((Err(std::io::Error::other(e)), None)),
+                }
+            }
+        });
+        Body::from_stream(chunks)
+    };
+    let mut response = (status, body).into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Ok(etag) = HeaderValue::from_str(&head.etag()) {
+        h.insert(header::ETAG, etag);
+    }
+    if status == StatusCode::PARTIAL_CONTENT
+        && let Ok(v) = HeaderValue::from_str(&format!("bytes {}-{}/{size}", start, start + len - 1))
+    {
+        h.insert(header::CONTENT_RANGE, v);
+    }
+    Ok(response)
+}
+
+/// `POST /api/v2/uploads`.
+async fn create(State(state): Shared, body: Body) -> AppResult<impl IntoResponse> {
+    let body = read_body_within(state.config.body_timeout, body, 64 << 10, "an upload request").await?;
+    let request: NewDelta = serde_json::from_slice(&body)
+        .map_err(|e| AppError::bad_request("bad_json", format!("the upload request is not valid: {e}")))?;
+    let opened = state.store.open_upload(request).await?;
+    state.stats.delta_upload_created();
+    tracing::info!(id = %opened.id, path = %opened.path, size = opened.size, "v2 upload opened in the bucket");
+    let live = state.store.session(&opened.id).await?;
+    let mut live = live.lock().await;
+    let status = state.store.status(&mut live).await?;
+    let params = live.params;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "id": opened.id,
+            "path": opened.path,
+            "size": opened.size,
+            "block_size": opened.block_size,
+            "levels": params.levels.sizes(),
+            "seed": opened.seed,
+            "expires_in_secs": state.config.upload_ttl.as_secs(),
+            "status": status,
+        })),
+    ))
+}
+
+/// `POST /api/v2/uploads/{id}/hashes`.
+async fn hashes(State(state): Shared, Path(id): Path<String>, body: Body) -> AppResult<Response> {
+    let live = state.store.session(&id).await?;
+    let mut live = live.lock().await;
+    let limit = state.store.next_hashes_len(&mut live).await?;
+    let body = read_body_within(state.config.body_timeout, body, limit, "the hashes").await?;
+    let (need, work) = state.store.round(&mut live, body).await?;
+    state.stats.searched(work.rolled, work.hashed);
+    Ok(binary(need.encode()))
+}
+
+/// `POST /api/v2/uploads/{id}/data`.
+async fn data(State(state): Shared, Path(id): Path<String>, body: Body) -> AppResult<StatusCode> {
+    let (params, searched) = {
+        let live = state.store.session(&id).await?;
+        let mut live = live.lock().await;
+        (live.params, state.store.searched(&mut live).await?)
+    };
+    let body = read_body_within(state.config.body_timeout, body, MAX_DATA_BODY, "literal data").await?;
+    let stored = state.store.put_data(&id, &params, &searched, &body).await?;
+    state.stats.literal_received(stored);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/v2/uploads/{id}`.
+async fn status(State(state): Shared, Path(id): Path<String>) -> AppResult<impl IntoResponse> {
+    let live = state.store.session(&id).await?;
+    let mut live = live.lock().await;
+    Ok(Json(state.store.status(&mut live).await?))
+}
+
+/// `POST /api/v2/uploads/{id}/commit`.
+async fn commit(State(state): Shared, Path(id): Path<String>) -> AppResult<impl IntoResponse> {
+    let outcome = state.store.commit(&id).await?;
+    state.stats.delta_upload_committed();
+    tracing::info!(id = %id, "v2 upload committed in the bucket");
+    memory::release_freed().await;
+    Ok(Json(outcome))
+}
+
+/// `DELETE /api/v2/uploads/{id}`.
+async fn abort(State(state): Shared, Path(id): Path<String>) -> AppResult<StatusCode> {
+    state.store.session(&id).await?;
+    state.store.end_session(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+struct BlockQuery {
+    block_size: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PieceQuery {
+    block_size: Option<u32>,
+    seed: String,
+}
+
+/// `GET /api/v2/signatures/{path}`: the block hashes stored beside the
+/// version when their block size is the one asked for, else computed.
+async fn signature(
+    State(state): Shared,
+    Path(path): Path<String>,
+    query: Result<Query<BlockQuery>, QueryRejection>,
+) -> AppResult<Response> {
+    let Query(query) = query?;
+    let path = RelPath::parse(&path)?;
+    let block_size = query.block_size.unwrap_or(DEFAULT_BLOCK_SIZE);
+    check_block_size(block_size)?;
+    let head = current(&state, &path).await?.head;
+    let store = &state.store;
+    let stored = store
+        .bucket
+        .get(&store.keys.hashes(&head.version), None)
+        .await
+        .map_err(|e| store_error("reading block hashes", e))?;
+    let fits = |b: &Bytes| {
+        BlockHashes::decode(b)
+            .is_ok_and(|h| h.params().levels.block_size() == block_size && h.params().file_size == head.size)
+    };
+    let hashes = match stored {
+        Some(bytes) if fits(&bytes) => bytes,
+        _ => {
+            let levels = Levels::for_block(block_size)
+                .map_err(|e| AppError::bad_request("bad_block_size", e.to_string()))?;
+            let seed_hex =
+                crate::random::random_hex(8).map_err(|e| AppError::internal("making a seed", e))?;
+            let seed =
+                u64::from_str_radix(&seed_hex, 16).map_err(|e| AppError::internal("making a seed", e))?;
+            let params = DeltaParams { file_size: head.size, seed, levels };
+            let mut reader =
+                ObjectReader::new(store.bucket.clone(), store.keys.version(&head.version), head.size);
+            tokio::task::spawn_blocking(move || {
+                let mut builder = BlockHashesBuilder::new(params);
+                let mut buf = vec![0u8; block_size as usize];
+                let mut at = 0u64;
+                while at < reader.len() {
+                    let n = (reader.len() - at).min(u64::from(block_size)) as usize;
+                    reader.read_at(at, &mut buf[..n]).map_err(|e| {
+                        store_error("reading a version", crate::s3::S3Error::Protocol(e.to_string()))
+                    })?;
+                    builder.push_block(&buf[..n]);
+                    at += n as u64;
+                }
+                builder
+                    .finish()
+                    .map(|h| Bytes::from(h.encode()))
+                    .map_err(|e| AppError::internal("hashing a version", e))
+            })
+            .await
+            .map_err(|e| AppError::internal("hashing a version", e))??
+        }
+    };
+    let mut response = binary(hashes);
+    if let Ok(etag) = HeaderValue::from_str(&head.etag()) {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    Ok(response)
+}
+
+/// The current version of `path`, which must be the one `If-Match` names.
+async fn version_matching(
+    state: &BucketState,
+    path: &RelPath,
+    headers: &HeaderMap,
+) -> AppResult<super::head::Head> {
+    let wanted = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()).ok_or_else(|| {
+        AppError::bad_request("missing_if_match", "If-Match must name the version the hashes came from")
+    })?;
+    let head = current(state, path).await?.head;
+    if head.etag() != wanted {
+        return Err(target_changed(path));
+    }
+    Ok(head)
+}
+
+fn bad_need(e: impl std::fmt::Display) -> AppError {
+    AppError::bad_request("bad_delta_message", e.to_string())
+}
+
+/// `POST /api/v2/hashes/{path}`: piece hashes of the ranges a need refines.
+async fn piece_hashes(
+    State(state): Shared,
+    Path(path): Path<String>,
+    query: Result<Query<PieceQuery>, QueryRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> AppResult<Response> {
+    let Query(query) = query?;
+    let path = RelPath::parse(&path)?;
+    let seed = u64::from_str_radix(&query.seed, 16)
+        .map_err(|_| AppError::bad_request("bad_query", "seed must be 16 hex digits"))?;
+    let head = version_matching(&state, &path, &headers).await?;
+    let block_size = query.block_size.unwrap_or(DEFAULT_BLOCK_SIZE);
+    check_block_size(block_size)?;
+    let levels =
+        Levels::for_block(block_size).map_err(|e| AppError::bad_request("bad_block_size", e.to_string()))?;
+    let params = DeltaParams { file_size: head.size, seed, levels };
+    let body = read_body_within(state.config.body_timeout, body, 16 << 20, "a need").await?;
+    let need = Need::decode(&body, head.size).map_err(bad_need)?;
+    if params.levels.size(usize::from(need.level)).is_none() || need.level == 0 {
+        return Err(bad_need(format!("level {} is not a finer level", need.level)));
+    }
+    let mut reader =
+        ObjectReader::new(state.store.bucket.clone(), state.store.keys.version(&head.version), head.size);
+    let hashes = tokio::task::spawn_blocking(move || {
+        PieceHashes::compute(&params, need.level, &need.refine, &mut reader).map_err(|e| {
+            AppError::new(StatusCode::BAD_GATEWAY, "store_failed", format!("reading a version: {e}"))
+        })
+    })
+    .await
+    .map_err(|e| AppError::internal("hashing pieces", e))??;
+    Ok(binary(hashes.encode()))
+}
+
+/// `POST /api/v2/data/{path}`: the literal ranges a need names, in frames.
+async fn literal_data(
+    State(state): Shared,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> AppResult<Response> {
+    let path = RelPath::parse(&path)?;
+    let head = version_matching(&state, &path, &headers).await?;
+    let body = read_body_within(state.config.body_timeout, body, 16 << 20, "a need").await?;
+    let need = Need::decode(&body, head.size).map_err(bad_need)?;
+    let pieces: Vec<Range<u64>> = need
+        .literal
+        .iter()
+        .flat_map(|r| {
+            diffcopy_core::delta::pieces(r.clone(), DOWNLOAD_FRAME.min(u64::from(MAX_FRAME)) as u32)
+        })
+        .collect();
+    let (bucket, key, stats) =
+        (state.store.bucket.clone(), state.store.keys.version(&head.version), state.stats.clone());
+    let head_frame =
+        futures_util::stream::once(async { Ok::<_, std::io::Error>(Bytes::from_static(&FRAMES_HEADER)) });
+    let frames = futures_util::stream::iter(pieces).then(move |range| {
+        let (bucket, key, stats) = (bucket.clone(), key.clone(), stats.clone());
+        async move {
+            let bytes = read_range(&bucket, &key, range.clone()).await.map_err(std::io::Error::other)?;
+            let mut frame = Vec::with_capacity(bytes.len() + 17);
+            push_frame(&mut frame, range.start, &bytes);
+            stats.literal_sent(frame.len() as u64);
+            Ok::<_, std::io::Error>(Bytes::from(frame))
+        }
+    });
+    Ok(binary(Body::from_stream(head_frame.chain(frames))))
+}

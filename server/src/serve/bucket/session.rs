@@ -1,0 +1,502 @@
+//! A protocol v2 upload kept in the bucket, so that any instance serves
+//! any of its requests and one killed mid-upload loses nothing:
+//!
+//! * `open`: the request, the seed and the base version, written once;
+//! * `round/<n>`: each search round's hashes message, written before the
+//!   answer goes out (`If-None-Match: *`, so two instances cannot both run
+//!   round n). An instance without the session's matcher in memory replays
+//!   the rounds: the search is deterministic, so it reaches the same state;
+//! * `searched`: the search's outcome (plan, file hash, the block hashes
+//!   it found whole), written by the last round;
+//! * `data/<a>-<b>`: the literal bytes, one object per contiguous run of a
+//!   data request.
+//!
+//! Each instance caches what it has read or computed; the store decides.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::http::StatusCode;
+use bytes::Bytes;
+use diffcopy_core::delta::{DeltaParams, Levels, Matcher, Need, Plan, SliceFile, parse_frames, pieces_of};
+use serde::{Deserialize, Serialize};
+
+use super::BucketStore;
+use super::keys::data_range;
+use super::reader::ObjectReader;
+use crate::frames::frame_bytes;
+use crate::fs::RelPath;
+use crate::limits::{DEFAULT_BLOCK_SIZE, check_block_count, check_block_size};
+use crate::s3::{Condition, S3Error};
+use crate::serve::commit::target_changed;
+use crate::serve::delta::{Hashes, NewDelta, RangeSet, Work, gone, inside_literal, missing};
+use crate::serve::error::{AppError, AppResult};
+
+/// An upload as opened: `sessions/<id>/open`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Opened {
+    pub(crate) id: String,
+    pub(crate) path: String,
+    pub(crate) size: u64,
+    pub(crate) block_size: u32,
+    /// 16 hex digits.
+    pub(crate) seed: String,
+    /// The version the search reads, if the path had one.
+    pub(crate) base: Option<BaseVersion>,
+    /// The ETag the client compared against, if any.
+    pub(crate) base_etag: Option<String>,
+    pub(crate) whole: bool,
+}
+
+/// The version an upload's plan copies from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct BaseVersion {
+    pub(crate) version: String,
+    pub(crate) size: u64,
+    /// The pointer's store ETag when the upload opened: the commit's `If-Match`.
+    pub(crate) pointer_etag: String,
+}
+
+impl Opened {
+    pub(crate) fn params(&self) -> AppResult<DeltaParams> {
+        let seed =
+            u64::from_str_radix(&self.seed, 16).map_err(|e| AppError::internal("a session's seed", e))?;
+        let levels =
+            Levels::for_block(self.block_size).map_err(|e| AppError::internal("a session's levels", e))?;
+        Ok(DeltaParams { file_size: self.size, seed, levels })
+    }
+
+    fn old_len(&self) -> u64 {
+        if self.whole { 0 } else { self.base.as_ref().map_or(0, |b| b.size) }
+    }
+}
+
+/// The search's outcome: `sessions/<id>/searched`.
+#[derive(Debug)]
+pub(crate) struct Searched {
+    pub(crate) file_hash: u128,
+    pub(crate) known: Vec<Option<u128>>,
+    pub(crate) plan: Plan,
+}
+
+const SEARCHED_MAGIC: &[u8; 4] = b"DCS1";
+
+impl Searched {
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(28 + 17 * self.known.len());
+        out.extend_from_slice(SEARCHED_MAGIC);
+        out.extend_from_slice(&self.file_hash.to_le_bytes());
+        out.extend_from_slice(&(self.known.len() as u64).to_le_bytes());
+        for hash in &self.known {
+            out.push(u8::from(hash.is_some()));
+            out.extend_from_slice(&hash.unwrap_or(0).to_le_bytes());
+        }
+        out.extend_from_slice(&self.plan.encode());
+        out
+    }
+
+    fn decode(bytes: &[u8], old_len: u64) -> Option<Self> {
+        let rest = bytes.strip_prefix(SEARCHED_MAGIC)?;
+        let file_hash = u128::from_le_bytes(rest.get(..16)?.try_into().ok()?);
+        let count = u64::from_le_bytes(rest.get(16..24)?.try_into().ok()?) as usize;
+        let table = rest.get(24..24 + count.checked_mul(17)?)?;
+        let known = table
+            .chunks_exact(17)
+            .map(|e| (e[0] == 1).then(|| u128::from_le_bytes(e[1..].try_into().unwrap_or_default())))
+            .collect();
+        let plan = Plan::decode(&rest[24 + 17 * count..], old_len).ok()?;
+        Some(Self { file_hash, known, plan })
+    }
+}
+
+/// What an instance holds of one session.
+#[derive(Debug)]
+pub(crate) struct Live {
+    pub(crate) opened: Opened,
+    pub(crate) params: DeltaParams,
+    /// Rounds the matcher has run.
+    rounds: usize,
+    matcher: Option<Box<Matcher>>,
+    searched: Option<Arc<Searched>>,
+    /// The search's work reported so far (for the stats).
+    reported: Work,
+}
+
+/// The sessions this instance has seen.
+pub(crate) type LiveSessions = Mutex<HashMap<String, Arc<tokio::sync::Mutex<Live>>>>;
+
+fn conflict(code: &'static str, message: impl Into<String>) -> AppError {
+    AppError::new(StatusCode::CONFLICT, code, message)
+}
+
+pub(crate) fn store_error(what: &str, e: S3Error) -> AppError {
+    AppError::new(StatusCode::BAD_GATEWAY, "store_failed", format!("the object store failed {what}: {e}"))
+}
+
+/// What `GET /api/v2/uploads/{id}` answers (the directory server's fields).
+#[derive(Debug, Serialize)]
+pub(crate) struct Status {
+    id: String,
+    path: String,
+    size: u64,
+    phase: &'static str,
+    level: Option<u8>,
+    literal_bytes: Option<u64>,
+    missing: Vec<[u64; 2]>,
+}
+
+impl BucketStore {
+    /// Opens an upload: checks the request and the base, writes `open`.
+    pub(crate) async fn open_upload(&self, request: NewDelta) -> AppResult<Opened> {
+        let path = RelPath::parse(&request.path)?;
+        let block_size = request.block_size.unwrap_or(DEFAULT_BLOCK_SIZE);
+        check_block_size(block_size)?;
+        if request.size > self.max_file_size {
+            return Err(AppError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "file_too_large",
+                format!("{} bytes is more than this server's limit of {}", request.size, self.max_file_size),
+            ));
+        }
+        Levels::for_block(block_size).map_err(|e| AppError::bad_request("bad_block_size", e.to_string()))?;
+        let header =
+            diffcopy_core::SignatureHeader::new(diffcopy_core::HashAlgorithm::Sha1, block_size, request.size)
+                .map_err(|e| AppError::bad_request("bad_block_size", e.to_string()))?;
+        check_block_count(&header)?;
+        let current = self.current(path.as_str()).await.map_err(|e| store_error("reading a pointer", e))?;
+        if let Some(expected) = &request.base_etag
+            && current.as_ref().map(|c| c.head.etag()).as_ref() != Some(expected)
+        {
+            return Err(target_changed(&path));
+        }
+        let id = crate::random::random_hex(16).map_err(|e| AppError::internal("making a session id", e))?;
+        let seed = crate::random::random_hex(8).map_err(|e| AppError::internal("making a seed", e))?;
+        let opened = Opened {
+            id: id.clone(),
+            path: path.to_string(),
+            size: request.size,
+            block_size,
+            seed,
+            base: current.map(|c| BaseVersion {
+                version: c.head.version,
+                size: c.head.size,
+                pointer_etag: c.pointer_etag,
+            }),
+            base_etag: request.base_etag,
+            whole: request.whole,
+        };
+        let body = Bytes::from(serde_json::to_vec(&opened).unwrap_or_default());
+        self.bucket
+            .put(&self.keys.opened(&id), body, Condition::IfNoneMatch)
+            .await
+            .map_err(|e| store_error("opening an upload", e))?;
+        let live = Live {
+            params: opened.params()?,
+            opened: opened.clone(),
+            rounds: 0,
+            matcher: None,
+            searched: None,
+            reported: Work::default(),
+        };
+        self.live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, Arc::new(tokio::sync::Mutex::new(live)));
+        Ok(opened)
+    }
+
+    /// Session `id`, from this instance's memory or from the store.
+    pub(crate) async fn session(&self, id: &str) -> AppResult<Arc<tokio::sync::Mutex<Live>>> {
+        if let Some(live) = self.live.lock().unwrap_or_else(PoisonError::into_inner).get(id) {
+            return Ok(live.clone());
+        }
+        if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(gone(id));
+        }
+        let body = self
+            .bucket
+            .get(&self.keys.opened(id), None)
+            .await
+            .map_err(|e| store_error("reading an upload", e))?
+            .ok_or_else(|| gone(id))?;
+        let opened: Opened =
+            serde_json::from_slice(&body).map_err(|e| AppError::internal("reading an upload's record", e))?;
+        let live = Live {
+            params: opened.params()?,
+            opened,
+            rounds: 0,
+            matcher: None,
+            searched: None,
+            reported: Work::default(),
+        };
+        let live = Arc::new(tokio::sync::Mutex::new(live));
+        Ok(self
+            .live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(id.to_owned())
+            .or_insert(live)
+            .clone())
+    }
+
+    /// Brings `live` up to what the store holds: the search's outcome if
+    /// it is over, else a matcher that has run every stored round.
+    async fn catch_up(&self, live: &mut Live) -> AppResult<()> {
+        if live.searched.is_some() {
+            return Ok(());
+        }
+        let id = live.opened.id.clone();
+        let searched = self
+            .bucket
+            .get(&self.keys.searched(&id), None)
+            .await
+            .map_err(|e| store_error("reading a search", e))?;
+        if let Some(bytes) = searched {
+            let searched = Searched::decode(&bytes, live.opened.old_len())
+                .ok_or_else(|| AppError::internal("reading a search", "the stored outcome is not valid"))?;
+            live.searched = Some(Arc::new(searched));
+            live.matcher = None;
+            return Ok(());
+        }
+        let rounds =
+            self.bucket.list(&self.keys.rounds(&id)).await.map_err(|e| store_error("listing rounds", e))?;
+        if live.matcher.is_some() && live.rounds == rounds.len() {
+            return Ok(());
+        }
+        let mut matcher = Box::new(Matcher::new(live.params, live.opened.old_len()));
+        for (n, round) in rounds.iter().enumerate() {
+            let body =
+                self.bucket.get(&round.key, None).await.map_err(|e| store_error("reading a round", e))?;
+            let body =
+                body.ok_or_else(|| AppError::internal("replaying a search", format!("round {n} is gone")))?;
+            matcher = self.search(&live.opened, matcher, body).await?.0;
+        }
+        live.rounds = rounds.len();
+        live.matcher = Some(matcher);
+        Ok(())
+    }
+
+    /// Runs one round on a blocking thread, reading the base from the store.
+    async fn search(
+        &self,
+        opened: &Opened,
+        mut matcher: Box<Matcher>,
+        body: Bytes,
+    ) -> AppResult<(Box<Matcher>, Need, Option<u128>)> {
+        let base = match (&opened.base, opened.whole) {
+            (Some(base), false) => {
+                Some(ObjectReader::new(self.bucket.clone(), self.keys.version(&base.version), base.size))
+            }
+            _ => None,
+        };
+        let path = opened.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let hashes = Hashes::decode(&body)?;
+            let need = match base {
+                Some(mut base) => hashes.search(&mut matcher, &mut base, None).map_err(|e| match e {
+                    diffcopy_core::delta::MatchError::Delta(e) => {
+                        AppError::bad_request("bad_delta_message", e.to_string())
+                    }
+                    diffcopy_core::delta::MatchError::Read(e) => AppError::new(
+                        StatusCode::BAD_GATEWAY,
+                        "store_failed",
+                        format!("reading the old version of {path}: {e}"),
+                    ),
+                })?,
+                None => hashes.search(&mut matcher, &mut SliceFile(&[]), None).map_err(|e| match e {
+                    diffcopy_core::delta::MatchError::Delta(e) => {
+                        AppError::bad_request("bad_delta_message", e.to_string())
+                    }
+                    diffcopy_core::delta::MatchError::Read(never) => match never {},
+                })?,
+            };
+            Ok((matcher, need, hashes.file_hash()))
+        })
+        .await
+        .map_err(|e| AppError::internal("searching", e))?
+    }
+
+    /// The exact length of the next hashes message of `live`.
+    pub(crate) async fn next_hashes_len(&self, live: &mut Live) -> AppResult<u64> {
+        self.catch_up(live).await?;
+        let over = || conflict("search_over", "this upload expects no hashes now");
+        let matcher = live.matcher.as_ref().ok_or_else(over)?;
+        let (level, ranges) = matcher.expected().ok_or_else(over)?;
+        Ok(if level == 0 {
+            diffcopy_core::delta::BlockHashes::encoded_len(&live.params)
+        } else {
+            diffcopy_core::delta::PieceHashes::encoded_len(
+                pieces_of(&live.params, level, ranges).count() as u64
+            )
+        })
+    }
+
+    /// One search round: runs it, stores its message, and the outcome when
+    /// it was the last. The caller has called [`Self::next_hashes_len`].
+    pub(crate) async fn round(&self, live: &mut Live, body: Bytes) -> AppResult<(Need, Work)> {
+        let matcher = live
+            .matcher
+            .take()
+            .ok_or_else(|| conflict("search_over", "this upload expects no hashes now"))?;
+        let (matcher, need, file_hash) = match self.search(&live.opened, matcher, body.clone()).await {
+            Ok(done) => done,
+            // The matcher is gone with the failed round: the next request
+            // replays the stored rounds.
+            Err(e) => return Err(e),
+        };
+        let id = live.opened.id.clone();
+        match self.bucket.put(&self.keys.round(&id, live.rounds), body, Condition::IfNoneMatch).await {
+            Ok(_) => {}
+            Err(e) if e.is_precondition_failed() => {
+                live.rounds = usize::MAX;
+                return Err(conflict("round_in_progress", "another request ran this round of the search"));
+            }
+            Err(e) => {
+                live.rounds = usize::MAX;
+                return Err(store_error("storing a round", e));
+            }
+        }
+        live.rounds += 1;
+        let stats = matcher.stats();
+        let total = Work { rolled: stats.rolled + stats.rolled_near, hashed: stats.hashed };
+        let work =
+            Work { rolled: total.rolled - live.reported.rolled, hashed: total.hashed - live.reported.hashed };
+        live.reported = total;
+        match matcher.plan() {
+            Some(plan) => {
+                let file_hash = match (file_hash, self.file_hash_of(&id).await?) {
+                    (Some(hash), _) | (None, Some(hash)) => hash,
+                    (None, None) => {
+                        return Err(AppError::internal("ending a search", "no file hash was sent"));
+                    }
+                };
+                let searched = Searched { file_hash, known: matcher.known_block_hashes(), plan };
+                self.bucket
+                    .put(&self.keys.searched(&id), Bytes::from(searched.encode()), Condition::None)
+                    .await
+                    .map_err(|e| store_error("storing a search", e))?;
+                live.searched = Some(Arc::new(searched));
+            }
+            None => live.matcher = Some(matcher),
+        }
+        Ok((need, work))
+    }
+
+    /// The file hash in session `id`'s level-0 message.
+    async fn file_hash_of(&self, id: &str) -> AppResult<Option<u128>> {
+        let body = self
+            .bucket
+            .get(&self.keys.round(id, 0), None)
+            .await
+            .map_err(|e| store_error("reading a round", e))?;
+        Ok(body.and_then(|b| diffcopy_core::delta::BlockHashes::decode(&b).ok()).map(|h| h.file_hash()))
+    }
+
+    /// The search's outcome, once it is over.
+    pub(crate) async fn searched(&self, live: &mut Live) -> AppResult<Arc<Searched>> {
+        self.catch_up(live).await?;
+        live.searched.clone().ok_or_else(|| conflict("not_receiving", "this upload does not take data now"))
+    }
+
+    /// Stores a body of literal frames: each frame must lie in a literal
+    /// range of `searched.plan`; returns the bytes taken off the wire.
+    pub(crate) async fn put_data(
+        &self,
+        id: &str,
+        params: &DeltaParams,
+        searched: &Searched,
+        body: &[u8],
+    ) -> AppResult<u64> {
+        let frames = parse_frames(body, params.file_size)
+            .map_err(|e| AppError::bad_request("bad_delta_message", e.to_string()))?;
+        let mut runs: Vec<(Range<u64>, Vec<u8>)> = Vec::new();
+        let mut stored = 0u64;
+        for frame in frames {
+            let range = frame.range();
+            if !inside_literal(&searched.plan, &range) {
+                return Err(AppError::bad_request(
+                    "unexpected_data",
+                    format!("bytes {}..{} are not literal data of this upload", range.start, range.end),
+                ));
+            }
+            let bytes = frame_bytes(&frame).map_err(|e| AppError::bad_request("bad_delta_message", e))?;
+            stored += frame.stored.len() as u64;
+            match runs.last_mut() {
+                Some((run, data)) if run.end == range.start => {
+                    run.end = range.end;
+                    data.extend_from_slice(&bytes);
+                }
+                _ => runs.push((range, bytes.into_owned())),
+            }
+        }
+        let puts = runs.into_iter().map(|(range, data)| {
+            let key = self.keys.data(id, &range);
+            async move { self.bucket.put(&key, Bytes::from(data), Condition::None).await }
+        });
+        for result in futures_util::future::join_all(puts).await {
+            result.map_err(|e| store_error("storing literal data", e))?;
+        }
+        Ok(stored)
+    }
+
+    /// The literal data objects stored for session `id`: (range, key).
+    pub(crate) async fn data_objects(&self, id: &str) -> AppResult<Vec<(Range<u64>, String)>> {
+        let prefix = self.keys.data_prefix(id);
+        let listed = self.bucket.list(&prefix).await.map_err(|e| store_error("listing literal data", e))?;
+        Ok(listed
+            .into_iter()
+            .filter_map(|o| {
+                let range = data_range(o.key.strip_prefix(&prefix)?)?;
+                (o.size == range.end - range.start).then_some((range, o.key))
+            })
+            .collect())
+    }
+
+    /// Session `live`'s state for resuming.
+    pub(crate) async fn status(&self, live: &mut Live) -> AppResult<Status> {
+        self.catch_up(live).await?;
+        let (phase, level, literal_bytes, gaps) = match &live.searched {
+            Some(searched) => {
+                let received = RangeSet::from_ranges(
+                    self.data_objects(&live.opened.id).await?.into_iter().map(|(r, _)| r),
+                );
+                ("receiving", None, Some(searched.plan.literal_bytes()), missing(&searched.plan, &received))
+            }
+            None => {
+                ("searching", live.matcher.as_ref().and_then(|m| m.expected()).map(|e| e.0), None, Vec::new())
+            }
+        };
+        Ok(Status {
+            id: live.opened.id.clone(),
+            path: live.opened.path.clone(),
+            size: live.opened.size,
+            phase,
+            level,
+            literal_bytes,
+            missing: gaps.into_iter().map(|r| [r.start, r.end]).collect(),
+        })
+    }
+
+    /// Removes every object of session `id` and forgets it.
+    pub(crate) async fn end_session(&self, id: &str) -> AppResult<()> {
+        self.live.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
+        let keys = self
+            .bucket
+            .list(&self.keys.session(id))
+            .await
+            .map_err(|e| store_error("listing an upload", e))?;
+        self.delete_all(keys.into_iter().map(|o| o.key).collect()).await
+    }
+
+    /// Deletes `keys`, 16 at a time.
+    pub(crate) async fn delete_all(&self, keys: Vec<String>) -> AppResult<()> {
+        use futures_util::StreamExt as _;
+        let results: Vec<Result<(), S3Error>> = futures_util::stream::iter(keys)
+            .map(|key| async move { self.bucket.delete(&key).await })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        results.into_iter().collect::<Result<(), _>>().map_err(|e| store_error("deleting", e))
+    }
+}
