@@ -2,8 +2,9 @@
 //! scratch directories, servers on 127.0.0.1 (in-process or as a separate
 //! `diffcopy` process), the real pdiffcopy from the project's venv, and raw
 //! HTTP for requests no well-behaved client would send, file systems
-//! mounted for a test (a small tmpfs, an XFS image), and certificates for
-//! the HTTPS tests ([`tls`]).
+//! mounted for a test (a small tmpfs, an XFS image), certificates for
+//! the HTTPS tests ([`tls`]), and a real S3 server with a round-robin
+//! proxy in front of several diffcopy instances ([`s3`]).
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use diffcopy::{AppState, ServerConfig};
 
+pub mod s3;
 pub mod tls;
 use diffcopy_core::{HashAlgorithm, Signature, SignatureBuilder};
 
@@ -250,9 +252,16 @@ impl ServerProcess {
     /// [`start`](Self::start) with extra environment variables (such as
     /// `DIFFCOPY_FAULT`).
     pub fn start_with_env(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut all: Vec<&OsStr> = vec![OsStr::new("--root"), root.as_os_str()];
+        all.extend(args.iter().map(OsStr::new));
+        Self::serve(&all, env)
+    }
+
+    /// Starts `diffcopy serve --listen 127.0.0.1:0 ARGS...` with `env` and
+    /// waits for the line that names its address.
+    pub fn serve<S: AsRef<OsStr>>(args: &[S], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(diffcopy_bin())
-            .args(["serve", "--listen", "127.0.0.1:0", "--root"])
-            .arg(root)
+            .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
             .envs(env.iter().copied())
             .env("NO_COLOR", "1")

@@ -96,7 +96,7 @@ pub(super) async fn upload_v2(
         && let Some(missing) = remote.delta_missing(&id).await?
     {
         let mut traffic = Traffic::default();
-        send_literal(options, &file, remote, &id, &missing, &mut traffic).await?;
+        send_literal(options, &file, remote, &id, &missing, LITERAL_BATCH, &mut traffic).await?;
         return commit(options, remote, &resume, &id, size, traffic).await;
     }
     match upload_once(options, &file, size, remote, &resume, options.whole_file).await {
@@ -149,7 +149,7 @@ async fn upload_once(
         return Ok(summary("upload", true, &params, traffic));
     }
     resume.save(&session.id);
-    send_literal(options, file, remote, &session.id, &literal, &mut traffic).await?;
+    send_literal(options, file, remote, &session.id, &literal, session.data_batch, &mut traffic).await?;
     commit(options, remote, resume, &session.id, size, traffic).await
 }
 
@@ -207,11 +207,12 @@ async fn send_literal(
     remote: &Remote,
     id: &str,
     ranges: &[Range<u64>],
+    batch: u32,
     traffic: &mut Traffic,
 ) -> Result<(), ClientError> {
     let total: u64 = ranges.iter().map(|r| r.end - r.start).sum();
     let bar = options.progress.bar("uploading", total);
-    let sent = futures_util::stream::iter(literal_batches(ranges, LITERAL_BATCH))
+    let sent = futures_util::stream::iter(literal_batches(ranges, batch))
         .map(|batch| {
             let (file, bar) = (file.clone(), &bar);
             async move {

@@ -28,6 +28,11 @@ pub(crate) struct DeltaSession {
     pub(crate) id: String,
     /// The new file's size, the server's seed and the levels.
     pub(crate) params: DeltaParams,
+    /// The literal bytes to put in one data request: the server's
+    /// `data_batch` (a server over a bucket asks for more, so that each
+    /// request's data can be copied inside the store), else
+    /// [`LITERAL_BATCH`](diffcopy_core::delta::LITERAL_BATCH).
+    pub(crate) data_batch: u32,
 }
 
 /// One file on one server.
@@ -209,7 +214,10 @@ impl Remote {
             .collect::<Option<_>>()
             .ok_or_else(|| bad("levels"))?;
         let levels = Levels::new(&sizes).map_err(|_| bad("levels"))?;
-        Ok(DeltaSession { id, params: DeltaParams { file_size: size, seed, levels } })
+        let data_batch = created["data_batch"]
+            .as_u64()
+            .map_or(diffcopy_core::delta::LITERAL_BATCH, |n| n.clamp(64 << 10, 32 << 20) as u32);
+        Ok(DeltaSession { id, params: DeltaParams { file_size: size, seed, levels }, data_batch })
     }
 
     /// Protocol v2: one round of an upload's search.

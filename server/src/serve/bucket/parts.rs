@@ -63,13 +63,15 @@ fn merged(pieces: &[Piece]) -> Vec<Piece> {
 
 /// The parts of the file `pieces` make, in order: copy parts of at least
 /// `min` and at most `max` bytes, upload parts of `min` to `3 * min` (the
-/// last may be shorter).
+/// last of either kind may be shorter).
 pub(crate) fn plan_parts(pieces: &[Piece], min: u64, max: u64) -> Vec<Part> {
     let mut parts = Vec::new();
     let mut pending: Vec<Piece> = Vec::new();
     let mut pending_len = 0u64;
-    for mut piece in merged(pieces) {
-        if piece.len < min {
+    let pieces = merged(pieces);
+    let last = pieces.len().saturating_sub(1);
+    for (i, mut piece) in pieces.into_iter().enumerate() {
+        if piece.len < min && !(i == last && pending_len == 0 && !parts.is_empty()) {
             pending.push(piece);
             pending_len += piece.len;
             if pending_len >= min {
@@ -80,9 +82,10 @@ pub(crate) fn plan_parts(pieces: &[Piece], min: u64, max: u64) -> Vec<Part> {
         }
         if pending_len > 0 {
             // Pad the short run ahead with this piece's first bytes, if
-            // what is left can still be copied; else upload all of it.
+            // what is left can still be copied (the last part may be
+            // short); else upload all of it.
             let pad = min - pending_len;
-            if piece.len - pad < min {
+            if piece.len <= pad || (piece.len - pad < min && i != last) {
                 pending.push(piece);
                 pending_len += piece.len;
                 if pending_len >= min {
@@ -152,6 +155,19 @@ mod tests {
     }
 
     #[test]
+    fn a_short_tail_is_copied_as_the_last_part() {
+        let pieces = [Piece { source: 1, at: 0, len: 4 }, Piece { source: 0, at: 4, len: 150 }];
+        let parts = plan_parts(&pieces, MIN, MAX);
+        assert_eq!(
+            parts,
+            [
+                Part::Upload(vec![Piece { source: 1, at: 0, len: 4 }, Piece { source: 0, at: 4, len: 96 }]),
+                Part::Copy(Piece { source: 0, at: 100, len: 54 }),
+            ]
+        );
+    }
+
+    #[test]
     fn a_small_file_is_one_upload_and_a_large_copy_is_split() {
         assert_eq!(plan_parts(&[Piece { source: 0, at: 0, len: 7 }], MIN, MAX).len(), 1);
         assert_eq!(plan_parts(&[], MIN, MAX), []);
@@ -182,7 +198,7 @@ mod tests {
                     prop_assert!(part.len() >= MIN, "part {} of {} is {} bytes", i, parts.len(), part.len());
                 }
                 match part {
-                    Part::Copy(p) => prop_assert!(p.len >= MIN && p.len <= MAX),
+                    Part::Copy(p) => prop_assert!(p.len <= MAX && (p.len >= MIN || i + 1 == parts.len())),
                     Part::Upload(_) => prop_assert!(part.len() < 3 * MIN),
                 }
             }

@@ -43,6 +43,10 @@ type Shared = State<Arc<BucketState>>;
 const DELTA_TYPE: &str = "application/vnd.diffcopy.delta";
 /// The most bytes one data request may carry.
 const MAX_DATA_BODY: u64 = 64 << 20;
+/// The literal bytes a client is asked to put in one data request: each
+/// request's contiguous data is one object, and one of 5 MiB or more
+/// becomes a copy part of the commit instead of being uploaded again.
+const DATA_BATCH: u64 = 8 << 20;
 /// The most bytes of literal data one download frame carries.
 const DOWNLOAD_FRAME: u64 = 4 << 20;
 
@@ -199,6 +203,7 @@ async fn create(State(state): Shared, body: Body) -> AppResult<impl IntoResponse
             "levels": params.levels.sizes(),
             "seed": opened.seed,
             "expires_in_secs": state.config.upload_ttl.as_secs(),
+            "data_batch": DATA_BATCH,
             "status": status,
         })),
     ))

