@@ -54,6 +54,10 @@ pub struct Listed {
 pub struct Traffic {
     /// Requests made.
     pub requests: u64,
+    /// Of those, the ones AWS prices as writes ("class A": PUT, POST,
+    /// COPY, LIST); GET and HEAD of an object are the cheaper reads, DELETE
+    /// is free.
+    pub write_requests: u64,
     /// Bytes sent into the store (object and part bodies).
     pub bytes_uploaded: u64,
     /// Bytes the store copied inside itself (`UploadPartCopy` ranges).
@@ -65,6 +69,7 @@ pub struct Traffic {
 #[derive(Debug, Default)]
 pub(super) struct Counters {
     requests: AtomicU64,
+    write_requests: AtomicU64,
     uploaded: AtomicU64,
     pub(super) copied: AtomicU64,
     downloaded: AtomicU64,
@@ -127,6 +132,7 @@ impl Bucket {
         let c = &self.counters;
         Traffic {
             requests: c.requests.load(Ordering::Relaxed),
+            write_requests: c.write_requests.load(Ordering::Relaxed),
             bytes_uploaded: c.uploaded.load(Ordering::Relaxed),
             bytes_copied: c.copied.load(Ordering::Relaxed),
             bytes_downloaded: c.downloaded.load(Ordering::Relaxed),
@@ -182,6 +188,9 @@ impl Bucket {
         let mut url = self.endpoint.clone();
         url.set_path(&path);
         url.set_query((!query_text.is_empty()).then_some(query_text.as_str()));
+        if method == Method::PUT || method == Method::POST || (method == Method::GET && key.is_none()) {
+            self.counters.write_requests.fetch_add(1, Ordering::Relaxed);
+        }
         let mut request = self.http.request(method, url).header("authorization", auth);
         for (name, value) in signed.iter().filter(|(name, _)| name != "host") {
             request = request.header(name.as_str(), value.as_str());

@@ -62,6 +62,9 @@ pub struct StatsSnapshot {
     /// Requests to the object store (a server over a bucket; else 0).
     #[serde(default)]
     pub store_requests: u64,
+    /// Of those, writes and listings (AWS's "class A" requests).
+    #[serde(default)]
+    pub store_write_requests: u64,
     /// Bytes sent into the object store.
     #[serde(default)]
     pub store_bytes_uploaded: u64,
@@ -189,6 +192,7 @@ impl Stats {
             http2_connections: get(&self.http2_connections),
             tls_connections: get(&self.tls_connections),
             store_requests: 0,
+            store_write_requests: 0,
             store_bytes_uploaded: 0,
             store_bytes_copied: 0,
             store_bytes_downloaded: 0,

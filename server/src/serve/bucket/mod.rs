@@ -131,6 +131,7 @@ impl BucketState {
         let mut snapshot = self.stats.snapshot();
         let traffic = self.store.bucket.traffic();
         snapshot.store_requests = traffic.requests;
+        snapshot.store_write_requests = traffic.write_requests;
         snapshot.store_bytes_uploaded = traffic.bytes_uploaded;
         snapshot.store_bytes_copied = traffic.bytes_copied;
         snapshot.store_bytes_downloaded = traffic.bytes_downloaded;

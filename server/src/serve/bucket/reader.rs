@@ -1,7 +1,7 @@
 //! Reading a version from the bucket as the core's search and hashing
 //! read a file: [`ObjectReader`] implements `ReadAt` (blocking, for the
-//! blocking threads the search runs on) over ranged GETs of 4 MiB chunks,
-//! the last two kept.
+//! blocking threads the search runs on) over ranged GETs of 1 MiB chunks,
+//! the last eight kept.
 
 use std::ops::Range;
 
@@ -11,8 +11,11 @@ use tokio::runtime::Handle;
 
 use crate::s3::{Bucket, S3Error};
 
-/// The bytes fetched per GET.
-const CHUNK: u64 = 4 << 20;
+/// The bytes fetched per GET: the search reads small pieces here and
+/// there as well as whole stretches.
+const CHUNK: u64 = 1 << 20;
+/// The chunks kept.
+const CHUNKS: usize = 8;
 
 /// `range` of object `key`, checked to be that long.
 pub(crate) async fn read_range(bucket: &Bucket, key: &str, range: Range<u64>) -> Result<Bytes, S3Error> {
@@ -42,7 +45,7 @@ pub(crate) struct ObjectReader {
 impl ObjectReader {
     /// A reader of `key`, `len` bytes long (call inside the runtime).
     pub(crate) fn new(bucket: Bucket, key: String, len: u64) -> Self {
-        Self { bucket, key, len, runtime: Handle::current(), chunks: Vec::with_capacity(2) }
+        Self { bucket, key, len, runtime: Handle::current(), chunks: Vec::with_capacity(CHUNKS) }
     }
 
     fn chunk(&mut self, index: u64) -> Result<&Bytes, S3Error> {
@@ -53,7 +56,7 @@ impl ObjectReader {
             let start = index * CHUNK;
             let range = start..(start + CHUNK).min(self.len);
             let bytes = self.runtime.block_on(read_range(&self.bucket, &self.key, range))?;
-            if self.chunks.len() == 2 {
+            if self.chunks.len() == CHUNKS {
                 self.chunks.remove(0);
             }
             self.chunks.push((index, bytes));

@@ -13,6 +13,7 @@
 //!
 //! Each instance caches what it has read or computed; the store decides.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -24,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use super::BucketStore;
 use super::keys::data_range;
-use super::reader::ObjectReader;
+use super::reader::{ObjectReader, read_range};
 use crate::frames::frame_bytes;
 use crate::fs::RelPath;
 use crate::limits::{DEFAULT_BLOCK_SIZE, check_block_count, check_block_size};
@@ -32,6 +33,36 @@ use crate::s3::{Condition, S3Error};
 use crate::serve::commit::target_changed;
 use crate::serve::delta::{Hashes, NewDelta, RangeSet, Work, gone, inside_literal, missing};
 use crate::serve::error::{AppError, AppResult};
+
+/// Literal bytes of one data request, borrowed from its body or decoded.
+enum Run {
+    Slice(Bytes),
+    Owned(Vec<u8>),
+}
+
+impl Run {
+    fn extend(&mut self, more: &Run) {
+        let more: &[u8] = match more {
+            Run::Slice(b) => b,
+            Run::Owned(v) => v,
+        };
+        match self {
+            Run::Owned(v) => v.extend_from_slice(more),
+            Run::Slice(b) => {
+                let mut v = b.to_vec();
+                v.extend_from_slice(more);
+                *self = Run::Owned(v);
+            }
+        }
+    }
+
+    fn into_bytes(self) -> Bytes {
+        match self {
+            Run::Slice(b) => b,
+            Run::Owned(v) => Bytes::from(v),
+        }
+    }
+}
 
 /// An upload as opened: `sessions/<id>/open`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -291,19 +322,37 @@ impl BucketStore {
             _ => None,
         };
         let path = opened.path.clone();
+        // Level 0 first compares every block with the base's at the same
+        // offset: those hashes come from parallel GETs of the whole base,
+        // not from the search's reads one block at a time.
+        let aligned = match (&opened.base, opened.whole, body.starts_with(b"DCB2")) {
+            (Some(base), false, true) => Some(
+                self.aligned_hashes(
+                    &self.keys.version(&base.version),
+                    base.size,
+                    opened.block_size,
+                    matcher.params().seed,
+                )
+                .await
+                .map_err(|e| store_error("reading the old version", e))?,
+            ),
+            _ => None,
+        };
         tokio::task::spawn_blocking(move || {
             let hashes = Hashes::decode(&body)?;
             let need = match base {
-                Some(mut base) => hashes.search(&mut matcher, &mut base, None).map_err(|e| match e {
-                    diffcopy_core::delta::MatchError::Delta(e) => {
-                        AppError::bad_request("bad_delta_message", e.to_string())
-                    }
-                    diffcopy_core::delta::MatchError::Read(e) => AppError::new(
-                        StatusCode::BAD_GATEWAY,
-                        "store_failed",
-                        format!("reading the old version of {path}: {e}"),
-                    ),
-                })?,
+                Some(mut base) => {
+                    hashes.search(&mut matcher, &mut base, aligned.as_deref()).map_err(|e| match e {
+                        diffcopy_core::delta::MatchError::Delta(e) => {
+                            AppError::bad_request("bad_delta_message", e.to_string())
+                        }
+                        diffcopy_core::delta::MatchError::Read(e) => AppError::new(
+                            StatusCode::BAD_GATEWAY,
+                            "store_failed",
+                            format!("reading the old version of {path}: {e}"),
+                        ),
+                    })?
+                }
                 None => hashes.search(&mut matcher, &mut SliceFile(&[]), None).map_err(|e| match e {
                     diffcopy_core::delta::MatchError::Delta(e) => {
                         AppError::bad_request("bad_delta_message", e.to_string())
@@ -315,6 +364,36 @@ impl BucketStore {
         })
         .await
         .map_err(|e| AppError::internal("searching", e))?
+    }
+
+    /// The block hashes of object `key` (`len` bytes) under `seed`, read
+    /// in stretches of 4 MiB, four at a time, hashed on blocking threads.
+    async fn aligned_hashes(
+        &self,
+        key: &str,
+        len: u64,
+        block_size: u32,
+        seed: u64,
+    ) -> Result<Vec<u128>, S3Error> {
+        use futures_util::{StreamExt as _, TryStreamExt as _};
+        let block = u64::from(block_size);
+        let span = ((4 << 20) / block).max(1) * block;
+        let stretches: Vec<Vec<u128>> = futures_util::stream::iter((0..len).step_by(span as usize))
+            .map(|start| async move {
+                let bytes = read_range(&self.bucket, key, start..(start + span).min(len)).await?;
+                tokio::task::spawn_blocking(move || {
+                    bytes
+                        .chunks(block_size as usize)
+                        .map(|b| diffcopy_core::delta::block_hash(seed, b))
+                        .collect()
+                })
+                .await
+                .map_err(|e| S3Error::Protocol(format!("hashing: {e}")))
+            })
+            .buffered(4)
+            .try_collect()
+            .await?;
+        Ok(stretches.concat())
     }
 
     /// The exact length of the next hashes message of `live`.
@@ -406,11 +485,13 @@ impl BucketStore {
         id: &str,
         params: &DeltaParams,
         searched: &Searched,
-        body: &[u8],
+        body: &Bytes,
     ) -> AppResult<u64> {
         let frames = parse_frames(body, params.file_size)
             .map_err(|e| AppError::bad_request("bad_delta_message", e.to_string()))?;
-        let mut runs: Vec<(Range<u64>, Vec<u8>)> = Vec::new();
+        // Runs of contiguous frames; a run of one raw frame is a slice of
+        // the body, not a copy.
+        let mut runs: Vec<(Range<u64>, Run)> = Vec::new();
         let mut stored = 0u64;
         for frame in frames {
             let range = frame.range();
@@ -422,17 +503,21 @@ impl BucketStore {
             }
             let bytes = frame_bytes(&frame).map_err(|e| AppError::bad_request("bad_delta_message", e))?;
             stored += frame.stored.len() as u64;
+            let bytes = match bytes {
+                Cow::Borrowed(raw) => Run::Slice(body.slice_ref(raw)),
+                Cow::Owned(decoded) => Run::Owned(decoded),
+            };
             match runs.last_mut() {
                 Some((run, data)) if run.end == range.start => {
                     run.end = range.end;
-                    data.extend_from_slice(&bytes);
+                    data.extend(&bytes);
                 }
-                _ => runs.push((range, bytes.into_owned())),
+                _ => runs.push((range, bytes)),
             }
         }
         let puts = runs.into_iter().map(|(range, data)| {
             let key = self.keys.data(id, &range);
-            async move { self.bucket.put(&key, Bytes::from(data), Condition::None).await }
+            async move { self.bucket.put(&key, data.into_bytes(), Condition::None).await }
         });
         for result in futures_util::future::join_all(puts).await {
             result.map_err(|e| store_error("storing literal data", e))?;
