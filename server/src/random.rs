@@ -1,4 +1,5 @@
-//! Unpredictable names: upload session ids and staging-file names.
+//! Unpredictable names and seeds: upload session ids, staging-file names,
+//! protocol v2's seeds.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -8,6 +9,13 @@ pub(crate) fn random_hex(bytes: usize) -> io::Result<String> {
     let mut buf = vec![0u8; bytes];
     File::open("/dev/urandom")?.read_exact(&mut buf)?;
     Ok(diffcopy_core::hex::encode(&buf))
+}
+
+/// A random seed for protocol v2's hashes; 500 `internal` if the kernel
+/// gives no randomness.
+pub(crate) fn random_seed() -> crate::serve::AppResult<u64> {
+    let hex = random_hex(8).map_err(|e| crate::serve::AppError::internal("making a seed", e))?;
+    u64::from_str_radix(&hex, 16).map_err(|e| crate::serve::AppError::internal("making a seed", e))
 }
 
 #[cfg(test)]

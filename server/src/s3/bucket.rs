@@ -214,11 +214,17 @@ impl Bucket {
         })
     }
 
-    /// Reads a whole answer's body, counting it.
-    pub(super) async fn body(&self, response: Response) -> Result<Bytes, S3Error> {
-        let bytes = response.bytes().await?;
-        self.counters.downloaded.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        Ok(bytes)
+    /// Reads a whole answer's body, counting it: into one buffer of the
+    /// announced length, so a large body is held once, not once in pieces
+    /// and once joined.
+    pub(super) async fn body(&self, mut response: Response) -> Result<Bytes, S3Error> {
+        let mut out =
+            bytes::BytesMut::with_capacity(response.content_length().unwrap_or(0).min(64 << 20) as usize);
+        while let Some(chunk) = response.chunk().await? {
+            out.extend_from_slice(&chunk);
+        }
+        self.counters.downloaded.fetch_add(out.len() as u64, Ordering::Relaxed);
+        Ok(out.freeze())
     }
 
     /// Object `key`, or its `range`; `None` if it does not exist.
@@ -239,6 +245,25 @@ impl Bucket {
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// Appends `range` of object `key` to `out` as it arrives; the bytes
+    /// appended (`None` if the object does not exist).
+    pub async fn get_into(
+        &self,
+        key: &str,
+        range: Range<u64>,
+        out: &mut bytes::BytesMut,
+    ) -> Result<Option<u64>, S3Error> {
+        let header = format!("bytes={}-{}", range.start, range.end.saturating_sub(1));
+        let Some(mut response) = self.get_response(key, Some(&header)).await? else { return Ok(None) };
+        let start = out.len();
+        while let Some(chunk) = response.chunk().await? {
+            out.extend_from_slice(&chunk);
+        }
+        let appended = (out.len() - start) as u64;
+        self.counters.downloaded.fetch_add(appended, Ordering::Relaxed);
+        Ok(Some(appended))
     }
 
     /// Counts bytes of a streamed answer as read.

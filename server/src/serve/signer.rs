@@ -103,8 +103,7 @@ impl Signer {
         crate::limits::check_block_count(&header)?;
         let _permit = self.slot().await?;
         self.stats.signature_computed();
-        let seed_hex = crate::random::random_hex(8).map_err(|e| AppError::internal("making a seed", e))?;
-        let seed = u64::from_str_radix(&seed_hex, 16).map_err(|e| AppError::internal("making a seed", e))?;
+        let seed = crate::random::random_seed()?;
         let params = DeltaParams { file_size: version.size, seed, levels };
         let file = Arc::new(file);
         let mut rx =

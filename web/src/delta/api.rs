@@ -17,6 +17,9 @@ use crate::error::{ErrorCode, WebError};
 pub(crate) struct DeltaSession {
     pub(crate) id: String,
     pub(crate) params: DeltaParams,
+    /// Literal bytes per data request: the server's `data_batch` (a
+    /// server over a bucket asks for 8 MiB), else `LITERAL_BATCH`.
+    pub(crate) data_batch: u32,
 }
 
 /// What `GET /api/v2/uploads/{id}` says of a session.
@@ -95,7 +98,11 @@ impl Api {
             .map(|v| v.as_f64().filter(|n| n.fract() == 0.0).map(|n| n as u32))
             .collect();
         let levels = Levels::new(&sizes.ok_or_else(|| bad("levels"))?).map_err(|_| bad("levels"))?;
-        Ok(DeltaSession { id, params: DeltaParams { file_size: size, seed, levels } })
+        let data_batch =
+            get(&created, "data_batch").as_f64().map_or(diffcopy_core::delta::LITERAL_BATCH, |n| {
+                n.clamp(f64::from(64u32 << 10), f64::from(32u32 << 20)) as u32
+            });
+        Ok(DeltaSession { id, params: DeltaParams { file_size: size, seed, levels }, data_batch })
     }
 
     /// `POST /api/v2/uploads/{id}/hashes`: one round of the search.

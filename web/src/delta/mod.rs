@@ -72,7 +72,7 @@ pub(crate) async fn upload(upload: &Upload, file: &Blob) -> Result<Option<JsValu
         match upload.api.delta_status(&id).await? {
             Some(status) if status.phase == "receiving" && status.size == size => {
                 let mut sent = Sent::default();
-                send_literal(upload, file, &id, &status.missing, &mut sent).await?;
+                send_literal(upload, file, &id, &status.missing, LITERAL_BATCH, &mut sent).await?;
                 return commit(upload, file, &id, Some(key), sent, started).await.map(Some);
             }
             _ => resume::forget(key),
@@ -113,7 +113,7 @@ async fn upload_once(
     if let Some(key) = key {
         resume::store(key, &session.id);
     }
-    send_literal(upload, file, &session.id, &literal, &mut sent).await?;
+    send_literal(upload, file, &session.id, &literal, session.data_batch, &mut sent).await?;
     commit(upload, file, &session.id, key, sent, started).await.map(Some)
 }
 
@@ -160,12 +160,13 @@ async fn send_literal(
     file: &Blob,
     id: &str,
     ranges: &[Range<u64>],
+    batch: u32,
     sent: &mut Sent,
 ) -> Result<(), WebError> {
     let total: u64 = ranges.iter().map(|r| r.end - r.start).sum();
     upload.progress.report(Some("uploading"), 0, total, true);
     let done = Cell::new(0u64);
-    let payload = futures_util::stream::iter(literal_batches(ranges, LITERAL_BATCH))
+    let payload = futures_util::stream::iter(literal_batches(ranges, batch))
         .map(|batch| {
             let done = &done;
             async move {

@@ -30,12 +30,13 @@ use crate::serve::state::AppState;
 /// The media type of protocol v2's binary messages.
 pub(crate) const DELTA_TYPE: &str = "application/vnd.diffcopy.delta";
 /// The most bytes one data request may carry.
-const MAX_DATA_BODY: u64 = 64 << 20;
+pub(crate) const MAX_DATA_BODY: u64 = 64 << 20;
 /// The most bytes of literal data one download frame carries.
-const DOWNLOAD_FRAME: u64 = 4 << 20;
+pub(crate) const DOWNLOAD_FRAME: u64 = 4 << 20;
 
-fn binary(bytes: Vec<u8>) -> Response {
-    ([(header::CONTENT_TYPE, HeaderValue::from_static(DELTA_TYPE))], bytes).into_response()
+/// A protocol v2 binary message as a response.
+pub(crate) fn binary(bytes: impl Into<Body>) -> Response {
+    ([(header::CONTENT_TYPE, HeaderValue::from_static(DELTA_TYPE))], bytes.into()).into_response()
 }
 
 /// `POST /api/v2/uploads`.

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use axum::Json;
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -46,7 +47,14 @@ pub(super) async fn get_file(
         Ok((file, version))
     })
     .await?;
-    let size = version.size;
+    let (status, start, len) = requested_range(&headers, version.size)?;
+    let body = file_range(file, start, len, hold);
+    Ok(file_response(status, body, start, len, version.size, &version.etag()))
+}
+
+/// What a GET of a `size`-byte file asks for: 200 and all of it, or 206
+/// and one range, as (status, first byte, length); 416 for a range outside.
+pub(crate) fn requested_range(headers: &HeaderMap, size: u64) -> AppResult<(StatusCode, u64, u64)> {
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
         Some(spec) => parse_range(spec, size).map_err(|()| {
             AppError::new(
@@ -57,16 +65,28 @@ pub(super) async fn get_file(
         })?,
         None => None,
     };
-    let (status, start, len) = match range {
+    Ok(match range {
         Some((start, end)) => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
         None => (StatusCode::OK, 0, size),
-    };
-    let mut response = (status, file_range(file, start, len, hold)).into_response();
+    })
+}
+
+/// `len` bytes of a file from `start` as the answer to a GET, with the
+/// length, range and ETag headers.
+pub(crate) fn file_response(
+    status: StatusCode,
+    body: Body,
+    start: u64,
+    len: u64,
+    size: u64,
+    etag: &str,
+) -> Response {
+    let mut response = (status, body).into_response();
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    if let Ok(etag) = HeaderValue::from_str(&version.etag()) {
+    if let Ok(etag) = HeaderValue::from_str(etag) {
         h.insert(header::ETAG, etag);
     }
     if status == StatusCode::PARTIAL_CONTENT
@@ -74,7 +94,7 @@ pub(super) async fn get_file(
     {
         h.insert(header::CONTENT_RANGE, v);
     }
-    Ok(response)
+    response
 }
 
 /// Parses one `bytes=` range against `size` into inclusive `(first, last)`.

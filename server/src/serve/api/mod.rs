@@ -3,7 +3,7 @@
 pub(crate) mod auth;
 mod compat;
 pub(crate) mod cors;
-mod delta;
+pub(crate) mod delta;
 pub(crate) mod files;
 mod signatures;
 pub(crate) mod uploads;

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
+use axum::body::HttpBody as _;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -71,15 +72,26 @@ pub(crate) async fn read_body_limited(
 }
 
 /// A request body of at most `limit` bytes that arrives within `timeout`:
-/// 413 if longer, 408 if slower.
+/// 413 if longer, 408 if slower. Read into one buffer of the announced
+/// length, so a large body is held once, not once in pieces and once joined.
 pub(crate) async fn read_body_within(
     timeout: Duration,
     body: Body,
     limit: u64,
     what: &str,
 ) -> AppResult<Bytes> {
-    let limited = http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
-    let Ok(collected) = tokio::time::timeout(timeout, limited.collect()).await else {
+    let capacity = body.size_hint().exact().unwrap_or(0).min(limit);
+    let mut limited = http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
+    let read_all = async move {
+        let mut buf = bytes::BytesMut::with_capacity(capacity as usize);
+        while let Some(frame) = limited.frame().await {
+            if let Ok(data) = frame?.into_data() {
+                buf.extend_from_slice(&data);
+            }
+        }
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(buf.freeze())
+    };
+    let Ok(collected) = tokio::time::timeout(timeout, read_all).await else {
         return Err(AppError::new(
             StatusCode::REQUEST_TIMEOUT,
             "body_timeout",
@@ -87,7 +99,7 @@ pub(crate) async fn read_body_within(
         ));
     };
     match collected {
-        Ok(collected) => Ok(collected.to_bytes()),
+        Ok(bytes) => Ok(bytes),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(AppError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",

@@ -25,8 +25,9 @@ use crate::serve::commit::target_changed;
 use crate::serve::delta::{RangeSet, missing, moved_ranges, rebuilt_hash};
 use crate::serve::error::{AppError, AppResult};
 
-/// Parts in flight at once.
-const PARTS_IN_FLIGHT: usize = 3;
+/// Parts in flight at once: an upload part of 5 to 15 MiB is assembled in
+/// memory, so two (copies take no memory here, but keep their order).
+const PARTS_IN_FLIGHT: usize = 2;
 
 /// The new file as stretches of objects: `sources[piece.source]` is each
 /// piece's key.
@@ -110,9 +111,11 @@ impl Assembly {
     async fn bytes_of(&self, store: &BucketStore, pieces: &[Piece]) -> Result<Bytes, S3Error> {
         let mut out = BytesMut::with_capacity(pieces.iter().map(|p| p.len as usize).sum());
         for piece in pieces {
-            out.extend_from_slice(
-                &read_range(&store.bucket, &self.sources[piece.source], piece.range()).await?,
-            );
+            let key = &self.sources[piece.source];
+            let got = store.bucket.get_into(key, piece.range(), &mut out).await?;
+            if got != Some(piece.len) {
+                return Err(S3Error::Protocol(format!("{key}: {got:?} bytes read of {}", piece.len)));
+            }
         }
         Ok(out.freeze())
     }

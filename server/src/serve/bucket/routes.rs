@@ -30,7 +30,8 @@ use crate::fs::RelPath;
 use crate::limits::{DEFAULT_BLOCK_SIZE, check_block_size};
 use crate::serve::api::auth::require_token;
 use crate::serve::api::cors::cors;
-use crate::serve::api::files::{no_route, parse_range};
+use crate::serve::api::delta::{DOWNLOAD_FRAME, MAX_DATA_BODY, binary};
+use crate::serve::api::files::{file_response, no_route, requested_range};
 use crate::serve::api::uploads::read_body_within;
 use crate::serve::commit::target_changed;
 use crate::serve::delta::NewDelta;
@@ -39,16 +40,10 @@ use crate::serve::memory;
 
 type Shared = State<Arc<BucketState>>;
 
-/// The media type of protocol v2's binary messages.
-const DELTA_TYPE: &str = "application/vnd.diffcopy.delta";
-/// The most bytes one data request may carry.
-const MAX_DATA_BODY: u64 = 64 << 20;
 /// The literal bytes a client is asked to put in one data request: each
 /// request's contiguous data is one object, and one of 5 MiB or more
 /// becomes a copy part of the commit instead of being uploaded again.
-const DATA_BATCH: u64 = 8 << 20;
-/// The most bytes of literal data one download frame carries.
-const DOWNLOAD_FRAME: u64 = 4 << 20;
+const DATA_BATCH: u64 = 6 << 20;
 
 /// The whole application over a bucket, for `run_bucket` or oneshot tests.
 pub fn bucket_app(state: Arc<BucketState>) -> Router {
@@ -77,10 +72,6 @@ pub fn bucket_app(state: Arc<BucketState>) -> Router {
         .fallback(no_route)
         .layer(axum::middleware::from_fn_with_state(state.clone(), cors::<BucketState>))
         .with_state(state)
-}
-
-fn binary(bytes: impl Into<Body>) -> Response {
-    ([(header::CONTENT_TYPE, HeaderValue::from_static(DELTA_TYPE))], bytes.into()).into_response()
 }
 
 async fn not_supported() -> AppError {
@@ -121,21 +112,7 @@ async fn get_file(
 ) -> AppResult<Response> {
     let path = RelPath::parse(&path)?;
     let head = current(&state, &path).await?.head;
-    let size = head.size;
-    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
-        Some(spec) => parse_range(spec, size).map_err(|()| {
-            AppError::new(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                "bad_range",
-                format!("{spec} is outside the file ({size} bytes)"),
-            )
-        })?,
-        None => None,
-    };
-    let (status, start, len) = match range {
-        Some((start, end)) => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
-        None => (StatusCode::OK, 0, size),
-    };
+    let (status, start, len) = requested_range(&headers, head.size)?;
     let body = if method == Method::HEAD || len == 0 {
         Body::empty()
     } else {
@@ -165,20 +142,7 @@ async fn get_file(
         });
         Body::from_stream(chunks)
     };
-    let mut response = (status, body).into_response();
-    let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    if let Ok(etag) = HeaderValue::from_str(&head.etag()) {
-        h.insert(header::ETAG, etag);
-    }
-    if status == StatusCode::PARTIAL_CONTENT
-        && let Ok(v) = HeaderValue::from_str(&format!("bytes {}-{}/{size}", start, start + len - 1))
-    {
-        h.insert(header::CONTENT_RANGE, v);
-    }
-    Ok(response)
+    Ok(file_response(status, body, start, len, head.size, &head.etag()))
 }
 
 /// `POST /api/v2/uploads`.
@@ -294,10 +258,7 @@ async fn signature(
         _ => {
             let levels = Levels::for_block(block_size)
                 .map_err(|e| AppError::bad_request("bad_block_size", e.to_string()))?;
-            let seed_hex =
-                crate::random::random_hex(8).map_err(|e| AppError::internal("making a seed", e))?;
-            let seed =
-                u64::from_str_radix(&seed_hex, 16).map_err(|e| AppError::internal("making a seed", e))?;
+            let seed = crate::random::random_seed()?;
             let params = DeltaParams { file_size: head.size, seed, levels };
             let mut reader =
                 ObjectReader::new(store.bucket.clone(), store.keys.version(&head.version), head.size);

@@ -27,8 +27,6 @@ use super::BucketStore;
 use super::keys::data_range;
 use super::reader::{ObjectReader, read_range};
 use crate::frames::frame_bytes;
-use crate::fs::RelPath;
-use crate::limits::{DEFAULT_BLOCK_SIZE, check_block_count, check_block_size};
 use crate::s3::{Condition, S3Error};
 use crate::serve::commit::target_changed;
 use crate::serve::delta::{Hashes, NewDelta, RangeSet, Work, gone, inside_literal, missing};
@@ -154,6 +152,20 @@ pub(crate) struct Live {
     reported: Work,
 }
 
+impl Live {
+    /// An upload this instance knows nothing of yet but how it opened.
+    fn new(opened: Opened) -> AppResult<Self> {
+        Ok(Self {
+            params: opened.params()?,
+            opened,
+            rounds: 0,
+            matcher: None,
+            searched: None,
+            reported: Work::default(),
+        })
+    }
+}
+
 /// The sessions this instance has seen.
 pub(crate) type LiveSessions = Mutex<HashMap<String, Arc<tokio::sync::Mutex<Live>>>>;
 
@@ -180,21 +192,8 @@ pub(crate) struct Status {
 impl BucketStore {
     /// Opens an upload: checks the request and the base, writes `open`.
     pub(crate) async fn open_upload(&self, request: NewDelta) -> AppResult<Opened> {
-        let path = RelPath::parse(&request.path)?;
-        let block_size = request.block_size.unwrap_or(DEFAULT_BLOCK_SIZE);
-        check_block_size(block_size)?;
-        if request.size > self.max_file_size {
-            return Err(AppError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "file_too_large",
-                format!("{} bytes is more than this server's limit of {}", request.size, self.max_file_size),
-            ));
-        }
-        Levels::for_block(block_size).map_err(|e| AppError::bad_request("bad_block_size", e.to_string()))?;
-        let header =
-            diffcopy_core::SignatureHeader::new(diffcopy_core::HashAlgorithm::Sha1, block_size, request.size)
-                .map_err(|e| AppError::bad_request("bad_block_size", e.to_string()))?;
-        check_block_count(&header)?;
+        let (path, levels) = request.check(self.max_file_size)?;
+        let block_size = levels.block_size();
         let current = self.current(path.as_str()).await.map_err(|e| store_error("reading a pointer", e))?;
         if let Some(expected) = &request.base_etag
             && current.as_ref().map(|c| c.head.etag()).as_ref() != Some(expected)
@@ -222,14 +221,7 @@ impl BucketStore {
             .put(&self.keys.opened(&id), body, Condition::IfNoneMatch)
             .await
             .map_err(|e| store_error("opening an upload", e))?;
-        let live = Live {
-            params: opened.params()?,
-            opened: opened.clone(),
-            rounds: 0,
-            matcher: None,
-            searched: None,
-            reported: Work::default(),
-        };
+        let live = Live::new(opened.clone())?;
         self.live
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -253,15 +245,7 @@ impl BucketStore {
             .ok_or_else(|| gone(id))?;
         let opened: Opened =
             serde_json::from_slice(&body).map_err(|e| AppError::internal("reading an upload's record", e))?;
-        let live = Live {
-            params: opened.params()?,
-            opened,
-            rounds: 0,
-            matcher: None,
-            searched: None,
-            reported: Work::default(),
-        };
-        let live = Arc::new(tokio::sync::Mutex::new(live));
+        let live = Arc::new(tokio::sync::Mutex::new(Live::new(opened)?));
         Ok(self
             .live
             .lock()
@@ -583,5 +567,24 @@ impl BucketStore {
             .collect()
             .await;
         results.into_iter().collect::<Result<(), _>>().map_err(|e| store_error("deleting", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_search_outcome_round_trips_and_truncation_is_refused() {
+        let plan = Plan::literal(5000);
+        let searched =
+            Searched { file_hash: 0x1234_5678_9abc, known: vec![Some(7), None, Some(u128::MAX)], plan };
+        let bytes = searched.encode();
+        let back = Searched::decode(&bytes, 0).expect("decodes");
+        assert_eq!((back.file_hash, &back.known), (searched.file_hash, &searched.known));
+        assert_eq!(back.plan, searched.plan);
+        for cut in [0, 3, 20, 30, bytes.len() - 1] {
+            assert!(Searched::decode(&bytes[..cut], 0).is_none(), "cut at {cut}");
+        }
     }
 }

@@ -65,6 +65,30 @@ pub(crate) struct NewDelta {
     pub(crate) whole: bool,
 }
 
+impl NewDelta {
+    /// Checks the request against the server's limits: its path, its block
+    /// size (and so its levels), its size and its block count.
+    pub(crate) fn check(&self, max_file_size: u64) -> AppResult<(RelPath, Levels)> {
+        let path = RelPath::parse(&self.path)?;
+        let block_size = self.block_size.unwrap_or(DEFAULT_BLOCK_SIZE);
+        check_block_size(block_size)?;
+        if self.size > max_file_size {
+            return Err(AppError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "file_too_large",
+                format!("{} bytes is more than this server's limit of {max_file_size}", self.size),
+            ));
+        }
+        let levels = Levels::for_block(block_size)
+            .map_err(|e| AppError::bad_request("bad_block_size", e.to_string()))?;
+        let header =
+            diffcopy_core::SignatureHeader::new(diffcopy_core::HashAlgorithm::Sha1, block_size, self.size)
+                .map_err(|e| AppError::bad_request("bad_block_size", e.to_string()))?;
+        check_block_count(&header)?;
+        Ok((path, levels))
+    }
+}
+
 pub(crate) fn gone(id: &str) -> AppError {
     AppError::new(
         StatusCode::NOT_FOUND,
@@ -163,19 +187,8 @@ impl DeltaStore {
         request: NewDelta,
         open_elsewhere: usize,
     ) -> AppResult<Arc<DeltaUpload>> {
-        let path = RelPath::parse(&request.path)?;
-        let block_size = request.block_size.unwrap_or(DEFAULT_BLOCK_SIZE);
-        check_block_size(block_size)?;
-        if request.size > config.max_file_size {
-            return Err(AppError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "file_too_large",
-                format!(
-                    "{} bytes is more than this server's limit of {}",
-                    request.size, config.max_file_size
-                ),
-            ));
-        }
+        let (path, levels) = request.check(config.max_file_size)?;
+        let block_size = levels.block_size();
         if self.len() + open_elsewhere >= config.max_uploads {
             return Err(AppError::new(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -183,12 +196,6 @@ impl DeltaStore {
                 "too many uploads are open; finish or abort one, or wait for them to expire",
             ));
         }
-        let levels = Levels::for_block(block_size)
-            .map_err(|e| AppError::bad_request("bad_block_size", e.to_string()))?;
-        let header =
-            diffcopy_core::SignatureHeader::new(diffcopy_core::HashAlgorithm::Sha1, block_size, request.size)
-                .map_err(|e| AppError::bad_request("bad_block_size", e.to_string()))?;
-        check_block_count(&header)?;
         // Also refuses a target that is a directory or a symlink out of the root.
         let base = open_base(root, &path)?.map(Arc::new);
         if let Some(expected) = &request.base_etag
@@ -198,8 +205,7 @@ impl DeltaStore {
         }
         let dir = root.parent_dir(&path, true).map_err(|e| AppError::from_fs(e, &path))?;
         let id = crate::random::random_hex(16).map_err(|e| AppError::internal("making a session id", e))?;
-        let seed_hex = crate::random::random_hex(8).map_err(|e| AppError::internal("making a seed", e))?;
-        let seed = u64::from_str_radix(&seed_hex, 16).map_err(|e| AppError::internal("making a seed", e))?;
+        let seed = crate::random::random_seed()?;
         let params = DeltaParams { file_size: request.size, seed, levels };
         let staging_name = staging_name(&id);
         let staging = dir.create_new(&staging_name).map_err(|e| AppError::from_fs(e, &path))?;
