@@ -332,3 +332,23 @@ fn endpoints_without_an_object_store_form_answer_501() {
         .unwrap();
     assert_eq!(bad.status(), 400);
 }
+
+#[test]
+fn data_that_is_not_the_hashed_file_is_refused_at_commit() {
+    let cluster = Cluster::start("mismatch", 2, &[]);
+    let (a, b) = (cluster.servers[0].url(), cluster.servers[1].url());
+    let bytes = data((7 << 20) + 11, 50);
+    let mut forged = bytes.clone();
+    forged[(3 << 20) + 1] ^= 1;
+    // Hashed on arrival at one instance, committed by the other, and the
+    // other way round: both notice.
+    for (via, commit_at) in [(&a, &b), (&a, &a)] {
+        let upload = open(via, "forged.bin", bytes.len());
+        upload.hashes(via, &bytes);
+        upload.data(via, &forged, 0..forged.len());
+        let (code, body) = upload.commit(commit_at);
+        assert_eq!((code, body["error"].as_str()), (422, Some("file_hash_mismatch")), "{body}");
+    }
+    assert_eq!(cluster.file("forged.bin"), None, "nothing was committed");
+    assert_eq!(cluster.bucket.keys("files/versions/"), Vec::<String>::new());
+}

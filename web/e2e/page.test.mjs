@@ -24,6 +24,7 @@ import { chromium } from "playwright-core";
 const server = process.env.DIFFCOPY_SERVER_URL;
 const tlsServer = process.env.DIFFCOPY_TLS_SERVER_URL;
 const tlsCa = process.env.DIFFCOPY_TLS_CA;
+const bucketServer = process.env.DIFFCOPY_BUCKET_SERVER_URL;
 if (!server) throw new Error("set DIFFCOPY_SERVER_URL to a running diffcopy server");
 const repo = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const artifacts = process.env.DIFFCOPY_ARTIFACTS ?? join(repo, "artifacts");
@@ -351,5 +352,30 @@ test("over HTTPS the page is a secure context on HTTP/2 and uploads over v2", as
     assert.deepEqual(apiProtocols, ["h2"], "the API calls went over HTTP/2");
   } finally {
     await context.close();
+  }
+});
+
+test("over a server that keeps its files in an S3 bucket the page uploads a delta", async () => {
+  assert.ok(bucketServer, "set DIFFCOPY_BUCKET_SERVER_URL (scripts/browser-tests does)");
+  const other = await browser.newPage();
+  try {
+    await other.goto(bucketServer);
+    await other.waitForFunction(() => document.body.dataset.state === "idle");
+    const path = `e2e/${run}/bucket.bin`;
+    const old = Buffer.alloc(20 * MiB + 3);
+    randomFillSync(old);
+    cliUpload(old, path, bucketServer);
+    const next = Buffer.from(old);
+    for (const at of [MiB + 5, 12 * MiB]) next.fill(9, at, at + 4096);
+    await pick(next, "bucket.bin", other);
+    const { error, summary } = await uploadAndWait(path, other);
+    assert.equal(error, null, error?.text);
+    assert.equal(summary.protocol, "v2");
+    assert.ok(Number(summary.bytesSent) <= 64 * KiB, `sent ${summary.bytesSent} bytes`);
+    assert.equal(sha256(await serverBytes(path, bucketServer)), sha256(next));
+    const stats = await (await fetch(`${bucketServer}/api/v1/stats`)).json();
+    assert.ok(stats.store_bytes_copied > 0, "unchanged stretches were copied inside the store");
+  } finally {
+    await other.close();
   }
 });

@@ -164,7 +164,22 @@ async fn open_version(
     Ok((file, hold))
 }
 
-fn params_of(size: u64, block_size: Option<u32>, seed: u64) -> AppResult<DeltaParams> {
+/// A downloading client's need of finer hashes, checked against `params`.
+pub(crate) fn finer_need(body: &[u8], params: &DeltaParams) -> AppResult<Need> {
+    let need = Need::decode(body, params.file_size)
+        .map_err(|e| AppError::bad_request("bad_delta_message", e.to_string()))?;
+    if params.levels.size(usize::from(need.level)).is_none() || need.level == 0 {
+        return Err(AppError::bad_request(
+            "bad_delta_message",
+            format!("level {} is not a finer level", need.level),
+        ));
+    }
+    Ok(need)
+}
+
+/// The parameters of a `size`-byte file's hashes at `block_size` (default
+/// 1 MiB) under `seed`.
+pub(crate) fn params_of(size: u64, block_size: Option<u32>, seed: u64) -> AppResult<DeltaParams> {
     let block_size = block_size.unwrap_or(DEFAULT_BLOCK_SIZE);
     check_block_size(block_size)?;
     let levels =
@@ -214,14 +229,7 @@ pub(super) async fn piece_hashes(
     let size = file.metadata().map_err(|e| AppError::internal("reading metadata", e))?.len();
     let params = params_of(size, query.block_size, seed)?;
     let body = read_body_limited(&state, body, 16 << 20, "a need").await?;
-    let need =
-        Need::decode(&body, size).map_err(|e| AppError::bad_request("bad_delta_message", e.to_string()))?;
-    if params.levels.size(usize::from(need.level)).is_none() || need.level == 0 {
-        return Err(AppError::bad_request(
-            "bad_delta_message",
-            format!("level {} is not a finer level", need.level),
-        ));
-    }
+    let need = finer_need(&body, &params)?;
     let hashes = blocking("hashing pieces", move || {
         PieceHashes::compute(&params, need.level, &need.refine, &mut FileReader::with_len(&file, size))
             .map_err(|e| AppError::internal("reading a file", e))

@@ -220,10 +220,12 @@ impl BucketStore {
         let store = self.clone();
         let (checked, assembly) = {
             let runtime = Handle::current();
-            let known = searched.clone();
+            // Blocks the search found whole, or that arrived whole here,
+            // have known hashes; the others are read back from the store.
+            let known = self.known_hashes(id, &searched);
             tokio::task::spawn_blocking(move || {
                 let read = |offset: u64, buf: &mut [u8]| assembly.read_at(&store, &runtime, offset, buf);
-                let hash = rebuilt_hash(read, layout, params.seed, &known.known);
+                let hash = rebuilt_hash(read, layout, params.seed, &known);
                 (hash, assembly)
             })
             .await

@@ -20,7 +20,8 @@ mod routes;
 mod session;
 mod sweep;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use routes::bucket_app;
@@ -73,6 +74,9 @@ pub(crate) struct BucketStore {
     pub(crate) bucket: Bucket,
     pub(crate) keys: Keys,
     live: Arc<LiveSessions>,
+    /// Per session, the hashes of blocks that arrived whole in one data
+    /// request here: the commit need not read those back.
+    arrived: Arc<Mutex<HashMap<String, HashMap<u64, u128>>>>,
     max_file_size: u64,
     /// How long superseded versions and idle uploads are kept.
     pub(crate) grace: Duration,
@@ -120,6 +124,7 @@ impl BucketState {
             bucket,
             keys: Keys::new(&url.prefix),
             live: Arc::default(),
+            arrived: Arc::default(),
             max_file_size: config.max_file_size,
             grace: config.upload_ttl,
         };

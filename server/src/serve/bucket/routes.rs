@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use diffcopy_core::delta::{
-    BlockHashes, BlockHashesBuilder, DeltaParams, FRAMES_HEADER, Levels, MAX_FRAME, Need, PieceHashes, ReadAt,
+    BlockHashes, BlockHashesBuilder, FRAMES_HEADER, MAX_FRAME, Need, PieceHashes, ReadAt,
 };
 use futures_util::StreamExt as _;
 use serde::Deserialize;
@@ -30,7 +30,7 @@ use crate::fs::RelPath;
 use crate::limits::{DEFAULT_BLOCK_SIZE, check_block_size};
 use crate::serve::api::auth::require_token;
 use crate::serve::api::cors::cors;
-use crate::serve::api::delta::{DOWNLOAD_FRAME, MAX_DATA_BODY, binary};
+use crate::serve::api::delta::{DOWNLOAD_FRAME, MAX_DATA_BODY, binary, finer_need, params_of};
 use crate::serve::api::files::{file_response, no_route, requested_range};
 use crate::serve::api::uploads::read_body_within;
 use crate::serve::commit::target_changed;
@@ -256,10 +256,7 @@ async fn signature(
     let hashes = match stored {
         Some(bytes) if fits(&bytes) => bytes,
         _ => {
-            let levels = Levels::for_block(block_size)
-                .map_err(|e| AppError::bad_request("bad_block_size", e.to_string()))?;
-            let seed = crate::random::random_seed()?;
-            let params = DeltaParams { file_size: head.size, seed, levels };
+            let params = params_of(head.size, Some(block_size), crate::random::random_seed()?)?;
             let mut reader =
                 ObjectReader::new(store.bucket.clone(), store.keys.version(&head.version), head.size);
             tokio::task::spawn_blocking(move || {
@@ -306,10 +303,6 @@ async fn version_matching(
     Ok(head)
 }
 
-fn bad_need(e: impl std::fmt::Display) -> AppError {
-    AppError::bad_request("bad_delta_message", e.to_string())
-}
-
 /// `POST /api/v2/hashes/{path}`: piece hashes of the ranges a need refines.
 async fn piece_hashes(
     State(state): Shared,
@@ -323,16 +316,9 @@ async fn piece_hashes(
     let seed = u64::from_str_radix(&query.seed, 16)
         .map_err(|_| AppError::bad_request("bad_query", "seed must be 16 hex digits"))?;
     let head = version_matching(&state, &path, &headers).await?;
-    let block_size = query.block_size.unwrap_or(DEFAULT_BLOCK_SIZE);
-    check_block_size(block_size)?;
-    let levels =
-        Levels::for_block(block_size).map_err(|e| AppError::bad_request("bad_block_size", e.to_string()))?;
-    let params = DeltaParams { file_size: head.size, seed, levels };
+    let params = params_of(head.size, query.block_size, seed)?;
     let body = read_body_within(state.config.body_timeout, body, 16 << 20, "a need").await?;
-    let need = Need::decode(&body, head.size).map_err(bad_need)?;
-    if params.levels.size(usize::from(need.level)).is_none() || need.level == 0 {
-        return Err(bad_need(format!("level {} is not a finer level", need.level)));
-    }
+    let need = finer_need(&body, &params)?;
     let mut reader =
         ObjectReader::new(state.store.bucket.clone(), state.store.keys.version(&head.version), head.size);
     let hashes = tokio::task::spawn_blocking(move || {
@@ -355,7 +341,8 @@ async fn literal_data(
     let path = RelPath::parse(&path)?;
     let head = version_matching(&state, &path, &headers).await?;
     let body = read_body_within(state.config.body_timeout, body, 16 << 20, "a need").await?;
-    let need = Need::decode(&body, head.size).map_err(bad_need)?;
+    let need = Need::decode(&body, head.size)
+        .map_err(|e| AppError::bad_request("bad_delta_message", e.to_string()))?;
     let pieces: Vec<Range<u64>> = need
         .literal
         .iter()

@@ -32,6 +32,24 @@ use crate::serve::commit::target_changed;
 use crate::serve::delta::{Hashes, NewDelta, RangeSet, Work, gone, inside_literal, missing};
 use crate::serve::error::{AppError, AppResult};
 
+/// The block hashes of the blocks of `params`' file that lie wholly in
+/// `range`, whose bytes are `data`: (index, hash).
+fn whole_blocks(params: &DeltaParams, range: &Range<u64>, data: &[u8]) -> Vec<(u64, u128)> {
+    let block = u64::from(params.levels.block_size());
+    let mut out = Vec::new();
+    let mut i = range.start.div_ceil(block);
+    while i * block < params.file_size {
+        let (start, end) = (i * block, ((i + 1) * block).min(params.file_size));
+        if end > range.end {
+            break;
+        }
+        let bytes = &data[(start - range.start) as usize..(end - range.start) as usize];
+        out.push((i, diffcopy_core::delta::block_hash(params.seed, bytes)));
+        i += 1;
+    }
+    out
+}
+
 /// Literal bytes of one data request, borrowed from its body or decoded.
 enum Run {
     Slice(Bytes),
@@ -501,12 +519,37 @@ impl BucketStore {
         }
         let puts = runs.into_iter().map(|(range, data)| {
             let key = self.keys.data(id, &range);
-            async move { self.bucket.put(&key, data.into_bytes(), Condition::None).await }
+            let data = data.into_bytes();
+            async move {
+                self.bucket.put(&key, data.clone(), Condition::None).await?;
+                Ok::<_, S3Error>(whole_blocks(params, &range, &data))
+            }
         });
+        let mut hashes = Vec::new();
         for result in futures_util::future::join_all(puts).await {
-            result.map_err(|e| store_error("storing literal data", e))?;
+            hashes.extend(result.map_err(|e| store_error("storing literal data", e))?);
         }
+        self.arrived
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(id.to_owned())
+            .or_default()
+            .extend(hashes);
         Ok(stored)
+    }
+
+    /// The search's known block hashes of session `id`, and those of the
+    /// blocks that arrived whole at this instance.
+    pub(crate) fn known_hashes(&self, id: &str, searched: &Searched) -> Vec<Option<u128>> {
+        let arrived = self.arrived.lock().unwrap_or_else(PoisonError::into_inner);
+        let arrived = arrived.get(id);
+        let mut known = searched.known.clone();
+        for (i, hash) in known.iter_mut().enumerate() {
+            if hash.is_none() {
+                *hash = arrived.and_then(|a| a.get(&(i as u64))).copied();
+            }
+        }
+        known
     }
 
     /// The literal data objects stored for session `id`: (range, key).
@@ -549,13 +592,19 @@ impl BucketStore {
 
     /// Removes every object of session `id` and forgets it.
     pub(crate) async fn end_session(&self, id: &str) -> AppResult<()> {
-        self.live.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
+        self.forget(id);
         let keys = self
             .bucket
             .list(&self.keys.session(id))
             .await
             .map_err(|e| store_error("listing an upload", e))?;
         self.delete_all(keys.into_iter().map(|o| o.key).collect()).await
+    }
+
+    /// Drops what this instance holds of session `id`.
+    pub(crate) fn forget(&self, id: &str) {
+        self.live.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
+        self.arrived.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
     }
 
     /// Deletes `keys`, 16 at a time.
@@ -573,6 +622,28 @@ impl BucketStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_blocks_wholly_inside_a_run_are_hashed_on_arrival() {
+        let levels = Levels::for_block(4096).unwrap();
+        let params = DeltaParams { file_size: 3 * 4096 + 10, seed: 9, levels };
+        let file: Vec<u8> = (0..params.file_size).map(|i| (i * 7 % 251) as u8).collect();
+        let hashed = |range: Range<u64>| -> Vec<u64> {
+            let data = &file[range.start as usize..range.end as usize];
+            let out = whole_blocks(&params, &range, data);
+            for (i, hash) in &out {
+                let at = (*i * 4096) as usize;
+                let end = (at + 4096).min(file.len());
+                assert_eq!(*hash, diffcopy_core::delta::block_hash(9, &file[at..end]));
+            }
+            out.into_iter().map(|(i, _)| i).collect()
+        };
+        assert_eq!(hashed(0..params.file_size), [0, 1, 2, 3]);
+        assert_eq!(hashed(1..8192), [1]);
+        assert_eq!(hashed(4096..8191), Vec::<u64>::new());
+        assert_eq!(hashed(3 * 4096..params.file_size), [3]);
+        assert_eq!(hashed(3 * 4096..params.file_size - 1), Vec::<u64>::new());
+    }
 
     #[test]
     fn a_search_outcome_round_trips_and_truncation_is_refused() {

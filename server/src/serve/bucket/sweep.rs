@@ -6,7 +6,6 @@
 //! expire: docs/s3.md gives the lifecycle rule.
 
 use std::collections::HashMap;
-use std::sync::PoisonError;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -57,7 +56,7 @@ impl BucketStore {
             if newest > deadline {
                 continue;
             }
-            self.live.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+            self.forget(&id);
             for key in keys {
                 self.bucket.delete(&key).await?;
             }
