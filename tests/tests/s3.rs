@@ -307,16 +307,47 @@ fn bad_credentials_a_missing_bucket_and_no_store_stop_the_server_at_start() {
 }
 
 #[test]
-fn endpoints_without_an_object_store_form_answer_501() {
+fn downloads_work_over_every_protocol_and_other_uploads_answer_501() {
     let cluster = Cluster::start("unsupported", 1, &[]);
     let url = cluster.servers[0].url();
     let health: Value = http().get(format!("{url}/api/v1/health")).send().unwrap().json().unwrap();
     assert_eq!(health["protocols"], json!(["v2"]));
+    let dir = Scratch::new("s3-protocols");
+    let mut content = data((5 << 20) + 7, 60);
+    let source = dir.path().join("source.bin");
+    for step in ["new", "changed", "shrinking"] {
+        match step {
+            "changed" => content[(2 << 20) + 3] ^= 1,
+            "shrinking" => content.truncate((3 << 20) + 1),
+            _ => {}
+        }
+        write(&source, &content);
+        Client::new(dir.path().join("state")).arg(&source).arg(format!("{url}/dir/f.bin")).ok_json();
+        for protocol in ["v2", "v1", "pdiffcopy"] {
+            let local = dir.path().join(format!("{protocol}.bin"));
+            Client::new(dir.path().join("state"))
+                .args(["--protocol", protocol])
+                .arg(format!("{url}/dir/f.bin"))
+                .arg(&local)
+                .ok_json();
+            assert!(std::fs::read(&local).unwrap() == content, "{step}: the {protocol} download differs");
+        }
+        let local = dir.path().join("real-pdiffcopy.bin");
+        diffcopy_tests::run_pdiffcopy(&[
+            "-b",
+            "1048576",
+            &format!("{url}/dir/f.bin"),
+            local.to_str().unwrap(),
+        ]);
+        assert!(std::fs::read(&local).unwrap() == content, "{step}: pdiffcopy's download differs");
+    }
+    let missing = http().get(format!("{url}/info?filename=/nothing")).send().unwrap();
+    assert_eq!((missing.status().as_u16(), missing.bytes().unwrap().len()), (404, 0));
     for (method, path) in [
         ("POST", "/api/v1/uploads"),
-        ("GET", "/api/v1/signatures/x"),
-        ("GET", "/info?filename=/x"),
+        ("PUT", "/api/v1/uploads/x/blocks/0"),
         ("POST", "/blocks?filename=/x&offset=0"),
+        ("POST", "/resize?filename=/x&size=0"),
     ] {
         let reply = http().request(method.parse().unwrap(), format!("{url}{path}")).send().unwrap();
         assert_eq!(reply.status(), 501, "{method} {path}");

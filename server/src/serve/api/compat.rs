@@ -29,23 +29,23 @@ use crate::serve::locks::holding;
 use crate::serve::state::AppState;
 
 #[derive(Debug, Deserialize)]
-pub(super) struct FileQuery {
-    filename: String,
+pub(crate) struct FileQuery {
+    pub(crate) filename: String,
 }
 
 #[derive(Debug, Deserialize)]
-pub(super) struct HashesQuery {
-    filename: String,
-    method: Option<String>,
-    block_size: Option<u32>,
+pub(crate) struct HashesQuery {
+    pub(crate) filename: String,
+    pub(crate) method: Option<String>,
+    pub(crate) block_size: Option<u32>,
     concurrency: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
-pub(super) struct BlockQuery {
-    filename: String,
-    offset: u64,
-    size: Option<u64>,
+pub(crate) struct BlockQuery {
+    pub(crate) filename: String,
+    pub(crate) offset: u64,
+    pub(crate) size: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -54,7 +54,7 @@ pub(super) struct ResizeQuery {
     size: u64,
 }
 
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> AppResult<T> {
+pub(crate) fn query<T>(q: Result<Query<T>, QueryRejection>) -> AppResult<T> {
     Ok(q?.0)
 }
 
@@ -101,25 +101,34 @@ pub(super) async fn hashes(
     let digest_len = stream.header().algorithm().digest_len();
     let lines = futures_util::stream::unfold((stream, 0u64), move |(mut stream, mut offset)| async move {
         let chunk = stream.next_chunk().await?;
-        let text = chunk.map(|digests| {
-            let mut text = String::with_capacity(digests.len() / digest_len * (2 * digest_len + 14));
-            for digest in digests.chunks_exact(digest_len) {
-                let _ = write!(text, "{offset}");
-                text.push('\t');
-                let mut hex = [0u8; 2 * diffcopy_core::MAX_DIGEST_LEN];
-                text.push_str(diffcopy_core::hex::encode_to_slice(digest, &mut hex));
-                text.push('\n');
-                offset += u64::from(block_size);
-            }
-            Bytes::from(text)
-        });
+        let text = chunk.map(|digests| hash_lines(&digests, digest_len, block_size, &mut offset));
         Some((text, (stream, offset)))
     });
-    let mut response = Body::from_stream(holding(lines, hold)).into_response();
+    Ok(text_response(Body::from_stream(holding(lines, hold))))
+}
+
+/// pdiffcopy's `"<offset>\t<hex>\n"` lines for consecutive `digests` of
+/// `digest_len` bytes, the first at `offset` (moved past them).
+pub(crate) fn hash_lines(digests: &[u8], digest_len: usize, block_size: u32, offset: &mut u64) -> Bytes {
+    let mut text = String::with_capacity(digests.len() / digest_len * (2 * digest_len + 14));
+    for digest in digests.chunks_exact(digest_len) {
+        let _ = write!(text, "{offset}");
+        text.push('\t');
+        let mut hex = [0u8; 2 * diffcopy_core::MAX_DIGEST_LEN];
+        text.push_str(diffcopy_core::hex::encode_to_slice(digest, &mut hex));
+        text.push('\n');
+        *offset += u64::from(block_size);
+    }
+    Bytes::from(text)
+}
+
+/// `/hashes`' answer: plain text.
+pub(crate) fn text_response(body: Body) -> Response {
+    let mut response = body.into_response();
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    Ok(response)
+    response
 }
 
 /// `GET /blocks?filename=&offset=&size=`: raw bytes, short at the end of the file.
@@ -129,6 +138,27 @@ pub(super) async fn read_block(
 ) -> AppResult<Response> {
     let q = query(q)?;
     let path = RelPath::from_pdiffcopy(&q.filename)?;
+    let size = block_request_size(&q)?;
+    let hold = state.read_hold(&path).await?;
+    let bytes = blocking("reading a block", move || {
+        let _hold = hold;
+        let file = state.root.open_read(&path).map_err(|e| AppError::from_fs(e, &path))?;
+        read_at_most(&file, q.offset, size).map_err(|e| AppError::from_fs(e.into(), &path))
+    })
+    .await?;
+    Ok(octets(bytes))
+}
+
+/// Raw bytes as a response.
+pub(crate) fn octets(bytes: impl IntoResponse) -> Response {
+    let mut response = bytes.into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    response
+}
+
+/// The bytes a `GET /blocks` asks for: `size` (default 1 MiB), at most
+/// 64 MiB (413 `block_too_large`).
+pub(crate) fn block_request_size(q: &BlockQuery) -> AppResult<u64> {
     let size = q.size.unwrap_or(u64::from(DEFAULT_BLOCK_SIZE));
     if size > u64::from(MAX_BLOCK_SIZE) {
         return Err(AppError::new(
@@ -137,16 +167,7 @@ pub(super) async fn read_block(
             format!("a block may be at most {MAX_BLOCK_SIZE} bytes"),
         ));
     }
-    let hold = state.read_hold(&path).await?;
-    let bytes = blocking("reading a block", move || {
-        let _hold = hold;
-        let file = state.root.open_read(&path).map_err(|e| AppError::from_fs(e, &path))?;
-        read_at_most(&file, q.offset, size).map_err(|e| AppError::from_fs(e.into(), &path))
-    })
-    .await?;
-    let mut response = bytes.into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-    Ok(response)
+    Ok(size)
 }
 
 fn read_at_most(file: &File, offset: u64, size: u64) -> std::io::Result<Vec<u8>> {

@@ -1,11 +1,11 @@
 //! The HTTP routes: API v1, protocol v2, pdiffcopy's endpoints and the page.
 
 pub(crate) mod auth;
-mod compat;
+pub(crate) mod compat;
 pub(crate) mod cors;
 pub(crate) mod delta;
 pub(crate) mod files;
-mod signatures;
+pub(crate) mod signatures;
 pub(crate) mod uploads;
 
 use std::sync::Arc;

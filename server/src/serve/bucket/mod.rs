@@ -8,10 +8,12 @@
 //! * `parts.rs` and `commit.rs`: a new version built inside the store,
 //!   unchanged ranges copied (`UploadPartCopy`);
 //! * `reader.rs`: a version read by offset, for the search and hashing;
-//! * `routes.rs`: the HTTP routes; `sweep.rs`: removing superseded
+//! * `routes.rs`: the HTTP routes, `compat.rs` the reading side of API v1
+//!   and pdiffcopy's endpoints; `sweep.rs`: removing superseded
 //!   versions and abandoned uploads.
 
 mod commit;
+mod compat;
 mod head;
 mod keys;
 mod parts;

@@ -1,7 +1,8 @@
 //! The HTTP routes of a server over a bucket: the page, health and stats,
-//! files with ranges, protocol v2 uploads and downloads. API v1 uploads and
-//! signatures and pdiffcopy's endpoints answer 501: their blocks-in-place
-//! model has no object-store form worth having (docs/s3.md).
+//! files with ranges, protocol v2 uploads and downloads, and the reading
+//! side of API v1 and pdiffcopy's endpoints (`compat.rs`). API v1 uploads
+//! and pdiffcopy's writes answer 501: their blocks-in-place model has no
+//! object-store form worth having (docs/s3.md).
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -21,10 +22,10 @@ use futures_util::StreamExt as _;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::BucketState;
 use super::head::Current;
 use super::reader::{ObjectReader, read_range};
 use super::session::store_error;
+use super::{BucketState, compat};
 use crate::frames::push_frame;
 use crate::fs::RelPath;
 use crate::limits::{DEFAULT_BLOCK_SIZE, check_block_size};
@@ -51,7 +52,7 @@ pub fn bucket_app(state: Arc<BucketState>) -> Router {
         .route("/api/v1/health", get(health))
         .route("/api/v1/stats", get(stats))
         .route("/api/v1/files/{*path}", get(get_file))
-        .route("/api/v1/signatures/{*path}", any(not_supported))
+        .route("/api/v1/signatures/{*path}", get(compat::signature))
         .route("/api/v1/uploads", any(not_supported))
         .route("/api/v1/uploads/{*rest}", any(not_supported))
         .route("/api/v2/uploads", post(create))
@@ -62,9 +63,9 @@ pub fn bucket_app(state: Arc<BucketState>) -> Router {
         .route("/api/v2/signatures/{*path}", get(signature))
         .route("/api/v2/hashes/{*path}", post(piece_hashes))
         .route("/api/v2/data/{*path}", post(literal_data))
-        .route("/info", any(not_supported))
-        .route("/hashes", any(not_supported))
-        .route("/blocks", any(not_supported))
+        .route("/info", get(compat::info))
+        .route("/hashes", get(compat::hashes))
+        .route("/blocks", get(compat::read_block).post(not_supported))
         .route("/resize", any(not_supported))
         .layer(DefaultBodyLimit::disable())
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_token::<BucketState>));
@@ -78,8 +79,8 @@ async fn not_supported() -> AppError {
     AppError::new(
         StatusCode::NOT_IMPLEMENTED,
         "not_supported_by_store",
-        "this server keeps its files in an object store, which serves protocol v2 and ranged downloads; \
-         API v1 uploads and signatures and pdiffcopy's endpoints need a directory (diffcopy serve --root)",
+        "this server keeps its files in an object store: it takes uploads over protocol v2 only; \
+         API v1 uploads and pdiffcopy's writes need a directory (diffcopy serve --root)",
     )
 }
 
