@@ -8,8 +8,8 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use diffcopy::s3::{Bucket, BucketConfig, Credentials};
@@ -30,8 +30,15 @@ pub struct Weed {
     _dir: Scratch,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+/// Held while a `weed mini` picks its ports and binds them, so that two
+/// tests of one binary never pick the same free port.
+static STARTING: Mutex<()> = Mutex::new(());
+
+/// `n` distinct free ports (all bound at once, then released).
+fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> =
+        (0..n).map(|_| TcpListener::bind("127.0.0.1:0").expect("a free port")).collect();
+    listeners.iter().map(|l| l.local_addr().expect("a bound port").port()).collect()
 }
 
 /// The `weed` binary from the project's venv.
@@ -46,7 +53,9 @@ impl Weed {
     /// API creates buckets.
     pub fn start(name: &str) -> Self {
         let dir = Scratch::new(&format!("weed-{name}"));
-        let s3 = free_port();
+        let _starting = STARTING.lock().unwrap_or_else(PoisonError::into_inner);
+        let ports = free_ports(12);
+        let s3 = ports[0];
         let mut args = vec![
             format!("-dir={}", dir.path().display()),
             "-ip=127.0.0.1".into(),
@@ -55,7 +64,7 @@ impl Weed {
             "-webdav=false".into(),
             format!("-s3.port={s3}"),
         ];
-        for flag in [
+        for (flag, port) in [
             "master.port",
             "master.port.grpc",
             "volume.port",
@@ -67,8 +76,11 @@ impl Weed {
             "s3.port.lance",
             "admin.port",
             "admin.port.grpc",
-        ] {
-            args.push(format!("-{flag}={}", free_port()));
+        ]
+        .iter()
+        .zip(&ports[1..])
+        {
+            args.push(format!("-{}={}", flag, port));
         }
         let log = std::fs::File::create(dir.path().join("weed.log")).expect("weed log");
         let child = Command::new(weed_bin())
@@ -129,18 +141,9 @@ impl TestBucket {
 
     /// Creates the bucket, retrying while the store is still starting.
     pub fn create(&self) {
-        let mut last = String::new();
-        wait_until(Duration::from_secs(60), "the bucket to be created", || {
-            match self.runtime.block_on(self.bucket.create()) {
-                Ok(()) => true,
-                Err(e) => {
-                    last = e.to_string();
-                    std::thread::sleep(Duration::from_millis(50));
-                    false
-                }
-            }
+        wait_until(Duration::from_secs(60), "the store to create the bucket", || {
+            self.runtime.block_on(self.bucket.create()).is_ok()
         });
-        let _ = last;
     }
 
     /// Object `key`, whole.
