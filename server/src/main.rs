@@ -130,8 +130,9 @@ struct ServeArgs {
     /// AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or ~/.aws/credentials.
     #[arg(long, value_name = "s3://BUCKET[/PREFIX]", value_parser = StoreUrl::parse)]
     store: Option<StoreUrl>,
-    /// The S3 endpoint, http(s)://host[:port] (default: AWS's for the region).
-    #[arg(long, value_name = "URL", requires = "store", env = "DIFFCOPY_S3_ENDPOINT")]
+    /// The S3 endpoint, http(s)://host[:port] (default: AWS's for the
+    /// region); ignored without --store.
+    #[arg(long, value_name = "URL", env = "DIFFCOPY_S3_ENDPOINT")]
     s3_endpoint: Option<String>,
     /// The S3 region (default: AWS_REGION, ~/.aws/config, else us-east-1).
     #[arg(long, value_name = "REGION", requires = "store")]

@@ -52,15 +52,15 @@ impl Assembly {
                 Source::Literal => {
                     let mut pos = segment.new.start;
                     while pos < segment.new.end {
-                        // The stored run holding `pos` that reaches furthest.
-                        let (i, (range, _)) = data
-                            .iter()
-                            .enumerate()
-                            .filter(|(_, (r, _))| r.start <= pos && pos < r.end)
-                            .max_by_key(|(_, (r, _))| r.end)
-                            .ok_or_else(|| {
-                                AppError::internal("committing", format!("no literal data at {pos}"))
-                            })?;
+                        // A stored run holding `pos`: `data` is in key order,
+                        // which is start order, so the nearest start at or
+                        // before `pos` is the usual one (runs overlap only
+                        // where a client sent a range again).
+                        let at = data.partition_point(|(r, _)| r.start <= pos);
+                        let (i, (range, _)) =
+                            data[..at].iter().enumerate().rev().find(|(_, (r, _))| pos < r.end).ok_or_else(
+                                || AppError::internal("committing", format!("no literal data at {pos}")),
+                            )?;
                         let end = range.end.min(segment.new.end);
                         pieces.push(Piece { source: first_data + i, at: pos - range.start, len: end - pos });
                         pos = end;

@@ -552,7 +552,8 @@ impl BucketStore {
         known
     }
 
-    /// The literal data objects stored for session `id`: (range, key).
+    /// The literal data objects stored for session `id`, in start order
+    /// (key order, the offsets being zero-padded): (range, key).
     pub(crate) async fn data_objects(&self, id: &str) -> AppResult<Vec<(Range<u64>, String)>> {
         let prefix = self.keys.data_prefix(id);
         let listed = self.bucket.list(&prefix).await.map_err(|e| store_error("listing literal data", e))?;
