@@ -344,14 +344,10 @@ fn serve(args: ServeArgs) -> ExitCode {
                 return ExitCode::from(1);
             }
         };
-        let listener = match tokio::net::TcpListener::bind(config.listen).await {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("diffcopy: cannot listen on {}: {e}", config.listen);
-                return ExitCode::from(1);
-            }
+        let (listener, addr) = match bind(&config).await {
+            Ok(bound) => bound,
+            Err(code) => return code,
         };
-        let addr = listener.local_addr().unwrap_or(config.listen);
         let scheme = state.scheme();
         tracing::info!("serving {} at {scheme}://{addr}/", state.root_path().display());
         if config.tls.is_none() && !addr.ip().is_loopback() {
@@ -360,14 +356,33 @@ fn serve(args: ServeArgs) -> ExitCode {
                  serve HTTPS with --tls-cert and --tls-key, or behind a TLS reverse proxy"
             );
         }
-        match diffcopy::run(listener, state, diffcopy::shutdown_signal()).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("diffcopy: server error: {e}");
-                ExitCode::from(1)
-            }
-        }
+        served(diffcopy::run(listener, state, diffcopy::shutdown_signal()).await)
     })
+}
+
+/// The listening socket and its address; exit 1 if it cannot be had.
+async fn bind(config: &ServerConfig) -> Result<(tokio::net::TcpListener, SocketAddr), ExitCode> {
+    match tokio::net::TcpListener::bind(config.listen).await {
+        Ok(listener) => {
+            let addr = listener.local_addr().unwrap_or(config.listen);
+            Ok((listener, addr))
+        }
+        Err(e) => {
+            eprintln!("diffcopy: cannot listen on {}: {e}", config.listen);
+            Err(ExitCode::from(1))
+        }
+    }
+}
+
+/// The exit code of a server that has stopped.
+fn served(result: std::io::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("diffcopy: server error: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 /// `diffcopy serve --store s3://...`.
@@ -379,20 +394,10 @@ async fn serve_bucket(config: ServerConfig, store: StoreUrl) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let listener = match tokio::net::TcpListener::bind(config.listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("diffcopy: cannot listen on {}: {e}", config.listen);
-            return ExitCode::from(1);
-        }
+    let (listener, addr) = match bind(&config).await {
+        Ok(bound) => bound,
+        Err(code) => return code,
     };
-    let addr = listener.local_addr().unwrap_or(config.listen);
     tracing::info!("serving s3://{}/{} at {}://{addr}/", store.bucket, store.prefix, state.scheme());
-    match diffcopy::run_bucket(listener, state, diffcopy::shutdown_signal()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("diffcopy: server error: {e}");
-            ExitCode::from(1)
-        }
-    }
+    served(diffcopy::run_bucket(listener, state, diffcopy::shutdown_signal()).await)
 }

@@ -29,7 +29,7 @@ use super::reader::{ObjectReader, read_range};
 use crate::frames::frame_bytes;
 use crate::s3::{Condition, S3Error};
 use crate::serve::commit::target_changed;
-use crate::serve::delta::{Hashes, NewDelta, RangeSet, Work, gone, inside_literal, missing};
+use crate::serve::delta::{DeltaStatus, Hashes, NewDelta, RangeSet, Work, gone, inside_literal, missing};
 use crate::serve::error::{AppError, AppResult};
 
 /// The block hashes of the blocks of `params`' file that lie wholly in
@@ -193,18 +193,6 @@ fn conflict(code: &'static str, message: impl Into<String>) -> AppError {
 
 pub(crate) fn store_error(what: &str, e: S3Error) -> AppError {
     AppError::new(StatusCode::BAD_GATEWAY, "store_failed", format!("the object store failed {what}: {e}"))
-}
-
-/// What `GET /api/v2/uploads/{id}` answers (the directory server's fields).
-#[derive(Debug, Serialize)]
-pub(crate) struct Status {
-    id: String,
-    path: String,
-    size: u64,
-    phase: &'static str,
-    level: Option<u8>,
-    literal_bytes: Option<u64>,
-    missing: Vec<[u64; 2]>,
 }
 
 impl BucketStore {
@@ -567,7 +555,7 @@ impl BucketStore {
     }
 
     /// Session `live`'s state for resuming.
-    pub(crate) async fn status(&self, live: &mut Live) -> AppResult<Status> {
+    pub(crate) async fn status(&self, live: &mut Live) -> AppResult<DeltaStatus> {
         self.catch_up(live).await?;
         let (phase, level, literal_bytes, gaps) = match &live.searched {
             Some(searched) => {
@@ -580,7 +568,7 @@ impl BucketStore {
                 ("searching", live.matcher.as_ref().and_then(|m| m.expected()).map(|e| e.0), None, Vec::new())
             }
         };
-        Ok(Status {
+        Ok(DeltaStatus {
             id: live.opened.id.clone(),
             path: live.opened.path.clone(),
             size: live.opened.size,

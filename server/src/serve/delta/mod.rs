@@ -27,7 +27,7 @@ use tokio::sync::Notify;
 pub(crate) use commit::{DeltaOutcome, moved_ranges, rebuilt_hash};
 use journal::{DeltaJournal, Recovered};
 pub(crate) use ranges::RangeSet;
-pub(crate) use session::{DeltaUpload, Hashes, Work, inside_literal, missing};
+pub(crate) use session::{DeltaStatus, DeltaUpload, Hashes, Work, inside_literal, missing};
 use session::{Phase, State, lock};
 
 use crate::fs::{FileVersion, FsError, RESERVED_PREFIX, RelPath, Root};

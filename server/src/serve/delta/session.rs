@@ -99,17 +99,17 @@ pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// What `GET /api/v2/uploads/{id}` answers.
 #[derive(Debug, Serialize)]
 pub(crate) struct DeltaStatus {
-    id: String,
-    path: String,
-    size: u64,
+    pub(crate) id: String,
+    pub(crate) path: String,
+    pub(crate) size: u64,
     /// `searching`, `receiving` or `committing`.
-    phase: &'static str,
+    pub(crate) phase: &'static str,
     /// The level whose hashes come next, while searching.
-    level: Option<u8>,
+    pub(crate) level: Option<u8>,
     /// Literal bytes the plan needs, once known.
-    literal_bytes: Option<u64>,
+    pub(crate) literal_bytes: Option<u64>,
     /// Literal ranges still missing, `[start, end)`.
-    missing: Vec<[u64; 2]>,
+    pub(crate) missing: Vec<[u64; 2]>,
 }
 
 fn conflict(code: &'static str, message: impl Into<String>) -> AppError {
