@@ -332,6 +332,14 @@ fn downloads_work_over_every_protocol_and_other_uploads_answer_501() {
                 .ok_json();
             assert!(std::fs::read(&local).unwrap() == content, "{step}: the {protocol} download differs");
         }
+        // Block hashes at a block size the upload did not use: computed from the version.
+        let local = dir.path().join("v2-64k.bin");
+        Client::new(dir.path().join("state"))
+            .args(["-b", "64K"])
+            .arg(format!("{url}/dir/f.bin"))
+            .arg(&local)
+            .ok_json();
+        assert!(std::fs::read(&local).unwrap() == content, "{step}: the 64 KiB-block download differs");
         let local = dir.path().join("real-pdiffcopy.bin");
         diffcopy_tests::run_pdiffcopy(&[
             "-b",

@@ -84,9 +84,8 @@ impl Accepting {
     async fn until(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) {
         memory::limit_arenas();
         let trimming = tokio::spawn(memory::trim_when_idle(self.stats.clone()));
-        let (router, header_timeout, state) = (self.router, self.header_timeout, (self.tls, self.stats));
         let graceful = GracefulShutdown::new();
-        let reload = state.0.clone().map(|tls| tokio::spawn(tls.reload_on_sighup()));
+        let reload = self.tls.clone().map(|tls| tokio::spawn(tls.reload_on_sighup()));
         tokio::pin!(shutdown);
         loop {
             let stream = tokio::select! {
@@ -103,13 +102,13 @@ impl Accepting {
             };
             let _ = stream.set_nodelay(true);
             let connection = Connection {
-                router: router.clone(),
-                header_timeout,
+                router: self.router.clone(),
+                header_timeout: self.header_timeout,
                 watcher: graceful.watcher(),
-                tls: state.0.clone(),
-                stats: state.1.clone(),
+                tls: self.tls.clone(),
+                stats: self.stats.clone(),
             };
-            tokio::spawn(connection.serve(Counted::new(stream, state.1.clone())));
+            tokio::spawn(connection.serve(Counted::new(stream, self.stats.clone())));
         }
         drop(listener);
         if let Some(reload) = reload {

@@ -127,16 +127,34 @@ pub(super) async fn abort(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The query of `GET /api/v2/signatures/{path}`.
 #[derive(Debug, Deserialize)]
-pub(super) struct BlockQuery {
-    block_size: Option<u32>,
+pub(crate) struct BlockQuery {
+    pub(crate) block_size: Option<u32>,
 }
 
+/// The query of `POST /api/v2/hashes/{path}`.
 #[derive(Debug, Deserialize)]
-pub(super) struct PieceQuery {
-    block_size: Option<u32>,
+pub(crate) struct PieceQuery {
+    pub(crate) block_size: Option<u32>,
     /// The seed of the block hashes, 16 hex digits.
     seed: String,
+}
+
+impl PieceQuery {
+    /// The seed; 400 `bad_query` unless it is 16 hex digits.
+    pub(crate) fn seed(&self) -> AppResult<u64> {
+        u64::from_str_radix(&self.seed, 16)
+            .map_err(|_| AppError::bad_request("bad_query", "seed must be 16 hex digits"))
+    }
+}
+
+/// The version `If-Match` names: the one a download's hashes came from
+/// (400 `missing_if_match` without it).
+pub(crate) fn if_match(headers: &HeaderMap) -> AppResult<&str> {
+    headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()).ok_or_else(|| {
+        AppError::bad_request("missing_if_match", "If-Match must name the version the hashes came from")
+    })
 }
 
 /// Opens `path` and checks it is still the version `If-Match` names; the
@@ -146,10 +164,7 @@ async fn open_version(
     path: RelPath,
     headers: &HeaderMap,
 ) -> AppResult<(std::fs::File, ReadHold)> {
-    let wanted =
-        headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()).map(str::to_owned).ok_or_else(|| {
-            AppError::bad_request("missing_if_match", "If-Match must name the version the hashes came from")
-        })?;
+    let wanted = if_match(headers)?.to_owned();
     let hold = state.read_hold(&path).await?;
     let state = state.clone();
     let file = blocking("opening a file", move || {
@@ -223,8 +238,7 @@ pub(super) async fn piece_hashes(
 ) -> AppResult<Response> {
     let Query(query) = query?;
     let path = RelPath::parse(&path)?;
-    let seed = u64::from_str_radix(&query.seed, 16)
-        .map_err(|_| AppError::bad_request("bad_query", "seed must be 16 hex digits"))?;
+    let seed = query.seed()?;
     let (file, _hold) = open_version(&state, path, &headers).await?;
     let size = file.metadata().map_err(|e| AppError::internal("reading metadata", e))?.len();
     let params = params_of(size, query.block_size, seed)?;

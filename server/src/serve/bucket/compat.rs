@@ -19,7 +19,7 @@ use serde_json::json;
 
 use super::BucketState;
 use super::head::Head;
-use super::reader::read_range;
+use super::reader::{hash_blocks, read_range};
 use super::session::store_error;
 use crate::fs::RelPath;
 use crate::limits::{DEFAULT_BLOCK_SIZE, check_block_count, check_block_size};
@@ -33,35 +33,19 @@ use crate::serve::error::{AppError, AppResult};
 type Shared = State<Arc<BucketState>>;
 
 /// The digests of object `key`'s blocks, in order, a chunk per stretch of
-/// about 4 MiB; four stretches are read at a time and hashed on blocking
-/// threads.
+/// about 4 MiB ([`hash_blocks`]).
 fn block_digests(
     bucket: Bucket,
     key: String,
     header: SignatureHeader,
 ) -> impl Stream<Item = std::io::Result<Bytes>> + Send {
-    let (len, block) = (header.file_size(), u64::from(header.block_size()));
-    let span = ((4 << 20) / block).max(1) * block;
     let algorithm = header.algorithm();
-    futures_util::stream::iter((0..len).step_by(span as usize))
-        .map(move |start| {
-            let (bucket, key) = (bucket.clone(), key.clone());
-            async move {
-                let bytes = read_range(&bucket, &key, start..(start + span).min(len))
-                    .await
-                    .map_err(std::io::Error::other)?;
-                tokio::task::spawn_blocking(move || {
-                    let digests: Vec<u8> = bytes
-                        .chunks(block as usize)
-                        .flat_map(|b| hash_block(algorithm, b).as_bytes().to_vec())
-                        .collect();
-                    Bytes::from(digests)
-                })
-                .await
-                .map_err(std::io::Error::other)
-            }
-        })
-        .buffered(4)
+    hash_blocks(bucket, key, header.file_size(), header.block_size(), move |b| hash_block(algorithm, b)).map(
+        |digests| {
+            let digests = digests.map_err(std::io::Error::other)?;
+            Ok(Bytes::from(digests.iter().flat_map(|d| d.as_bytes().iter().copied()).collect::<Vec<u8>>()))
+        },
+    )
 }
 
 /// The current version of `path`, if any.

@@ -71,7 +71,17 @@ pub(crate) fn plan_parts(pieces: &[Piece], min: u64, max: u64) -> Vec<Part> {
     let pieces = merged(pieces);
     let last = pieces.len().saturating_sub(1);
     for (i, mut piece) in pieces.into_iter().enumerate() {
-        if piece.len < min && !(i == last && pending_len == 0 && !parts.is_empty()) {
+        // Whether this piece (after padding the short run ahead with its
+        // first bytes) is copied: it must stay at least `min` long, but for
+        // the last part. A short piece is uploaded, unless it is the last
+        // and nothing short waits before it.
+        let pad = min - pending_len;
+        let copied = if pending_len == 0 {
+            piece.len >= min || (i == last && !parts.is_empty())
+        } else {
+            piece.len >= min && (piece.len - pad >= min || i == last)
+        };
+        if !copied {
             pending.push(piece);
             pending_len += piece.len;
             if pending_len >= min {
@@ -81,19 +91,6 @@ pub(crate) fn plan_parts(pieces: &[Piece], min: u64, max: u64) -> Vec<Part> {
             continue;
         }
         if pending_len > 0 {
-            // Pad the short run ahead with this piece's first bytes, if
-            // what is left can still be copied (the last part may be
-            // short); else upload all of it.
-            let pad = min - pending_len;
-            if piece.len <= pad || (piece.len - pad < min && i != last) {
-                pending.push(piece);
-                pending_len += piece.len;
-                if pending_len >= min {
-                    parts.push(Part::Upload(std::mem::take(&mut pending)));
-                    pending_len = 0;
-                }
-                continue;
-            }
             let (head, rest) = piece.split(pad);
             pending.push(head);
             parts.push(Part::Upload(std::mem::take(&mut pending)));

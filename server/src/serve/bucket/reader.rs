@@ -1,12 +1,14 @@
 //! Reading a version from the bucket as the core's search and hashing
 //! read a file: [`ObjectReader`] implements `ReadAt` (blocking, for the
 //! blocking threads the search runs on) over ranged GETs of 1 MiB chunks,
-//! the last eight kept.
+//! the last eight kept; [`hash_blocks`] reads a whole object in parallel
+//! stretches and hashes its blocks.
 
 use std::ops::Range;
 
 use bytes::Bytes;
 use diffcopy_core::delta::ReadAt;
+use futures_util::{Stream, StreamExt as _};
 use tokio::runtime::Handle;
 
 use crate::s3::{Bucket, S3Error};
@@ -29,6 +31,31 @@ pub(crate) async fn read_range(bucket: &Bucket, key: &str, range: Range<u64>) ->
         return Err(S3Error::Protocol(format!("{key}: {} bytes read of {want}", bytes.len())));
     }
     Ok(bytes)
+}
+
+/// Object `key`'s blocks of `block_size` (`len` bytes in all) hashed with
+/// `hash`, in order, a batch per stretch of about 4 MiB: four stretches
+/// are read at a time, each hashed on a blocking thread.
+pub(crate) fn hash_blocks<T: Send + 'static>(
+    bucket: Bucket,
+    key: String,
+    len: u64,
+    block_size: u32,
+    hash: impl Fn(&[u8]) -> T + Clone + Send + 'static,
+) -> impl Stream<Item = Result<Vec<T>, S3Error>> + Send {
+    let block = u64::from(block_size);
+    let span = ((4 << 20) / block).max(1) * block;
+    futures_util::stream::iter((0..len).step_by(span as usize))
+        .map(move |start| {
+            let (bucket, key, hash) = (bucket.clone(), key.clone(), hash.clone());
+            async move {
+                let bytes = read_range(&bucket, &key, start..(start + span).min(len)).await?;
+                tokio::task::spawn_blocking(move || bytes.chunks(block_size as usize).map(hash).collect())
+                    .await
+                    .map_err(|e| S3Error::Protocol(format!("hashing: {e}")))
+            }
+        })
+        .buffered(4)
 }
 
 /// One object read by offset, from a blocking thread.

@@ -16,14 +16,13 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use diffcopy_core::delta::{
-    BlockHashes, BlockHashesBuilder, FRAMES_HEADER, MAX_FRAME, Need, PieceHashes, ReadAt,
+    BlockHash, BlockHashes, BlockHashesBuilder, FRAMES_HEADER, MAX_FRAME, Need, PieceHashes,
 };
 use futures_util::StreamExt as _;
-use serde::Deserialize;
 use serde_json::json;
 
 use super::head::Current;
-use super::reader::{ObjectReader, read_range};
+use super::reader::{ObjectReader, hash_blocks, read_range};
 use super::session::store_error;
 use super::{BucketState, compat};
 use crate::frames::push_frame;
@@ -31,7 +30,9 @@ use crate::fs::RelPath;
 use crate::limits::{DEFAULT_BLOCK_SIZE, check_block_size};
 use crate::serve::api::auth::require_token;
 use crate::serve::api::cors::cors;
-use crate::serve::api::delta::{DOWNLOAD_FRAME, MAX_DATA_BODY, binary, finer_need, params_of};
+use crate::serve::api::delta::{
+    BlockQuery, DOWNLOAD_FRAME, MAX_DATA_BODY, PieceQuery, binary, finer_need, if_match, params_of,
+};
 use crate::serve::api::files::{file_response, no_route, requested_range};
 use crate::serve::api::uploads::read_body_within;
 use crate::serve::commit::target_changed;
@@ -221,17 +222,6 @@ async fn abort(State(state): Shared, Path(id): Path<String>) -> AppResult<Status
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize)]
-struct BlockQuery {
-    block_size: Option<u32>,
-}
-
-#[derive(Debug, Deserialize)]
-struct PieceQuery {
-    block_size: Option<u32>,
-    seed: String,
-}
-
 /// `GET /api/v2/signatures/{path}`: the block hashes stored beside the
 /// version when their block size is the one asked for, else computed.
 async fn signature(
@@ -258,27 +248,19 @@ async fn signature(
         Some(bytes) if fits(&bytes) => bytes,
         _ => {
             let params = params_of(head.size, Some(block_size), crate::random::random_seed()?)?;
-            let mut reader =
-                ObjectReader::new(store.bucket.clone(), store.keys.version(&head.version), head.size);
-            tokio::task::spawn_blocking(move || {
-                let mut builder = BlockHashesBuilder::new(params);
-                let mut buf = vec![0u8; block_size as usize];
-                let mut at = 0u64;
-                while at < reader.len() {
-                    let n = (reader.len() - at).min(u64::from(block_size)) as usize;
-                    reader.read_at(at, &mut buf[..n]).map_err(|e| {
-                        store_error("reading a version", crate::s3::S3Error::Protocol(e.to_string()))
-                    })?;
-                    builder.push_block(&buf[..n]);
-                    at += n as u64;
+            let key = store.keys.version(&head.version);
+            let seed = params.seed;
+            let mut stretches = hash_blocks(store.bucket.clone(), key, head.size, block_size, move |b| {
+                BlockHash::of(seed, b)
+            });
+            let mut builder = BlockHashesBuilder::new(params);
+            while let Some(stretch) = stretches.next().await {
+                for hash in stretch.map_err(|e| store_error("reading a version", e))? {
+                    builder.push(hash);
                 }
-                builder
-                    .finish()
-                    .map(|h| Bytes::from(h.encode()))
-                    .map_err(|e| AppError::internal("hashing a version", e))
-            })
-            .await
-            .map_err(|e| AppError::internal("hashing a version", e))??
+            }
+            let hashes = builder.finish().map_err(|e| AppError::internal("hashing a version", e))?;
+            Bytes::from(hashes.encode())
         }
     };
     let mut response = binary(hashes);
@@ -294,9 +276,7 @@ async fn version_matching(
     path: &RelPath,
     headers: &HeaderMap,
 ) -> AppResult<super::head::Head> {
-    let wanted = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()).ok_or_else(|| {
-        AppError::bad_request("missing_if_match", "If-Match must name the version the hashes came from")
-    })?;
+    let wanted = if_match(headers)?;
     let head = current(state, path).await?.head;
     if head.etag() != wanted {
         return Err(target_changed(path));
@@ -314,8 +294,7 @@ async fn piece_hashes(
 ) -> AppResult<Response> {
     let Query(query) = query?;
     let path = RelPath::parse(&path)?;
-    let seed = u64::from_str_radix(&query.seed, 16)
-        .map_err(|_| AppError::bad_request("bad_query", "seed must be 16 hex digits"))?;
+    let seed = query.seed()?;
     let head = version_matching(&state, &path, &headers).await?;
     let params = params_of(head.size, query.block_size, seed)?;
     let body = read_body_within(state.config.body_timeout, body, 16 << 20, "a need").await?;

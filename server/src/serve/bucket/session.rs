@@ -21,11 +21,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use axum::http::StatusCode;
 use bytes::Bytes;
 use diffcopy_core::delta::{DeltaParams, Levels, Matcher, Need, Plan, SliceFile, parse_frames, pieces_of};
+use futures_util::{StreamExt as _, TryStreamExt as _};
 use serde::{Deserialize, Serialize};
 
 use super::BucketStore;
 use super::keys::data_range;
-use super::reader::{ObjectReader, read_range};
+use super::reader::{ObjectReader, hash_blocks};
 use crate::frames::frame_bytes;
 use crate::s3::{Condition, S3Error};
 use crate::serve::commit::target_changed;
@@ -316,16 +317,18 @@ impl BucketStore {
         // offset: those hashes come from parallel GETs of the whole base,
         // not from the search's reads one block at a time.
         let aligned = match (&opened.base, opened.whole, body.starts_with(b"DCB2")) {
-            (Some(base), false, true) => Some(
-                self.aligned_hashes(
-                    &self.keys.version(&base.version),
-                    base.size,
-                    opened.block_size,
-                    matcher.params().seed,
-                )
-                .await
-                .map_err(|e| store_error("reading the old version", e))?,
-            ),
+            (Some(base), false, true) => {
+                let seed = matcher.params().seed;
+                let key = self.keys.version(&base.version);
+                let stretches: Vec<Vec<u128>> =
+                    hash_blocks(self.bucket.clone(), key, base.size, opened.block_size, move |b| {
+                        diffcopy_core::delta::block_hash(seed, b)
+                    })
+                    .try_collect()
+                    .await
+                    .map_err(|e| store_error("reading the old version", e))?;
+                Some(stretches.concat())
+            }
             _ => None,
         };
         tokio::task::spawn_blocking(move || {
@@ -354,36 +357,6 @@ impl BucketStore {
         })
         .await
         .map_err(|e| AppError::internal("searching", e))?
-    }
-
-    /// The block hashes of object `key` (`len` bytes) under `seed`, read
-    /// in stretches of 4 MiB, four at a time, hashed on blocking threads.
-    async fn aligned_hashes(
-        &self,
-        key: &str,
-        len: u64,
-        block_size: u32,
-        seed: u64,
-    ) -> Result<Vec<u128>, S3Error> {
-        use futures_util::{StreamExt as _, TryStreamExt as _};
-        let block = u64::from(block_size);
-        let span = ((4 << 20) / block).max(1) * block;
-        let stretches: Vec<Vec<u128>> = futures_util::stream::iter((0..len).step_by(span as usize))
-            .map(|start| async move {
-                let bytes = read_range(&self.bucket, key, start..(start + span).min(len)).await?;
-                tokio::task::spawn_blocking(move || {
-                    bytes
-                        .chunks(block_size as usize)
-                        .map(|b| diffcopy_core::delta::block_hash(seed, b))
-                        .collect()
-                })
-                .await
-                .map_err(|e| S3Error::Protocol(format!("hashing: {e}")))
-            })
-            .buffered(4)
-            .try_collect()
-            .await?;
-        Ok(stretches.concat())
     }
 
     /// The exact length of the next hashes message of `live`.
@@ -598,7 +571,6 @@ impl BucketStore {
 
     /// Deletes `keys`, 16 at a time.
     pub(crate) async fn delete_all(&self, keys: Vec<String>) -> AppResult<()> {
-        use futures_util::StreamExt as _;
         let results: Vec<Result<(), S3Error>> = futures_util::stream::iter(keys)
             .map(|key| async move { self.bucket.delete(&key).await })
             .buffer_unordered(16)
