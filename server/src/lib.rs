@@ -22,6 +22,6 @@ pub mod s3;
 mod serve;
 
 pub use serve::{
-    AppError, AppResult, AppState, BucketState, CommitMode, FaultHook, FaultPoint, ServerConfig,
+    AppError, AppResult, AppState, BucketState, CommitMode, ErrorKind, FaultHook, FaultPoint, ServerConfig,
     StatsSnapshot, StoreUrl, TlsError, TlsFiles, app, bucket_app, defaults, run, run_bucket, shutdown_signal,
 };

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use diffcopy::{AppState, ServerConfig};
 
 pub mod s3;
+pub mod stores;
 pub mod tls;
 use diffcopy_core::{HashAlgorithm, Signature, SignatureBuilder};
 

@@ -50,8 +50,21 @@ pub fn weed_bin() -> PathBuf {
 
 impl Weed {
     /// Starts `weed mini` with every port its own and waits until its S3
-    /// API creates buckets.
+    /// API creates buckets; it is killed when this is dropped.
     pub fn start(name: &str) -> Self {
+        Self::launch(name, false)
+    }
+
+    /// [`start`](Self::start) for a `weed mini` that lives as long as the
+    /// test process (to keep in a static, which is never dropped): a shell
+    /// between the two reads its standard input, a pipe from this process,
+    /// and kills `weed` when that reaches its end, as it does when this
+    /// process ends, however it ends.
+    pub fn start_for_process(name: &str) -> Self {
+        Self::launch(name, true)
+    }
+
+    fn launch(name: &str, for_process: bool) -> Self {
         let dir = Scratch::new(&format!("weed-{name}"));
         let _starting = STARTING.lock().unwrap_or_else(PoisonError::into_inner);
         let ports = free_ports(12);
@@ -83,12 +96,25 @@ impl Weed {
             args.push(format!("-{}={}", flag, port));
         }
         let log = std::fs::File::create(dir.path().join("weed.log")).expect("weed log");
-        let child = Command::new(weed_bin())
+        let mut command = if for_process {
+            let mut sh = Command::new("sh");
+            sh.arg("-c")
+                .arg(r#""$@" </dev/null & w=$!; read _ || true; kill -9 "$w"; rm -rf "$WEED_DIR""#)
+                .arg("sh")
+                .arg(weed_bin())
+                .env("WEED_DIR", dir.path())
+                .stdin(Stdio::piped());
+            sh
+        } else {
+            let mut weed = Command::new(weed_bin());
+            weed.stdin(Stdio::null());
+            weed
+        };
+        let child = command
             .arg("mini")
             .args(&args)
             .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
             .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-            .stdin(Stdio::null())
             .stdout(log.try_clone().expect("weed log"))
             .stderr(log)
             .spawn()

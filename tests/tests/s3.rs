@@ -5,8 +5,8 @@
 use std::process::Command;
 use std::time::Duration;
 
-use diffcopy_core::delta::{BlockHashesBuilder, Codec, DeltaParams, FRAMES_HEADER, Levels, write_frame};
 use diffcopy_tests::s3::{ACCESS_KEY, RoundRobin, SECRET_KEY, TestBucket, Weed};
+use diffcopy_tests::stores::{RawUpload, open};
 use diffcopy_tests::{Client, Scratch, ServerProcess, data, diffcopy_bin, http, wait_until};
 use serde_json::{Value, json};
 
@@ -111,59 +111,6 @@ fn two_instances_serve_one_bucket_request_by_request() {
     // Nothing of the sessions is left behind.
     assert_eq!(cluster.bucket.keys("files/sessions/"), Vec::<String>::new());
     drop(cluster.weed);
-}
-
-/// Protocol v2 by hand, for races and crashes a CLI run cannot pin down.
-struct RawUpload {
-    id: String,
-    params: DeltaParams,
-}
-
-fn open(server: &str, path: &str, size: usize) -> RawUpload {
-    let reply = http()
-        .post(format!("{server}/api/v2/uploads"))
-        .json(&json!({ "path": path, "size": size, "whole": true }))
-        .send()
-        .unwrap();
-    assert_eq!(reply.status(), 201);
-    let created: Value = reply.json().unwrap();
-    let seed = u64::from_str_radix(created["seed"].as_str().unwrap(), 16).unwrap();
-    let sizes: Vec<u32> =
-        created["levels"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
-    let levels = Levels::new(&sizes).unwrap();
-    RawUpload {
-        id: created["id"].as_str().unwrap().to_owned(),
-        params: DeltaParams { file_size: size as u64, seed, levels },
-    }
-}
-
-impl RawUpload {
-    /// Sends the block hashes of `bytes` (the one round of a whole upload).
-    fn hashes(&self, server: &str, bytes: &[u8]) {
-        let mut builder = BlockHashesBuilder::new(self.params);
-        for block in bytes.chunks(self.params.levels.block_size() as usize) {
-            builder.push_block(block);
-        }
-        let reply = http()
-            .post(format!("{server}/api/v2/uploads/{}/hashes", self.id))
-            .body(builder.finish().unwrap().encode())
-            .send()
-            .unwrap();
-        assert_eq!(reply.status(), 200, "{:?}", reply.text());
-    }
-
-    fn data(&self, server: &str, bytes: &[u8], range: std::ops::Range<usize>) {
-        let mut body = FRAMES_HEADER.to_vec();
-        write_frame(&mut body, range.start as u64, range.len() as u32, Codec::Raw, &bytes[range]);
-        let reply =
-            http().post(format!("{server}/api/v2/uploads/{}/data", self.id)).body(body).send().unwrap();
-        assert_eq!(reply.status(), 204, "{:?}", reply.text());
-    }
-
-    fn commit(&self, server: &str) -> (u16, Value) {
-        let reply = http().post(format!("{server}/api/v2/uploads/{}/commit", self.id)).send().unwrap();
-        (reply.status().as_u16(), reply.json().unwrap_or(Value::Null))
-    }
 }
 
 #[test]
@@ -390,4 +337,90 @@ fn data_that_is_not_the_hashed_file_is_refused_at_commit() {
     }
     assert_eq!(cluster.file("forged.bin"), None, "nothing was committed");
     assert_eq!(cluster.bucket.keys("files/versions/"), Vec::<String>::new());
+}
+
+#[test]
+fn a_range_sent_twice_with_other_bytes_never_lands_whichever_instance_hashed_it() {
+    let cluster = Cluster::start("twice", 2, &[]);
+    let (a, b) = (cluster.servers[0].url(), cluster.servers[1].url());
+    let bytes = data((3 << 20) + 11, 90);
+    let mut forged = bytes.clone();
+    forged[(1 << 20) + 5] ^= 1;
+    // Every block arrives whole in one request, so each instance that
+    // stores a range holds its hashes for the commit.
+    for (n, (first, second)) in [(&bytes, &forged), (&forged, &bytes)].into_iter().enumerate() {
+        for (first_at, second_at, commit_at) in [(&a, &b, &a), (&a, &b, &b), (&a, &a, &a)] {
+            let path = format!("twice-{n}.bin");
+            let upload = open(first_at, &path, bytes.len());
+            upload.hashes(first_at, &bytes);
+            upload.data(first_at, first, 0..bytes.len());
+            upload.data(second_at, second, 0..bytes.len());
+            let (code, body) = upload.commit(commit_at);
+            // The first bytes stored are the upload's: the honest ones
+            // land, the forged ones are refused; never a mixture.
+            if *first == bytes {
+                assert_eq!(code, 200, "{body}");
+                assert!(cluster.file(&path).as_ref() == Some(&bytes), "the stored file is the hashed one");
+            } else {
+                assert_eq!((code, body["error"].as_str()), (422, Some("file_hash_mismatch")), "{body}");
+                assert_ne!(cluster.file(&path).as_ref(), Some(&forged), "forged bytes never land");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_store_that_fails_is_a_retryable_503_not_a_race() {
+    let cluster = Cluster::start("failing", 1, &[]);
+    let url = cluster.servers[0].url();
+    let bytes = data((1 << 20) + 7, 91);
+    let upload = open(&url, "f.bin", bytes.len());
+    upload.hashes(&url, &bytes);
+    upload.data(&url, &bytes, 0..bytes.len());
+    let Cluster { weed, bucket, servers } = cluster;
+    drop(weed);
+    let (code, body) = upload.commit(&url);
+    assert_eq!((code, body["error"].as_str()), (503, Some("store_unavailable")), "{body}");
+    let status = http().get(format!("{url}/api/v2/uploads/{}", upload.id)).send().unwrap();
+    assert_eq!(status.status(), 503);
+    drop((bucket, servers));
+}
+
+/// Resident set size of process `pid`, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn what_instances_remember_of_sessions_goes_once_idle() {
+    // A grace of 40 s: instances forget sessions idle for 10 s.
+    let cluster = Cluster::start("forget", 2, &["--upload-ttl", "40"]);
+    let proxy = RoundRobin::start(cluster.servers.iter().map(|s| s.addr).collect());
+    let url = proxy.url();
+    let bytes = data(70_000, 92);
+    let started = std::time::Instant::now();
+    for i in 0..300 {
+        assert!(started.elapsed() < Duration::from_secs(240), "300 sessions took too long");
+        // Open, hashes, data, commit: each request at the other instance.
+        let upload = open(&url, &format!("many/{i}"), bytes.len());
+        upload.hashes(&url, &bytes);
+        upload.data(&url, &bytes, 0..bytes.len());
+        let (code, body) = upload.commit(&url);
+        assert_eq!(code, 200, "{body}");
+    }
+    let held = |i: usize| {
+        let stats = cluster.stats(i);
+        stats["cached_sessions"].as_u64().unwrap() + stats["cached_block_hashes"].as_u64().unwrap()
+    };
+    let peak: Vec<u64> = cluster.servers.iter().map(|s| rss_kib(s.child.id())).collect();
+    assert!(held(0) + held(1) > 0, "the instances that did not commit a session still hold it");
+    wait_until(Duration::from_secs(60), "both instances forgetting every idle session", || {
+        held(0) == 0 && held(1) == 0
+    });
+    for (i, server) in cluster.servers.iter().enumerate() {
+        let now = rss_kib(server.child.id());
+        assert!(now <= peak[i] + 2048, "instance {i}: {} KiB at the end, {} KiB before", now, peak[i]);
+    }
 }

@@ -34,6 +34,21 @@ impl S3Error {
             || matches!(self, Self::Status { code, .. } if code == "ConditionalRequestConflict")
     }
 
+    /// Whether the same request may well succeed if tried again: no
+    /// answer, a throttle (429, `SlowDown`) or a server error (500, 502,
+    /// 503, 504), as AWS's standard retry mode counts them.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Transport(_) => true,
+            Self::Status { status, code, .. } => {
+                matches!(status, 429 | 500 | 502 | 503 | 504)
+                    || code == "SlowDown"
+                    || code == "RequestTimeout"
+            }
+            Self::Protocol(_) => false,
+        }
+    }
+
     /// Whether the object (or the bucket) does not exist.
     pub fn is_not_found(&self) -> bool {
         self.status() == Some(404)

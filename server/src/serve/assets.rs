@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
 use crate::fs::RelPath;
-use crate::serve::error::AppError;
+use crate::serve::error::{AppError, ErrorKind};
 use crate::serve::state::Served;
 
 include!(concat!(env!("OUT_DIR"), "/assets.rs"));
@@ -38,8 +38,9 @@ async fn asset<S: Served>(State(state): State<Arc<S>>, Path(path): Path<String>)
     match valid {
         Ok(path) => match load(state.settings(), &path).await {
             Some(bytes) => serve(&path, bytes),
-            None => AppError::new(StatusCode::NOT_FOUND, "no_route", format!("nothing is served at /{path}"))
-                .into_response(),
+            None => {
+                AppError::new(ErrorKind::NoRoute, format!("nothing is served at /{path}")).into_response()
+            }
         },
         Err(e) => AppError::from(e).into_response(),
     }

@@ -1,5 +1,6 @@
-//! The one error type handlers return: a status, a stable code and a message
-//! for the client; anything internal goes to the log, not to the client.
+//! The one error type handlers return: a kind (which fixes the status and
+//! the stable code the client sees) and a message; anything internal goes
+//! to the log, not to the client.
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -9,11 +10,91 @@ use serde_json::{Map, Value, json};
 use crate::fs::{FsError, PathError};
 use crate::limits::LimitError;
 
+/// Declares [`ErrorKind`]: each kind with its HTTP status and its code,
+/// the one place either is written.
+macro_rules! kinds {
+    ($($kind:ident => $status:ident, $code:literal;)*) => {
+        /// What went wrong, as the client can branch on it (docs/api.md,
+        /// "Errors"): the status and the code follow from the kind.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum ErrorKind {
+            $(
+                #[doc = concat!("`", $code, "` (", stringify!($status), ")")]
+                $kind,
+            )*
+        }
+
+        impl ErrorKind {
+            /// The stable code in the answer's `error` field.
+            pub fn code(self) -> &'static str {
+                match self { $(Self::$kind => $code,)* }
+            }
+
+            /// The HTTP status answered.
+            pub fn status(self) -> StatusCode {
+                match self { $(Self::$kind => StatusCode::$status,)* }
+            }
+        }
+    };
+}
+
+kinds! {
+    BadBlockLength => BAD_REQUEST, "bad_block_length";
+    BadBlockSize => BAD_REQUEST, "bad_block_size";
+    BadBody => BAD_REQUEST, "bad_body";
+    BadDeltaMessage => BAD_REQUEST, "bad_delta_message";
+    BadDigest => BAD_REQUEST, "bad_digest";
+    BadHash => BAD_REQUEST, "bad_hash";
+    BadIndex => BAD_REQUEST, "bad_index";
+    BadJson => BAD_REQUEST, "bad_json";
+    BadPath => BAD_REQUEST, "bad_path";
+    BadQuery => BAD_REQUEST, "bad_query";
+    BadRange => RANGE_NOT_SATISFIABLE, "bad_range";
+    BadSignature => BAD_REQUEST, "bad_signature";
+    BlockOutOfRange => BAD_REQUEST, "block_out_of_range";
+    BlockTooLarge => PAYLOAD_TOO_LARGE, "block_too_large";
+    BodyTimeout => REQUEST_TIMEOUT, "body_timeout";
+    BodyTooLarge => PAYLOAD_TOO_LARGE, "body_too_large";
+    Busy => TOO_MANY_REQUESTS, "busy";
+    CommitInProgress => CONFLICT, "commit_in_progress";
+    CommitUnfinished => SERVICE_UNAVAILABLE, "commit_unfinished";
+    DigestMismatch => CONFLICT, "digest_mismatch";
+    FileChanged => CONFLICT, "file_changed";
+    FileHashMismatch => UNPROCESSABLE_ENTITY, "file_hash_mismatch";
+    FileTooLarge => PAYLOAD_TOO_LARGE, "file_too_large";
+    Internal => INTERNAL_SERVER_ERROR, "internal";
+    MissingBlocks => CONFLICT, "missing_blocks";
+    MissingData => CONFLICT, "missing_data";
+    MissingDigest => BAD_REQUEST, "missing_digest";
+    MissingIfMatch => BAD_REQUEST, "missing_if_match";
+    NoRoute => NOT_FOUND, "no_route";
+    NoSpace => INSUFFICIENT_STORAGE, "no_space";
+    NoSuchUpload => NOT_FOUND, "no_such_upload";
+    NotAFile => BAD_REQUEST, "not_a_file";
+    NotFound => NOT_FOUND, "not_found";
+    NotReceiving => CONFLICT, "not_receiving";
+    NotSupportedByStore => NOT_IMPLEMENTED, "not_supported_by_store";
+    OutsideRoot => FORBIDDEN, "outside_root";
+    PermissionDenied => FORBIDDEN, "permission_denied";
+    ReadOnly => FORBIDDEN, "read_only";
+    RoundInProgress => CONFLICT, "round_in_progress";
+    SearchNotOver => CONFLICT, "search_not_over";
+    SearchOver => CONFLICT, "search_over";
+    SignatureMismatch => BAD_REQUEST, "signature_mismatch";
+    StoreFailed => BAD_GATEWAY, "store_failed";
+    StoreUnavailable => SERVICE_UNAVAILABLE, "store_unavailable";
+    TargetBusy => SERVICE_UNAVAILABLE, "target_busy";
+    TargetChanged => PRECONDITION_FAILED, "target_changed";
+    TooManyBlocks => BAD_REQUEST, "too_many_blocks";
+    TooManyUploads => TOO_MANY_REQUESTS, "too_many_uploads";
+    Unauthorized => UNAUTHORIZED, "unauthorized";
+    UnexpectedData => BAD_REQUEST, "unexpected_data";
+}
+
 /// An error answered as `{"error": code, "message": ..., ...extra}`.
 #[derive(Debug)]
 pub struct AppError {
-    status: StatusCode,
-    code: &'static str,
+    kind: ErrorKind,
     message: String,
     extra: Map<String, Value>,
 }
@@ -22,25 +103,20 @@ pub struct AppError {
 pub type AppResult<T> = Result<T, AppError>;
 
 impl AppError {
-    /// An error with the given status, code and message.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), extra: Map::new() }
-    }
-
-    /// 400 with a code.
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, message)
+    /// An error of `kind` with a message for the client.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self { kind, message: message.into(), extra: Map::new() }
     }
 
     /// 404 for a file that does not exist.
     pub fn not_found(what: impl std::fmt::Display) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} does not exist"))
+        Self::new(ErrorKind::NotFound, format!("{what} does not exist"))
     }
 
     /// 500: the details are logged, the client hears only that it failed.
     pub fn internal(context: &str, err: impl std::fmt::Display) -> Self {
         tracing::error!("{context}: {err}");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("{context} failed on the server"))
+        Self::new(ErrorKind::Internal, format!("{context} failed on the server"))
     }
 
     /// Adds a field to the JSON body.
@@ -51,34 +127,35 @@ impl AppError {
 
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
-        self.status
+        self.kind.status()
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
     }
 
     /// The stable error code.
     pub fn code(&self) -> &'static str {
-        self.code
+        self.kind.code()
     }
 
     /// Maps a file-system error on `path` to a client answer.
     pub(crate) fn from_fs(err: FsError, path: impl std::fmt::Display) -> Self {
         match err {
             FsError::NotFound => Self::not_found(path),
-            FsError::OutsideRoot => Self::new(
-                StatusCode::FORBIDDEN,
-                "outside_root",
-                format!("{path} resolves outside the served root"),
-            ),
-            FsError::NotAFile => Self::bad_request("not_a_file", format!("{path} is not a regular file")),
-            FsError::Io(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Self::new(
-                StatusCode::FORBIDDEN,
-                "permission_denied",
-                format!("the server may not access {path}"),
-            ),
+            FsError::OutsideRoot => {
+                Self::new(ErrorKind::OutsideRoot, format!("{path} resolves outside the served root"))
+            }
+            FsError::NotAFile => Self::new(ErrorKind::NotAFile, format!("{path} is not a regular file")),
+            FsError::Io(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                Self::new(ErrorKind::PermissionDenied, format!("the server may not access {path}"))
+            }
             FsError::Io(e)
                 if matches!(e.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::FileTooLarge) =>
             {
                 tracing::warn!("{path}: {e}");
-                Self::new(StatusCode::INSUFFICIENT_STORAGE, "no_space", "the server has no room for the file")
+                Self::new(ErrorKind::NoSpace, "the server has no room for the file")
             }
             FsError::Io(e) => Self::internal(&format!("file operation on {path}"), e),
         }
@@ -87,44 +164,45 @@ impl AppError {
 
 impl From<PathError> for AppError {
     fn from(err: PathError) -> Self {
-        Self::bad_request("bad_path", err.to_string())
+        Self::new(ErrorKind::BadPath, err.to_string())
     }
 }
 
 impl From<LimitError> for AppError {
     fn from(err: LimitError) -> Self {
-        let code = match err {
-            LimitError::BlockSize { .. } => "bad_block_size",
-            LimitError::TooManyBlocks { .. } => "too_many_blocks",
+        let kind = match err {
+            LimitError::BlockSize { .. } => ErrorKind::BadBlockSize,
+            LimitError::TooManyBlocks { .. } => ErrorKind::TooManyBlocks,
         };
-        Self::bad_request(code, err.to_string())
+        Self::new(kind, err.to_string())
     }
 }
 
 impl From<diffcopy_core::ParseAlgorithmError> for AppError {
     fn from(err: diffcopy_core::ParseAlgorithmError) -> Self {
-        Self::bad_request("bad_hash", err.to_string())
+        Self::new(ErrorKind::BadHash, err.to_string())
     }
 }
 
 impl From<axum::extract::rejection::QueryRejection> for AppError {
     fn from(err: axum::extract::rejection::QueryRejection) -> Self {
-        Self::bad_request("bad_query", err.body_text())
+        Self::new(ErrorKind::BadQuery, err.body_text())
     }
 }
 
 impl std::fmt::Display for AppError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
+        write!(f, "{} {}: {}", self.status().as_u16(), self.code(), self.message)
     }
 }
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        let mut body = json!({ "error": self.code, "message": self.message });
+        let status = self.status();
+        let mut body = json!({ "error": self.code(), "message": self.message });
         if let Value::Object(map) = &mut body {
             map.extend(self.extra);
         }
-        (self.status, Json(body)).into_response()
+        (status, Json(body)).into_response()
     }
 }

@@ -4,7 +4,11 @@
 //! In-process tests set [`ServerConfig::fault_hook`](super::ServerConfig);
 //! tests of a `diffcopy serve` process set `DIFFCOPY_FAULT=exit-at:POINT`
 //! (POINT as [`FaultPoint::name`] prints it), which exits with status 86
-//! without unwinding, flushing or cleaning up, as a crash would.
+//! without unwinding, flushing or cleaning up, as a crash would, or
+//! `DIFFCOPY_FAULT=pause-at:POINT@FIFO`, which opens the named pipe FIFO
+//! there and reads one byte from it: the test's open of its writing end
+//! returns once the request has reached POINT, and the request goes on
+//! when the test writes (or closes).
 
 use std::fmt;
 use std::sync::Arc;
@@ -53,9 +57,23 @@ impl FaultHook {
     }
 
     /// The hook `DIFFCOPY_FAULT` asks for, if any: `exit-at:POINT`, or
-    /// `exit-at:POINT#N` for its Nth passage (1 is the first).
+    /// `exit-at:POINT#N` for its Nth passage (1 is the first), or
+    /// `pause-at:POINT@FIFO` (see the module's docs).
     pub fn from_env() -> Option<Self> {
         let spec = std::env::var("DIFFCOPY_FAULT").ok()?;
+        if let Some(rest) = spec.strip_prefix("pause-at:") {
+            let (name, fifo) = rest.split_once('@')?;
+            let (name, fifo) = (name.to_owned(), std::path::PathBuf::from(fifo));
+            tracing::warn!("fault injection: pausing at {name} on {}", fifo.display());
+            return Some(Self::new(move |at| {
+                if at.name() == name {
+                    let mut byte = [0u8; 1];
+                    if let Ok(mut pipe) = std::fs::File::open(&fifo) {
+                        let _ = std::io::Read::read(&mut pipe, &mut byte);
+                    }
+                }
+            }));
+        }
         let point = spec.strip_prefix("exit-at:")?;
         let (name, nth) = match point.split_once('#') {
             Some((name, n)) => (name.to_owned(), n.parse::<u64>().ok()?),

@@ -7,14 +7,13 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::StatusCode;
 use diffcopy_core::delta::{BlockHash, BlockHashesBuilder, DeltaParams, Levels};
 use diffcopy_core::{Digest, HashAlgorithm, Signature, SignatureHeader, hash_block};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::fs::FileVersion;
 use crate::fs::{HashReceiver, hash_file_blocks};
-use crate::serve::error::{AppError, AppResult};
+use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::sigcache::{CacheKey, SignatureCache};
 use crate::serve::stats::Stats;
 
@@ -72,13 +71,7 @@ impl Signer {
     async fn slot(&self) -> AppResult<OwnedSemaphorePermit> {
         tokio::time::timeout(QUEUE_WAIT, self.jobs.clone().acquire_owned())
             .await
-            .map_err(|_| {
-                AppError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "busy",
-                    "the server is busy hashing; try again shortly",
-                )
-            })?
+            .map_err(|_| AppError::new(ErrorKind::Busy, "the server is busy hashing; try again shortly"))?
             .map_err(|e| AppError::internal("waiting for a hashing slot", e))
     }
 
@@ -97,9 +90,9 @@ impl Signer {
             return Ok((hashes, version));
         }
         let levels = Levels::for_block(block_size)
-            .map_err(|e| AppError::bad_request("bad_block_size", e.to_string()))?;
+            .map_err(|e| AppError::new(ErrorKind::BadBlockSize, e.to_string()))?;
         let header = SignatureHeader::new(HashAlgorithm::Sha1, block_size, version.size)
-            .map_err(|e| AppError::bad_request("bad_block_size", e.to_string()))?;
+            .map_err(|e| AppError::new(ErrorKind::BadBlockSize, e.to_string()))?;
         crate::limits::check_block_count(&header)?;
         let _permit = self.slot().await?;
         self.stats.signature_computed();
@@ -113,11 +106,7 @@ impl Signer {
             builder.push(hash.map_err(|e| AppError::internal("hashing a file", e))?);
         }
         if !FileVersion::of(&file).is_ok_and(|now| now.same_content(&version)) {
-            return Err(AppError::new(
-                StatusCode::CONFLICT,
-                "file_changed",
-                "the file changed while it was hashed",
-            ));
+            return Err(AppError::new(ErrorKind::FileChanged, "the file changed while it was hashed"));
         }
         let encoded =
             Arc::new(builder.finish().map_err(|e| AppError::internal("hashing a file", e))?.encode());
@@ -136,7 +125,7 @@ impl Signer {
     ) -> AppResult<DigestStream> {
         let version = FileVersion::of(&file).map_err(|e| AppError::internal("reading file metadata", e))?;
         let header = SignatureHeader::new(algorithm, block_size, version.size)
-            .map_err(|e| AppError::bad_request("bad_block_size", e.to_string()))?;
+            .map_err(|e| AppError::new(ErrorKind::BadBlockSize, e.to_string()))?;
         crate::limits::check_block_count(&header)?;
         let key = CacheKey { version, algorithm, block_size };
         if let Some(signature) = self.cache.get(&key) {

@@ -1,13 +1,13 @@
 //! What every handler shares.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::fs::{RelPath, Root};
 use crate::serve::commit::{ApplyJournal, recover};
 use crate::serve::config::ServerConfig;
 use crate::serve::delta::DeltaStore;
-use crate::serve::error::AppResult;
+use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::locks::{PathLocks, ReadHold};
 use crate::serve::signer::Signer;
 use crate::serve::stats::{Stats, StatsSnapshot};
@@ -46,6 +46,9 @@ pub struct AppState {
     pub(crate) locks: PathLocks,
     /// Commits applied in place, journaled.
     pub(crate) applies: ApplyJournal,
+    /// Held while an upload of either protocol is admitted, so that
+    /// `--max-uploads` counts both and two opens cannot both take the last slot.
+    admitting: Mutex<()>,
     /// HTTPS, when configured.
     pub(crate) tls: Option<Tls>,
 }
@@ -74,7 +77,8 @@ impl AppState {
         let deltas = DeltaStore::open(&root, config.upload_ttl).map_err(journal_error)?;
         let locks = PathLocks::default();
         let tls = config.tls.as_ref().map(Tls::new).transpose().map_err(std::io::Error::other)?;
-        Ok(Arc::new(Self { config, root, signer, uploads, deltas, stats, locks, applies, tls }))
+        let admitting = Mutex::new(());
+        Ok(Arc::new(Self { config, root, signer, uploads, deltas, stats, locks, applies, admitting, tls }))
     }
 
     /// Waits until no commit writes `path` in place, then holds commits
@@ -85,6 +89,19 @@ impl AppState {
         let hold = self.locks.shared(path).await;
         self.applies.check_applied(path)?;
         Ok(hold)
+    }
+
+    /// Runs `open` (which opens an upload session of either protocol)
+    /// unless `--max-uploads` sessions are open already: 429 `too_many_uploads`.
+    pub(crate) fn admit_upload<T>(&self, open: impl FnOnce() -> AppResult<T>) -> AppResult<T> {
+        let _admitting = self.admitting.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.open_uploads() >= self.config.max_uploads {
+            return Err(AppError::new(
+                ErrorKind::TooManyUploads,
+                "too many uploads are open; finish or abort one, or wait for them to expire",
+            ));
+        }
+        open()
     }
 
     /// The URL scheme served: `https` with TLS, else `http`.

@@ -74,6 +74,14 @@ pub struct StatsSnapshot {
     /// Bytes read from the object store.
     #[serde(default)]
     pub store_bytes_downloaded: u64,
+    /// Over a bucket: upload sessions this instance holds in memory (a
+    /// matcher, the search's outcome), each forgotten once idle.
+    #[serde(default)]
+    pub cached_sessions: u64,
+    /// Over a bucket: block hashes of data that arrived here, held for
+    /// the commit.
+    #[serde(default)]
+    pub cached_block_hashes: u64,
 }
 
 impl Stats {
@@ -196,6 +204,8 @@ impl Stats {
             store_bytes_uploaded: 0,
             store_bytes_copied: 0,
             store_bytes_downloaded: 0,
+            cached_sessions: 0,
+            cached_block_hashes: 0,
         }
     }
 }

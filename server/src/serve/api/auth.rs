@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{Method, StatusCode, header};
+use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::serve::error::AppError;
+use crate::serve::error::{AppError, ErrorKind};
 use crate::serve::state::Served;
 
 /// Refuses requests without the configured token (401) and, in read-only
@@ -26,19 +26,29 @@ pub(crate) async fn require_token<S: Served>(
             .unwrap_or("");
         if !constant_time_eq(given.as_bytes(), token.as_bytes()) {
             let mut response =
-                AppError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid bearer token is required")
-                    .into_response();
+                AppError::new(ErrorKind::Unauthorized, "a valid bearer token is required").into_response();
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
             return response;
         }
     }
-    let writes = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if state.settings().read_only && writes {
-        return AppError::new(StatusCode::FORBIDDEN, "read_only", "this server is read-only").into_response();
+    if state.settings().read_only && writes(request.method(), request.uri().path()) {
+        return AppError::new(ErrorKind::ReadOnly, "this server is read-only").into_response();
     }
     next.run(request).await
+}
+
+/// Whether a request may change what the server holds: every method but
+/// `GET`, `HEAD` and `OPTIONS`, except the `POST`s of a protocol v2
+/// download (`/api/v2/hashes/...`, `/api/v2/data/...`), which only read.
+fn writes(method: &Method, path: &str) -> bool {
+    let reads_by_post = ["/api/v2/hashes/", "/api/v2/data/"].iter().any(|p| path.starts_with(p));
+    match *method {
+        Method::GET | Method::HEAD | Method::OPTIONS => false,
+        Method::POST => !reads_by_post,
+        _ => true,
+    }
 }
 
 /// Compares in time that depends only on the lengths, not on where they differ.
@@ -53,7 +63,34 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::constant_time_eq;
+    use axum::http::Method;
+
+    use super::{constant_time_eq, writes};
+
+    #[test]
+    fn downloads_read_and_uploads_write() {
+        for (method, path) in [
+            (Method::GET, "/api/v1/files/a"),
+            (Method::HEAD, "/api/v1/files/a"),
+            (Method::POST, "/api/v2/hashes/a/b.bin"),
+            (Method::POST, "/api/v2/data/a"),
+            (Method::GET, "/hashes"),
+        ] {
+            assert!(!writes(&method, path), "{method} {path}");
+        }
+        for (method, path) in [
+            (Method::POST, "/api/v2/uploads"),
+            (Method::POST, "/api/v2/uploads/x/data"),
+            (Method::POST, "/api/v1/uploads"),
+            (Method::PUT, "/api/v1/uploads/x/blocks/0"),
+            (Method::DELETE, "/api/v2/uploads/x"),
+            (Method::POST, "/blocks"),
+            (Method::POST, "/resize"),
+            (Method::PATCH, "/api/v2/data/a"),
+        ] {
+            assert!(writes(&method, path), "{method} {path}");
+        }
+    }
 
     #[test]
     fn equal_only_when_equal() {

@@ -24,7 +24,7 @@ use super::uploads::read_body_limited;
 use crate::fs::FsError;
 use crate::fs::RelPath;
 use crate::limits::{DEFAULT_BLOCK_SIZE, MAX_BLOCK_SIZE};
-use crate::serve::error::{AppError, AppResult};
+use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::locks::holding;
 use crate::serve::state::AppState;
 
@@ -61,8 +61,7 @@ pub(crate) fn query<T>(q: Result<Query<T>, QueryRejection>) -> AppResult<T> {
 fn check_size(state: &AppState, end: u64) -> AppResult<()> {
     if end > state.config.max_file_size {
         return Err(AppError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "file_too_large",
+            ErrorKind::FileTooLarge,
             format!("{end} bytes is more than this server's limit of {}", state.config.max_file_size),
         ));
     }
@@ -162,8 +161,7 @@ pub(crate) fn block_request_size(q: &BlockQuery) -> AppResult<u64> {
     let size = q.size.unwrap_or(u64::from(DEFAULT_BLOCK_SIZE));
     if size > u64::from(MAX_BLOCK_SIZE) {
         return Err(AppError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "block_too_large",
+            ErrorKind::BlockTooLarge,
             format!("a block may be at most {MAX_BLOCK_SIZE} bytes"),
         ));
     }

@@ -22,7 +22,7 @@ use crate::frames::push_frame;
 use crate::fs::{FileReader, FileVersion, RelPath};
 use crate::limits::{DEFAULT_BLOCK_SIZE, check_block_size};
 use crate::serve::delta::NewDelta;
-use crate::serve::error::{AppError, AppResult};
+use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::locks::{ReadHold, holding};
 use crate::serve::memory;
 use crate::serve::state::AppState;
@@ -43,11 +43,10 @@ pub(crate) fn binary(bytes: impl Into<Body>) -> Response {
 pub(super) async fn create(State(state): State<Arc<AppState>>, body: Body) -> AppResult<impl IntoResponse> {
     let body = read_body_limited(&state, body, 64 << 10, "an upload request").await?;
     let request: NewDelta = serde_json::from_slice(&body)
-        .map_err(|e| AppError::bad_request("bad_json", format!("the upload request is not valid: {e}")))?;
+        .map_err(|e| AppError::new(ErrorKind::BadJson, format!("the upload request is not valid: {e}")))?;
     let state2 = state.clone();
     let upload = blocking("opening an upload", move || {
-        let elsewhere = state2.uploads.len();
-        state2.deltas.create(&state2.root, &state2.config, request, elsewhere)
+        state2.admit_upload(|| state2.deltas.create(&state2.root, &state2.config, request))
     })
     .await?;
     state.stats.delta_upload_created();
@@ -72,9 +71,9 @@ pub(super) async fn hashes(
     body: Body,
 ) -> AppResult<Response> {
     let upload = state.deltas.get(&id)?;
-    let limit = upload.next_hashes_len().ok_or_else(|| {
-        AppError::new(StatusCode::CONFLICT, "search_over", "this upload expects no hashes now")
-    })?;
+    let limit = upload
+        .next_hashes_len()
+        .ok_or_else(|| AppError::new(ErrorKind::SearchOver, "this upload expects no hashes now"))?;
     let body = read_body_limited(&state, body, limit, "the hashes").await?;
     // The search reads the old version: never in the middle of a commit in place.
     let _hold = state.read_hold(&upload.path).await?;
@@ -145,7 +144,7 @@ impl PieceQuery {
     /// The seed; 400 `bad_query` unless it is 16 hex digits.
     pub(crate) fn seed(&self) -> AppResult<u64> {
         u64::from_str_radix(&self.seed, 16)
-            .map_err(|_| AppError::bad_request("bad_query", "seed must be 16 hex digits"))
+            .map_err(|_| AppError::new(ErrorKind::BadQuery, "seed must be 16 hex digits"))
     }
 }
 
@@ -153,7 +152,7 @@ impl PieceQuery {
 /// (400 `missing_if_match` without it).
 pub(crate) fn if_match(headers: &HeaderMap) -> AppResult<&str> {
     headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()).ok_or_else(|| {
-        AppError::bad_request("missing_if_match", "If-Match must name the version the hashes came from")
+        AppError::new(ErrorKind::MissingIfMatch, "If-Match must name the version the hashes came from")
     })
 }
 
@@ -182,10 +181,10 @@ async fn open_version(
 /// A downloading client's need of finer hashes, checked against `params`.
 pub(crate) fn finer_need(body: &[u8], params: &DeltaParams) -> AppResult<Need> {
     let need = Need::decode(body, params.file_size)
-        .map_err(|e| AppError::bad_request("bad_delta_message", e.to_string()))?;
+        .map_err(|e| AppError::new(ErrorKind::BadDeltaMessage, e.to_string()))?;
     if params.levels.size(usize::from(need.level)).is_none() || need.level == 0 {
-        return Err(AppError::bad_request(
-            "bad_delta_message",
+        return Err(AppError::new(
+            ErrorKind::BadDeltaMessage,
             format!("level {} is not a finer level", need.level),
         ));
     }
@@ -198,7 +197,7 @@ pub(crate) fn params_of(size: u64, block_size: Option<u32>, seed: u64) -> AppRes
     let block_size = block_size.unwrap_or(DEFAULT_BLOCK_SIZE);
     check_block_size(block_size)?;
     let levels =
-        Levels::for_block(block_size).map_err(|e| AppError::bad_request("bad_block_size", e.to_string()))?;
+        Levels::for_block(block_size).map_err(|e| AppError::new(ErrorKind::BadBlockSize, e.to_string()))?;
     Ok(DeltaParams { file_size: size, seed, levels })
 }
 
@@ -267,7 +266,7 @@ pub(super) async fn literal_data(
     let size = file.metadata().map_err(|e| AppError::internal("reading metadata", e))?.len();
     let body = read_body_limited(&state, body, 16 << 20, "a need").await?;
     let need =
-        Need::decode(&body, size).map_err(|e| AppError::bad_request("bad_delta_message", e.to_string()))?;
+        Need::decode(&body, size).map_err(|e| AppError::new(ErrorKind::BadDeltaMessage, e.to_string()))?;
     let pieces: Vec<Range<u64>> = need
         .literal
         .iter()

@@ -13,7 +13,7 @@ use super::blocking;
 use crate::fs::FileVersion;
 use crate::fs::RelPath;
 use crate::serve::body::file_range;
-use crate::serve::error::{AppError, AppResult};
+use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::state::AppState;
 
 /// `GET /api/v1/health`.
@@ -28,7 +28,7 @@ pub(super) async fn stats(State(state): State<Arc<AppState>>) -> impl IntoRespon
 
 /// Anything else.
 pub(crate) async fn no_route(uri: Uri) -> AppError {
-    AppError::new(StatusCode::NOT_FOUND, "no_route", format!("nothing is served at {}", uri.path()))
+    AppError::new(ErrorKind::NoRoute, format!("nothing is served at {}", uri.path()))
 }
 
 /// `GET`/`HEAD /api/v1/files/{path}` with an optional single `Range`.
@@ -57,11 +57,7 @@ pub(super) async fn get_file(
 pub(crate) fn requested_range(headers: &HeaderMap, size: u64) -> AppResult<(StatusCode, u64, u64)> {
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
         Some(spec) => parse_range(spec, size).map_err(|()| {
-            AppError::new(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                "bad_range",
-                format!("{spec} is outside the file ({size} bytes)"),
-            )
+            AppError::new(ErrorKind::BadRange, format!("{spec} is outside the file ({size} bytes)"))
         })?,
         None => None,
     };

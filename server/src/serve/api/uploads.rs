@@ -13,7 +13,7 @@ use http_body_util::BodyExt;
 use serde_json::json;
 
 use super::blocking;
-use crate::serve::error::{AppError, AppResult};
+use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::memory;
 use crate::serve::state::AppState;
 use crate::serve::upload::NewUpload;
@@ -22,11 +22,12 @@ use crate::serve::upload::NewUpload;
 pub(super) async fn create(State(state): State<Arc<AppState>>, body: Body) -> AppResult<impl IntoResponse> {
     let body = read_body_limited(&state, body, 64 << 10, "an upload request").await?;
     let request: NewUpload = serde_json::from_slice(&body)
-        .map_err(|e| AppError::bad_request("bad_json", format!("the upload request is not valid: {e}")))?;
+        .map_err(|e| AppError::new(ErrorKind::BadJson, format!("the upload request is not valid: {e}")))?;
     let state2 = state.clone();
-    let upload =
-        blocking("opening an upload", move || state2.uploads.create(&state2.root, &state2.config, request))
-            .await?;
+    let upload = blocking("opening an upload", move || {
+        state2.admit_upload(|| state2.uploads.create(&state2.root, &state2.config, request))
+    })
+    .await?;
     state.stats.upload_created();
     tracing::info!(id = %upload.id, path = %upload.path, size = upload.header.file_size(), "upload opened");
     let body = json!({
@@ -93,19 +94,16 @@ pub(crate) async fn read_body_within(
     };
     let Ok(collected) = tokio::time::timeout(timeout, read_all).await else {
         return Err(AppError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "body_timeout",
+            ErrorKind::BodyTimeout,
             format!("{what} did not arrive within {} s", timeout.as_secs_f64()),
         ));
     };
     match collected {
         Ok(bytes) => Ok(bytes),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(AppError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("{what} may be at most {limit} bytes"),
-        )),
-        Err(e) => Err(AppError::bad_request("bad_body", format!("reading {what} failed: {e}"))),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(AppError::new(ErrorKind::BodyTooLarge, format!("{what} may be at most {limit} bytes")))
+        }
+        Err(e) => Err(AppError::new(ErrorKind::BadBody, format!("reading {what} failed: {e}"))),
     }
 }
 
@@ -118,12 +116,12 @@ pub(super) async fn put_block(
 ) -> AppResult<StatusCode> {
     let index: u64 = index
         .parse()
-        .map_err(|_| AppError::bad_request("bad_index", format!("block index {index:?} is not a number")))?;
+        .map_err(|_| AppError::new(ErrorKind::BadIndex, format!("block index {index:?} is not a number")))?;
     let upload = state.uploads.get(&id)?;
     let digest = headers
         .get("x-block-digest")
         .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| AppError::bad_request("missing_digest", "the X-Block-Digest header is required"))?
+        .ok_or_else(|| AppError::new(ErrorKind::MissingDigest, "the X-Block-Digest header is required"))?
         .to_owned();
     let limit = u64::from(upload.header.block_size());
     let bytes = read_body_limited(&state, body, limit, "a block").await?;

@@ -18,12 +18,13 @@ use super::BucketStore;
 use super::head::Head;
 use super::parts::{Part, Piece, min_part, plan_parts};
 use super::reader::read_range;
-use super::session::{Searched, store_error};
+use super::session::{Live, Searched, store_error};
 use crate::fs::RelPath;
 use crate::s3::{Condition, MAX_PART, S3Error};
 use crate::serve::commit::target_changed;
 use crate::serve::delta::{RangeSet, missing, moved_ranges, rebuilt_hash};
-use crate::serve::error::{AppError, AppResult};
+use crate::serve::error::{AppError, AppResult, ErrorKind};
+use crate::serve::faults::{FaultHook, FaultPoint};
 
 /// Parts in flight at once: an upload part of 5 to 15 MiB is assembled in
 /// memory, so two (copies take no memory here, but keep their order).
@@ -77,6 +78,14 @@ impl Assembly {
             })
             .collect();
         Ok(Self { sources, pieces, starts })
+    }
+
+    /// The object that holds all of `range` of the new file in one piece,
+    /// if one does.
+    fn one_source(&self, range: &Range<u64>) -> Option<&str> {
+        let i = self.starts.partition_point(|&s| s <= range.start).checked_sub(1)?;
+        let (piece, start) = (self.pieces.get(i)?, self.starts[i]);
+        (range.end <= start + piece.len).then(|| self.sources[piece.source].as_str())
     }
 
     /// Fills `buf` with the new file's bytes at `offset` (blocking).
@@ -180,24 +189,68 @@ impl BucketStore {
         }
     }
 
+    /// The block hashes the commit need not read back: those the search
+    /// found in the old version, and those of blocks that arrived whole at
+    /// this instance, where the new file takes the whole block from the
+    /// very object that arrived (data objects are written once, so it holds
+    /// the bytes hashed).
+    fn known_hashes(
+        &self,
+        id: &str,
+        searched: &Searched,
+        assembly: &Assembly,
+        layout: BlockLayout,
+    ) -> Vec<Option<u128>> {
+        let arrivals = self.cache.arrivals(id);
+        let mut known = searched.known.clone();
+        for (i, hash) in known.iter_mut().enumerate() {
+            let Some(arrived) = arrivals.get(&(i as u64)) else { continue };
+            let from = layout.block_range(i as u64).and_then(|range| assembly.one_source(&range));
+            if hash.is_none() && from == Some(arrived.key.as_str()) {
+                *hash = Some(arrived.hash);
+            }
+        }
+        known
+    }
+
     /// Checks and commits session `id`.
     pub(crate) async fn commit(&self, id: &str) -> AppResult<Value> {
         let live = self.session(id).await?;
         let mut live = live.lock().await;
-        let searched = self.searched(&mut live).await.map_err(|_| {
-            AppError::new(axum::http::StatusCode::CONFLICT, "search_not_over", "the search is not over yet")
+        let result = self.commit_locked(id, &mut live).await;
+        if result.is_err() && !live.ended {
+            // The client may mend what failed and commit again: data may
+            // come again meanwhile, as on a directory.
+            if let Err(e) = self.bucket.delete(&self.keys.committing(id)).await {
+                tracing::warn!(id, "reopening an upload to data: {e}");
+            }
+        }
+        result
+    }
+
+    async fn commit_locked(&self, id: &str, live: &mut Live) -> AppResult<Value> {
+        // A search still running is the client's to finish; the store
+        // failing while this instance catches up is the store's.
+        let searched = self.searched(live).await.map_err(|e| match e.kind() {
+            ErrorKind::NotReceiving => AppError::new(ErrorKind::SearchNotOver, "the search is not over yet"),
+            _ => e,
         })?;
         let (opened, params) = (live.opened.clone(), live.params);
         let path = RelPath::parse(&opened.path)?;
         let plan = &searched.plan;
+        // From here on data is refused (at every instance); the data
+        // listed next is what the commit builds from.
+        self.bucket
+            .put(&self.keys.committing(id), Bytes::new(), Condition::None)
+            .await
+            .map_err(|e| store_error("marking an upload committing", e))?;
         let data = self.data_objects(id).await?;
         let received = RangeSet::from_ranges(data.iter().map(|(r, _)| r.clone()));
         let gaps = missing(plan, &received);
         if !gaps.is_empty() {
             let runs: Vec<[u64; 2]> = gaps.iter().map(|r| [r.start, r.end]).collect();
             return Err(AppError::new(
-                axum::http::StatusCode::CONFLICT,
-                "missing_data",
+                ErrorKind::MissingData,
                 format!("{} literal ranges have not arrived", gaps.len()),
             )
             .with("missing", json!(runs)));
@@ -210,7 +263,7 @@ impl BucketStore {
             _ => false,
         };
         if !still {
-            self.end_session(id).await?;
+            self.end(live).await?;
             return Err(target_changed(&path));
         }
         let base_key = opened.base.as_ref().map(|b| self.keys.version(&b.version));
@@ -222,8 +275,10 @@ impl BucketStore {
             let runtime = Handle::current();
             // Blocks the search found whole, or that arrived whole here,
             // have known hashes; the others are read back from the store.
-            let known = self.known_hashes(id, &searched);
+            let known = self.known_hashes(id, &searched, &assembly, layout);
+            let faults = self.faults.clone();
             tokio::task::spawn_blocking(move || {
+                FaultHook::at(faults.as_ref(), FaultPoint::FileHashCheck);
                 let read = |offset: u64, buf: &mut [u8]| assembly.read_at(&store, &runtime, offset, buf);
                 let hash = rebuilt_hash(read, layout, params.seed, &known);
                 (hash, assembly)
@@ -232,10 +287,9 @@ impl BucketStore {
             .map_err(|e| AppError::internal("checking the file hash", e))?
         };
         if checked? != searched.file_hash {
-            self.end_session(id).await?;
+            self.end(live).await?;
             return Err(AppError::new(
-                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-                "file_hash_mismatch",
+                ErrorKind::FileHashMismatch,
                 "the rebuilt file does not have the file hash the client sent; nothing was committed",
             ));
         }
@@ -258,7 +312,7 @@ impl BucketStore {
             && !opened.whole
             && plan.is_identity(base.size)
         {
-            self.end_session(id).await?;
+            self.end(live).await?;
             return Ok(outcome(current.head.etag(), "none", &Written::default()));
         }
         let version =
@@ -273,7 +327,7 @@ impl BucketStore {
             .get(&self.keys.round(id, 0), None)
             .await
             .map_err(|e| store_error("reading the block hashes", e))?
-            .unwrap_or_default();
+            .ok_or_else(|| AppError::internal("committing", "the session's level-0 hashes are gone"))?;
         self.bucket
             .put(&self.keys.hashes(&version), hashes, Condition::None)
             .await
@@ -285,7 +339,7 @@ impl BucketStore {
             Err(e) if e.is_precondition_failed() => {
                 // Another commit from the same base won: what this one wrote goes.
                 self.delete_all(vec![key, self.keys.hashes(&version)]).await?;
-                self.end_session(id).await?;
+                self.end(live).await?;
                 return Err(target_changed(&path));
             }
             // Unanswered, the swap may have happened: the new version stays
@@ -295,7 +349,7 @@ impl BucketStore {
         if let Some(base) = &opened.base {
             self.supersede(&base.version).await;
         }
-        self.end_session(id).await?;
+        self.end(live).await?;
         Ok(outcome(head.etag(), "s3", &written))
     }
 }

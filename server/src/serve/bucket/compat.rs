@@ -28,7 +28,7 @@ use crate::serve::api::compat::{
     BlockQuery, FileQuery, HashesQuery, block_request_size, hash_lines, octets, query, text_response,
 };
 use crate::serve::api::signatures::SIGNATURE_TYPE;
-use crate::serve::error::{AppError, AppResult};
+use crate::serve::error::{AppError, AppResult, ErrorKind};
 
 type Shared = State<Arc<BucketState>>;
 
@@ -60,7 +60,7 @@ fn header_of(head: &Head, algorithm: &str, block_size: u32) -> AppResult<Signatu
     check_block_size(block_size)?;
     let algorithm: HashAlgorithm = algorithm.parse()?;
     let header = SignatureHeader::new(algorithm, block_size, head.size)
-        .map_err(|e| AppError::bad_request("bad_block_size", e.to_string()))?;
+        .map_err(|e| AppError::new(ErrorKind::BadBlockSize, e.to_string()))?;
     check_block_count(&header)?;
     Ok(header)
 }

@@ -54,7 +54,9 @@ impl BucketStore {
     /// Points `path` at `head` if its pointer is still `expected` (`None`:
     /// there was none). A lost race is [`S3Error::is_precondition_failed`].
     pub(crate) async fn swap(&self, path: &str, head: &Head, expected: Option<&str>) -> Result<(), S3Error> {
-        let body = Bytes::from(serde_json::to_vec(head).unwrap_or_default());
+        let body =
+            serde_json::to_vec(head).map_err(|e| S3Error::Protocol(format!("writing a pointer: {e}")))?;
+        let body = Bytes::from(body);
         let condition = expected.map_or(Condition::IfNoneMatch, Condition::IfMatch);
         self.bucket.put(&self.keys.head(path), body, condition).await.map(drop)
     }

@@ -70,6 +70,11 @@ impl Keys {
         format!("{}searched", self.session(id))
     }
 
+    /// Present while a commit of the session runs: data is refused.
+    pub(crate) fn committing(&self, id: &str) -> String {
+        format!("{}committing", self.session(id))
+    }
+
     pub(crate) fn data_prefix(&self, id: &str) -> String {
         format!("{}data/", self.session(id))
     }

@@ -12,6 +12,7 @@
 //!   and pdiffcopy's endpoints; `sweep.rs`: removing superseded
 //!   versions and abandoned uploads.
 
+mod cache;
 mod commit;
 mod compat;
 mod head;
@@ -22,8 +23,7 @@ mod routes;
 mod session;
 mod sweep;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use routes::bucket_app;
@@ -31,11 +31,13 @@ pub(crate) use sweep::sweep_now_and_then;
 
 use crate::s3::{Bucket, BucketConfig, Credentials, S3Error, region_from_environment};
 use crate::serve::config::ServerConfig;
+use crate::serve::faults::FaultHook;
 use crate::serve::state::Served;
 use crate::serve::stats::{Stats, StatsSnapshot};
 use crate::serve::tls::Tls;
+use cache::SessionCache;
 use keys::Keys;
-use session::LiveSessions;
+use session::Live;
 
 /// Where the files are: `s3://BUCKET[/PREFIX]` and how to reach it.
 #[derive(Debug, Clone)]
@@ -75,11 +77,10 @@ impl StoreUrl {
 pub(crate) struct BucketStore {
     pub(crate) bucket: Bucket,
     pub(crate) keys: Keys,
-    live: Arc<LiveSessions>,
-    /// Per session, the hashes of blocks that arrived whole in one data
-    /// request here: the commit need not read those back.
-    arrived: Arc<Mutex<HashMap<String, HashMap<u64, u128>>>>,
+    /// What this instance remembers of the sessions it served.
+    cache: Arc<SessionCache<Live>>,
     max_file_size: u64,
+    faults: Option<FaultHook>,
     /// How long superseded versions and idle uploads are kept.
     pub(crate) grace: Duration,
 }
@@ -125,9 +126,9 @@ impl BucketState {
         let store = BucketStore {
             bucket,
             keys: Keys::new(&url.prefix),
-            live: Arc::default(),
-            arrived: Arc::default(),
+            cache: Arc::default(),
             max_file_size: config.max_file_size,
+            faults: config.fault_hook.clone(),
             grace: config.upload_ttl,
         };
         Ok(Arc::new(Self { config, store, stats: Arc::default(), tls }))
@@ -142,6 +143,8 @@ impl BucketState {
         snapshot.store_bytes_uploaded = traffic.bytes_uploaded;
         snapshot.store_bytes_copied = traffic.bytes_copied;
         snapshot.store_bytes_downloaded = traffic.bytes_downloaded;
+        let (sessions, hashes) = self.store.cache.counts();
+        (snapshot.cached_sessions, snapshot.cached_block_hashes) = (sessions as u64, hashes as u64);
         snapshot
     }
 

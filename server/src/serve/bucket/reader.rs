@@ -92,6 +92,12 @@ impl ObjectReader {
     }
 }
 
+/// How many of `want` bytes a chunk of `len` bytes holds from `from` on:
+/// none when `from` lies at or past its end (a read past the object's end).
+fn within(len: usize, from: usize, want: usize) -> usize {
+    len.saturating_sub(from).min(want)
+}
+
 impl ReadAt for ObjectReader {
     type Error = std::io::Error;
 
@@ -104,8 +110,8 @@ impl ReadAt for ObjectReader {
         while done < buf.len() {
             let at = offset + done as u64;
             let chunk = self.chunk(at / CHUNK).map_err(std::io::Error::other)?;
+            let n = within(chunk.len(), (at % CHUNK) as usize, buf.len() - done);
             let from = (at % CHUNK) as usize;
-            let n = (chunk.len() - from).min(buf.len() - done);
             if n == 0 {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,
@@ -116,5 +122,21 @@ impl ReadAt for ObjectReader {
             done += n;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::within;
+
+    #[test]
+    fn a_read_past_a_chunks_end_takes_nothing() {
+        assert_eq!(within(10, 0, 4), 4);
+        assert_eq!(within(10, 8, 4), 2);
+        assert_eq!(within(10, 10, 4), 0);
+        // In the middle of the last chunk, past the object's end: no
+        // underflow (the caller answers UnexpectedEof).
+        assert_eq!(within(10, 12, 4), 0);
+        assert_eq!(within(0, 1 << 19, 1), 0);
     }
 }

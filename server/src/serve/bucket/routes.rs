@@ -23,7 +23,7 @@ use serde_json::json;
 
 use super::head::Current;
 use super::reader::{ObjectReader, hash_blocks, read_range};
-use super::session::store_error;
+use super::session::{store_error, store_read_error};
 use super::{BucketState, compat};
 use crate::frames::push_frame;
 use crate::fs::RelPath;
@@ -37,7 +37,7 @@ use crate::serve::api::files::{file_response, no_route, requested_range};
 use crate::serve::api::uploads::read_body_within;
 use crate::serve::commit::target_changed;
 use crate::serve::delta::NewDelta;
-use crate::serve::error::{AppError, AppResult};
+use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::memory;
 
 type Shared = State<Arc<BucketState>>;
@@ -78,8 +78,7 @@ pub fn bucket_app(state: Arc<BucketState>) -> Router {
 
 async fn not_supported() -> AppError {
     AppError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "not_supported_by_store",
+        ErrorKind::NotSupportedByStore,
         "this server keeps its files in an object store: it takes uploads over protocol v2 only; \
          API v1 uploads and pdiffcopy's writes need a directory (diffcopy serve --root)",
     )
@@ -151,7 +150,7 @@ async fn get_file(
 async fn create(State(state): Shared, body: Body) -> AppResult<impl IntoResponse> {
     let body = read_body_within(state.config.body_timeout, body, 64 << 10, "an upload request").await?;
     let request: NewDelta = serde_json::from_slice(&body)
-        .map_err(|e| AppError::bad_request("bad_json", format!("the upload request is not valid: {e}")))?;
+        .map_err(|e| AppError::new(ErrorKind::BadJson, format!("the upload request is not valid: {e}")))?;
     let opened = state.store.open_upload(request).await?;
     state.stats.delta_upload_created();
     tracing::info!(id = %opened.id, path = %opened.path, size = opened.size, "v2 upload opened in the bucket");
@@ -188,8 +187,10 @@ async fn hashes(State(state): Shared, Path(id): Path<String>, body: Body) -> App
 
 /// `POST /api/v2/uploads/{id}/data`.
 async fn data(State(state): Shared, Path(id): Path<String>, body: Body) -> AppResult<StatusCode> {
+    let live = state.store.session(&id).await?;
+    // Before the session's lock, which a commit at this instance holds.
+    state.store.refuse_if_committing(&id).await?;
     let (params, searched) = {
-        let live = state.store.session(&id).await?;
         let mut live = live.lock().await;
         (live.params, state.store.searched(&mut live).await?)
     };
@@ -217,8 +218,9 @@ async fn commit(State(state): Shared, Path(id): Path<String>) -> AppResult<impl 
 
 /// `DELETE /api/v2/uploads/{id}`.
 async fn abort(State(state): Shared, Path(id): Path<String>) -> AppResult<StatusCode> {
-    state.store.session(&id).await?;
-    state.store.end_session(&id).await?;
+    let live = state.store.session(&id).await?;
+    let mut live = live.lock().await;
+    state.store.end(&mut live).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -302,9 +304,8 @@ async fn piece_hashes(
     let mut reader =
         ObjectReader::new(state.store.bucket.clone(), state.store.keys.version(&head.version), head.size);
     let hashes = tokio::task::spawn_blocking(move || {
-        PieceHashes::compute(&params, need.level, &need.refine, &mut reader).map_err(|e| {
-            AppError::new(StatusCode::BAD_GATEWAY, "store_failed", format!("reading a version: {e}"))
-        })
+        PieceHashes::compute(&params, need.level, &need.refine, &mut reader)
+            .map_err(|e| store_read_error("reading a version", e))
     })
     .await
     .map_err(|e| AppError::internal("hashing pieces", e))??;
@@ -322,7 +323,7 @@ async fn literal_data(
     let head = version_matching(&state, &path, &headers).await?;
     let body = read_body_within(state.config.body_timeout, body, 16 << 20, "a need").await?;
     let need = Need::decode(&body, head.size)
-        .map_err(|e| AppError::bad_request("bad_delta_message", e.to_string()))?;
+        .map_err(|e| AppError::new(ErrorKind::BadDeltaMessage, e.to_string()))?;
     let pieces: Vec<Range<u64>> = need
         .literal
         .iter()

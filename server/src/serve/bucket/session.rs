@@ -14,24 +14,23 @@
 //! Each instance caches what it has read or computed; the store decides.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
-use axum::http::StatusCode;
 use bytes::Bytes;
 use diffcopy_core::delta::{DeltaParams, Levels, Matcher, Need, Plan, SliceFile, parse_frames, pieces_of};
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use serde::{Deserialize, Serialize};
 
 use super::BucketStore;
+use super::cache::Arrived;
 use super::keys::data_range;
 use super::reader::{ObjectReader, hash_blocks};
 use crate::frames::frame_bytes;
 use crate::s3::{Condition, S3Error};
 use crate::serve::commit::target_changed;
 use crate::serve::delta::{DeltaStatus, Hashes, NewDelta, RangeSet, Work, gone, inside_literal, missing};
-use crate::serve::error::{AppError, AppResult};
+use crate::serve::error::{AppError, AppResult, ErrorKind};
 
 /// The block hashes of the blocks of `params`' file that lie wholly in
 /// `range`, whose bytes are `data`: (index, hash).
@@ -169,6 +168,9 @@ pub(crate) struct Live {
     searched: Option<Arc<Searched>>,
     /// The search's work reported so far (for the stats).
     reported: Work,
+    /// Set when this instance ended the session (committed or aborted it):
+    /// a request that waited for the session's lock meanwhile finds it gone.
+    pub(crate) ended: bool,
 }
 
 impl Live {
@@ -181,19 +183,29 @@ impl Live {
             matcher: None,
             searched: None,
             reported: Work::default(),
+            ended: false,
         })
     }
 }
 
-/// The sessions this instance has seen.
-pub(crate) type LiveSessions = Mutex<HashMap<String, Arc<tokio::sync::Mutex<Live>>>>;
-
-fn conflict(code: &'static str, message: impl Into<String>) -> AppError {
-    AppError::new(StatusCode::CONFLICT, code, message)
+/// A store request that failed, as the client hears it: 503
+/// `store_unavailable` (try again) when the store did not answer, throttled
+/// or failed on its side; else 502 `store_failed`.
+pub(crate) fn store_error(what: &str, e: S3Error) -> AppError {
+    let kind = if e.is_transient() { ErrorKind::StoreUnavailable } else { ErrorKind::StoreFailed };
+    tracing::warn!("the object store failed {what}: {e}");
+    AppError::new(kind, format!("the object store failed {what}: {e}"))
 }
 
-pub(crate) fn store_error(what: &str, e: S3Error) -> AppError {
-    AppError::new(StatusCode::BAD_GATEWAY, "store_failed", format!("the object store failed {what}: {e}"))
+/// A read of a version through [`super::reader::ObjectReader`] that failed.
+pub(crate) fn store_read_error(what: &str, e: std::io::Error) -> AppError {
+    match e.into_inner().map(|inner| inner.downcast::<S3Error>()) {
+        Some(Ok(s3)) => store_error(what, *s3),
+        Some(Err(other)) => {
+            AppError::new(ErrorKind::StoreFailed, format!("the object store failed {what}: {other}"))
+        }
+        None => AppError::new(ErrorKind::StoreFailed, format!("the object store failed {what}")),
+    }
 }
 
 impl BucketStore {
@@ -223,23 +235,21 @@ impl BucketStore {
             base_etag: request.base_etag,
             whole: request.whole,
         };
-        let body = Bytes::from(serde_json::to_vec(&opened).unwrap_or_default());
+        let body =
+            serde_json::to_vec(&opened).map_err(|e| AppError::internal("writing an upload's record", e))?;
+        let body = Bytes::from(body);
         self.bucket
             .put(&self.keys.opened(&id), body, Condition::IfNoneMatch)
             .await
             .map_err(|e| store_error("opening an upload", e))?;
-        let live = Live::new(opened.clone())?;
-        self.live
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id, Arc::new(tokio::sync::Mutex::new(live)));
+        self.cache.insert(&id, Live::new(opened.clone())?);
         Ok(opened)
     }
 
     /// Session `id`, from this instance's memory or from the store.
     pub(crate) async fn session(&self, id: &str) -> AppResult<Arc<tokio::sync::Mutex<Live>>> {
-        if let Some(live) = self.live.lock().unwrap_or_else(PoisonError::into_inner).get(id) {
-            return Ok(live.clone());
+        if let Some(live) = self.cache.get(id) {
+            return Ok(live);
         }
         if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(gone(id));
@@ -252,14 +262,7 @@ impl BucketStore {
             .ok_or_else(|| gone(id))?;
         let opened: Opened =
             serde_json::from_slice(&body).map_err(|e| AppError::internal("reading an upload's record", e))?;
-        let live = Arc::new(tokio::sync::Mutex::new(Live::new(opened)?));
-        Ok(self
-            .live
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(id.to_owned())
-            .or_insert(live)
-            .clone())
+        Ok(self.cache.insert(id, Live::new(opened)?))
     }
 
     /// Brings `live` up to what the store holds: the search's outcome if
@@ -337,18 +340,16 @@ impl BucketStore {
                 Some(mut base) => {
                     hashes.search(&mut matcher, &mut base, aligned.as_deref()).map_err(|e| match e {
                         diffcopy_core::delta::MatchError::Delta(e) => {
-                            AppError::bad_request("bad_delta_message", e.to_string())
+                            AppError::new(ErrorKind::BadDeltaMessage, e.to_string())
                         }
-                        diffcopy_core::delta::MatchError::Read(e) => AppError::new(
-                            StatusCode::BAD_GATEWAY,
-                            "store_failed",
-                            format!("reading the old version of {path}: {e}"),
-                        ),
+                        diffcopy_core::delta::MatchError::Read(e) => {
+                            store_read_error(&format!("reading the old version of {path}"), e)
+                        }
                     })?
                 }
                 None => hashes.search(&mut matcher, &mut SliceFile(&[]), None).map_err(|e| match e {
                     diffcopy_core::delta::MatchError::Delta(e) => {
-                        AppError::bad_request("bad_delta_message", e.to_string())
+                        AppError::new(ErrorKind::BadDeltaMessage, e.to_string())
                     }
                     diffcopy_core::delta::MatchError::Read(never) => match never {},
                 })?,
@@ -362,7 +363,7 @@ impl BucketStore {
     /// The exact length of the next hashes message of `live`.
     pub(crate) async fn next_hashes_len(&self, live: &mut Live) -> AppResult<u64> {
         self.catch_up(live).await?;
-        let over = || conflict("search_over", "this upload expects no hashes now");
+        let over = || AppError::new(ErrorKind::SearchOver, "this upload expects no hashes now");
         let matcher = live.matcher.as_ref().ok_or_else(over)?;
         let (level, ranges) = matcher.expected().ok_or_else(over)?;
         Ok(if level == 0 {
@@ -380,7 +381,7 @@ impl BucketStore {
         let matcher = live
             .matcher
             .take()
-            .ok_or_else(|| conflict("search_over", "this upload expects no hashes now"))?;
+            .ok_or_else(|| AppError::new(ErrorKind::SearchOver, "this upload expects no hashes now"))?;
         let (matcher, need, file_hash) = match self.search(&live.opened, matcher, body.clone()).await {
             Ok(done) => done,
             // The matcher is gone with the failed round: the next request
@@ -392,7 +393,10 @@ impl BucketStore {
             Ok(_) => {}
             Err(e) if e.is_precondition_failed() => {
                 live.rounds = usize::MAX;
-                return Err(conflict("round_in_progress", "another request ran this round of the search"));
+                return Err(AppError::new(
+                    ErrorKind::RoundInProgress,
+                    "another request ran this round of the search",
+                ));
             }
             Err(e) => {
                 live.rounds = usize::MAX;
@@ -437,8 +441,13 @@ impl BucketStore {
 
     /// The search's outcome, once it is over.
     pub(crate) async fn searched(&self, live: &mut Live) -> AppResult<Arc<Searched>> {
+        if live.ended {
+            return Err(gone(&live.opened.id));
+        }
         self.catch_up(live).await?;
-        live.searched.clone().ok_or_else(|| conflict("not_receiving", "this upload does not take data now"))
+        live.searched
+            .clone()
+            .ok_or_else(|| AppError::new(ErrorKind::NotReceiving, "this upload does not take data now"))
     }
 
     /// Stores a body of literal frames: each frame must lie in a literal
@@ -451,7 +460,7 @@ impl BucketStore {
         body: &Bytes,
     ) -> AppResult<u64> {
         let frames = parse_frames(body, params.file_size)
-            .map_err(|e| AppError::bad_request("bad_delta_message", e.to_string()))?;
+            .map_err(|e| AppError::new(ErrorKind::BadDeltaMessage, e.to_string()))?;
         // Runs of contiguous frames; a run of one raw frame is a slice of
         // the body, not a copy.
         let mut runs: Vec<(Range<u64>, Run)> = Vec::new();
@@ -459,12 +468,12 @@ impl BucketStore {
         for frame in frames {
             let range = frame.range();
             if !inside_literal(&searched.plan, &range) {
-                return Err(AppError::bad_request(
-                    "unexpected_data",
+                return Err(AppError::new(
+                    ErrorKind::UnexpectedData,
                     format!("bytes {}..{} are not literal data of this upload", range.start, range.end),
                 ));
             }
-            let bytes = frame_bytes(&frame).map_err(|e| AppError::bad_request("bad_delta_message", e))?;
+            let bytes = frame_bytes(&frame).map_err(|e| AppError::new(ErrorKind::BadDeltaMessage, e))?;
             stored += frame.stored.len() as u64;
             let bytes = match bytes {
                 Cow::Borrowed(raw) => Run::Slice(body.slice_ref(raw)),
@@ -478,39 +487,32 @@ impl BucketStore {
                 _ => runs.push((range, bytes)),
             }
         }
+        // The commit may have begun since the handler looked.
+        self.refuse_if_committing(id).await?;
+        // Data objects are written once: a range sent again (a retry, or
+        // other bytes through another instance) leaves the first, and its
+        // hashes stay those of the request that wrote it.
         let puts = runs.into_iter().map(|(range, data)| {
             let key = self.keys.data(id, &range);
             let data = data.into_bytes();
             async move {
-                self.bucket.put(&key, data.clone(), Condition::None).await?;
-                Ok::<_, S3Error>(whole_blocks(params, &range, &data))
+                match self.bucket.put(&key, data.clone(), Condition::IfNoneMatch).await {
+                    Ok(_) => {}
+                    Err(e) if e.is_precondition_failed() => return Ok(Vec::new()),
+                    Err(e) => return Err(e),
+                }
+                let blocks = whole_blocks(params, &range, &data);
+                Ok::<_, S3Error>(
+                    blocks.into_iter().map(|(i, hash)| (i, Arrived { key: key.clone(), hash })).collect(),
+                )
             }
         });
-        let mut hashes = Vec::new();
+        let mut arrived = Vec::new();
         for result in futures_util::future::join_all(puts).await {
-            hashes.extend(result.map_err(|e| store_error("storing literal data", e))?);
+            arrived.extend(result.map_err(|e| store_error("storing literal data", e))?);
         }
-        self.arrived
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(id.to_owned())
-            .or_default()
-            .extend(hashes);
+        self.cache.arrived(id, arrived);
         Ok(stored)
-    }
-
-    /// The search's known block hashes of session `id`, and those of the
-    /// blocks that arrived whole at this instance.
-    pub(crate) fn known_hashes(&self, id: &str, searched: &Searched) -> Vec<Option<u128>> {
-        let arrived = self.arrived.lock().unwrap_or_else(PoisonError::into_inner);
-        let arrived = arrived.get(id);
-        let mut known = searched.known.clone();
-        for (i, hash) in known.iter_mut().enumerate() {
-            if hash.is_none() {
-                *hash = arrived.and_then(|a| a.get(&(i as u64))).copied();
-            }
-        }
-        known
     }
 
     /// The literal data objects stored for session `id`, in start order
@@ -552,6 +554,29 @@ impl BucketStore {
         })
     }
 
+    /// 409 `not_receiving` once a commit of session `id` has begun, here
+    /// or at another instance: it takes no more data, as on a directory.
+    pub(crate) async fn refuse_if_committing(&self, id: &str) -> AppResult<()> {
+        let marker = self
+            .bucket
+            .get(&self.keys.committing(id), None)
+            .await
+            .map_err(|e| store_error("reading an upload", e))?;
+        match marker {
+            Some(_) => {
+                Err(AppError::new(ErrorKind::NotReceiving, "this upload is committing; it takes no data now"))
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Ends session `live` (its lock held): removes every object of it and
+    /// forgets it.
+    pub(crate) async fn end(&self, live: &mut Live) -> AppResult<()> {
+        live.ended = true;
+        self.end_session(&live.opened.id.clone()).await
+    }
+
     /// Removes every object of session `id` and forgets it.
     pub(crate) async fn end_session(&self, id: &str) -> AppResult<()> {
         self.forget(id);
@@ -565,8 +590,7 @@ impl BucketStore {
 
     /// Drops what this instance holds of session `id`.
     pub(crate) fn forget(&self, id: &str) {
-        self.live.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
-        self.arrived.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
+        self.cache.forget(id);
     }
 
     /// Deletes `keys`, 16 at a time.

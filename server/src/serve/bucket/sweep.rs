@@ -67,12 +67,17 @@ impl BucketStore {
     }
 }
 
-/// Sweeps every quarter of the grace period (between 1 s and 60 s).
+/// Sweeps every quarter of the grace period (between 1 s and 60 s), and
+/// forgets the sessions this instance has not served for that long.
 pub(crate) async fn sweep_now_and_then(store: BucketStore) {
     let period = (store.grace / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
     let mut tick = tokio::time::interval(period);
     loop {
         tick.tick().await;
+        let evicted = store.cache.evict_idle(period);
+        if evicted > 0 {
+            tracing::debug!("forgot {evicted} idle sessions");
+        }
         match store.sweep().await {
             Ok((0, 0)) => {}
             Ok((versions, uploads)) => {

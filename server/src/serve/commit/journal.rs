@@ -32,7 +32,6 @@ use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::sync::{Mutex, PoisonError};
 
-use axum::http::StatusCode;
 use rustix::fs::FallocateFlags;
 use rustix::io::Errno;
 
@@ -40,7 +39,7 @@ use diffcopy_core::delta::piece_hash;
 
 use super::Commit;
 use crate::fs::{Dir, FileVersion, FsError, RelPath, Root, copy_range};
-use crate::serve::error::{AppError, AppResult};
+use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::faults::{FaultHook, FaultPoint};
 use crate::serve::locks::WriteHold;
 use crate::serve::upload::JOURNAL_DIR;
@@ -137,8 +136,7 @@ impl ApplyJournal {
     pub(crate) fn check_applied(&self, path: &RelPath) -> AppResult<()> {
         if self.unapplied.lock().unwrap_or_else(PoisonError::into_inner).contains(path.as_str()) {
             return Err(AppError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "commit_unfinished",
+                ErrorKind::CommitUnfinished,
                 format!("a commit of {path} could not be finished; the server's next start finishes it"),
             ));
         }

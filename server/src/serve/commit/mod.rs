@@ -29,12 +29,10 @@ use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::time::Duration;
 
-use axum::http::StatusCode;
-
 pub(crate) use journal::{ApplyJournal, recover};
 
 use crate::fs::{Dir, FileVersion, FsError, RelPath, Root, copy_range};
-use crate::serve::error::{AppError, AppResult};
+use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::faults::FaultHook;
 use crate::serve::locks::PathLocks;
 
@@ -172,11 +170,7 @@ pub(crate) struct Commit<'a> {
 
 /// 412: the target is no longer the version the client compared against.
 pub(crate) fn target_changed(path: &RelPath) -> AppError {
-    AppError::new(
-        StatusCode::PRECONDITION_FAILED,
-        "target_changed",
-        format!("{path} changed since the client compared against it"),
-    )
+    AppError::new(ErrorKind::TargetChanged, format!("{path} changed since the client compared against it"))
 }
 
 /// The current version of the file at `path`, `None` if it does not exist.
@@ -252,8 +246,7 @@ pub(crate) fn read_assembled(commit: &Commit<'_>, offset: u64, buf: &mut [u8]) -
 /// 503: readers of the target did not let a commit in place in.
 fn target_busy(path: &RelPath) -> AppError {
     AppError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "target_busy",
+        ErrorKind::TargetBusy,
         format!("{path} is being read; try the commit again when the reads are done"),
     )
 }

@@ -6,7 +6,6 @@
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 
-use axum::http::StatusCode;
 use diffcopy_core::BlockLayout;
 use diffcopy_core::delta::{FileHasher, Plan, Source, block_hash};
 use serde::Serialize;
@@ -15,7 +14,7 @@ use super::session::{DeltaUpload, ToCommit};
 use crate::serve::commit::{
     Base, Commit, Copy, Expect, NewVersion, Staged, check_unchanged, copy_in, install, read_assembled,
 };
-use crate::serve::error::{AppError, AppResult};
+use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::faults::{FaultHook, FaultPoint};
 use crate::serve::state::AppState;
 
@@ -75,8 +74,7 @@ pub(crate) fn moved_ranges(plan: &Plan) -> (u64, Vec<[u64; 2]>) {
 /// 422: the rebuilt file is not the client's.
 fn mismatch() -> AppError {
     AppError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "file_hash_mismatch",
+        ErrorKind::FileHashMismatch,
         "the rebuilt file does not have the file hash the client sent; nothing was committed",
     )
 }

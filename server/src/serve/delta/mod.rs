@@ -20,7 +20,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::http::StatusCode;
 use diffcopy_core::delta::{DeltaParams, Levels, Matcher, Need, Plan};
 use tokio::sync::Notify;
 
@@ -34,7 +33,7 @@ use crate::fs::{FileVersion, FsError, RESERVED_PREFIX, RelPath, Root};
 use crate::limits::{DEFAULT_BLOCK_SIZE, check_block_count, check_block_size};
 use crate::serve::commit::target_changed;
 use crate::serve::config::ServerConfig;
-use crate::serve::error::{AppError, AppResult};
+use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::state::AppState;
 pub(crate) use base::BaseFile;
 
@@ -74,27 +73,22 @@ impl NewDelta {
         check_block_size(block_size)?;
         if self.size > max_file_size {
             return Err(AppError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "file_too_large",
+                ErrorKind::FileTooLarge,
                 format!("{} bytes is more than this server's limit of {max_file_size}", self.size),
             ));
         }
         let levels = Levels::for_block(block_size)
-            .map_err(|e| AppError::bad_request("bad_block_size", e.to_string()))?;
+            .map_err(|e| AppError::new(ErrorKind::BadBlockSize, e.to_string()))?;
         let header =
             diffcopy_core::SignatureHeader::new(diffcopy_core::HashAlgorithm::Sha1, block_size, self.size)
-                .map_err(|e| AppError::bad_request("bad_block_size", e.to_string()))?;
+                .map_err(|e| AppError::new(ErrorKind::BadBlockSize, e.to_string()))?;
         check_block_count(&header)?;
         Ok((path, levels))
     }
 }
 
 pub(crate) fn gone(id: &str) -> AppError {
-    AppError::new(
-        StatusCode::NOT_FOUND,
-        "no_such_upload",
-        format!("upload {id} does not exist or has expired"),
-    )
+    AppError::new(ErrorKind::NoSuchUpload, format!("upload {id} does not exist or has expired"))
 }
 
 fn staging_name(id: &str) -> String {
@@ -185,17 +179,9 @@ impl DeltaStore {
         root: &Root,
         config: &ServerConfig,
         request: NewDelta,
-        open_elsewhere: usize,
     ) -> AppResult<Arc<DeltaUpload>> {
         let (path, levels) = request.check(config.max_file_size)?;
         let block_size = levels.block_size();
-        if self.len() + open_elsewhere >= config.max_uploads {
-            return Err(AppError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_uploads",
-                "too many uploads are open; finish or abort one, or wait for them to expire",
-            ));
-        }
         // Also refuses a target that is a directory or a symlink out of the root.
         let base = open_base(root, &path)?.map(Arc::new);
         if let Some(expected) = &request.base_etag
@@ -319,7 +305,7 @@ impl DeltaStore {
             .map_err(|e| AppError::internal("committing", e))?;
         match &result {
             Ok(_) => self.end(id),
-            Err(e) if matches!(e.code(), "file_hash_mismatch" | "target_changed") => {
+            Err(e) if matches!(e.kind(), ErrorKind::FileHashMismatch | ErrorKind::TargetChanged) => {
                 upload.discard();
                 self.end(id);
             }

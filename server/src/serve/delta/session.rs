@@ -7,7 +7,6 @@ use std::os::unix::fs::FileExt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
-use axum::http::StatusCode;
 use bytes::Bytes;
 use diffcopy_core::delta::{
     BlockHashes, DeltaError, DeltaParams, MatchError, Matcher, Need, PieceHashes, Plan, ReadAt, SliceFile,
@@ -21,7 +20,7 @@ use super::journal::{DeltaJournal, DeltaRecord, log_received};
 use super::ranges::RangeSet;
 use crate::frames::frame_bytes;
 use crate::fs::{Dir, RelPath};
-use crate::serve::error::{AppError, AppResult};
+use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::faults::{FaultHook, FaultPoint};
 
 /// A protocol v2 upload in progress.
@@ -112,12 +111,8 @@ pub(crate) struct DeltaStatus {
     pub(crate) missing: Vec<[u64; 2]>,
 }
 
-fn conflict(code: &'static str, message: impl Into<String>) -> AppError {
-    AppError::new(StatusCode::CONFLICT, code, message)
-}
-
 fn bad_message(e: DeltaError) -> AppError {
-    AppError::bad_request("bad_delta_message", e.to_string())
+    AppError::new(ErrorKind::BadDeltaMessage, e.to_string())
 }
 
 /// Counts a data write in flight until dropped.
@@ -159,11 +154,17 @@ impl DeltaUpload {
                 Phase::Searching(matcher) => matcher,
                 Phase::Busy => {
                     state.phase = Phase::Busy;
-                    return Err(conflict("round_in_progress", "a round of the search is running"));
+                    return Err(AppError::new(
+                        ErrorKind::RoundInProgress,
+                        "a round of the search is running",
+                    ));
                 }
                 other => {
                     state.phase = other;
-                    return Err(conflict("search_over", "the search is over; send the literal data"));
+                    return Err(AppError::new(
+                        ErrorKind::SearchOver,
+                        "the search is over; send the literal data",
+                    ));
                 }
             }
         };
@@ -235,7 +236,7 @@ impl DeltaUpload {
         let (plan, _in_flight) = {
             let mut state = lock(&self.state);
             let Phase::Receiving { plan, .. } = &state.phase else {
-                return Err(conflict("not_receiving", "this upload does not take data now"));
+                return Err(AppError::new(ErrorKind::NotReceiving, "this upload does not take data now"));
             };
             let plan = plan.clone();
             state.writes_in_flight += 1;
@@ -246,12 +247,12 @@ impl DeltaUpload {
         for frame in frames {
             let range = frame.range();
             if !inside_literal(&plan, &range) {
-                return Err(AppError::bad_request(
-                    "unexpected_data",
+                return Err(AppError::new(
+                    ErrorKind::UnexpectedData,
                     format!("bytes {}..{} are not literal data of this upload", range.start, range.end),
                 ));
             }
-            let bytes = frame_bytes(&frame).map_err(|e| AppError::bad_request("bad_delta_message", e))?;
+            let bytes = frame_bytes(&frame).map_err(|e| AppError::new(ErrorKind::BadDeltaMessage, e))?;
             FaultHook::at(faults, FaultPoint::DataWrite { offset: range.start });
             let writing = lock(&self.writing);
             self.staging
@@ -318,20 +319,23 @@ impl DeltaUpload {
             let (plan, gaps) = match &state.phase {
                 Phase::Receiving { plan, received } => (plan.clone(), missing(plan, received)),
                 Phase::Committing { .. } => {
-                    return Err(conflict("commit_in_progress", "this upload is already committing"));
+                    return Err(AppError::new(
+                        ErrorKind::CommitInProgress,
+                        "this upload is already committing",
+                    ));
                 }
-                _ => return Err(conflict("search_not_over", "the search is not over yet")),
+                _ => return Err(AppError::new(ErrorKind::SearchNotOver, "the search is not over yet")),
             };
             if !gaps.is_empty() {
                 let runs: Vec<[u64; 2]> = gaps.iter().map(|r| [r.start, r.end]).collect();
-                return Err(conflict(
-                    "missing_data",
+                return Err(AppError::new(
+                    ErrorKind::MissingData,
                     format!("{} literal ranges have not arrived", gaps.len()),
                 )
                 .with("missing", serde_json::json!(runs)));
             }
             if hash.is_none() {
-                return Err(conflict("search_not_over", "no file hash was sent"));
+                return Err(AppError::new(ErrorKind::SearchNotOver, "no file hash was sent"));
             }
             state.phase = Phase::Committing { plan: plan.clone() };
             plan

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
-use axum::http::StatusCode;
 use diffcopy_core::{Digest, Signature, diff, hash_block};
 use serde::Serialize;
 use serde_json::json;
@@ -15,7 +14,7 @@ use super::lock;
 use super::session::{Upload, run_pairs};
 use crate::fs::FsError;
 use crate::serve::commit::{Base, Commit, Expect, NewVersion, Staged, install};
-use crate::serve::error::{AppError, AppResult};
+use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::state::AppState;
 
 /// What a successful commit answers.
@@ -42,8 +41,7 @@ pub(super) async fn commit_upload(
     for (&index, digest) in &received {
         if signature.block_digest(index) != Some(digest.as_bytes()) {
             return Err(AppError::new(
-                StatusCode::CONFLICT,
-                "digest_mismatch",
+                ErrorKind::DigestMismatch,
                 format!("uploaded block {index} is not the block the signature describes"),
             ));
         }
@@ -157,8 +155,7 @@ async fn reverify(upload: &Arc<Upload>, received: &BTreeMap<u64, Digest>) -> App
 
 fn missing_blocks(missing: &[u64]) -> AppError {
     AppError::new(
-        StatusCode::CONFLICT,
-        "missing_blocks",
+        ErrorKind::MissingBlocks,
         format!("{} blocks were neither uploaded nor unchanged in the current target", missing.len()),
     )
     .with("missing", json!(run_pairs(missing.iter().copied())))

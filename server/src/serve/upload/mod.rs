@@ -16,7 +16,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use axum::http::StatusCode;
 use diffcopy_core::{Digest, HashAlgorithm, Signature, SignatureHeader};
 use tokio::sync::Notify;
 
@@ -30,7 +29,7 @@ use crate::fs::{FsError, RESERVED_PREFIX, RelPath, Root};
 use crate::limits::{check_block_count, check_block_size};
 use crate::serve::commit::{current_version, target_changed};
 use crate::serve::config::ServerConfig;
-use crate::serve::error::{AppError, AppResult};
+use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::state::AppState;
 
 /// All open upload sessions.
@@ -66,11 +65,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 fn gone(id: &str) -> AppError {
-    AppError::new(
-        StatusCode::NOT_FOUND,
-        "no_such_upload",
-        format!("upload {id} does not exist or has expired"),
-    )
+    AppError::new(ErrorKind::NoSuchUpload, format!("upload {id} does not exist or has expired"))
 }
 
 fn staging_name(id: &str) -> String {
@@ -145,19 +140,11 @@ impl UploadStore {
         let algorithm: HashAlgorithm = request.hash.parse()?;
         if request.size > config.max_file_size {
             return Err(AppError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "file_too_large",
+                ErrorKind::FileTooLarge,
                 format!(
                     "{} bytes is more than this server's limit of {}",
                     request.size, config.max_file_size
                 ),
-            ));
-        }
-        if lock(&self.sessions).len() >= config.max_uploads {
-            return Err(AppError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_uploads",
-                "too many uploads are open; finish or abort one, or wait for them to expire",
             ));
         }
         // Also refuses a target that is a directory or a symlink out of the root.
@@ -168,7 +155,7 @@ impl UploadStore {
             return Err(target_changed(&path));
         }
         let header = SignatureHeader::new(algorithm, request.block_size, request.size)
-            .map_err(|e| AppError::bad_request("bad_block_size", e.to_string()))?;
+            .map_err(|e| AppError::new(ErrorKind::BadBlockSize, e.to_string()))?;
         check_block_count(&header)?;
         let dir = root.parent_dir(&path, true).map_err(|e| AppError::from_fs(e, &path))?;
         let id = crate::random::random_hex(16).map_err(|e| AppError::internal("making a session id", e))?;
@@ -262,11 +249,11 @@ impl UploadStore {
     ) -> AppResult<CommitOutcome> {
         let upload = self.get(id)?;
         let signature = Signature::decode(&signature_bytes).map_err(|e| {
-            AppError::bad_request("bad_signature", format!("the commit body is not a signature: {e}"))
+            AppError::new(ErrorKind::BadSignature, format!("the commit body is not a signature: {e}"))
         })?;
         if *signature.header() != upload.header {
-            return Err(AppError::bad_request(
-                "signature_mismatch",
+            return Err(AppError::new(
+                ErrorKind::SignatureMismatch,
                 "the signature's algorithm, block size or file size differ from the upload's",
             ));
         }

@@ -7,14 +7,13 @@ use std::os::unix::fs::FileExt;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use axum::http::StatusCode;
 use diffcopy_core::{Digest, SignatureHeader, hash_block, index_runs};
 use serde::Serialize;
 use tokio::sync::Notify;
 
 use super::lock;
 use crate::fs::{Dir, RelPath};
-use crate::serve::error::{AppError, AppResult};
+use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::faults::{FaultHook, FaultPoint};
 
 /// One upload in progress.
@@ -78,7 +77,7 @@ pub(super) fn run_pairs(indexes: impl IntoIterator<Item = u64>) -> Vec<[u64; 2]>
 }
 
 pub(super) fn commit_in_progress() -> AppError {
-    AppError::new(StatusCode::CONFLICT, "commit_in_progress", "this upload is committing")
+    AppError::new(ErrorKind::CommitInProgress, "this upload is committing")
 }
 
 /// Counts a block write in flight until dropped.
@@ -107,26 +106,26 @@ impl Upload {
     ) -> AppResult<()> {
         let layout = self.header.layout();
         let Some(range) = layout.block_range(index) else {
-            return Err(AppError::bad_request(
-                "block_out_of_range",
+            return Err(AppError::new(
+                ErrorKind::BlockOutOfRange,
                 format!("block {index} is past the last block ({})", layout.block_count()),
             ));
         };
         let expected_len = range.end - range.start;
         if bytes.len() as u64 != expected_len {
-            return Err(AppError::bad_request(
-                "bad_block_length",
+            return Err(AppError::new(
+                ErrorKind::BadBlockLength,
                 format!("block {index} must be {expected_len} bytes, got {}", bytes.len()),
             ));
         }
         let algorithm = self.header.algorithm();
         let claimed = Digest::from_hex(digest_hex.trim(), algorithm.digest_len()).map_err(|e| {
-            AppError::bad_request("bad_digest", format!("X-Block-Digest is not a {algorithm} digest: {e}"))
+            AppError::new(ErrorKind::BadDigest, format!("X-Block-Digest is not a {algorithm} digest: {e}"))
         })?;
         let actual = hash_block(algorithm, bytes);
         if actual != claimed {
-            return Err(AppError::bad_request(
-                "bad_digest",
+            return Err(AppError::new(
+                ErrorKind::BadDigest,
                 format!("block {index} hashes to {actual}, not to the X-Block-Digest {claimed}"),
             ));
         }
@@ -162,11 +161,7 @@ impl Upload {
         {
             let mut state = lock(&self.state);
             if state.committing {
-                return Err(AppError::new(
-                    StatusCode::CONFLICT,
-                    "commit_in_progress",
-                    "this upload is already committing",
-                ));
+                return Err(AppError::new(ErrorKind::CommitInProgress, "this upload is already committing"));
             }
             state.committing = true;
         }
