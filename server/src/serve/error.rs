@@ -25,6 +25,10 @@ macro_rules! kinds {
         }
 
         impl ErrorKind {
+            /// Every kind.
+            #[cfg(test)]
+            const ALL: &[ErrorKind] = &[$(Self::$kind,)*];
+
             /// The stable code in the answer's `error` field.
             pub fn code(self) -> &'static str {
                 match self { $(Self::$kind => $code,)* }
@@ -204,5 +208,25 @@ impl IntoResponse for AppError {
             map.extend(self.extra);
         }
         (status, Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_its_own_code_and_an_error_status() {
+        let mut codes = std::collections::HashSet::new();
+        for kind in ErrorKind::ALL {
+            let code = kind.code();
+            assert!(codes.insert(code), "{code} is used twice");
+            assert!(code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{code}");
+            assert!(kind.status().is_client_error() || kind.status().is_server_error(), "{code}");
+            let answered = AppError::new(*kind, "m");
+            assert_eq!((answered.code(), answered.status()), (code, kind.status()));
+        }
+        assert_eq!(ErrorKind::StoreUnavailable.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(ErrorKind::FileHashMismatch.code(), "file_hash_mismatch");
     }
 }

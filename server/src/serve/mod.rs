@@ -20,6 +20,7 @@ mod state;
 mod stats;
 mod tls;
 mod upload;
+mod v2;
 mod wire;
 
 pub use api::app;

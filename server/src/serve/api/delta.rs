@@ -14,18 +14,17 @@ use axum::response::{IntoResponse, Response};
 use diffcopy_core::delta::{DeltaParams, FRAMES_HEADER, Levels, MAX_FRAME, Need, PieceHashes};
 use futures_util::StreamExt as _;
 use serde::Deserialize;
-use serde_json::json;
 
 use super::blocking;
 use super::uploads::read_body_limited;
 use crate::frames::push_frame;
 use crate::fs::{FileReader, FileVersion, RelPath};
 use crate::limits::{DEFAULT_BLOCK_SIZE, check_block_size};
-use crate::serve::delta::NewDelta;
 use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::locks::{ReadHold, holding};
 use crate::serve::memory;
 use crate::serve::state::AppState;
+use crate::serve::v2::{Created, NewDelta};
 
 /// The media type of protocol v2's binary messages.
 pub(crate) const DELTA_TYPE: &str = "application/vnd.diffcopy.delta";
@@ -51,17 +50,18 @@ pub(super) async fn create(State(state): State<Arc<AppState>>, body: Body) -> Ap
     .await?;
     state.stats.delta_upload_created();
     tracing::info!(id = %upload.id, path = %upload.path, size = upload.params.file_size, "v2 upload opened");
-    let body = json!({
-        "id": upload.id,
-        "path": upload.path.as_str(),
-        "size": upload.params.file_size,
-        "block_size": upload.params.levels.block_size(),
-        "levels": upload.params.levels.sizes(),
-        "seed": format!("{:016x}", upload.params.seed),
-        "expires_in_secs": state.config.upload_ttl.as_secs(),
-        "status": upload.status(),
-    });
-    Ok((StatusCode::CREATED, Json(body)))
+    let created = Created {
+        id: upload.id.clone(),
+        path: upload.path.to_string(),
+        size: upload.params.file_size,
+        block_size: upload.params.levels.block_size(),
+        levels: upload.params.levels.sizes().to_vec(),
+        seed: format!("{:016x}", upload.params.seed),
+        expires_in_secs: state.config.upload_ttl.as_secs(),
+        data_batch: None,
+        status: upload.status(),
+    };
+    Ok((StatusCode::CREATED, Json(created)))
 }
 
 /// `POST /api/v2/uploads/{id}/hashes`: a level's hashes in, a need out.

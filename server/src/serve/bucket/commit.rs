@@ -11,7 +11,6 @@ use bytes::{Bytes, BytesMut};
 use diffcopy_core::BlockLayout;
 use diffcopy_core::delta::Source;
 use futures_util::{StreamExt as _, TryStreamExt as _};
-use serde_json::{Value, json};
 use tokio::runtime::Handle;
 
 use super::BucketStore;
@@ -22,9 +21,9 @@ use super::session::{Live, Searched, store_error};
 use crate::fs::RelPath;
 use crate::s3::{Condition, MAX_PART, S3Error};
 use crate::serve::commit::target_changed;
-use crate::serve::delta::{RangeSet, missing, moved_ranges, rebuilt_hash};
 use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::faults::{FaultHook, FaultPoint};
+use crate::serve::v2::{DeltaOutcome, RangeSet, StoreCost, mismatch, missing, missing_data, rebuilt_hash};
 
 /// Parts in flight at once: an upload part of 5 to 15 MiB is assembled in
 /// memory, so two (copies take no memory here, but keep their order).
@@ -130,23 +129,15 @@ impl Assembly {
     }
 }
 
-/// What the new version cost in the store.
-#[derive(Debug, Default)]
-struct Written {
-    parts: usize,
-    uploaded: u64,
-    copied: u64,
-}
-
 impl BucketStore {
     /// Writes the new version at `key` from `assembly`.
-    async fn write_version(&self, key: &str, size: u64, assembly: &Assembly) -> Result<Written, S3Error> {
+    async fn write_version(&self, key: &str, size: u64, assembly: &Assembly) -> Result<StoreCost, S3Error> {
         let parts = plan_parts(&assembly.pieces, min_part(size), MAX_PART);
-        let mut written = Written { parts: parts.len(), ..Written::default() };
+        let mut written = StoreCost { parts: parts.len(), ..StoreCost::default() };
         for part in &parts {
             match part {
-                Part::Copy(p) => written.copied += p.len,
-                Part::Upload(_) => written.uploaded += part.len(),
+                Part::Copy(p) => written.copied_bytes += p.len,
+                Part::Upload(_) => written.uploaded_bytes += part.len(),
             }
         }
         if let [] | [Part::Upload(_)] = parts.as_slice() {
@@ -214,7 +205,7 @@ impl BucketStore {
     }
 
     /// Checks and commits session `id`.
-    pub(crate) async fn commit(&self, id: &str) -> AppResult<Value> {
+    pub(crate) async fn commit(&self, id: &str) -> AppResult<DeltaOutcome> {
         let live = self.session(id).await?;
         let mut live = live.lock().await;
         let result = self.commit_locked(id, &mut live).await;
@@ -228,7 +219,7 @@ impl BucketStore {
         result
     }
 
-    async fn commit_locked(&self, id: &str, live: &mut Live) -> AppResult<Value> {
+    async fn commit_locked(&self, id: &str, live: &mut Live) -> AppResult<DeltaOutcome> {
         // A search still running is the client's to finish; the store
         // failing while this instance catches up is the store's.
         let searched = self.searched(live).await.map_err(|e| match e.kind() {
@@ -248,12 +239,7 @@ impl BucketStore {
         let received = RangeSet::from_ranges(data.iter().map(|(r, _)| r.clone()));
         let gaps = missing(plan, &received);
         if !gaps.is_empty() {
-            let runs: Vec<[u64; 2]> = gaps.iter().map(|r| [r.start, r.end]).collect();
-            return Err(AppError::new(
-                ErrorKind::MissingData,
-                format!("{} literal ranges have not arrived", gaps.len()),
-            )
-            .with("missing", json!(runs)));
+            return Err(missing_data(&gaps));
         }
         // The path must still be at the version the search read.
         let current = self.current(path.as_str()).await.map_err(|e| store_error("reading a pointer", e))?;
@@ -288,32 +274,14 @@ impl BucketStore {
         };
         if checked? != searched.file_hash {
             self.end(live).await?;
-            return Err(AppError::new(
-                ErrorKind::FileHashMismatch,
-                "the rebuilt file does not have the file hash the client sent; nothing was committed",
-            ));
+            return Err(mismatch());
         }
-        let (moved_bytes, moved) = moved_ranges(plan);
-        let outcome = |etag: String, commit: &str, written: &Written| {
-            json!({
-                "path": path.as_str(),
-                "size": params.file_size,
-                "etag": etag,
-                "literal_bytes": plan.literal_bytes(),
-                "copied_bytes": plan.copied_bytes(),
-                "moved_bytes": moved_bytes,
-                "moved": moved,
-                "unchanged": commit == "none",
-                "commit": commit,
-                "store": { "parts": written.parts, "uploaded_bytes": written.uploaded, "copied_bytes": written.copied },
-            })
-        };
         if let (Some(base), Some(current)) = (&opened.base, &current)
             && !opened.whole
             && plan.is_identity(base.size)
         {
             self.end(live).await?;
-            return Ok(outcome(current.head.etag(), "none", &Written::default()));
+            return Ok(DeltaOutcome::new(&path, plan, current.head.etag(), "none"));
         }
         let version =
             crate::random::random_hex(16).map_err(|e| AppError::internal("making a version id", e))?;
@@ -350,6 +318,6 @@ impl BucketStore {
             self.supersede(&base.version).await;
         }
         self.end(live).await?;
-        Ok(outcome(head.etag(), "s3", &written))
+        Ok(DeltaOutcome::new(&path, plan, head.etag(), "s3").with_store(written))
     }
 }

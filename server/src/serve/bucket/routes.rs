@@ -36,9 +36,9 @@ use crate::serve::api::delta::{
 use crate::serve::api::files::{file_response, no_route, requested_range};
 use crate::serve::api::uploads::read_body_within;
 use crate::serve::commit::target_changed;
-use crate::serve::delta::NewDelta;
 use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::memory;
+use crate::serve::v2::{Created, NewDelta};
 
 type Shared = State<Arc<BucketState>>;
 
@@ -158,20 +158,18 @@ async fn create(State(state): Shared, body: Body) -> AppResult<impl IntoResponse
     let mut live = live.lock().await;
     let status = state.store.status(&mut live).await?;
     let params = live.params;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({
-            "id": opened.id,
-            "path": opened.path,
-            "size": opened.size,
-            "block_size": opened.block_size,
-            "levels": params.levels.sizes(),
-            "seed": opened.seed,
-            "expires_in_secs": state.config.upload_ttl.as_secs(),
-            "data_batch": DATA_BATCH,
-            "status": status,
-        })),
-    ))
+    let created = Created {
+        id: opened.id,
+        path: opened.path,
+        size: opened.size,
+        block_size: opened.block_size,
+        levels: params.levels.sizes().to_vec(),
+        seed: opened.seed,
+        expires_in_secs: state.config.upload_ttl.as_secs(),
+        data_batch: Some(DATA_BATCH),
+        status,
+    };
+    Ok((StatusCode::CREATED, Json(created)))
 }
 
 /// `POST /api/v2/uploads/{id}/hashes`.

@@ -18,7 +18,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use diffcopy_core::delta::{DeltaParams, Levels, Matcher, Need, Plan, SliceFile, parse_frames, pieces_of};
+use diffcopy_core::delta::{DeltaParams, Levels, Matcher, Need, Plan};
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use serde::{Deserialize, Serialize};
 
@@ -26,11 +26,13 @@ use super::BucketStore;
 use super::cache::Arrived;
 use super::keys::data_range;
 use super::reader::{ObjectReader, hash_blocks};
-use crate::frames::frame_bytes;
 use crate::s3::{Condition, S3Error};
 use crate::serve::commit::target_changed;
-use crate::serve::delta::{DeltaStatus, Hashes, NewDelta, RangeSet, Work, gone, inside_literal, missing};
 use crate::serve::error::{AppError, AppResult, ErrorKind};
+use crate::serve::v2::{
+    DeltaStatus, Hashes, Literal, NewDelta, Progress, RangeSet, Work, expected_hashes_len, gone,
+    literal_frames,
+};
 
 /// The block hashes of the blocks of `params`' file that lie wholly in
 /// `range`, whose bytes are `data`: (index, hash).
@@ -336,24 +338,10 @@ impl BucketStore {
         };
         tokio::task::spawn_blocking(move || {
             let hashes = Hashes::decode(&body)?;
-            let need = match base {
-                Some(mut base) => {
-                    hashes.search(&mut matcher, &mut base, aligned.as_deref()).map_err(|e| match e {
-                        diffcopy_core::delta::MatchError::Delta(e) => {
-                            AppError::new(ErrorKind::BadDeltaMessage, e.to_string())
-                        }
-                        diffcopy_core::delta::MatchError::Read(e) => {
-                            store_read_error(&format!("reading the old version of {path}"), e)
-                        }
-                    })?
-                }
-                None => hashes.search(&mut matcher, &mut SliceFile(&[]), None).map_err(|e| match e {
-                    diffcopy_core::delta::MatchError::Delta(e) => {
-                        AppError::new(ErrorKind::BadDeltaMessage, e.to_string())
-                    }
-                    diffcopy_core::delta::MatchError::Read(never) => match never {},
-                })?,
-            };
+            let mut base = base;
+            let need = hashes.search_in(&mut matcher, base.as_mut(), aligned.as_deref(), |e| {
+                store_read_error(&format!("reading the old version of {path}"), e)
+            })?;
             Ok((matcher, need, hashes.file_hash()))
         })
         .await
@@ -365,14 +353,7 @@ impl BucketStore {
         self.catch_up(live).await?;
         let over = || AppError::new(ErrorKind::SearchOver, "this upload expects no hashes now");
         let matcher = live.matcher.as_ref().ok_or_else(over)?;
-        let (level, ranges) = matcher.expected().ok_or_else(over)?;
-        Ok(if level == 0 {
-            diffcopy_core::delta::BlockHashes::encoded_len(&live.params)
-        } else {
-            diffcopy_core::delta::PieceHashes::encoded_len(
-                pieces_of(&live.params, level, ranges).count() as u64
-            )
-        })
+        expected_hashes_len(&live.params, matcher).ok_or_else(over)
     }
 
     /// One search round: runs it, stores its message, and the outcome when
@@ -404,11 +385,7 @@ impl BucketStore {
             }
         }
         live.rounds += 1;
-        let stats = matcher.stats();
-        let total = Work { rolled: stats.rolled + stats.rolled_near, hashed: stats.hashed };
-        let work =
-            Work { rolled: total.rolled - live.reported.rolled, hashed: total.hashed - live.reported.hashed };
-        live.reported = total;
+        let work = Work::since(&matcher, &mut live.reported);
         match matcher.plan() {
             Some(plan) => {
                 let file_hash = match (file_hash, self.file_hash_of(&id).await?) {
@@ -459,22 +436,12 @@ impl BucketStore {
         searched: &Searched,
         body: &Bytes,
     ) -> AppResult<u64> {
-        let frames = parse_frames(body, params.file_size)
-            .map_err(|e| AppError::new(ErrorKind::BadDeltaMessage, e.to_string()))?;
         // Runs of contiguous frames; a run of one raw frame is a slice of
         // the body, not a copy.
         let mut runs: Vec<(Range<u64>, Run)> = Vec::new();
         let mut stored = 0u64;
-        for frame in frames {
-            let range = frame.range();
-            if !inside_literal(&searched.plan, &range) {
-                return Err(AppError::new(
-                    ErrorKind::UnexpectedData,
-                    format!("bytes {}..{} are not literal data of this upload", range.start, range.end),
-                ));
-            }
-            let bytes = frame_bytes(&frame).map_err(|e| AppError::new(ErrorKind::BadDeltaMessage, e))?;
-            stored += frame.stored.len() as u64;
+        for Literal { range, bytes, stored: on_wire } in literal_frames(body, &searched.plan)? {
+            stored += on_wire;
             let bytes = match bytes {
                 Cow::Borrowed(raw) => Run::Slice(body.slice_ref(raw)),
                 Cow::Owned(decoded) => Run::Owned(decoded),
@@ -532,42 +499,40 @@ impl BucketStore {
     /// Session `live`'s state for resuming.
     pub(crate) async fn status(&self, live: &mut Live) -> AppResult<DeltaStatus> {
         self.catch_up(live).await?;
-        let (phase, level, literal_bytes, gaps) = match &live.searched {
-            Some(searched) => {
-                let received = RangeSet::from_ranges(
-                    self.data_objects(&live.opened.id).await?.into_iter().map(|(r, _)| r),
-                );
-                ("receiving", None, Some(searched.plan.literal_bytes()), missing(&searched.plan, &received))
-            }
-            None => {
-                ("searching", live.matcher.as_ref().and_then(|m| m.expected()).map(|e| e.0), None, Vec::new())
-            }
+        let id = live.opened.id.clone();
+        let at = |progress| DeltaStatus::new(&id, &live.opened.path, live.opened.size, progress);
+        let Some(searched) = &live.searched else {
+            let level = live.matcher.as_ref().and_then(|m| m.expected()).map(|e| e.0);
+            return Ok(at(Progress::Searching { level }));
         };
-        Ok(DeltaStatus {
-            id: live.opened.id.clone(),
-            path: live.opened.path.clone(),
-            size: live.opened.size,
-            phase,
-            level,
-            literal_bytes,
-            missing: gaps.into_iter().map(|r| [r.start, r.end]).collect(),
-        })
+        let plan = &searched.plan;
+        if self.committing(&id).await? {
+            return Ok(at(Progress::Committing { plan }));
+        }
+        let received = RangeSet::from_ranges(self.data_objects(&id).await?.into_iter().map(|(r, _)| r));
+        Ok(at(Progress::Receiving { plan, received: &received }))
     }
 
-    /// 409 `not_receiving` once a commit of session `id` has begun, here
-    /// or at another instance: it takes no more data, as on a directory.
-    pub(crate) async fn refuse_if_committing(&self, id: &str) -> AppResult<()> {
+    /// Whether a commit of session `id` has begun, here or at another instance.
+    async fn committing(&self, id: &str) -> AppResult<bool> {
         let marker = self
             .bucket
             .get(&self.keys.committing(id), None)
             .await
             .map_err(|e| store_error("reading an upload", e))?;
-        match marker {
-            Some(_) => {
-                Err(AppError::new(ErrorKind::NotReceiving, "this upload is committing; it takes no data now"))
-            }
-            None => Ok(()),
+        Ok(marker.is_some())
+    }
+
+    /// 409 `not_receiving` once a commit of session `id` has begun: it
+    /// takes no more data, as on a directory.
+    pub(crate) async fn refuse_if_committing(&self, id: &str) -> AppResult<()> {
+        if self.committing(id).await? {
+            return Err(AppError::new(
+                ErrorKind::NotReceiving,
+                "this upload is committing; it takes no data now",
+            ));
         }
+        Ok(())
     }
 
     /// Ends session `live` (its lock held): removes every object of it and

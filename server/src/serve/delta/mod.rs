@@ -8,12 +8,13 @@
 //! * `session.rs`: one upload and its phases (searching, receiving, committing);
 //! * `journal.rs`: what a restarted server needs to resume a session whose
 //!   search had ended;
-//! * `ranges.rs`: which literal bytes arrived.
+//!
+//! What both stores share (the messages, the checks, the file hash) is in
+//! `serve/v2/`.
 
 mod base;
 mod commit;
 mod journal;
-mod ranges;
 mod session;
 
 use std::collections::HashMap;
@@ -23,18 +24,16 @@ use std::time::{Duration, Instant};
 use diffcopy_core::delta::{DeltaParams, Levels, Matcher, Need, Plan};
 use tokio::sync::Notify;
 
-pub(crate) use commit::{DeltaOutcome, moved_ranges, rebuilt_hash};
 use journal::{DeltaJournal, Recovered};
-pub(crate) use ranges::RangeSet;
-pub(crate) use session::{DeltaStatus, DeltaUpload, Hashes, Work, inside_literal, missing};
+pub(crate) use session::DeltaUpload;
 use session::{Phase, State, lock};
 
 use crate::fs::{FileVersion, FsError, RESERVED_PREFIX, RelPath, Root};
-use crate::limits::{DEFAULT_BLOCK_SIZE, check_block_count, check_block_size};
 use crate::serve::commit::target_changed;
 use crate::serve::config::ServerConfig;
 use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::state::AppState;
+use crate::serve::v2::{DeltaOutcome, NewDelta, RangeSet, Work, gone};
 pub(crate) use base::BaseFile;
 
 /// All open protocol v2 uploads.
@@ -42,53 +41,6 @@ pub(crate) use base::BaseFile;
 pub(crate) struct DeltaStore {
     journal: DeltaJournal,
     sessions: Mutex<HashMap<String, Arc<DeltaUpload>>>,
-}
-
-/// What a client asks for when it opens a protocol v2 upload.
-#[derive(Debug, serde::Deserialize)]
-pub(crate) struct NewDelta {
-    /// The target path.
-    pub(crate) path: String,
-    /// The new file's size.
-    pub(crate) size: u64,
-    /// The block size (level 0's pieces); default 1 MiB.
-    #[serde(default)]
-    pub(crate) block_size: Option<u32>,
-    /// The target's ETag the client expects, if any (412 if it is not).
-    #[serde(default)]
-    pub(crate) base_etag: Option<String>,
-    /// Skip the search: the whole file comes as literal data (the client's
-    /// retry after a file hash mismatch). The block hashes are still sent,
-    /// for the file hash.
-    #[serde(default)]
-    pub(crate) whole: bool,
-}
-
-impl NewDelta {
-    /// Checks the request against the server's limits: its path, its block
-    /// size (and so its levels), its size and its block count.
-    pub(crate) fn check(&self, max_file_size: u64) -> AppResult<(RelPath, Levels)> {
-        let path = RelPath::parse(&self.path)?;
-        let block_size = self.block_size.unwrap_or(DEFAULT_BLOCK_SIZE);
-        check_block_size(block_size)?;
-        if self.size > max_file_size {
-            return Err(AppError::new(
-                ErrorKind::FileTooLarge,
-                format!("{} bytes is more than this server's limit of {max_file_size}", self.size),
-            ));
-        }
-        let levels = Levels::for_block(block_size)
-            .map_err(|e| AppError::new(ErrorKind::BadBlockSize, e.to_string()))?;
-        let header =
-            diffcopy_core::SignatureHeader::new(diffcopy_core::HashAlgorithm::Sha1, block_size, self.size)
-                .map_err(|e| AppError::new(ErrorKind::BadBlockSize, e.to_string()))?;
-        check_block_count(&header)?;
-        Ok((path, levels))
-    }
-}
-
-pub(crate) fn gone(id: &str) -> AppError {
-    AppError::new(ErrorKind::NoSuchUpload, format!("upload {id} does not exist or has expired"))
 }
 
 fn staging_name(id: &str) -> String {

@@ -2,26 +2,23 @@
 //! in a staging file beside the target, then the commit.
 
 use std::fs::File;
-use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use bytes::Bytes;
-use diffcopy_core::delta::{
-    BlockHashes, DeltaError, DeltaParams, MatchError, Matcher, Need, PieceHashes, Plan, ReadAt, SliceFile,
-    Source, parse_frames, pieces_of,
-};
-use serde::Serialize;
+use diffcopy_core::delta::{DeltaParams, Matcher, Need, Plan};
 use tokio::sync::Notify;
 
 use super::base::{Aligned, BaseFile, aligned_hashes};
 use super::journal::{DeltaJournal, DeltaRecord, log_received};
-use super::ranges::RangeSet;
-use crate::frames::frame_bytes;
 use crate::fs::{Dir, RelPath};
 use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::faults::{FaultHook, FaultPoint};
+use crate::serve::v2::{
+    DeltaStatus, Hashes, Literal, Progress, RangeSet, Work, expected_hashes_len, literal_frames, missing,
+    missing_data,
+};
 
 /// A protocol v2 upload in progress.
 #[derive(Debug)]
@@ -80,39 +77,8 @@ pub(super) struct State {
     pub(super) known: Arc<Vec<Option<u128>>>,
 }
 
-/// Old bytes a search rolled over and hashed.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Work {
-    pub(crate) rolled: u64,
-    pub(crate) hashed: u64,
-}
-
-fn round_total(before: &Work, round: &Work) -> Work {
-    Work { rolled: before.rolled + round.rolled, hashed: before.hashed + round.hashed }
-}
-
 pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// What `GET /api/v2/uploads/{id}` answers.
-#[derive(Debug, Serialize)]
-pub(crate) struct DeltaStatus {
-    pub(crate) id: String,
-    pub(crate) path: String,
-    pub(crate) size: u64,
-    /// `searching`, `receiving` or `committing`.
-    pub(crate) phase: &'static str,
-    /// The level whose hashes come next, while searching.
-    pub(crate) level: Option<u8>,
-    /// Literal bytes the plan needs, once known.
-    pub(crate) literal_bytes: Option<u64>,
-    /// Literal ranges still missing, `[start, end)`.
-    pub(crate) missing: Vec<[u64; 2]>,
-}
-
-fn bad_message(e: DeltaError) -> AppError {
-    AppError::new(ErrorKind::BadDeltaMessage, e.to_string())
 }
 
 /// Counts a data write in flight until dropped.
@@ -134,11 +100,7 @@ impl DeltaUpload {
     pub(crate) fn next_hashes_len(&self) -> Option<u64> {
         let state = lock(&self.state);
         let Phase::Searching(matcher) = &state.phase else { return None };
-        let (level, ranges) = matcher.expected()?;
-        if level == 0 {
-            return Some(BlockHashes::encoded_len(&self.params));
-        }
-        Some(PieceHashes::encoded_len(pieces_of(&self.params, level, ranges).count() as u64))
+        expected_hashes_len(&self.params, matcher)
     }
 
     /// A round of the search: the hashes of the next level in, what is
@@ -191,12 +153,7 @@ impl DeltaUpload {
             state.file_hash = Some(hash);
         }
         // The round's share of the search's work.
-        let work = matcher.stats();
-        let round = Work {
-            rolled: work.rolled + work.rolled_near - state.searched.rolled,
-            hashed: work.hashed - state.searched.hashed,
-        };
-        state.searched = round_total(&state.searched, &round);
+        let round = Work::since(&matcher, &mut state.searched);
         match matcher.plan() {
             Some(plan) => {
                 let log =
@@ -219,14 +176,9 @@ impl DeltaUpload {
         aligned: Option<&[u128]>,
     ) -> AppResult<(Need, Option<u128>)> {
         let hashes = Hashes::decode(body)?;
-        let need = match &self.base {
-            Some(base) => hashes.search(matcher, &mut base.reader(), aligned),
-            None => hashes.search(matcher, &mut SliceFile(&[]), None).map_err(never),
-        }
-        .map_err(|e| match e {
-            MatchError::Delta(e) => bad_message(e),
-            MatchError::Read(e) => AppError::from_fs(e.into(), &self.path),
-        })?;
+        let mut old = self.base.as_ref().map(|base| base.reader());
+        let need =
+            hashes.search_in(matcher, old.as_mut(), aligned, |e| AppError::from_fs(e.into(), &self.path))?;
         Ok((need, hashes.file_hash()))
     }
 
@@ -242,24 +194,15 @@ impl DeltaUpload {
             state.writes_in_flight += 1;
             (plan, WriteInFlight(self))
         };
-        let frames = parse_frames(body, self.params.file_size).map_err(bad_message)?;
         let mut stored = 0u64;
-        for frame in frames {
-            let range = frame.range();
-            if !inside_literal(&plan, &range) {
-                return Err(AppError::new(
-                    ErrorKind::UnexpectedData,
-                    format!("bytes {}..{} are not literal data of this upload", range.start, range.end),
-                ));
-            }
-            let bytes = frame_bytes(&frame).map_err(|e| AppError::new(ErrorKind::BadDeltaMessage, e))?;
+        for Literal { range, bytes, stored: on_wire } in literal_frames(body, &plan)? {
             FaultHook::at(faults, FaultPoint::DataWrite { offset: range.start });
             let writing = lock(&self.writing);
             self.staging
                 .write_all_at(&bytes, range.start)
                 .map_err(|e| AppError::from_fs(e.into(), &self.path))?;
             drop(writing);
-            stored += frame.stored.len() as u64;
+            stored += on_wire;
             let mut state = lock(&self.state);
             if let Some((log, len)) = &mut state.log
                 && log_received(log, *len, &range)
@@ -291,23 +234,13 @@ impl DeltaUpload {
     /// The session's state for resuming.
     pub(crate) fn status(&self) -> DeltaStatus {
         let state = lock(&self.state);
-        let (phase, level, literal_bytes, missing) = match &state.phase {
-            Phase::Searching(matcher) => ("searching", matcher.expected().map(|e| e.0), None, Vec::new()),
-            Phase::Busy => ("searching", None, None, Vec::new()),
-            Phase::Receiving { plan, received } => {
-                ("receiving", None, Some(plan.literal_bytes()), missing(plan, received))
-            }
-            Phase::Committing { plan } => ("committing", None, Some(plan.literal_bytes()), Vec::new()),
+        let progress = match &state.phase {
+            Phase::Searching(matcher) => Progress::Searching { level: matcher.expected().map(|e| e.0) },
+            Phase::Busy => Progress::Searching { level: None },
+            Phase::Receiving { plan, received } => Progress::Receiving { plan, received },
+            Phase::Committing { plan } => Progress::Committing { plan },
         };
-        DeltaStatus {
-            id: self.id.clone(),
-            path: self.path.to_string(),
-            size: self.params.file_size,
-            phase,
-            level,
-            literal_bytes,
-            missing: missing.into_iter().map(|r| [r.start, r.end]).collect(),
-        }
+        DeltaStatus::new(&self.id, self.path.as_str(), self.params.file_size, progress)
     }
 
     /// Starts the commit: the data must be complete; waits for the writes
@@ -327,12 +260,7 @@ impl DeltaUpload {
                 _ => return Err(AppError::new(ErrorKind::SearchNotOver, "the search is not over yet")),
             };
             if !gaps.is_empty() {
-                let runs: Vec<[u64; 2]> = gaps.iter().map(|r| [r.start, r.end]).collect();
-                return Err(AppError::new(
-                    ErrorKind::MissingData,
-                    format!("{} literal ranges have not arrived", gaps.len()),
-                )
-                .with("missing", serde_json::json!(runs)));
+                return Err(missing_data(&gaps));
             }
             if hash.is_none() {
                 return Err(AppError::new(ErrorKind::SearchNotOver, "no file hash was sent"));
@@ -378,64 +306,4 @@ pub(super) struct ToCommit {
     pub(super) file_hash: u128,
     /// The block hashes the search already knows (see [`State::known`]).
     pub(super) known: Arc<Vec<Option<u128>>>,
-}
-
-/// The two kinds of hashes message.
-pub(crate) enum Hashes {
-    Blocks(BlockHashes),
-    Pieces(PieceHashes),
-}
-
-impl Hashes {
-    /// Decodes a level-0 (`DCB2`) or finer message.
-    pub(crate) fn decode(body: &[u8]) -> AppResult<Self> {
-        if body.starts_with(b"DCB2") {
-            BlockHashes::decode(body).map(Self::Blocks)
-        } else {
-            PieceHashes::decode(body).map(Self::Pieces)
-        }
-        .map_err(bad_message)
-    }
-
-    /// The new file's hash, which comes with the level-0 message.
-    pub(crate) fn file_hash(&self) -> Option<u128> {
-        match self {
-            Self::Blocks(h) => Some(h.file_hash()),
-            Self::Pieces(_) => None,
-        }
-    }
-
-    /// Runs `matcher` on these hashes over the old file `old`.
-    pub(crate) fn search<F: ReadAt>(
-        &self,
-        matcher: &mut Matcher,
-        old: &mut F,
-        aligned: Option<&[u128]>,
-    ) -> Result<Need, MatchError<F::Error>> {
-        match self {
-            Self::Blocks(hashes) => matcher.blocks(hashes, old, aligned),
-            Self::Pieces(hashes) => matcher.pieces(hashes, old),
-        }
-    }
-}
-
-fn never(e: MatchError<std::convert::Infallible>) -> MatchError<std::io::Error> {
-    match e {
-        MatchError::Delta(e) => MatchError::Delta(e),
-        MatchError::Read(never) => match never {},
-    }
-}
-
-/// Whether `range` lies within one literal segment of `plan`.
-pub(crate) fn inside_literal(plan: &Plan, range: &Range<u64>) -> bool {
-    let segments = plan.segments();
-    let i = segments.partition_point(|s| s.new.end <= range.start);
-    segments
-        .get(i)
-        .is_some_and(|s| s.source == Source::Literal && s.new.start <= range.start && range.end <= s.new.end)
-}
-
-/// The literal ranges of `plan` that have not arrived.
-pub(crate) fn missing(plan: &Plan, received: &RangeSet) -> Vec<Range<u64>> {
-    plan.literal_ranges().flat_map(|r| received.missing(r)).collect()
 }
