@@ -3,11 +3,17 @@
 //! (`on_both_stores!`).
 
 use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::process::Command;
+use std::time::Duration;
 
 use diffcopy_tests::stores::{Deployment, Store, open};
-use diffcopy_tests::{Client, Scratch, data, http, on_both_stores, run_pdiffcopy};
+use diffcopy_tests::{Client, Scratch, data, http, on_both_stores, run_pdiffcopy, wait_until};
 use serde_json::{Value, json};
+
+/// Linux's `O_NONBLOCK`: opening a pipe's writing end fails at once while
+/// no one reads it.
+const O_NONBLOCK: i32 = 0o4000;
 
 fn write(path: &std::path::Path, bytes: &[u8]) {
     std::fs::write(path, bytes).unwrap();
@@ -85,8 +91,15 @@ on_both_stores! {
         upload.data(&url, &bytes, half..bytes.len());
         let (status, body) = std::thread::scope(|scope| {
             let committing = scope.spawn(|| upload.commit(&url));
-            // Opening the pipe returns once the commit waits at its hash check.
-            let mut pipe = std::fs::OpenOptions::new().write(true).open(&fifo).expect("open the pipe");
+            // The pipe's writing end opens (without blocking) once the
+            // commit waits at its hash check, reading the other end.
+            let mut pipe = None;
+            wait_until(Duration::from_secs(60), "the commit reaching its hash check", || {
+                assert!(!committing.is_finished(), "the commit ended before its hash check");
+                pipe = std::fs::OpenOptions::new().write(true).custom_flags(O_NONBLOCK).open(&fifo).ok();
+                pipe.is_some()
+            });
+            let mut pipe = pipe.expect("the pipe is open");
             let mut other = bytes.clone();
             other[..half].fill(9);
             let (status, refused) = upload.try_data(&url, &other, 0..half);
