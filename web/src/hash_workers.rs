@@ -16,8 +16,8 @@ use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::Blob;
 
+use crate::engine::{Engine, HashConfig, webcrypto_name};
 use crate::error::{ErrorCode, WebError};
-use crate::hash_blob::{Engine, HashConfig, webcrypto_name};
 
 /// Files smaller than this are hashed on the calling thread unless workers
 /// are asked for: starting workers costs more than it saves.

@@ -19,10 +19,12 @@
 mod api;
 mod delta;
 mod diff;
+mod engine;
 mod error;
 mod hash_blob;
 mod hash_workers;
 mod hasher;
+mod job;
 mod options;
 mod plan;
 mod progress;

@@ -16,12 +16,14 @@ use futures_util::{StreamExt, TryStreamExt, future::try_join3};
 use js_sys::{Date, Object, Reflect};
 use wasm_bindgen::JsValue;
 use wasm_bindgen::prelude::wasm_bindgen;
-use web_sys::{AbortSignal, Blob, File};
+use web_sys::{Blob, File};
 
 use crate::api::{Api, BodyReader, Session};
 use crate::diff::set;
+use crate::engine::HashConfig;
 use crate::error::{ErrorCode, WebError};
-use crate::hash_blob::{self, HashConfig, Report};
+use crate::hash_blob::{self, Report};
+use crate::job::{Upload, with_retries};
 use crate::options::{Options, check_abort};
 use crate::plan::Planner;
 use crate::progress::Progress;
@@ -30,8 +32,6 @@ use crate::resume;
 
 /// Default block uploads in flight.
 const DEFAULT_CONCURRENCY: u32 = 4;
-/// Attempts per request with data when the network or server fails transiently.
-const ATTEMPTS: u32 = 3;
 
 /// Uploads `file` so that the server's `path` becomes a copy of it, sending
 /// only what the server lacks. Resolves to an `UploadResult`.
@@ -105,19 +105,6 @@ enum Protocol {
 
 fn file_name(blob: &Blob) -> Option<String> {
     wasm_bindgen::JsCast::dyn_ref::<File>(blob).map(File::name).filter(|n| !n.is_empty())
-}
-
-/// One `uploadFile` call: where to, how, and whom to tell.
-pub(crate) struct Upload {
-    pub(crate) api: Api,
-    pub(crate) path: String,
-    /// Block size, hashing workers and reads (and API v1's hash and strategy).
-    pub(crate) hash: HashConfig,
-    /// Requests with data in flight.
-    pub(crate) concurrency: u32,
-    pub(crate) resume: bool,
-    pub(crate) progress: Progress,
-    pub(crate) signal: Option<AbortSignal>,
 }
 
 impl Upload {
@@ -272,42 +259,4 @@ impl Upload {
     async fn put_block(&self, id: &str, index: u64, bytes: &Blob, digest: &str) -> Result<(), WebError> {
         with_retries(self.signal.as_ref(), || self.api.put_block(id, index, bytes, digest)).await
     }
-}
-
-/// Runs `request`, again after a transient failure (up to
-/// [`ATTEMPTS`] times in all, a little later each time).
-pub(crate) async fn with_retries<T, F, Fut>(
-    signal: Option<&AbortSignal>,
-    mut request: F,
-) -> Result<T, WebError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, WebError>>,
-{
-    let mut attempt = 1;
-    loop {
-        check_abort(signal)?;
-        match request().await {
-            Err(error) if error.is_transient() && attempt < ATTEMPTS => {
-                sleep(250.0 * f64::from(attempt)).await;
-                attempt += 1;
-            }
-            result => return result,
-        }
-    }
-}
-
-/// Resolves after `ms` milliseconds.
-async fn sleep(ms: f64) {
-    let promise = js_sys::Promise::new(&mut |resolve, _| {
-        let set_timeout = Reflect::get(&js_sys::global(), &"setTimeout".into()).ok();
-        if let Some(set_timeout) =
-            set_timeout.and_then(|f| wasm_bindgen::JsCast::dyn_into::<js_sys::Function>(f).ok())
-        {
-            let _ = set_timeout.call2(&JsValue::NULL, &resolve, &ms.into());
-        } else {
-            let _ = resolve.call0(&JsValue::NULL);
-        }
-    });
-    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
 }

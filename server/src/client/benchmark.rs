@@ -10,8 +10,9 @@ use std::time::Instant;
 
 use super::error::ClientError;
 use super::location::Location;
+use super::options::SyncOptions;
 use super::summary::human;
-use super::sync::{SyncOptions, sync};
+use super::sync::sync;
 
 /// Where rsync's copy of the source is: `rsync://SERVER/MODULE/<source
 /// path relative to ROOT>`.
@@ -82,7 +83,7 @@ pub async fn run_benchmark(
 fn rsync_url(peer: &RsyncPeer, source: &Location) -> Result<String, ClientError> {
     let relative = match source {
         Location::Local(path) => {
-            let absolute = super::sync::absolute(path);
+            let absolute = super::options::absolute(path);
             absolute.strip_prefix(&peer.root).map(Path::to_path_buf).map_err(|_| {
                 ClientError::Usage(format!(
                     "{} is not below the rsync root {}",

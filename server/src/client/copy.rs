@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use super::error::ClientError;
 use super::local::{open_existing, sign_file};
+use super::options::{SyncOptions, nothing_to_do, open_source, plan, sign_target};
 use super::rebuild::Rebuild;
 use super::summary::Summary;
-use super::sync::{SyncOptions, nothing_to_do, open_source, plan, sign_target};
 
 /// Copies the local `source` over the local `target`.
 pub(super) async fn copy_local(

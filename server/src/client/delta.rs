@@ -19,12 +19,12 @@ use futures_util::{StreamExt, TryStreamExt};
 
 use super::error::ClientError;
 use super::local::open_existing;
+use super::options::{SyncOptions, open_source};
 use super::progress::Progress;
 use super::rebuild::Rebuild;
 use super::remote::Remote;
 use super::resume::ResumeState;
 use super::summary::Summary;
-use super::sync::{SyncOptions, open_source};
 use crate::frames::{frame_bytes, push_frame};
 use crate::fs::{FileReader, hash_file_blocks};
 

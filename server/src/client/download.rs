@@ -11,10 +11,10 @@ use futures_util::{StreamExt, TryStreamExt};
 
 use super::error::ClientError;
 use super::local::open_existing;
+use super::options::{SyncOptions, nothing_to_do, plan, sign_target};
 use super::rebuild::Rebuild;
 use super::remote::{Protocol, Remote};
 use super::summary::Summary;
-use super::sync::{SyncOptions, nothing_to_do, plan, sign_target};
 
 /// The most bytes one ranged download request asks for: large enough to
 /// amortise a request, small enough that `concurrency` of them in memory stay

@@ -6,7 +6,7 @@ use std::time::UNIX_EPOCH;
 use diffcopy_core::{HashAlgorithm, hash_block};
 
 use super::error::ClientError;
-use super::sync::absolute;
+use super::options::absolute;
 
 /// Where the session id of one upload (source file version, server URL,
 /// block size, algorithm) is kept.

@@ -12,10 +12,10 @@ use futures_util::{StreamExt, TryStreamExt};
 
 use super::error::ClientError;
 use super::local::sign_file;
+use super::options::{SyncOptions, nothing_to_do, open_source, plan};
 use super::remote::Remote;
 use super::resume::ResumeState;
 use super::summary::Summary;
-use super::sync::{SyncOptions, nothing_to_do, open_source, plan};
 
 /// Uploads through an API v1 session; an interrupted upload resumes.
 pub(super) async fn upload_v1(

@@ -11,6 +11,6 @@ mod version;
 pub(crate) use copy::copy_range;
 pub(crate) use hashing::{HashReceiver, hash_file_blocks};
 pub(crate) use reader::FileReader;
-pub(crate) use relpath::{PathError, RESERVED_PREFIX, RelPath};
+pub(crate) use relpath::{JOURNAL_DIR, PathError, RESERVED_PREFIX, RelPath};
 pub(crate) use root::{Dir, FsError, Root};
 pub(crate) use version::FileVersion;

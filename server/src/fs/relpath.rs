@@ -9,6 +9,10 @@ pub(crate) const MAX_SEGMENT_LEN: usize = 255;
 /// Names starting with this are the server's staging files; clients cannot name them.
 pub(crate) const RESERVED_PREFIX: &str = ".diffcopy-";
 
+/// The directory below the root where upload sessions and commits keep
+/// their journals (reserved: its name starts with [`RESERVED_PREFIX`]).
+pub(crate) const JOURNAL_DIR: &str = ".diffcopy-sessions";
+
 /// A path below the server's root: `/`-separated segments, none empty, `.`
 /// or `..`, none containing NUL or a backslash, none reserved for staging.
 ///

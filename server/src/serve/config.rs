@@ -5,13 +5,38 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::commit::CommitMode;
 use super::faults::FaultHook;
 use super::tls::TlsFiles;
 use defaults::{
     BODY_TIMEOUT_SECS, COMMIT, HEADER_TIMEOUT_SECS, LISTEN, MAX_FILE_SIZE, MAX_HASH_JOBS, MAX_UPLOADS, ROOT,
     UPLOAD_TTL_SECS,
 };
+
+/// How commits become the target (`diffcopy serve --commit`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum CommitMode {
+    /// Reflink where the file system can clone a file, else the journal.
+    #[default]
+    Auto,
+    /// Clone the target, write the changes into the clone, rename it over.
+    Reflink,
+    /// A redo journal, then the changes written in place.
+    Journal,
+    /// Write a whole new file beside the target and rename it over.
+    Replace,
+}
+
+impl CommitMode {
+    /// The name `--commit` takes and answers carry.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Reflink => "reflink",
+            Self::Journal => "journal",
+            Self::Replace => "replace",
+        }
+    }
+}
 
 /// The defaults of `diffcopy serve`'s options and of [`ServerConfig`].
 pub mod defaults {

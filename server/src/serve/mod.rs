@@ -25,8 +25,7 @@ mod wire;
 
 pub use api::app;
 pub use bucket::{BucketState, StoreUrl, bucket_app};
-pub use commit::CommitMode;
-pub use config::{ServerConfig, defaults};
+pub use config::{CommitMode, ServerConfig, defaults};
 pub use error::{AppError, AppResult, ErrorKind};
 pub use faults::{FaultHook, FaultPoint};
 pub use run::{run, run_bucket, shutdown_signal};

@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::fs::{RelPath, Root};
-use crate::serve::commit::{ApplyJournal, recover};
+use crate::serve::commit::{ApplyJournal, Commits, Committer, recover};
 use crate::serve::config::ServerConfig;
 use crate::serve::delta::DeltaStore;
 use crate::serve::error::{AppError, AppResult, ErrorKind};
@@ -24,6 +24,19 @@ pub(crate) trait Served: Send + Sync + 'static {
 impl Served for AppState {
     fn settings(&self) -> &ServerConfig {
         &self.config
+    }
+}
+
+impl Commits for AppState {
+    fn committer(&self) -> Committer<'_> {
+        Committer {
+            root: &self.root,
+            mode: self.config.commit,
+            journal: &self.applies,
+            locks: &self.locks,
+            stats: &self.stats,
+            faults: self.config.fault_hook.as_ref(),
+        }
     }
 }
 

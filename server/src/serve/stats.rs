@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 
-use crate::serve::commit::CommitMode;
+use crate::serve::config::CommitMode;
 
 /// Monotonic counters; each is updated with relaxed atomics.
 #[derive(Debug, Default)]

@@ -13,8 +13,9 @@ use wasm_bindgen::JsValue;
 use wasm_bindgen::prelude::wasm_bindgen;
 use web_sys::{AbortSignal, Blob};
 
+use crate::engine::HashConfig;
 use crate::error::{ErrorCode, WebError};
-use crate::hash_blob::{HashConfig, SliceLayout, WASM_SLICE, records_in_order, whole_blocks, worker_slice};
+use crate::hash_blob::{SliceLayout, WASM_SLICE, records_in_order, whole_blocks, worker_slice};
 use crate::hash_workers::Workers;
 use crate::options::{Options, check_abort};
 use crate::progress::Progress;

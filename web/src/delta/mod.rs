@@ -29,9 +29,9 @@ pub use hashes::{DeltaBlockHasher, delta_block_hash, delta_hash_blob};
 
 use crate::diff::set;
 use crate::error::{ErrorCode, WebError};
+use crate::job::{Upload, with_retries};
 use crate::read::{RangeReader, blob_size};
 use crate::resume;
-use crate::upload::{Upload, with_retries};
 
 /// The most literal ranges an upload's result lists (neighbours joined
 /// beyond that: they are for display).

@@ -141,7 +141,7 @@ pub(super) async fn commit(
     let upload = state.uploads.get(&id)?;
     let limit = upload.header.encoded_len();
     let signature = read_body_limited(&state, body, limit, "the signature").await?;
-    let outcome = state.uploads.commit(&id, state.clone(), signature).await?;
+    let outcome = state.uploads.commit(&id, &state.signer, state.clone(), signature).await?;
     state.stats.upload_committed();
     tracing::info!(id = %id, path = %upload.path, "upload committed");
     drop(upload);

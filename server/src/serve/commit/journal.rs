@@ -38,11 +38,10 @@ use rustix::io::Errno;
 use diffcopy_core::delta::piece_hash;
 
 use super::Commit;
-use crate::fs::{Dir, FileVersion, FsError, RelPath, Root, copy_range};
+use crate::fs::{Dir, FileVersion, FsError, JOURNAL_DIR, RelPath, Root, copy_range};
 use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::faults::{FaultHook, FaultPoint};
 use crate::serve::locks::WriteHold;
-use crate::serve::upload::JOURNAL_DIR;
 
 const MAGIC: &[u8; 4] = b"DCJ1";
 /// The seed of the journal's checksums (fixed: they guard against torn and

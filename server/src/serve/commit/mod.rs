@@ -32,29 +32,17 @@ use std::time::Duration;
 pub(crate) use journal::{ApplyJournal, recover};
 
 use crate::fs::{Dir, FileVersion, FsError, RelPath, Root, copy_range};
+use crate::serve::config::CommitMode;
 use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::faults::FaultHook;
 use crate::serve::locks::PathLocks;
+use crate::serve::stats::Stats;
 
 /// How long an `auto` commit waits for the server's readers of the target
 /// before it writes a new file instead of journaling in place.
 pub(crate) const AUTO_READERS_WAIT: Duration = Duration::from_secs(5);
 /// How long `--commit journal` waits for them before 503 `target_busy`.
 pub(crate) const JOURNAL_READERS_WAIT: Duration = Duration::from_secs(60);
-
-/// How commits become the target (`diffcopy serve --commit`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum CommitMode {
-    /// Reflink where the file system can clone a file, else the journal.
-    #[default]
-    Auto,
-    /// Clone the target, write the changes into the clone, rename it over.
-    Reflink,
-    /// A redo journal, then the changes written in place.
-    Journal,
-    /// Write a whole new file beside the target and rename it over.
-    Replace,
-}
 
 /// Bytes of the old version to copy into the new one: `new` from `old_start`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -139,18 +127,6 @@ pub(crate) struct Installed {
     pub(crate) bytes_written: u64,
 }
 
-impl CommitMode {
-    /// The name `--commit` takes and answers carry.
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Self::Auto => "auto",
-            Self::Reflink => "reflink",
-            Self::Journal => "journal",
-            Self::Replace => "replace",
-        }
-    }
-}
-
 /// One commit: where the new version is, what it must replace, how.
 #[derive(Debug)]
 pub(crate) struct Commit<'a> {
@@ -166,6 +142,26 @@ pub(crate) struct Commit<'a> {
     /// The upload's id, which the journal names the commit by.
     pub(crate) id: &'a str,
     pub(crate) faults: Option<&'a FaultHook>,
+}
+
+/// What a commit needs of the server, and no more: the served root,
+/// `--commit`, the journal of commits in place, the path locks, the
+/// counters and the fault hook. The upload sessions of both protocols take
+/// this instead of the server's whole state.
+pub(crate) struct Committer<'a> {
+    pub(crate) root: &'a Root,
+    pub(crate) mode: CommitMode,
+    pub(crate) journal: &'a ApplyJournal,
+    pub(crate) locks: &'a PathLocks,
+    pub(crate) stats: &'a Stats,
+    pub(crate) faults: Option<&'a FaultHook>,
+}
+
+/// What can commit: the server's state, for the sessions that own an
+/// `Arc` of it across a blocking thread.
+pub(crate) trait Commits: Send + Sync + 'static {
+    /// The parts of the server a commit uses.
+    fn committer(&self) -> Committer<'_>;
 }
 
 /// 412: the target is no longer the version the client compared against.

@@ -11,18 +11,18 @@ use diffcopy_core::delta::Source;
 
 use super::session::{DeltaUpload, ToCommit};
 use crate::serve::commit::{
-    Base, Commit, Copy, Expect, NewVersion, Staged, check_unchanged, copy_in, install, read_assembled,
+    Base, Commit, Committer, Copy, Expect, NewVersion, Staged, check_unchanged, copy_in, install,
+    read_assembled,
 };
 use crate::serve::error::{AppError, AppResult};
 use crate::serve::faults::{FaultHook, FaultPoint};
-use crate::serve::state::AppState;
 use crate::serve::v2::{DeltaOutcome, mismatch, rebuilt_hash};
 
 /// Checks and commits `upload` as `job.plan` says (blocking I/O).
-pub(super) fn commit(upload: &DeltaUpload, job: &ToCommit, state: &AppState) -> AppResult<DeltaOutcome> {
+pub(super) fn commit(upload: &DeltaUpload, job: &ToCommit, ctx: &Committer) -> AppResult<DeltaOutcome> {
     let (plan, file_hash, known) = (&job.plan, job.file_hash, &job.known);
     let params = &upload.params;
-    let faults = state.config.fault_hook.as_ref();
+    let faults = ctx.faults;
     let base = upload.base.as_ref().map(|b| Base { file: &b.file, version: b.version });
     let base_etag = upload.base.as_ref().map(|b| b.version.etag());
     // The target must still be what the search read: that version, or absent.
@@ -40,7 +40,7 @@ pub(super) fn commit(upload: &DeltaUpload, job: &ToCommit, state: &AppState) -> 
         if rebuilt_hash(read, layout, params.seed, known)? != file_hash {
             return Err(mismatch());
         }
-        let current = check_unchanged(&state.root, &upload.path, Some(base), expect)?;
+        let current = check_unchanged(ctx.root, &upload.path, Some(base), expect)?;
         upload.discard();
         return Ok(outcome(current.map(|v| v.etag()).unwrap_or_default(), "none"));
     }
@@ -73,14 +73,14 @@ pub(super) fn commit(upload: &DeltaUpload, job: &ToCommit, state: &AppState) -> 
     }
     let version = NewVersion { size: params.file_size, staged: in_staging };
     let commit = Commit {
-        root: &state.root,
+        root: ctx.root,
         staged,
         base,
         version: &version,
         expect,
-        mode: state.config.commit,
-        journal: &state.applies,
-        locks: &state.locks,
+        mode: ctx.mode,
+        journal: ctx.journal,
+        locks: ctx.locks,
         id: &upload.id,
         faults,
     };
@@ -93,6 +93,6 @@ pub(super) fn commit(upload: &DeltaUpload, job: &ToCommit, state: &AppState) -> 
     }
     let installed = install(&commit)?;
     let outcome = outcome(installed.version.etag(), installed.mode.name());
-    state.stats.installed(installed.mode, installed.bytes_written + outcome.moved_bytes());
+    ctx.stats.installed(installed.mode, installed.bytes_written + outcome.moved_bytes());
     Ok(outcome)
 }

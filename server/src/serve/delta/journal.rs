@@ -14,8 +14,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::fs::{Dir, FsError, Root};
-use crate::serve::upload::JOURNAL_DIR;
+use crate::fs::{Dir, FsError, JOURNAL_DIR, Root};
 
 /// What a session was opened with.
 #[derive(Clone, Debug, Serialize, Deserialize)]

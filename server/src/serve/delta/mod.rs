@@ -29,10 +29,9 @@ pub(crate) use session::DeltaUpload;
 use session::{Phase, State, lock};
 
 use crate::fs::{FileVersion, FsError, RESERVED_PREFIX, RelPath, Root};
-use crate::serve::commit::target_changed;
+use crate::serve::commit::{Commits, target_changed};
 use crate::serve::config::ServerConfig;
 use crate::serve::error::{AppError, AppResult, ErrorKind};
-use crate::serve::state::AppState;
 use crate::serve::v2::{DeltaOutcome, NewDelta, RangeSet, Work, gone};
 pub(crate) use base::BaseFile;
 
@@ -247,12 +246,12 @@ impl DeltaStore {
 
     /// Checks and commits session `id`. A file hash mismatch or a changed
     /// target ends the session; other failures leave it to retry.
-    pub(crate) async fn commit(&self, id: &str, state: Arc<AppState>) -> AppResult<DeltaOutcome> {
+    pub(crate) async fn commit<S: Commits>(&self, id: &str, state: Arc<S>) -> AppResult<DeltaOutcome> {
         let upload = self.get(id)?;
         let job = upload.begin_commit().await?;
-        let _guard = state.locks.commit(&upload.path).await;
+        let _guard = state.committer().locks.commit(&upload.path).await;
         let upload2 = upload.clone();
-        let result = tokio::task::spawn_blocking(move || commit::commit(&upload2, &job, &state))
+        let result = tokio::task::spawn_blocking(move || commit::commit(&upload2, &job, &state.committer()))
             .await
             .map_err(|e| AppError::internal("committing", e))?;
         match &result {

@@ -13,9 +13,9 @@ use serde_json::json;
 use super::lock;
 use super::session::{Upload, run_pairs};
 use crate::fs::FsError;
-use crate::serve::commit::{Base, Commit, Expect, NewVersion, Staged, install};
+use crate::serve::commit::{Base, Commit, Commits, Expect, NewVersion, Staged, install};
 use crate::serve::error::{AppError, AppResult, ErrorKind};
-use crate::serve::state::AppState;
+use crate::serve::signer::Signer;
 
 /// What a successful commit answers.
 #[derive(Debug, Serialize)]
@@ -35,7 +35,8 @@ pub(super) async fn commit_upload(
     upload: &Arc<Upload>,
     received: BTreeMap<u64, Digest>,
     signature: &Signature,
-    state: &Arc<AppState>,
+    signer: &Arc<Signer>,
+    state: Arc<impl Commits>,
 ) -> AppResult<CommitOutcome> {
     // Uploaded blocks must be the signature's; the rest must be in the base.
     for (&index, digest) in &received {
@@ -61,7 +62,7 @@ pub(super) async fn commit_upload(
     let base = if needed.is_empty() {
         None
     } else {
-        match state.root.open_read(&upload.path) {
+        match state.committer().root.open_read(&upload.path) {
             Ok(file) => Some(file),
             Err(FsError::NotFound) => None,
             Err(e) => return Err(AppError::from_fs(e, &upload.path)),
@@ -70,8 +71,7 @@ pub(super) async fn commit_upload(
     let base_version = match base {
         Some(file) => {
             let copy = file.try_clone().map_err(|e| AppError::internal("duplicating a descriptor", e))?;
-            let stream =
-                state.signer.start(copy, signature.algorithm(), signature.block_size(), None).await?;
+            let stream = signer.start(copy, signature.algorithm(), signature.block_size(), None).await?;
             let version = stream.version();
             let base_sig = stream.collect().await.map_err(|e| AppError::internal("hashing the base", e))?;
             // The core's diff decides which blocks the base has unchanged.
@@ -93,10 +93,11 @@ pub(super) async fn commit_upload(
     };
     let blocks_uploaded = received.len() as u64;
     let blocks_reused = signature.header().block_count() - blocks_uploaded;
-    let (upload, state) = (upload.clone(), state.clone());
+    let upload = upload.clone();
     tokio::task::spawn_blocking(move || {
+        let ctx = state.committer();
         let commit = Commit {
-            root: &state.root,
+            root: ctx.root,
             staged: Staged {
                 path: &upload.path,
                 dir: &upload.dir,
@@ -108,14 +109,14 @@ pub(super) async fn commit_upload(
             // The target must still be the version the client compared
             // against, whether or not any of its blocks were reused.
             expect: upload.base_etag.as_deref().map_or(Expect::Any, Expect::Etag),
-            mode: state.config.commit,
-            journal: &state.applies,
-            locks: &state.locks,
+            mode: ctx.mode,
+            journal: ctx.journal,
+            locks: ctx.locks,
             id: &upload.id,
-            faults: state.config.fault_hook.as_ref(),
+            faults: ctx.faults,
         };
         let installed = install(&commit)?;
-        state.stats.installed(installed.mode, installed.bytes_written);
+        ctx.stats.installed(installed.mode, installed.bytes_written);
         Ok(CommitOutcome {
             path: upload.path.to_string(),
             size: upload.header.file_size(),

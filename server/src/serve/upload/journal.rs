@@ -14,10 +14,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::fs::{Dir, FsError, Root};
-
-/// The journal's directory below the root (reserved: clients cannot name it).
-pub(crate) const JOURNAL_DIR: &str = ".diffcopy-sessions";
+use crate::fs::{Dir, FsError, JOURNAL_DIR, Root};
 
 /// What a session was opened with.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -20,17 +20,16 @@ use diffcopy_core::{Digest, HashAlgorithm, Signature, SignatureHeader};
 use tokio::sync::Notify;
 
 pub(crate) use commit::CommitOutcome;
-pub(crate) use journal::JOURNAL_DIR;
 use journal::{Journal, Recovered, SessionRecord};
 pub(crate) use session::Upload;
 use session::UploadState;
 
 use crate::fs::{FsError, RESERVED_PREFIX, RelPath, Root};
 use crate::limits::{check_block_count, check_block_size};
-use crate::serve::commit::{current_version, target_changed};
+use crate::serve::commit::{Commits, current_version, target_changed};
 use crate::serve::config::ServerConfig;
 use crate::serve::error::{AppError, AppResult, ErrorKind};
-use crate::serve::state::AppState;
+use crate::serve::signer::Signer;
 
 /// All open upload sessions.
 #[derive(Debug)]
@@ -244,7 +243,8 @@ impl UploadStore {
     pub(crate) async fn commit(
         &self,
         id: &str,
-        state: Arc<AppState>,
+        signer: &Arc<Signer>,
+        state: Arc<impl Commits>,
         signature_bytes: bytes::Bytes,
     ) -> AppResult<CommitOutcome> {
         let upload = self.get(id)?;
@@ -258,8 +258,8 @@ impl UploadStore {
             ));
         }
         let received = upload.begin_commit().await?;
-        let _guard = state.locks.commit(&upload.path).await;
-        let result = commit::commit_upload(&upload, received, &signature, &state).await;
+        let _guard = state.committer().locks.commit(&upload.path).await;
+        let result = commit::commit_upload(&upload, received, &signature, signer, state).await;
         match &result {
             Ok(_) => {
                 lock(&self.sessions).remove(id);
