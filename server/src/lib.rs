@@ -18,8 +18,9 @@ mod frames;
 mod fs;
 pub mod limits;
 mod random;
-pub mod s3;
+mod s3;
 mod serve;
+pub mod testing;
 
 pub use serve::{
     AppError, AppResult, AppState, BucketState, CommitMode, ErrorKind, FaultHook, FaultPoint, ServerConfig,

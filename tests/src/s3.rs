@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use diffcopy::s3::{Bucket, BucketConfig, Credentials};
+use diffcopy::testing::StoreProbe;
 
 use crate::{Scratch, wait_until, workspace};
 
@@ -143,43 +143,32 @@ impl Drop for Weed {
 #[derive(Debug)]
 pub struct TestBucket {
     runtime: tokio::runtime::Runtime,
-    /// The client.
-    pub bucket: Bucket,
+    probe: StoreProbe,
 }
 
 impl TestBucket {
     /// A client of bucket `name` at `endpoint` with these keys.
     pub fn new(endpoint: &str, name: &str, access_key: &str, secret_key: &str) -> Self {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        let bucket = Bucket::new(BucketConfig {
-            endpoint: Some(endpoint.to_owned()),
-            region: "us-east-1".into(),
-            bucket: name.to_owned(),
-            credentials: Credentials {
-                access_key: access_key.into(),
-                secret_key: secret_key.into(),
-                session_token: None,
-            },
-        })
-        .expect("bucket client");
-        Self { runtime, bucket }
+        let probe = StoreProbe::new(endpoint, name, access_key, secret_key).expect("bucket client");
+        Self { runtime, probe }
     }
 
     /// Creates the bucket, retrying while the store is still starting.
     pub fn create(&self) {
         wait_until(Duration::from_secs(60), "the store to create the bucket", || {
-            self.runtime.block_on(self.bucket.create()).is_ok()
+            self.runtime.block_on(self.probe.create()).is_ok()
         });
     }
 
     /// Object `key`, whole.
     pub fn get(&self, key: &str) -> Option<Vec<u8>> {
-        self.runtime.block_on(self.bucket.get(key, None)).expect("GET").map(|b| b.to_vec())
+        self.runtime.block_on(self.probe.get(key)).expect("GET")
     }
 
     /// Every key below `prefix`.
     pub fn keys(&self, prefix: &str) -> Vec<String> {
-        self.runtime.block_on(self.bucket.list(prefix)).expect("LIST").into_iter().map(|o| o.key).collect()
+        self.runtime.block_on(self.probe.keys(prefix)).expect("LIST")
     }
 
     /// The bytes of `path`'s current version under `prefix`, read through

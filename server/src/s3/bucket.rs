@@ -15,21 +15,21 @@ use super::xml;
 
 /// Where the bucket is and who asks.
 #[derive(Debug, Clone)]
-pub struct BucketConfig {
+pub(crate) struct BucketConfig {
     /// `http(s)://host[:port]` of an S3-compatible store; `None` for AWS
     /// (`https://s3.REGION.amazonaws.com`).
-    pub endpoint: Option<String>,
+    pub(crate) endpoint: Option<String>,
     /// The signing region.
-    pub region: String,
+    pub(crate) region: String,
     /// The bucket's name.
-    pub bucket: String,
+    pub(crate) bucket: String,
     /// The keys.
-    pub credentials: Credentials,
+    pub(crate) credentials: Credentials,
 }
 
 /// What a write requires of the object it replaces.
 #[derive(Debug, Clone, Copy)]
-pub enum Condition<'a> {
+pub(crate) enum Condition<'a> {
     /// Nothing.
     None,
     /// That it is the version with this ETag (`If-Match`).
@@ -40,30 +40,30 @@ pub enum Condition<'a> {
 
 /// One object of a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listed {
+pub(crate) struct Listed {
     /// Its key.
-    pub key: String,
+    pub(crate) key: String,
     /// Its size in bytes.
-    pub size: u64,
+    pub(crate) size: u64,
     /// When it was last written, unix seconds.
-    pub modified: u64,
+    pub(crate) modified: u64,
 }
 
 /// The store traffic since start, counted by the client.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Traffic {
+pub(crate) struct Traffic {
     /// Requests made.
-    pub requests: u64,
+    pub(crate) requests: u64,
     /// Of those, the ones AWS prices as writes ("class A": PUT, POST,
     /// COPY, LIST); GET and HEAD of an object are the cheaper reads, DELETE
     /// is free.
-    pub write_requests: u64,
+    pub(crate) write_requests: u64,
     /// Bytes sent into the store (object and part bodies).
-    pub bytes_uploaded: u64,
+    pub(crate) bytes_uploaded: u64,
     /// Bytes the store copied inside itself (`UploadPartCopy` ranges).
-    pub bytes_copied: u64,
+    pub(crate) bytes_copied: u64,
     /// Bytes read from the store.
-    pub bytes_downloaded: u64,
+    pub(crate) bytes_downloaded: u64,
 }
 
 #[derive(Debug, Default)]
@@ -77,7 +77,7 @@ pub(super) struct Counters {
 
 /// A bucket of an S3-compatible store; cheap to clone.
 #[derive(Debug, Clone)]
-pub struct Bucket {
+pub(crate) struct Bucket {
     http: reqwest::Client,
     endpoint: Url,
     /// The `Host` header reqwest sends, which is signed.
@@ -90,7 +90,7 @@ pub struct Bucket {
 
 impl Bucket {
     /// A client for the bucket `config` names (no request is made).
-    pub fn new(config: BucketConfig) -> Result<Self, String> {
+    pub(crate) fn new(config: BucketConfig) -> Result<Self, String> {
         let endpoint =
             config.endpoint.unwrap_or_else(|| format!("https://s3.{}.amazonaws.com", config.region));
         let endpoint = Url::parse(&endpoint).map_err(|e| format!("the S3 endpoint {endpoint}: {e}"))?;
@@ -123,12 +123,12 @@ impl Bucket {
     }
 
     /// The bucket's name.
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.name
     }
 
     /// The traffic so far.
-    pub fn traffic(&self) -> Traffic {
+    pub(crate) fn traffic(&self) -> Traffic {
         let c = &self.counters;
         Traffic {
             requests: c.requests.load(Ordering::Relaxed),
@@ -228,7 +228,7 @@ impl Bucket {
     }
 
     /// Object `key`, or its `range`; `None` if it does not exist.
-    pub async fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<Option<Bytes>, S3Error> {
+    pub(crate) async fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<Option<Bytes>, S3Error> {
         let header = range.map(|r| format!("bytes={}-{}", r.start, r.end.saturating_sub(1)));
         match self.get_response(key, header.as_deref()).await? {
             Some(response) => Ok(Some(self.body(response).await?)),
@@ -238,7 +238,11 @@ impl Bucket {
 
     /// The answer to a GET of `key` with this `Range` header, to stream;
     /// `None` if it does not exist.
-    pub async fn get_response(&self, key: &str, range: Option<&str>) -> Result<Option<Response>, S3Error> {
+    pub(crate) async fn get_response(
+        &self,
+        key: &str,
+        range: Option<&str>,
+    ) -> Result<Option<Response>, S3Error> {
         let headers: Vec<(&str, &str)> = range.map(|r| ("range", r)).into_iter().collect();
         match self.send(Method::GET, Some(key), &[], &headers, None).await {
             Ok(response) => Ok(Some(response)),
@@ -249,7 +253,7 @@ impl Bucket {
 
     /// Appends `range` of object `key` to `out` as it arrives; the bytes
     /// appended (`None` if the object does not exist).
-    pub async fn get_into(
+    pub(crate) async fn get_into(
         &self,
         key: &str,
         range: Range<u64>,
@@ -267,13 +271,18 @@ impl Bucket {
     }
 
     /// Counts bytes of a streamed answer as read.
-    pub fn count_downloaded(&self, bytes: u64) {
+    pub(crate) fn count_downloaded(&self, bytes: u64) {
         self.counters.downloaded.fetch_add(bytes, Ordering::Relaxed);
     }
 
     /// Writes `key` whole if `condition` holds; its new ETag. A lost
     /// condition is [`S3Error::is_precondition_failed`].
-    pub async fn put(&self, key: &str, body: Bytes, condition: Condition<'_>) -> Result<String, S3Error> {
+    pub(crate) async fn put(
+        &self,
+        key: &str,
+        body: Bytes,
+        condition: Condition<'_>,
+    ) -> Result<String, S3Error> {
         let headers: Vec<(&str, &str)> = match condition {
             Condition::None => vec![],
             Condition::IfMatch(etag) => vec![("if-match", etag)],
@@ -284,7 +293,7 @@ impl Bucket {
     }
 
     /// Removes `key` (no error if it is gone already).
-    pub async fn delete(&self, key: &str) -> Result<(), S3Error> {
+    pub(crate) async fn delete(&self, key: &str) -> Result<(), S3Error> {
         match self.send(Method::DELETE, Some(key), &[], &[], None).await {
             Ok(_) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()),
@@ -293,7 +302,7 @@ impl Bucket {
     }
 
     /// Every object whose key starts with `prefix`, in key order.
-    pub async fn list(&self, prefix: &str) -> Result<Vec<Listed>, S3Error> {
+    pub(crate) async fn list(&self, prefix: &str) -> Result<Vec<Listed>, S3Error> {
         let mut out = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -320,12 +329,12 @@ impl Bucket {
 
     /// Lists one key: what `diffcopy serve` does at start, so wrong keys
     /// and a missing bucket stop it with the store's own reason.
-    pub async fn check(&self) -> Result<(), S3Error> {
+    pub(crate) async fn check(&self) -> Result<(), S3Error> {
         self.send(Method::GET, None, &[("list-type", "2"), ("max-keys", "1")], &[], None).await.map(drop)
     }
 
     /// Creates the bucket (for tests and set-up scripts).
-    pub async fn create(&self) -> Result<(), S3Error> {
+    pub(crate) async fn create(&self) -> Result<(), S3Error> {
         self.send(Method::PUT, None, &[], &[], None).await.map(drop)
     }
 }

@@ -8,13 +8,13 @@ use std::path::PathBuf;
 
 /// An access key pair, and a session token for temporary ones.
 #[derive(Clone)]
-pub struct Credentials {
+pub(crate) struct Credentials {
     /// `AWS_ACCESS_KEY_ID`.
-    pub access_key: String,
+    pub(crate) access_key: String,
     /// `AWS_SECRET_ACCESS_KEY`.
-    pub secret_key: String,
+    pub(crate) secret_key: String,
     /// `AWS_SESSION_TOKEN`, for temporary credentials.
-    pub session_token: Option<String>,
+    pub(crate) session_token: Option<String>,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -56,7 +56,7 @@ fn ini_value(text: &str, section: &str, key: &str) -> Option<String> {
 impl Credentials {
     /// The keys from the environment, else from the shared credentials
     /// file; an error says where it looked.
-    pub fn from_environment() -> Result<Self, String> {
+    pub(crate) fn from_environment() -> Result<Self, String> {
         if let (Some(access_key), Some(secret_key)) = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY"))
         {
             return Ok(Self { access_key, secret_key, session_token: env("AWS_SESSION_TOKEN") });
@@ -84,7 +84,7 @@ impl Credentials {
 
 /// The region: `AWS_REGION`, `AWS_DEFAULT_REGION`, the profile's `region`
 /// in `~/.aws/config`, else `us-east-1`.
-pub fn region_from_environment() -> String {
+pub(crate) fn region_from_environment() -> String {
     if let Some(region) = env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION")) {
         return region;
     }

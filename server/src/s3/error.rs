@@ -2,7 +2,7 @@
 
 /// A failed S3 request.
 #[derive(Debug)]
-pub enum S3Error {
+pub(crate) enum S3Error {
     /// No answer: connection refused, reset, timed out, TLS refused.
     Transport(reqwest::Error),
     /// The store answered with an error.
@@ -20,7 +20,7 @@ pub enum S3Error {
 
 impl S3Error {
     /// The HTTP status, for an answered request.
-    pub fn status(&self) -> Option<u16> {
+    pub(crate) fn status(&self) -> Option<u16> {
         match self {
             Self::Status { status, .. } => Some(*status),
             _ => None,
@@ -29,7 +29,7 @@ impl S3Error {
 
     /// Whether a conditional write lost: `412 PreconditionFailed` (or
     /// `409 ConditionalRequestConflict`, AWS's answer to a write racing another).
-    pub fn is_precondition_failed(&self) -> bool {
+    pub(crate) fn is_precondition_failed(&self) -> bool {
         matches!(self.status(), Some(412))
             || matches!(self, Self::Status { code, .. } if code == "ConditionalRequestConflict")
     }
@@ -37,7 +37,7 @@ impl S3Error {
     /// Whether the same request may well succeed if tried again: no
     /// answer, a throttle (429, `SlowDown`) or a server error (500, 502,
     /// 503, 504), as AWS's standard retry mode counts them.
-    pub fn is_transient(&self) -> bool {
+    pub(crate) fn is_transient(&self) -> bool {
         match self {
             Self::Transport(_) => true,
             Self::Status { status, code, .. } => {
@@ -50,16 +50,8 @@ impl S3Error {
     }
 
     /// Whether the object (or the bucket) does not exist.
-    pub fn is_not_found(&self) -> bool {
+    pub(crate) fn is_not_found(&self) -> bool {
         self.status() == Some(404)
-    }
-
-    /// S3's error code, if it answered.
-    pub fn code(&self) -> Option<&str> {
-        match self {
-            Self::Status { code, .. } => Some(code),
-            _ => None,
-        }
     }
 }
 

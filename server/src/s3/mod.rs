@@ -17,14 +17,13 @@ mod multipart;
 mod sigv4;
 mod xml;
 
-pub use bucket::{Bucket, BucketConfig, Condition, Listed, Traffic};
-pub use credentials::{Credentials, region_from_environment};
-pub use error::S3Error;
-pub use multipart::Multipart;
+pub(crate) use bucket::{Bucket, BucketConfig, Condition};
+pub(crate) use credentials::{Credentials, region_from_environment};
+pub(crate) use error::S3Error;
 
 /// The smallest part of a multipart upload, but for the last.
-pub const MIN_PART: u64 = 5 << 20;
+pub(crate) const MIN_PART: u64 = 5 << 20;
 /// The largest part.
-pub const MAX_PART: u64 = 5 << 30;
+pub(crate) const MAX_PART: u64 = 5 << 30;
 /// The most parts one upload may have.
-pub const MAX_PARTS: u64 = 10_000;
+pub(crate) const MAX_PARTS: u64 = 10_000;

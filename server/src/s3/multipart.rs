@@ -14,7 +14,7 @@ use super::xml;
 
 /// A multipart upload in progress.
 #[derive(Debug)]
-pub struct Multipart {
+pub(crate) struct Multipart {
     bucket: Bucket,
     key: String,
     id: String,
@@ -22,7 +22,7 @@ pub struct Multipart {
 
 impl Bucket {
     /// Starts a multipart upload of `key`.
-    pub async fn create_multipart(&self, key: &str) -> Result<Multipart, S3Error> {
+    pub(crate) async fn create_multipart(&self, key: &str) -> Result<Multipart, S3Error> {
         let response = self.send(Method::POST, Some(key), &[("uploads", "")], &[], None).await?;
         let text = String::from_utf8_lossy(&self.body(response).await?).into_owned();
         let id = xml::text(&text, "UploadId")
@@ -46,7 +46,7 @@ fn error_in_body(text: &str) -> Result<(), S3Error> {
 
 impl Multipart {
     /// Uploads part `number` (from 1); its ETag.
-    pub async fn upload_part(&self, number: u32, body: Bytes) -> Result<String, S3Error> {
+    pub(crate) async fn upload_part(&self, number: u32, body: Bytes) -> Result<String, S3Error> {
         let number = number.to_string();
         let query = [("partNumber", number.as_str()), ("uploadId", self.id.as_str())];
         let response = self.bucket.send(Method::PUT, Some(&self.key), &query, &[], Some(body)).await?;
@@ -55,7 +55,12 @@ impl Multipart {
 
     /// Makes part `number` a copy of `range` of object `source`, inside
     /// the store; its ETag.
-    pub async fn copy_part(&self, number: u32, source: &str, range: Range<u64>) -> Result<String, S3Error> {
+    pub(crate) async fn copy_part(
+        &self,
+        number: u32,
+        source: &str,
+        range: Range<u64>,
+    ) -> Result<String, S3Error> {
         let number = number.to_string();
         let query = [("partNumber", number.as_str()), ("uploadId", self.id.as_str())];
         let copy_source = format!("/{}/{}", uri_encode(self.bucket.name(), false), uri_encode(source, true));
@@ -70,7 +75,7 @@ impl Multipart {
     }
 
     /// Joins the parts (number, ETag; in order) into the object.
-    pub async fn complete(self, parts: &[(u32, String)]) -> Result<(), S3Error> {
+    pub(crate) async fn complete(self, parts: &[(u32, String)]) -> Result<(), S3Error> {
         let mut body = String::from("<CompleteMultipartUpload>");
         for (number, etag) in parts {
             body.push_str(&format!(
@@ -87,7 +92,7 @@ impl Multipart {
     }
 
     /// Gives the upload up; the store drops its parts.
-    pub async fn abort(self) -> Result<(), S3Error> {
+    pub(crate) async fn abort(self) -> Result<(), S3Error> {
         let query = [("uploadId", self.id.as_str())];
         match self.bucket.send(Method::DELETE, Some(&self.key), &query, &[], None).await {
             Err(e) if !e.is_not_found() => Err(e),
