@@ -11,7 +11,9 @@
 //!   hashing files on all cores.
 //!
 //! [`limits`] holds the block-size and block-count limits both sides apply;
-//! `frames.rs` protocol v2's literal frames, written and read by both.
+//! `frames.rs` protocol v2's literal frames, written and read by both;
+//! `s3` the small S3 client a server over a bucket uses, which the tests
+//! reach only through [`testing`].
 
 pub mod client;
 mod frames;
