@@ -117,6 +117,16 @@ impl AppError {
         Self::new(ErrorKind::NotFound, format!("{what} does not exist"))
     }
 
+    /// 404 `no_such_upload`: session `id` never existed, ended or expired.
+    pub fn no_such_upload(id: &str) -> Self {
+        Self::new(ErrorKind::NoSuchUpload, format!("upload {id} does not exist or has expired"))
+    }
+
+    /// 413 `file_too_large`: `size` bytes is over `--max-file-size` (`max`).
+    pub fn file_too_large(size: u64, max: u64) -> Self {
+        Self::new(ErrorKind::FileTooLarge, format!("{size} bytes is more than this server's limit of {max}"))
+    }
+
     /// 500: the details are logged, the client hears only that it failed.
     pub fn internal(context: &str, err: impl std::fmt::Display) -> Self {
         tracing::error!("{context}: {err}");

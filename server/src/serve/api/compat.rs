@@ -60,10 +60,7 @@ pub(crate) fn query<T>(q: Result<Query<T>, QueryRejection>) -> AppResult<T> {
 
 fn check_size(state: &AppState, end: u64) -> AppResult<()> {
     if end > state.config.max_file_size {
-        return Err(AppError::new(
-            ErrorKind::FileTooLarge,
-            format!("{end} bytes is more than this server's limit of {}", state.config.max_file_size),
-        ));
+        return Err(AppError::file_too_large(end, state.config.max_file_size));
     }
     Ok(())
 }

@@ -194,10 +194,10 @@ impl BucketStore {
     ) -> Vec<Option<u128>> {
         let arrivals = self.cache.arrivals(id);
         let mut known = searched.known.clone();
-        for (i, hash) in known.iter_mut().enumerate() {
+        for (i, hash) in known.iter_mut().enumerate().filter(|(_, hash)| hash.is_none()) {
             let Some(arrived) = arrivals.get(&(i as u64)) else { continue };
             let from = layout.block_range(i as u64).and_then(|range| assembly.one_source(&range));
-            if hash.is_none() && from == Some(arrived.key.as_str()) {
+            if from == Some(arrived.key.as_str()) {
                 *hash = Some(arrived.hash);
             }
         }

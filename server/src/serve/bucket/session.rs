@@ -30,8 +30,7 @@ use crate::s3::{Condition, S3Error};
 use crate::serve::commit::target_changed;
 use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::v2::{
-    DeltaStatus, Hashes, Literal, NewDelta, Progress, RangeSet, Work, expected_hashes_len, gone,
-    literal_frames,
+    DeltaStatus, Hashes, Literal, NewDelta, Progress, RangeSet, Work, expected_hashes_len, literal_frames,
 };
 
 /// The block hashes of the blocks of `params`' file that lie wholly in
@@ -254,14 +253,14 @@ impl BucketStore {
             return Ok(live);
         }
         if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(gone(id));
+            return Err(AppError::no_such_upload(id));
         }
         let body = self
             .bucket
             .get(&self.keys.opened(id), None)
             .await
             .map_err(|e| store_error("reading an upload", e))?
-            .ok_or_else(|| gone(id))?;
+            .ok_or_else(|| AppError::no_such_upload(id))?;
         let opened: Opened =
             serde_json::from_slice(&body).map_err(|e| AppError::internal("reading an upload's record", e))?;
         Ok(self.cache.insert(id, Live::new(opened)?))
@@ -419,7 +418,7 @@ impl BucketStore {
     /// The search's outcome, once it is over.
     pub(crate) async fn searched(&self, live: &mut Live) -> AppResult<Arc<Searched>> {
         if live.ended {
-            return Err(gone(&live.opened.id));
+            return Err(AppError::no_such_upload(&live.opened.id));
         }
         self.catch_up(live).await?;
         live.searched

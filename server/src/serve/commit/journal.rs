@@ -160,8 +160,8 @@ const RANGE_PIECE: u64 = 4 << 20;
 pub(super) fn install(commit: &Commit<'_>, _readers_out: WriteHold) -> AppResult<FileVersion> {
     let staged = &commit.staged;
     let path = staged.path;
-    commit.journal.check_applied(path)?;
-    let at = |step: &'static str| FaultHook::at(commit.faults, FaultPoint::Commit(step));
+    commit.ctx.journal.check_applied(path)?;
+    let at = |step: &'static str| FaultHook::at(commit.ctx.faults, FaultPoint::Commit(step));
     let mut buf = Vec::new();
     let mut ranges = Vec::new();
     for range in &commit.version.staged {
@@ -174,7 +174,7 @@ pub(super) fn install(commit: &Commit<'_>, _readers_out: WriteHold) -> AppResult
     staged.file.sync_all().map_err(io(path))?;
     let entry =
         Entry { path: path.to_string(), staging: staged.name.to_owned(), size: commit.version.size, ranges };
-    let dir = &commit.journal.dir;
+    let dir = &commit.ctx.journal.dir;
     let (pending, committed) = (format!("apply-{}.pending", commit.id), format!("apply-{}", commit.id));
     let fs_error = |e| AppError::from_fs(e, path);
     dir.remove(&pending).map_err(fs_error)?;
@@ -190,13 +190,13 @@ pub(super) fn install(commit: &Commit<'_>, _readers_out: WriteHold) -> AppResult
     dir.sync().map_err(fs_error)?;
     at("journal-committed");
     // From here the commit is decided: the journal stays until it is applied.
-    let applied = apply(commit.root, &entry, staged.dir, commit.faults).or_else(|e| {
+    let applied = apply(commit.ctx.root, &entry, staged.dir, commit.ctx.faults).or_else(|e| {
         tracing::warn!(path = %path, "applying a committed journal failed ({e}); trying once more");
-        apply(commit.root, &entry, staged.dir, None)
+        apply(commit.ctx.root, &entry, staged.dir, None)
     });
     let target = applied.map_err(|e| {
         tracing::error!(path = %path, "a committed journal could not be applied; the next start replays it: {e}");
-        commit.journal.unapplied(path);
+        commit.ctx.journal.unapplied(path);
         AppError::from_fs(e, path)
     })?;
     dir.remove(&committed).map_err(fs_error)?;
@@ -216,7 +216,7 @@ fn pieces(range: Range<u64>) -> impl Iterator<Item = Range<u64>> {
 /// journal cannot run out of space (507 `no_space` now, the target intact).
 fn reserve(commit: &Commit<'_>) -> AppResult<()> {
     let path = commit.staged.path;
-    let target = commit.root.open_write(path, false).map_err(|e| AppError::from_fs(e, path))?;
+    let target = commit.ctx.root.open_write(path, false).map_err(|e| AppError::from_fs(e, path))?;
     let same = commit
         .base
         .as_ref()

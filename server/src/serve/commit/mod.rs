@@ -130,24 +130,22 @@ pub(crate) struct Installed {
 /// One commit: where the new version is, what it must replace, how.
 #[derive(Debug)]
 pub(crate) struct Commit<'a> {
-    pub(crate) root: &'a Root,
+    /// The server's parts a commit uses (its locks are where a commit in
+    /// place shuts the server's readers out).
+    pub(crate) ctx: Committer<'a>,
     pub(crate) staged: Staged<'a>,
     pub(crate) base: Option<Base<'a>>,
     pub(crate) version: &'a NewVersion,
     pub(crate) expect: Expect<'a>,
-    pub(crate) mode: CommitMode,
-    pub(crate) journal: &'a ApplyJournal,
-    /// Where a commit in place shuts the server's readers out.
-    pub(crate) locks: &'a PathLocks,
     /// The upload's id, which the journal names the commit by.
     pub(crate) id: &'a str,
-    pub(crate) faults: Option<&'a FaultHook>,
 }
 
 /// What a commit needs of the server, and no more: the served root,
 /// `--commit`, the journal of commits in place, the path locks, the
 /// counters and the fault hook. The upload sessions of both protocols take
 /// this instead of the server's whole state.
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct Committer<'a> {
     pub(crate) root: &'a Root,
     pub(crate) mode: CommitMode,
@@ -247,12 +245,12 @@ fn target_busy(path: &RelPath) -> AppError {
     )
 }
 
-/// Makes the new version the target, as `commit.mode` says, once
+/// Makes the new version the target, as `commit.ctx.mode` says, once
 /// [`check_unchanged`] passes. Blocking I/O, on a blocking thread of the
 /// runtime.
 pub(crate) fn install(commit: &Commit<'_>) -> AppResult<Installed> {
     let path = commit.staged.path;
-    check_unchanged(commit.root, path, commit.base.as_ref(), commit.expect)?;
+    check_unchanged(commit.ctx.root, path, commit.base.as_ref(), commit.expect)?;
     let (changed, kept) = (commit.version.changed_bytes(), commit.version.kept_bytes());
     let done = |mode, version, bytes_written| Installed { version, mode, bytes_written };
     if commit.base.is_none() {
@@ -261,7 +259,7 @@ pub(crate) fn install(commit: &Commit<'_>) -> AppResult<Installed> {
     }
     let replaced = || Ok(done(CommitMode::Replace, replace::install(commit)?, kept));
     let journaled = |hold| Ok(done(CommitMode::Journal, journal::install(commit, hold)?, changed));
-    match commit.mode {
+    match commit.ctx.mode {
         CommitMode::Replace => replaced(),
         CommitMode::Reflink => match reflink::install(commit)? {
             Some(version) => Ok(done(CommitMode::Reflink, version, changed)),
@@ -271,14 +269,17 @@ pub(crate) fn install(commit: &Commit<'_>) -> AppResult<Installed> {
             )),
         },
         CommitMode::Journal => journaled(
-            commit.locks.exclusive_within(path, JOURNAL_READERS_WAIT).ok_or_else(|| target_busy(path))?,
+            commit.ctx.locks.exclusive_within(path, JOURNAL_READERS_WAIT).ok_or_else(|| target_busy(path))?,
         ),
         CommitMode::Auto => {
             if let Some(version) = reflink::install(commit)? {
                 return Ok(done(CommitMode::Reflink, version, changed));
             }
             let cheaper_in_place = changed <= kept;
-            match cheaper_in_place.then(|| commit.locks.exclusive_within(path, AUTO_READERS_WAIT)).flatten() {
+            match cheaper_in_place
+                .then(|| commit.ctx.locks.exclusive_within(path, AUTO_READERS_WAIT))
+                .flatten()
+            {
                 Some(hold) => journaled(hold),
                 None => replaced(),
             }

@@ -35,7 +35,7 @@ pub(super) fn install(commit: &Commit<'_>) -> AppResult<Option<FileVersion>> {
             return Err(AppError::from_fs(e.into(), path));
         }
     }
-    FaultHook::at(commit.faults, FaultPoint::Commit("reflink-cloned"));
+    FaultHook::at(commit.ctx.faults, FaultPoint::Commit("reflink-cloned"));
     let written = (|| -> std::io::Result<()> {
         for range in &commit.version.staged {
             copy(staged.file, &clone, range)?;
@@ -50,14 +50,14 @@ pub(super) fn install(commit: &Commit<'_>) -> AppResult<Option<FileVersion>> {
         discard();
         return Err(AppError::from_fs(e.into(), path));
     }
-    FaultHook::at(commit.faults, FaultPoint::Commit("reflink-written"));
+    FaultHook::at(commit.ctx.faults, FaultPoint::Commit("reflink-written"));
     if let Err(e) = clone.sync_all() {
         discard();
         return Err(AppError::from_fs(e.into(), path));
     }
-    FaultHook::at(commit.faults, FaultPoint::Commit("reflink-fsynced"));
+    FaultHook::at(commit.ctx.faults, FaultPoint::Commit("reflink-fsynced"));
     staged.dir.rename(&clone_name, path.file_name()).map_err(|e| AppError::from_fs(e, path))?;
-    FaultHook::at(commit.faults, FaultPoint::Commit("reflink-renamed"));
+    FaultHook::at(commit.ctx.faults, FaultPoint::Commit("reflink-renamed"));
     staged.dir.sync().map_err(|e| AppError::from_fs(e, path))?;
     let _ = staged.dir.remove(staged.name);
     FileVersion::of(&clone).map(Some).map_err(|e| AppError::internal("reading metadata", e))

@@ -18,15 +18,15 @@ pub(super) fn install(commit: &Commit<'_>) -> AppResult<FileVersion> {
         if let Ok(meta) = base.file.metadata() {
             let _ = staged.file.set_permissions(meta.permissions());
         }
-    } else if let Some(meta) = commit.root.open_read(staged.path).ok().and_then(|f| f.metadata().ok()) {
+    } else if let Some(meta) = commit.ctx.root.open_read(staged.path).ok().and_then(|f| f.metadata().ok()) {
         let _ = staged.file.set_permissions(meta.permissions());
     }
     staged.file.set_len(commit.version.size).map_err(|e| AppError::from_fs(e.into(), staged.path))?;
-    FaultHook::at(commit.faults, FaultPoint::Commit("replace-copied"));
+    FaultHook::at(commit.ctx.faults, FaultPoint::Commit("replace-copied"));
     staged.file.sync_all().map_err(|e| AppError::from_fs(e.into(), staged.path))?;
-    FaultHook::at(commit.faults, FaultPoint::Commit("replace-fsynced"));
+    FaultHook::at(commit.ctx.faults, FaultPoint::Commit("replace-fsynced"));
     staged.dir.rename(staged.name, staged.path.file_name()).map_err(|e| AppError::from_fs(e, staged.path))?;
-    FaultHook::at(commit.faults, FaultPoint::Commit("replace-renamed"));
+    FaultHook::at(commit.ctx.faults, FaultPoint::Commit("replace-renamed"));
     staged.dir.sync().map_err(|e| AppError::from_fs(e, staged.path))?;
     // After the rename, which changes the ctime that the ETag includes.
     FileVersion::of(staged.file).map_err(|e| AppError::internal("reading metadata", e))

@@ -22,7 +22,6 @@ use crate::serve::v2::{DeltaOutcome, mismatch, rebuilt_hash};
 pub(super) fn commit(upload: &DeltaUpload, job: &ToCommit, ctx: &Committer) -> AppResult<DeltaOutcome> {
     let (plan, file_hash, known) = (&job.plan, job.file_hash, &job.known);
     let params = &upload.params;
-    let faults = ctx.faults;
     let base = upload.base.as_ref().map(|b| Base { file: &b.file, version: b.version });
     let base_etag = upload.base.as_ref().map(|b| b.version.etag());
     // The target must still be what the search read: that version, or absent.
@@ -72,19 +71,8 @@ pub(super) fn commit(upload: &DeltaUpload, job: &ToCommit, ctx: &Committer) -> A
         }
     }
     let version = NewVersion { size: params.file_size, staged: in_staging };
-    let commit = Commit {
-        root: ctx.root,
-        staged,
-        base,
-        version: &version,
-        expect,
-        mode: ctx.mode,
-        journal: ctx.journal,
-        locks: ctx.locks,
-        id: &upload.id,
-        faults,
-    };
-    FaultHook::at(faults, FaultPoint::FileHashCheck);
+    let commit = Commit { ctx: *ctx, staged, base, version: &version, expect, id: &upload.id };
+    FaultHook::at(ctx.faults, FaultPoint::FileHashCheck);
     // Blocks the search found whole are the old bytes it hashed, copied in
     // the kernel: their hashes are known. The others are read back.
     let read = |offset: u64, buf: &mut [u8]| read_assembled(&commit, offset, buf);

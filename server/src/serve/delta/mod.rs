@@ -32,7 +32,7 @@ use crate::fs::{FileVersion, FsError, RESERVED_PREFIX, RelPath, Root};
 use crate::serve::commit::{Commits, target_changed};
 use crate::serve::config::ServerConfig;
 use crate::serve::error::{AppError, AppResult, ErrorKind};
-use crate::serve::v2::{DeltaOutcome, NewDelta, RangeSet, Work, gone};
+use crate::serve::v2::{DeltaOutcome, NewDelta, RangeSet, Work};
 pub(crate) use base::BaseFile;
 
 /// All open protocol v2 uploads.
@@ -190,14 +190,14 @@ impl DeltaStore {
 
     /// The session `id`, touched so it does not expire.
     pub(crate) fn get(&self, id: &str) -> AppResult<Arc<DeltaUpload>> {
-        let upload = lock(&self.sessions).get(id).cloned().ok_or_else(|| gone(id))?;
+        let upload = lock(&self.sessions).get(id).cloned().ok_or_else(|| AppError::no_such_upload(id))?;
         lock(&upload.state).last_seen = Instant::now();
         Ok(upload)
     }
 
     /// Ends session `id` and removes its staging file.
     pub(crate) fn abort(&self, id: &str) -> AppResult<()> {
-        let upload = lock(&self.sessions).remove(id).ok_or_else(|| gone(id))?;
+        let upload = lock(&self.sessions).remove(id).ok_or_else(|| AppError::no_such_upload(id))?;
         upload.discard();
         self.journal.end(id);
         Ok(())

@@ -97,7 +97,7 @@ pub(super) async fn commit_upload(
     tokio::task::spawn_blocking(move || {
         let ctx = state.committer();
         let commit = Commit {
-            root: ctx.root,
+            ctx,
             staged: Staged {
                 path: &upload.path,
                 dir: &upload.dir,
@@ -109,11 +109,7 @@ pub(super) async fn commit_upload(
             // The target must still be the version the client compared
             // against, whether or not any of its blocks were reused.
             expect: upload.base_etag.as_deref().map_or(Expect::Any, Expect::Etag),
-            mode: ctx.mode,
-            journal: ctx.journal,
-            locks: ctx.locks,
             id: &upload.id,
-            faults: ctx.faults,
         };
         let installed = install(&commit)?;
         ctx.stats.installed(installed.mode, installed.bytes_written);

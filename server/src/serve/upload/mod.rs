@@ -63,10 +63,6 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn gone(id: &str) -> AppError {
-    AppError::new(ErrorKind::NoSuchUpload, format!("upload {id} does not exist or has expired"))
-}
-
 fn staging_name(id: &str) -> String {
     format!("{RESERVED_PREFIX}{id}.part")
 }
@@ -138,13 +134,7 @@ impl UploadStore {
         check_block_size(request.block_size)?;
         let algorithm: HashAlgorithm = request.hash.parse()?;
         if request.size > config.max_file_size {
-            return Err(AppError::new(
-                ErrorKind::FileTooLarge,
-                format!(
-                    "{} bytes is more than this server's limit of {}",
-                    request.size, config.max_file_size
-                ),
-            ));
+            return Err(AppError::file_too_large(request.size, config.max_file_size));
         }
         // Also refuses a target that is a directory or a symlink out of the root.
         let current = current_version(root, &path)?;
@@ -198,14 +188,14 @@ impl UploadStore {
 
     /// The session `id`, touched so it does not expire.
     pub(crate) fn get(&self, id: &str) -> AppResult<Arc<Upload>> {
-        let upload = lock(&self.sessions).get(id).cloned().ok_or_else(|| gone(id))?;
+        let upload = lock(&self.sessions).get(id).cloned().ok_or_else(|| AppError::no_such_upload(id))?;
         lock(&upload.state).last_seen = Instant::now();
         Ok(upload)
     }
 
     /// Ends session `id` and removes its staging file.
     pub(crate) fn abort(&self, id: &str) -> AppResult<()> {
-        let upload = lock(&self.sessions).remove(id).ok_or_else(|| gone(id))?;
+        let upload = lock(&self.sessions).remove(id).ok_or_else(|| AppError::no_such_upload(id))?;
         upload.discard();
         self.journal.end(id);
         Ok(())

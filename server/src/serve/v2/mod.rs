@@ -52,10 +52,7 @@ impl NewDelta {
         let block_size = self.block_size.unwrap_or(DEFAULT_BLOCK_SIZE);
         check_block_size(block_size)?;
         if self.size > max_file_size {
-            return Err(AppError::new(
-                ErrorKind::FileTooLarge,
-                format!("{} bytes is more than this server's limit of {max_file_size}", self.size),
-            ));
+            return Err(AppError::file_too_large(self.size, max_file_size));
         }
         let levels = Levels::for_block(block_size)
             .map_err(|e| AppError::new(ErrorKind::BadBlockSize, e.to_string()))?;
@@ -65,10 +62,6 @@ impl NewDelta {
         check_block_count(&header)?;
         Ok((path, levels))
     }
-}
-
-pub(crate) fn gone(id: &str) -> AppError {
-    AppError::new(ErrorKind::NoSuchUpload, format!("upload {id} does not exist or has expired"))
 }
 
 /// What opening an upload answers.
@@ -130,7 +123,7 @@ impl DeltaStatus {
     }
 }
 
-pub(crate) fn bad_message(e: DeltaError) -> AppError {
+fn bad_message(e: DeltaError) -> AppError {
     AppError::new(ErrorKind::BadDeltaMessage, e.to_string())
 }
 
@@ -179,7 +172,7 @@ impl Hashes {
     }
 
     /// Runs `matcher` on these hashes over the old file `old`.
-    pub(crate) fn search<F: ReadAt>(
+    fn search<F: ReadAt>(
         &self,
         matcher: &mut Matcher,
         old: &mut F,
@@ -226,7 +219,7 @@ pub(crate) fn expected_hashes_len(params: &DeltaParams, matcher: &Matcher) -> Op
 }
 
 /// Whether `range` lies within one literal segment of `plan`.
-pub(crate) fn inside_literal(plan: &Plan, range: &Range<u64>) -> bool {
+fn inside_literal(plan: &Plan, range: &Range<u64>) -> bool {
     let segments = plan.segments();
     let i = segments.partition_point(|s| s.new.end <= range.start);
     segments
@@ -342,7 +335,7 @@ impl DeltaOutcome {
 const MAX_MOVED_RANGES: usize = 1024;
 
 /// The new file's ranges that `plan` copies from elsewhere in the old one.
-pub(crate) fn moved_ranges(plan: &Plan) -> (u64, Vec<[u64; 2]>) {
+fn moved_ranges(plan: &Plan) -> (u64, Vec<[u64; 2]>) {
     let mut ranges: Vec<[u64; 2]> = Vec::new();
     let mut bytes = 0;
     for segment in plan.segments() {
