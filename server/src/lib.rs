@@ -25,6 +25,7 @@ mod serve;
 pub mod testing;
 
 pub use serve::{
-    AppError, AppResult, AppState, BucketState, CommitMode, ErrorKind, FaultHook, FaultPoint, ServerConfig,
-    StatsSnapshot, StoreUrl, TlsError, TlsFiles, app, bucket_app, defaults, run, run_bucket, shutdown_signal,
+    Addressing, AppError, AppResult, AppState, BucketState, CommitMode, ErrorKind, FaultHook, FaultPoint,
+    ServerConfig, StatsSnapshot, StoreUrl, TlsError, TlsFiles, app, bucket_app, defaults, run, run_bucket,
+    shutdown_signal,
 };

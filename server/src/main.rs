@@ -72,6 +72,10 @@ struct SyncArgs {
     /// Compare and report the similarity and the bytes to send; write nothing.
     #[arg(short = 'n', long)]
     dry_run: bool,
+    /// How long to keep trying an upload the server cannot take now (503
+    /// with Retry-After, as when its object store is down); 0: never.
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    retry_for: u64,
     /// Bearer token for the server.
     #[arg(long, env = "DIFFCOPY_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -126,8 +130,9 @@ struct ServeArgs {
     #[arg(long, default_value = defaults::ROOT, conflicts_with = "store")]
     root: PathBuf,
     /// Serve the files of an S3-compatible bucket instead of a directory
-    /// (s3://BUCKET[/PREFIX]); several servers may share it. Keys from
-    /// AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or ~/.aws/credentials.
+    /// (s3://BUCKET[/PREFIX]); several servers may share it. Credentials
+    /// from AWS's chain: environment, ~/.aws files (profile AWS_PROFILE,
+    /// credential_process, SSO), web identity, container, EC2 IMDSv2.
     #[arg(long, value_name = "s3://BUCKET[/PREFIX]", value_parser = StoreUrl::parse)]
     store: Option<StoreUrl>,
     /// The S3 endpoint, http(s)://host[:port] (default: AWS's for the
@@ -137,6 +142,10 @@ struct ServeArgs {
     /// The S3 region (default: AWS_REGION, ~/.aws/config, else us-east-1).
     #[arg(long, value_name = "REGION", requires = "store")]
     s3_region: Option<String>,
+    /// How the bucket is named in requests: virtual (BUCKET.HOST/KEY) or
+    /// path (HOST/BUCKET/KEY); default virtual for AWS, path otherwise.
+    #[arg(long, value_name = "STYLE", requires = "store")]
+    s3_addressing: Option<diffcopy::Addressing>,
     /// Require `Authorization: Bearer TOKEN` on every API request.
     #[arg(long, env = "DIFFCOPY_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -223,6 +232,7 @@ fn run_sync(args: SyncArgs, quiet: bool) -> ExitCode {
         whole_file: args.whole_file,
         concurrency: usize::from(args.concurrency),
         dry_run: args.dry_run,
+        retry_for: Duration::from_secs(args.retry_for),
         token: args.token.clone(),
         cacert: args.cacert.clone(),
         protocol: if args.inplace { ProtocolChoice::Pdiffcopy } else { args.protocol },
@@ -334,6 +344,7 @@ fn serve(args: ServeArgs) -> ExitCode {
     if let Some(mut store) = args.store {
         store.endpoint = args.s3_endpoint;
         store.region = args.s3_region;
+        store.addressing = args.s3_addressing;
         return runtime.block_on(serve_bucket(config, store));
     }
     runtime.block_on(async move {

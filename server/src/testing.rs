@@ -3,7 +3,7 @@
 //! server's own S3 client, so that a test checks what landed without going
 //! through diffcopy's API. The client itself (`s3`) stays private.
 
-use crate::s3::{Bucket, BucketConfig, Credentials};
+use crate::s3::{Addressing, Bucket, BucketConfig, Credentials};
 
 /// A bucket of an S3-compatible store, reached with static keys.
 #[derive(Debug, Clone)]
@@ -19,11 +19,8 @@ impl StoreProbe {
             endpoint: Some(endpoint.to_owned()),
             region: "us-east-1".into(),
             bucket: name.to_owned(),
-            credentials: Credentials {
-                access_key: access_key.into(),
-                secret_key: secret_key.into(),
-                session_token: None,
-            },
+            addressing: Some(Addressing::Path),
+            credentials: Credentials::Static { access_key: access_key.into(), secret_key: secret_key.into() },
         })?;
         Ok(Self { bucket })
     }

@@ -82,8 +82,31 @@ async fn file_hash(file: Arc<File>, params: &DeltaParams) -> Result<u128, Client
 }
 
 /// Uploads `source` through protocol v2; resumes a session whose search
-/// had ended; retries once with the whole file after a file hash mismatch.
+/// had ended; retries once with the whole file after a file hash mismatch;
+/// while the server answers 503 with `Retry-After`, waits as it says and
+/// tries again, resuming, for up to `--retry-for`.
 pub(super) async fn upload_v2(
+    options: &SyncOptions,
+    source: &Path,
+    remote: &Remote,
+) -> Result<Summary, ClientError> {
+    let deadline = tokio::time::Instant::now() + options.retry_for;
+    loop {
+        match upload_v2_once(options, source, remote).await {
+            Err(ClientError::Server { status: 503, retry_after: Some(wait), code, message })
+                if !options.dry_run && tokio::time::Instant::now() + wait <= deadline =>
+            {
+                tracing::warn!(
+                    "the server cannot take the upload now ({code}: {message}); again in {wait:?}"
+                );
+                tokio::time::sleep(wait).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn upload_v2_once(
     options: &SyncOptions,
     source: &Path,
     remote: &Remote,
@@ -170,8 +193,11 @@ async fn commit(
             Ok(summary("upload", false, &params, traffic))
         }
         Err(e) => {
-            // A session that cannot commit will not next time either.
-            if matches!(e, ClientError::Conflict(_) | ClientError::Server { .. }) {
+            // A session that cannot commit will not next time either;
+            // one the server could not take now (503) may.
+            if matches!(e, ClientError::Conflict(_))
+                || matches!(e, ClientError::Server { status, .. } if status != 503)
+            {
                 resume.clear();
                 remote.delta_abort(id).await;
             }

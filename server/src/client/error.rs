@@ -31,6 +31,8 @@ pub enum ClientError {
         code: String,
         /// The server's message.
         message: String,
+        /// When a 503 says to try again (`Retry-After`).
+        retry_after: Option<std::time::Duration>,
     },
     /// TLS failed: the server's certificate was refused (expired, another
     /// host's, an unknown CA) or the handshake broke (exit 7).
@@ -106,7 +108,9 @@ impl fmt::Display for ClientError {
                  an http:// server does not speak https://)"
             ),
             Self::Denied { message } => write!(f, "the server refused: {message}"),
-            Self::Server { status, code, message } => write!(f, "server error {status} {code}: {message}"),
+            Self::Server { status, code, message, .. } => {
+                write!(f, "server error {status} {code}: {message}")
+            }
         }
     }
 }

@@ -45,6 +45,9 @@ pub struct SyncOptions {
     pub concurrency: usize,
     /// Compare and report, write nothing.
     pub dry_run: bool,
+    /// How long an upload is tried again, resuming, while the server
+    /// answers 503 with `Retry-After` (its store down or throttling).
+    pub retry_for: std::time::Duration,
     /// Bearer token for the server.
     pub token: Option<String>,
     /// A PEM file of CA certificates trusted besides the system's (`--cacert`).

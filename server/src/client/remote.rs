@@ -424,6 +424,10 @@ async fn check(response: Response) -> Result<Response, ClientError> {
     if status.is_success() {
         return Ok(response);
     }
+    let retry_after = (status == StatusCode::SERVICE_UNAVAILABLE)
+        .then(|| header_text(&response, header::RETRY_AFTER).trim().parse().ok())
+        .flatten()
+        .map(std::time::Duration::from_secs);
     let text = response.text().await.unwrap_or_default();
     let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
     let code = body["error"].as_str().unwrap_or("").to_owned();
@@ -433,7 +437,7 @@ async fn check(response: Response) -> Result<Response, ClientError> {
     Err(match status.as_u16() {
         401 | 403 => ClientError::Denied { message },
         409 | 412 => ClientError::Conflict(message),
-        _ => ClientError::Server { status: status.as_u16(), code, message },
+        _ => ClientError::Server { status: status.as_u16(), code, message, retry_after },
     })
 }
 

@@ -16,6 +16,8 @@ pub(crate) enum S3Error {
     },
     /// An answer this client does not understand.
     Protocol(String),
+    /// No credentials, or none that could be used to sign.
+    Credentials(String),
 }
 
 impl S3Error {
@@ -27,26 +29,18 @@ impl S3Error {
         }
     }
 
-    /// Whether a conditional write lost: `412 PreconditionFailed` (or
-    /// `409 ConditionalRequestConflict`, AWS's answer to a write racing another).
+    /// Whether a conditional write lost: `412 PreconditionFailed`.
+    /// (AWS's `409 ConditionalRequestConflict`, a write racing another, is
+    /// retried until one of them wins.)
     pub(crate) fn is_precondition_failed(&self) -> bool {
         matches!(self.status(), Some(412))
-            || matches!(self, Self::Status { code, .. } if code == "ConditionalRequestConflict")
     }
 
-    /// Whether the same request may well succeed if tried again: no
-    /// answer, a throttle (429, `SlowDown`) or a server error (500, 502,
-    /// 503, 504), as AWS's standard retry mode counts them.
+    /// Whether the same request may well succeed later: what AWS's
+    /// standard retry mode retries ([`super::retry`]), once the retries
+    /// here are spent.
     pub(crate) fn is_transient(&self) -> bool {
-        match self {
-            Self::Transport(_) => true,
-            Self::Status { status, code, .. } => {
-                matches!(status, 429 | 500 | 502 | 503 | 504)
-                    || code == "SlowDown"
-                    || code == "RequestTimeout"
-            }
-            Self::Protocol(_) => false,
-        }
+        super::retry::retryable(self).is_some()
     }
 
     /// Whether the object (or the bucket) does not exist.
@@ -70,6 +64,7 @@ impl std::fmt::Display for S3Error {
             Self::Status { status, code, message } if message.is_empty() => write!(f, "{status} {code}"),
             Self::Status { status, code, message } => write!(f, "{status} {code}: {message}"),
             Self::Protocol(what) => write!(f, "the object store's answer is not understood: {what}"),
+            Self::Credentials(why) => write!(f, "cannot sign requests to the object store: {why}"),
         }
     }
 }

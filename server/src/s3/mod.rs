@@ -3,20 +3,21 @@
 //! `If-None-Match: *`), listed and deleted, and multipart uploads whose
 //! parts are uploaded or copied from a range of another object
 //! (`UploadPartCopy`). Requests go over the program's one HTTP stack
-//! (reqwest, rustls with ring), signed with SigV4 (`sigv4.rs`); keys come
-//! from the usual AWS places (`credentials.rs`).
-//!
-//! Path-style addressing (`ENDPOINT/BUCKET/KEY`) throughout: every
-//! S3-compatible store (SeaweedFS, MinIO, Ceph RGW, Garage) takes it, and
-//! so does AWS.
+//! (reqwest, rustls with ring), signed with SigV4 by reqsign, with keys
+//! from AWS's credential chain (`credentials.rs`); bodies carry their
+//! `Content-MD5`; failures are retried as AWS's standard mode does
+//! (`retry.rs`). Path-style addressing for custom endpoints (every
+//! S3-compatible store takes it), virtual-hosted for AWS (`address.rs`).
 
+mod address;
 mod bucket;
 mod credentials;
 mod error;
 mod multipart;
-mod sigv4;
+mod retry;
 mod xml;
 
+pub use address::Addressing;
 pub(crate) use bucket::{Bucket, BucketConfig, Condition};
 pub(crate) use credentials::{Credentials, region_from_environment};
 pub(crate) use error::S3Error;

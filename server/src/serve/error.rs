@@ -3,7 +3,7 @@
 //! to the log, not to the client.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
@@ -210,6 +210,10 @@ impl std::fmt::Display for AppError {
     }
 }
 
+/// The `Retry-After` of a 503: a store that throttles or restarts, a
+/// commit that holds the file, are usually over within seconds.
+const RETRY_AFTER_SECS: u32 = 2;
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status();
@@ -217,7 +221,12 @@ impl IntoResponse for AppError {
         if let Value::Object(map) = &mut body {
             map.extend(self.extra);
         }
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        // A 503 passes: say when to try again (RFC 9110, 10.2.3).
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        }
+        response
     }
 }
 

@@ -24,7 +24,7 @@ mod v2;
 mod wire;
 
 pub use api::app;
-pub use bucket::{BucketState, StoreUrl, bucket_app};
+pub use bucket::{Addressing, BucketState, StoreUrl, bucket_app};
 pub use config::{CommitMode, ServerConfig, defaults};
 pub use error::{AppError, AppResult, ErrorKind};
 pub use faults::{FaultHook, FaultPoint};

@@ -36,16 +36,9 @@ impl Head {
 impl BucketStore {
     /// The current version of `path`, or `None` when there is none.
     pub(crate) async fn current(&self, path: &str) -> Result<Option<Current>, S3Error> {
-        let Some(response) = self.bucket.get_response(&self.keys.head(path), None).await? else {
+        let Some((body, pointer_etag)) = self.bucket.get_with_etag(&self.keys.head(path)).await? else {
             return Ok(None);
         };
-        let pointer_etag = response
-            .headers()
-            .get("etag")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-            .ok_or_else(|| S3Error::Protocol("a pointer came without an ETag".into()))?;
-        let body = response.bytes().await?;
         let head = serde_json::from_slice(&body)
             .map_err(|e| S3Error::Protocol(format!("the pointer of {path} is not valid: {e}")))?;
         Ok(Some(Current { head, pointer_etag }))

@@ -29,6 +29,7 @@ use std::time::Duration;
 pub use routes::bucket_app;
 pub(crate) use sweep::sweep_now_and_then;
 
+pub use crate::s3::Addressing;
 use crate::s3::{Bucket, BucketConfig, Credentials, S3Error, region_from_environment};
 use crate::serve::config::ServerConfig;
 use crate::serve::faults::FaultHook;
@@ -50,6 +51,8 @@ pub struct StoreUrl {
     pub endpoint: Option<String>,
     /// The region; from the AWS environment if `None`.
     pub region: Option<String>,
+    /// Path-style or virtual-hosted; `None` for the endpoint's default.
+    pub addressing: Option<Addressing>,
 }
 
 impl StoreUrl {
@@ -68,6 +71,7 @@ impl StoreUrl {
             prefix: prefix.trim_matches('/').to_owned(),
             endpoint: None,
             region: None,
+            addressing: None,
         })
     }
 }
@@ -105,18 +109,19 @@ impl BucketState {
     /// missing bucket or an unreachable endpoint are errors here, with the
     /// store's reason.
     pub async fn connect(config: ServerConfig, url: &StoreUrl) -> Result<Arc<Self>, String> {
-        let credentials = Credentials::from_environment()?;
         let region = url.region.clone().unwrap_or_else(region_from_environment);
         let bucket = Bucket::new(BucketConfig {
             endpoint: url.endpoint.clone(),
             region,
             bucket: url.bucket.clone(),
-            credentials,
+            addressing: url.addressing,
+            credentials: Credentials::Chain,
         })?;
         bucket.check().await.map_err(|e| match &e {
             S3Error::Status { code, .. } if code == "NoSuchBucket" => {
                 format!("the bucket {} does not exist: {e}", url.bucket)
             }
+            S3Error::Credentials(_) => e.to_string(),
             S3Error::Status { status: 403, .. } => {
                 format!("the store refused the credentials for bucket {}: {e}", url.bucket)
             }
