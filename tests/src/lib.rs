@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use diffcopy::{AppState, ServerConfig};
 
+pub mod faults;
+pub mod imds;
 pub mod s3;
 pub mod stores;
 pub mod tls;
@@ -261,10 +263,18 @@ impl ServerProcess {
     /// Starts `diffcopy serve --listen 127.0.0.1:0 ARGS...` with `env` and
     /// waits for the line that names its address.
     pub fn serve<S: AsRef<OsStr>>(args: &[S], env: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(diffcopy_bin())
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .envs(env.iter().copied())
+        Self::serve_with(args, |command| {
+            command.envs(env.iter().copied());
+        })
+    }
+
+    /// [`serve`](Self::serve) with the command set up by `setup` (its
+    /// environment, say) before it starts.
+    pub fn serve_with<S: AsRef<OsStr>>(args: &[S], setup: impl FnOnce(&mut Command)) -> Self {
+        let mut command = Command::new(diffcopy_bin());
+        command.args(["serve", "--listen", "127.0.0.1:0"]).args(args);
+        setup(&mut command);
+        let mut child = command
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -273,8 +283,12 @@ impl ServerProcess {
             .expect("spawn diffcopy serve");
         let stderr = child.stderr.take().expect("piped stderr");
         let mut lines = BufReader::new(stderr).lines();
+        let mut said = String::new();
         let (scheme, addr) = loop {
-            let line = lines.next().expect("server exited before listening").expect("read stderr");
+            let Some(line) = lines.next() else { panic!("server exited before listening:\n{said}") };
+            let line = line.expect("read stderr");
+            said.push_str(&line);
+            said.push('\n');
             let Some((_, url)) = line.split_once(" at ") else { continue };
             if let Some((scheme, rest)) = url.split_once("://") {
                 break (

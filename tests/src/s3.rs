@@ -6,7 +6,7 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -39,6 +39,43 @@ fn free_ports(n: usize) -> Vec<u16> {
     let listeners: Vec<TcpListener> =
         (0..n).map(|_| TcpListener::bind("127.0.0.1:0").expect("a free port")).collect();
     listeners.iter().map(|l| l.local_addr().expect("a bound port").port()).collect()
+}
+
+/// Starts a store server, its output in `dir`/store.log. With
+/// `for_process`, it lives as long as the test process (to keep in a
+/// static, which is never dropped): a shell between the two reads its
+/// standard input, a pipe from this process, and kills the store with
+/// SIGKILL (the one signal `weed mini` stops on) when that reaches its end,
+/// as it does when this process ends, however it ends.
+fn spawn_store(
+    program: &Path,
+    args: &[String],
+    env: &[(&str, &str)],
+    dir: &Path,
+    for_process: bool,
+) -> Child {
+    let log = std::fs::File::create(dir.join("store.log")).expect("the store's log");
+    let mut command = if for_process {
+        let mut sh = Command::new("sh");
+        sh.arg("-c")
+            .arg(r#""$@" </dev/null & w=$!; read _ || true; kill -9 "$w"; rm -rf "$STORE_DIR""#)
+            .arg("sh")
+            .arg(program)
+            .env("STORE_DIR", dir)
+            .stdin(Stdio::piped());
+        sh
+    } else {
+        let mut store = Command::new(program);
+        store.stdin(Stdio::null());
+        store
+    };
+    command
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(log.try_clone().expect("the store's log"))
+        .stderr(log)
+        .spawn()
+        .expect("spawn the store")
 }
 
 /// The `weed` binary from the project's venv.
@@ -95,30 +132,10 @@ impl Weed {
         {
             args.push(format!("-{}={}", flag, port));
         }
-        let log = std::fs::File::create(dir.path().join("weed.log")).expect("weed log");
-        let mut command = if for_process {
-            let mut sh = Command::new("sh");
-            sh.arg("-c")
-                .arg(r#""$@" </dev/null & w=$!; read _ || true; kill -9 "$w"; rm -rf "$WEED_DIR""#)
-                .arg("sh")
-                .arg(weed_bin())
-                .env("WEED_DIR", dir.path())
-                .stdin(Stdio::piped());
-            sh
-        } else {
-            let mut weed = Command::new(weed_bin());
-            weed.stdin(Stdio::null());
-            weed
-        };
-        let child = command
-            .arg("mini")
-            .args(&args)
-            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-            .stdout(log.try_clone().expect("weed log"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn weed mini");
+        let env = [("AWS_ACCESS_KEY_ID", ACCESS_KEY), ("AWS_SECRET_ACCESS_KEY", SECRET_KEY)];
+        let mut command_args = vec!["mini".to_owned()];
+        command_args.extend(args);
+        let child = spawn_store(&weed_bin(), &command_args, &env, dir.path(), for_process);
         let weed = Self { child, endpoint: format!("http://127.0.0.1:{s3}"), _dir: dir };
         wait_until(Duration::from_secs(60), "weed mini answering S3", || {
             TcpStream::connect(("127.0.0.1", s3)).is_ok()
@@ -133,6 +150,57 @@ impl Weed {
 }
 
 impl Drop for Weed {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// moto's S3 server (`moto_server` from the project's venv), a second S3
+/// implementation, on a port of its own; killed on drop. It takes any
+/// keys and session token.
+#[derive(Debug)]
+pub struct Moto {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+    _dir: Scratch,
+}
+
+impl Moto {
+    /// Starts a moto server and waits until it answers.
+    pub fn start(name: &str) -> Self {
+        Self::launch(name, false)
+    }
+
+    /// [`start`](Self::start) for one that lives as long as the test
+    /// process (see [`Weed::start_for_process`]).
+    pub fn start_for_process(name: &str) -> Self {
+        Self::launch(name, true)
+    }
+
+    fn launch(name: &str, for_process: bool) -> Self {
+        let bin = workspace().join(".venv/bin/moto_server");
+        assert!(bin.exists(), "{} is missing: run scripts/setup", bin.display());
+        let dir = Scratch::new(&format!("moto-{name}"));
+        let _starting = STARTING.lock().unwrap_or_else(PoisonError::into_inner);
+        let port = free_ports(1)[0];
+        let args = ["-H".to_owned(), "127.0.0.1".to_owned(), "-p".to_owned(), port.to_string()];
+        let child = spawn_store(&bin, &args, &[], dir.path(), for_process);
+        let moto = Self { child, endpoint: format!("http://127.0.0.1:{port}"), _dir: dir };
+        wait_until(Duration::from_secs(60), "moto answering", || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        moto
+    }
+
+    /// A client of bucket `name` (with the test keys; moto takes any).
+    pub fn bucket(&self, name: &str) -> TestBucket {
+        TestBucket::new(&self.endpoint, name, ACCESS_KEY, SECRET_KEY)
+    }
+}
+
+impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

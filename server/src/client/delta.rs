@@ -82,31 +82,8 @@ async fn file_hash(file: Arc<File>, params: &DeltaParams) -> Result<u128, Client
 }
 
 /// Uploads `source` through protocol v2; resumes a session whose search
-/// had ended; retries once with the whole file after a file hash mismatch;
-/// while the server answers 503 with `Retry-After`, waits as it says and
-/// tries again, resuming, for up to `--retry-for`.
+/// had ended; retries once with the whole file after a file hash mismatch.
 pub(super) async fn upload_v2(
-    options: &SyncOptions,
-    source: &Path,
-    remote: &Remote,
-) -> Result<Summary, ClientError> {
-    let deadline = tokio::time::Instant::now() + options.retry_for;
-    loop {
-        match upload_v2_once(options, source, remote).await {
-            Err(ClientError::Server { status: 503, retry_after: Some(wait), code, message })
-                if !options.dry_run && tokio::time::Instant::now() + wait <= deadline =>
-            {
-                tracing::warn!(
-                    "the server cannot take the upload now ({code}: {message}); again in {wait:?}"
-                );
-                tokio::time::sleep(wait).await;
-            }
-            other => return other,
-        }
-    }
-}
-
-async fn upload_v2_once(
     options: &SyncOptions,
     source: &Path,
     remote: &Remote,

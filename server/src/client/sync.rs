@@ -15,12 +15,34 @@ use super::summary::Summary;
 use super::upload::{upload_pdiffcopy, upload_v1};
 use crate::limits::{H2_CONNECTION_WINDOW, H2_STREAM_WINDOW};
 
-/// Runs one sync.
+/// Runs one sync. While the server answers 503 with `Retry-After` (its
+/// store down or throttling, the file held by a commit), waits as it says
+/// and runs it again, for up to `--retry-for`: an upload resumes where it
+/// stopped, a download starts over.
 pub async fn sync(options: &SyncOptions) -> Result<Summary, ClientError> {
     let started = Instant::now();
+    let deadline = started + options.retry_for;
+    loop {
+        match sync_once(options).await {
+            Err(ClientError::Server { status: 503, retry_after: Some(wait), code, message })
+                if !options.dry_run && Instant::now() + wait <= deadline =>
+            {
+                tracing::warn!("the server cannot serve this now ({code}: {message}); again in {wait:?}");
+                tokio::time::sleep(wait).await;
+            }
+            Ok(mut summary) => {
+                summary.seconds = started.elapsed().as_secs_f64();
+                return Ok(summary);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn sync_once(options: &SyncOptions) -> Result<Summary, ClientError> {
     let http = http_client(options)?;
     let remote = |base: &str, path: &str| Remote::new(http.clone(), base, path, options.token.clone());
-    let mut summary = match (&options.source, &options.target) {
+    Ok(match (&options.source, &options.target) {
         (Location::Local(source), Location::Remote { base, path }) => {
             let remote = remote(base, path);
             match protocol(options, &remote).await? {
@@ -40,9 +62,7 @@ pub async fn sync(options: &SyncOptions) -> Result<Summary, ClientError> {
         (Location::Remote { .. }, Location::Remote { .. }) => {
             return Err(ClientError::Usage("one side must be a local path".into()));
         }
-    };
-    summary.seconds = started.elapsed().as_secs_f64();
-    Ok(summary)
+    })
 }
 
 /// The HTTP client: HTTPS with the system's roots and `--cacert`'s, HTTP/2

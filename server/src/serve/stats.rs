@@ -65,6 +65,9 @@ pub struct StatsSnapshot {
     /// Of those, writes and listings (AWS's "class A" requests).
     #[serde(default)]
     pub store_write_requests: u64,
+    /// Of those, retries (throttles, server errors, lost answers).
+    #[serde(default)]
+    pub store_retries: u64,
     /// Bytes sent into the object store.
     #[serde(default)]
     pub store_bytes_uploaded: u64,
@@ -201,6 +204,7 @@ impl Stats {
             tls_connections: get(&self.tls_connections),
             store_requests: 0,
             store_write_requests: 0,
+            store_retries: 0,
             store_bytes_uploaded: 0,
             store_bytes_copied: 0,
             store_bytes_downloaded: 0,

@@ -145,6 +145,7 @@ impl BucketState {
         let traffic = self.store.bucket.traffic();
         snapshot.store_requests = traffic.requests;
         snapshot.store_write_requests = traffic.write_requests;
+        snapshot.store_retries = traffic.retries;
         snapshot.store_bytes_uploaded = traffic.bytes_uploaded;
         snapshot.store_bytes_copied = traffic.bytes_copied;
         snapshot.store_bytes_downloaded = traffic.bytes_downloaded;
