@@ -32,9 +32,12 @@ pub fn workspace() -> PathBuf {
 pub struct Scratch(PathBuf);
 
 impl Scratch {
-    /// A fresh, empty directory named after the test.
+    /// A fresh, empty directory named after the test, its own even when
+    /// one test body runs as several tests at once (one per store).
     pub fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("diffcopy-e2e-{name}-{}", std::process::id()));
+        static MADE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("diffcopy-e2e-{name}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create scratch dir");
         Self(dir)

@@ -142,11 +142,6 @@ impl Weed {
         });
         weed
     }
-
-    /// A client of bucket `name` with the server's keys.
-    pub fn bucket(&self, name: &str) -> TestBucket {
-        TestBucket::new(&self.endpoint, name, ACCESS_KEY, SECRET_KEY)
-    }
 }
 
 impl Drop for Weed {
@@ -193,17 +188,61 @@ impl Moto {
         });
         moto
     }
-
-    /// A client of bucket `name` (with the test keys; moto takes any).
-    pub fn bucket(&self, name: &str) -> TestBucket {
-        TestBucket::new(&self.endpoint, name, ACCESS_KEY, SECRET_KEY)
-    }
 }
 
 impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Which S3 implementation a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum S3Kind {
+    /// SeaweedFS's `weed mini`.
+    Seaweed,
+    /// moto's server.
+    Moto,
+}
+
+/// A running S3 server of either kind; killed on drop.
+#[derive(Debug)]
+pub enum S3Server {
+    /// SeaweedFS.
+    Seaweed(Weed),
+    /// moto.
+    Moto(Moto),
+}
+
+impl S3Server {
+    /// Starts one of `kind`.
+    pub fn start(kind: S3Kind, name: &str) -> Self {
+        match kind {
+            S3Kind::Seaweed => Self::Seaweed(Weed::start(name)),
+            S3Kind::Moto => Self::Moto(Moto::start(name)),
+        }
+    }
+
+    /// Starts one of `kind` that lives as long as the test process.
+    pub fn start_for_process(kind: S3Kind, name: &str) -> Self {
+        match kind {
+            S3Kind::Seaweed => Self::Seaweed(Weed::start_for_process(name)),
+            S3Kind::Moto => Self::Moto(Moto::start_for_process(name)),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT` of its S3 API.
+    pub fn endpoint(&self) -> &str {
+        match self {
+            Self::Seaweed(weed) => &weed.endpoint,
+            Self::Moto(moto) => &moto.endpoint,
+        }
+    }
+
+    /// A client of bucket `name` with the test keys.
+    pub fn bucket(&self, name: &str) -> TestBucket {
+        TestBucket::new(self.endpoint(), name, ACCESS_KEY, SECRET_KEY)
     }
 }
 

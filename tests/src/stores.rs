@@ -1,8 +1,10 @@
-//! One test body, both stores: [`Deployment`] is `diffcopy serve` over a
-//! directory or over a bucket of a real S3 server (SeaweedFS), and
-//! [`on_both_stores!`](crate::on_both_stores) turns one body into a test
-//! of each. The bucket tests of one binary share one `weed mini` (started
-//! on first use, gone when the test process ends), each in a bucket of its own.
+//! One test body, every store: [`Deployment`] is `diffcopy serve` over a
+//! directory or over a bucket of a real S3 server (SeaweedFS or moto), and
+//! [`on_every_store!`](crate::on_every_store) turns one body into a test
+//! of each ([`on_every_bucket!`](crate::on_every_bucket): of each S3
+//! server). The bucket tests of one binary share one server of each kind
+//! (started on first use, gone when the test process ends), each in a
+//! bucket of its own.
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -11,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use diffcopy_core::delta::{BlockHashesBuilder, Codec, DeltaParams, FRAMES_HEADER, Levels, write_frame};
 use serde_json::{Value, json};
 
-use crate::s3::{ACCESS_KEY, RoundRobin, SECRET_KEY, TestBucket, Weed};
+use crate::s3::{ACCESS_KEY, RoundRobin, S3Kind, S3Server, SECRET_KEY, TestBucket};
 use crate::{Scratch, ServerProcess, http};
 
 /// Where a deployment keeps its files.
@@ -19,18 +21,23 @@ use crate::{Scratch, ServerProcess, http};
 pub enum Store {
     /// `--root DIR`.
     Directory,
-    /// `--store s3://BUCKET/files` on the shared `weed mini`.
-    Bucket,
+    /// `--store s3://BUCKET/files` on the shared S3 server of this kind.
+    Bucket(S3Kind),
 }
 
 /// The keys the shared store takes.
 pub const KEYS: [(&str, &str); 2] =
     [("AWS_ACCESS_KEY_ID", ACCESS_KEY), ("AWS_SECRET_ACCESS_KEY", SECRET_KEY)];
 
-/// The `weed mini` the bucket tests of this test binary share.
-pub fn shared_weed() -> &'static Weed {
-    static WEED: OnceLock<Weed> = OnceLock::new();
-    WEED.get_or_init(|| Weed::start_for_process("shared"))
+/// The S3 server of `kind` the bucket tests of this test binary share.
+pub fn shared_s3(kind: S3Kind) -> &'static S3Server {
+    static WEED: OnceLock<S3Server> = OnceLock::new();
+    static MOTO: OnceLock<S3Server> = OnceLock::new();
+    let cell = match kind {
+        S3Kind::Seaweed => &WEED,
+        S3Kind::Moto => &MOTO,
+    };
+    cell.get_or_init(|| S3Server::start_for_process(kind, "shared"))
 }
 
 /// `diffcopy serve` instances over one store.
@@ -43,7 +50,7 @@ pub struct Deployment {
     /// The scratch directory: the root of a directory store, and room for
     /// a test's own files (`work()`).
     dir: Scratch,
-    bucket: Option<(String, TestBucket)>,
+    bucket: Option<(String, S3Kind, TestBucket)>,
     env: Vec<(String, String)>,
 }
 
@@ -65,13 +72,17 @@ impl Deployment {
         let dir = Scratch::new(&format!("{name}-{store:?}"));
         std::fs::create_dir_all(dir.path().join("root")).expect("the root");
         std::fs::create_dir_all(dir.path().join("work")).expect("the work dir");
-        let bucket = (store == Store::Bucket).then(|| {
+        let bucket = match store {
+            Store::Directory => None,
+            Store::Bucket(kind) => Some(kind),
+        }
+        .map(|kind| {
             let bucket_name =
                 format!("b{}-{}", BUCKETS.fetch_add(1, Ordering::Relaxed), name.replace('_', "-"));
             let bucket_name: String = bucket_name.chars().take(63).collect();
-            let bucket = shared_weed().bucket(&bucket_name);
+            let bucket = shared_s3(kind).bucket(&bucket_name);
             bucket.create();
-            (bucket_name, bucket)
+            (bucket_name, kind, bucket)
         });
         let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let mut deployment = Self { store, servers: Vec::new(), dir, bucket, env };
@@ -83,11 +94,11 @@ impl Deployment {
     fn serve(&self, args: &[&str]) -> ServerProcess {
         let mut all: Vec<String> = match &self.bucket {
             None => vec!["--root".into(), self.dir.path().join("root").display().to_string()],
-            Some((name, _)) => vec![
+            Some((name, kind, _)) => vec![
                 "--store".into(),
                 format!("s3://{name}/files"),
                 "--s3-endpoint".into(),
-                shared_weed().endpoint.clone(),
+                shared_s3(*kind).endpoint().to_owned(),
             ],
         };
         all.extend(args.iter().map(|a| a.to_string()));
@@ -123,7 +134,7 @@ impl Deployment {
     pub fn file(&self, path: &str) -> Option<Vec<u8>> {
         match &self.bucket {
             None => std::fs::read(self.dir.path().join("root").join(path)).ok(),
-            Some((_, bucket)) => bucket.file("files", path),
+            Some((_, _, bucket)) => bucket.file("files", path),
         }
     }
 
@@ -134,9 +145,10 @@ impl Deployment {
 }
 
 /// Writes one test per store from one body: `fn name(store: Store) { .. }`
-/// becomes the module `name` with the tests `directory` and `bucket`.
+/// becomes the module `name` with the tests `directory`, `seaweedfs` and
+/// `moto`.
 #[macro_export]
-macro_rules! on_both_stores {
+macro_rules! on_every_store {
     ($(#[doc = $doc:literal])* fn $name:ident($store:ident: Store) $body:block $($rest:tt)*) => {
         $(#[doc = $doc])*
         mod $name {
@@ -151,11 +163,43 @@ macro_rules! on_both_stores {
             }
 
             #[test]
-            fn bucket() {
-                body($crate::stores::Store::Bucket)
+            fn seaweedfs() {
+                body($crate::stores::Store::Bucket($crate::s3::S3Kind::Seaweed))
+            }
+
+            #[test]
+            fn moto() {
+                body($crate::stores::Store::Bucket($crate::s3::S3Kind::Moto))
             }
         }
-        $crate::on_both_stores! { $($rest)* }
+        $crate::on_every_store! { $($rest)* }
+    };
+    () => {};
+}
+
+/// Writes one test per S3 server from one body: `fn name(kind: S3Kind)
+/// { .. }` becomes the module `name` with the tests `seaweedfs` and `moto`.
+#[macro_export]
+macro_rules! on_every_bucket {
+    ($(#[doc = $doc:literal])* fn $name:ident($kind:ident: S3Kind) $body:block $($rest:tt)*) => {
+        $(#[doc = $doc])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            fn body($kind: $crate::s3::S3Kind) $body
+
+            #[test]
+            fn seaweedfs() {
+                body($crate::s3::S3Kind::Seaweed)
+            }
+
+            #[test]
+            fn moto() {
+                body($crate::s3::S3Kind::Moto)
+            }
+        }
+        $crate::on_every_bucket! { $($rest)* }
     };
     () => {};
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use diffcopy_tests::faults::{FaultProxy, Faults};
 use diffcopy_tests::imds::Imds;
-use diffcopy_tests::s3::{ACCESS_KEY, Moto, SECRET_KEY, TestBucket, Weed};
+use diffcopy_tests::s3::{ACCESS_KEY, S3Kind, S3Server, SECRET_KEY, TestBucket};
 use diffcopy_tests::{Client, Scratch, ServerProcess, data, diffcopy_bin, http, wait_until};
 use serde_json::Value;
 
@@ -21,7 +21,7 @@ const KEYS: [(&str, &str); 2] = [("AWS_ACCESS_KEY_ID", ACCESS_KEY), ("AWS_SECRET
 /// A store, a bucket `name` in it, a fault proxy in front, and a server
 /// that reaches the store through the proxy.
 struct Faulty {
-    _weed: Weed,
+    _store: S3Server,
     bucket: TestBucket,
     proxy: FaultProxy,
     server: ServerProcess,
@@ -34,15 +34,15 @@ fn address(endpoint: &str) -> SocketAddr {
 
 impl Faulty {
     fn start(name: &str, faults: Faults) -> Self {
-        let weed = Weed::start(name);
-        let bucket = weed.bucket(name);
+        let store = S3Server::start(S3Kind::Seaweed, name);
+        let bucket = store.bucket(name);
         bucket.create();
-        let proxy = FaultProxy::start(address(&weed.endpoint));
+        let proxy = FaultProxy::start(address(store.endpoint()));
         proxy.set(faults);
-        let store = format!("s3://{name}/files");
+        let url = format!("s3://{name}/files");
         let server =
-            ServerProcess::serve(&["--store", store.as_str(), "--s3-endpoint", proxy.url().as_str()], &KEYS);
-        Self { _weed: weed, bucket, proxy, server, dir: Scratch::new(name) }
+            ServerProcess::serve(&["--store", url.as_str(), "--s3-endpoint", proxy.url().as_str()], &KEYS);
+        Self { _store: store, bucket, proxy, server, dir: Scratch::new(name) }
     }
 
     fn url(&self) -> String {
@@ -153,11 +153,11 @@ fn a_store_that_stays_down_fails_the_upload_cleanly_and_the_cli_lands_it_once_ba
 fn credentials_from_instance_metadata_are_refreshed_under_a_running_server() {
     // moto, which takes any key with any session token (SeaweedFS checks
     // a session token against its own STS).
-    let moto = Moto::start("imds");
+    let moto = S3Server::start(S3Kind::Moto, "imds");
     let bucket = moto.bucket("imds");
     bucket.create();
     // The proxy notes which key signed each request.
-    let proxy = FaultProxy::start(address(&moto.endpoint));
+    let proxy = FaultProxy::start(address(moto.endpoint()));
     let roles =
         [("role-key-a", "role-secret-a"), ("role-key-b", "role-secret-b"), ("role-key-c", "role-secret-c")];
     // Valid for 123 s: the signer renews credentials two minutes before

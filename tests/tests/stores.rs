@@ -1,6 +1,6 @@
 //! Behaviour both stores share, each test body run over a directory and
 //! over a bucket of a real S3 server (SeaweedFS), from one body
-//! (`on_both_stores!`).
+//! (`on_every_store!`).
 
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use diffcopy_tests::stores::{Deployment, Store, open};
-use diffcopy_tests::{Client, Scratch, data, http, on_both_stores, run_pdiffcopy, wait_until};
+use diffcopy_tests::{Client, Scratch, data, http, on_every_store, run_pdiffcopy, wait_until};
 use serde_json::{Value, json};
 
 /// Linux's `O_NONBLOCK`: opening a pipe's writing end fails at once while
@@ -19,7 +19,7 @@ fn write(path: &std::path::Path, bytes: &[u8]) {
     std::fs::write(path, bytes).unwrap();
 }
 
-on_both_stores! {
+on_every_store! {
     /// A read-only server publishes files: every way of downloading works
     /// (protocol v2, whose downloads POST their needs, API v1, pdiffcopy's
     /// endpoints, the real pdiffcopy), and every way of writing is refused.
