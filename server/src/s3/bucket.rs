@@ -16,7 +16,7 @@ use reqsign_core::Signer;
 use reqwest::{Method, Response, Url};
 
 use super::address::{Addressing, Place, query_text};
-use super::credentials::{CHAIN_TIMEOUT, Credentials, signer};
+use super::credentials::{CHAIN_TIMEOUT, Credentials, describe, signer};
 use super::error::S3Error;
 use super::retry::{self, Budget, MAX_ATTEMPTS};
 use super::xml;
@@ -236,7 +236,7 @@ impl Bucket {
         }
         let (mut head, ()) =
             head.body(()).map_err(|e| S3Error::Protocol(format!("a request to {url}: {e}")))?.into_parts();
-        self.signer.sign(&mut head, None).await.map_err(|e| S3Error::Credentials(credential_error(&e)))?;
+        self.signer.sign(&mut head, None).await.map_err(|e| S3Error::Credentials(describe(&e)))?;
         let body = request.body.as_ref().map_or_else(Bytes::new, |(body, _)| body.clone());
         let sent = body.len() as u64;
         let outgoing = reqwest::Request::try_from(http::Request::from_parts(head, body))?;
@@ -514,16 +514,6 @@ fn found<T>(result: Result<T, Failed>) -> Result<Option<T>, S3Error> {
         Err(failed) if failed.error.is_not_found() => Ok(None),
         Err(failed) => Err(failed.error),
     }
-}
-
-/// reqsign's error with its context (which names the sources tried).
-fn credential_error(e: &reqsign_core::Error) -> String {
-    let mut text = e.to_string();
-    for context in e.context() {
-        text.push_str("; ");
-        text.push_str(context);
-    }
-    text
 }
 
 pub(super) fn etag_of(response: &Response) -> Result<String, S3Error> {

@@ -108,7 +108,7 @@ impl ProvideCredential for Chain {
                     return Ok(Some(credential));
                 }
                 Ok(None) => tried.push(format!("{name}: none")),
-                Err(e) => tried.push(format!("{name}: {e}")),
+                Err(e) => tried.push(format!("{name}: {}", describe(&e))),
             }
         }
         Err(reqsign_core::Error::credential_invalid(format!(
@@ -116,6 +116,21 @@ impl ProvideCredential for Chain {
             tried.join("; ")
         )))
     }
+}
+
+/// reqsign's error whole: its message, its causes, its context.
+pub(super) fn describe(e: &reqsign_core::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    for context in e.context() {
+        text.push_str(&format!(" ({context})"));
+    }
+    text
 }
 
 /// Signs requests for the store with SigV4, with keys from `keys`; `http`
