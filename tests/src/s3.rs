@@ -1,8 +1,9 @@
 //! Real S3-compatible servers for the tests, from the project's venv
 //! (scripts/setup installs them), on ports of their own on 127.0.0.1:
-//! SeaweedFS's `weed mini` and moto's server ([`S3Server`] either); a way to read what the bucket holds without going
-//! through diffcopy; and a round-robin proxy that sends each connection
-//! (and so, with `Connection: close`, each request) to the next instance.
+//! SeaweedFS's `weed mini` and moto's server ([`S3Server`] either); a way
+//! to read what the bucket holds without going through diffcopy; and a
+//! round-robin proxy that sends each connection (and so, with
+//! `Connection: close`, each request) to the next instance.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
