@@ -16,6 +16,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use crate::s3::{close_after, read_head};
+
 /// What the proxy does to the requests it gets.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Faults {
@@ -131,14 +133,7 @@ fn percentile(n: u64) -> u32 {
 
 /// The request head and body, read whole (bounded).
 fn read_request(client: &mut TcpStream) -> Option<(Vec<u8>, Vec<u8>)> {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match client.read(&mut byte) {
-            Ok(1) if head.len() < 64 << 10 => head.push(byte[0]),
-            _ => return None,
-        }
-    }
+    let head = read_head(client)?;
     let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
     let length: usize = text
         .lines()
@@ -158,20 +153,6 @@ fn access_key(head: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(head);
     let credential = text.split("Credential=").nth(1)?;
     Some(credential.split('/').next()?.to_owned())
-}
-
-/// `head` made to close its connection after the answer.
-fn close_after(head: &[u8]) -> Vec<u8> {
-    let text = String::from_utf8_lossy(head);
-    let mut out = String::new();
-    for line in text.split("\r\n").filter(|l| !l.is_empty()) {
-        if !line.to_ascii_lowercase().starts_with("connection:") {
-            out.push_str(line);
-            out.push_str("\r\n");
-        }
-    }
-    out.push_str("Connection: close\r\n\r\n");
-    out.into_bytes()
 }
 
 fn error_answer(code: &str) -> Vec<u8> {

@@ -292,7 +292,7 @@ impl TestBucket {
 }
 
 /// Rewrites a request head to end its connection after the answer.
-fn close_after(head: &[u8]) -> Vec<u8> {
+pub(crate) fn close_after(head: &[u8]) -> Vec<u8> {
     let text = String::from_utf8_lossy(head);
     let mut out = String::new();
     for line in text.split("\r\n").filter(|l| !l.is_empty()) {
@@ -303,6 +303,21 @@ fn close_after(head: &[u8]) -> Vec<u8> {
     }
     out.push_str("Connection: close\r\n\r\n");
     out.into_bytes()
+}
+
+/// A request's head, up to its blank line (at most 64 KiB), read a byte at
+/// a time so that nothing of the body is taken; `None` if the connection
+/// ends first.
+pub(crate) fn read_head(client: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match client.read(&mut byte) {
+            Ok(1) if head.len() < 64 << 10 => head.push(byte[0]),
+            _ => return None,
+        }
+    }
+    Some(head)
 }
 
 /// A TCP proxy on 127.0.0.1 that hands each connection to the next live
@@ -367,15 +382,7 @@ impl Drop for RoundRobin {
 fn relay(mut client: TcpStream, mut backend: TcpStream) {
     let _ = client.set_read_timeout(Some(Duration::from_secs(120)));
     let _ = backend.set_read_timeout(Some(Duration::from_secs(120)));
-    // The request head, up to its blank line (bounded).
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match client.read(&mut byte) {
-            Ok(1) if head.len() < 64 << 10 => head.push(byte[0]),
-            _ => return,
-        }
-    }
+    let Some(head) = read_head(&mut client) else { return };
     if backend.write_all(&close_after(&head)).is_err() {
         return;
     }

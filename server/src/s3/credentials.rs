@@ -154,7 +154,7 @@ pub(crate) fn signer(keys: &Credentials, region: &str, http: reqwest::Client) ->
 
 /// How long the chain's own requests may take: IMDS and the container
 /// endpoint are local and answer at once when they exist.
-pub(crate) const CHAIN_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const CHAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
