@@ -5,7 +5,9 @@
 // The server must serve web/www at / and web/pkg at /pkg/ (a release build
 // embeds them; `diffcopy serve --assets-dir web/www` reads them from disk).
 // The CLI the page is compared with is $DIFFCOPY_BIN (default
-// target/debug/diffcopy). $DIFFCOPY_TLS_SERVER_URL, when set, is the same
+// target/debug/diffcopy). $DIFFCOPY_BUCKET_SERVER_URL is a server over a
+// bucket of the S3 store at $DIFFCOPY_TEST_S3_ENDPOINT (bucket "page"), whose
+// keys are in the environment. $DIFFCOPY_TLS_SERVER_URL, when set, is the same
 // server kind over HTTPS with a certificate for 127.0.0.1 and
 // diffcopy-tls.test from the CA in $DIFFCOPY_TLS_CA (node must trust it
 // too: NODE_EXTRA_CA_CERTS). Screenshots go to $DIFFCOPY_ARTIFACTS (default:
@@ -13,7 +15,9 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFile, execFileSync, spawn } from "node:child_process";
+import { promisify } from "node:util";
+import { createServer, connect } from "node:net";
 import { createHash, randomFillSync } from "node:crypto";
 import { mkdirSync, writeFileSync, rmSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -25,6 +29,7 @@ const server = process.env.DIFFCOPY_SERVER_URL;
 const tlsServer = process.env.DIFFCOPY_TLS_SERVER_URL;
 const tlsCa = process.env.DIFFCOPY_TLS_CA;
 const bucketServer = process.env.DIFFCOPY_BUCKET_SERVER_URL;
+const s3Endpoint = process.env.DIFFCOPY_TEST_S3_ENDPOINT;
 if (!server) throw new Error("set DIFFCOPY_SERVER_URL to a running diffcopy server");
 const repo = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const artifacts = process.env.DIFFCOPY_ARTIFACTS ?? join(repo, "artifacts");
@@ -101,11 +106,21 @@ async function uploadAndWait(targetPath, on = page) {
   return { error, summary };
 }
 
-/** The CLI uploads `bytes` to `path` (protocol v2, its defaults). */
-function cliUpload(bytes, path, to = server) {
+/** The CLI's arguments and options to upload `bytes` to `path` (protocol v2, its defaults). */
+function cliArgs(bytes, path, to) {
   const file = write(bytes, "cli.bin");
   const trust = to === tlsServer ? ["--cacert", tlsCa] : [];
-  execFileSync(cli, ["-q", ...trust, file, `${to}/${path}`], { env: { ...process.env, DIFFCOPY_STATE_DIR: join(dir, "cli-state") } });
+  return [cli, ["-q", ...trust, file, `${to}/${path}`], { env: { ...process.env, DIFFCOPY_STATE_DIR: join(dir, "cli-state") } }];
+}
+
+/** The CLI uploads `bytes` to `path`. */
+function cliUpload(bytes, path, to = server) {
+  execFileSync(...cliArgs(bytes, path, to));
+}
+
+/** The same, without blocking this process (whose proxies must keep serving). */
+async function cliUploadAsync(bytes, path, to) {
+  await promisify(execFile)(...cliArgs(bytes, path, to));
 }
 
 /** What the server took in during `work()`: bytes on the wire and literal data. */
@@ -377,5 +392,87 @@ test("over a server that keeps its files in an S3 bucket the page uploads a delt
     assert.ok(stats.store_bytes_copied > 0, "unchanged stretches were copied inside the store");
   } finally {
     await other.close();
+  }
+});
+
+/** A TCP proxy to `target` (http://HOST:PORT) on 127.0.0.1; `setDown(true)`
+ * closes every connection, open or new, until `setDown(false)`. */
+async function switchableProxy(target) {
+  const { hostname, port } = new URL(target);
+  const open = new Set();
+  let down = false;
+  const proxy = createServer((client) => {
+    if (down) return client.destroy();
+    const upstream = connect(Number(port), hostname);
+    const end = () => { client.destroy(); upstream.destroy(); open.delete(client); };
+    open.add(client);
+    client.on("error", end).on("close", end);
+    upstream.on("error", end).on("close", end);
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${proxy.address().port}`,
+    setDown(value) {
+      down = value;
+      if (down) for (const client of open) client.destroy();
+    },
+    close: () => proxy.close(),
+  };
+}
+
+/** Starts `diffcopy serve ARGS` on a port of its own; resolves to its URL. */
+function startServer(args) {
+  const child = spawn(cli, ["serve", "--listen", "127.0.0.1:0", "--assets-dir", join(repo, "web", "www"), ...args],
+    { stdio: ["ignore", "ignore", "pipe"] });
+  const url = new Promise((resolve, reject) => {
+    let said = "";
+    child.stderr.on("data", (chunk) => {
+      said += chunk;
+      const at = said.match(/ at (https?:\/\/[^\s/]+)/);
+      if (at) resolve(at[1]);
+    });
+    child.on("exit", (code) => reject(new Error(`the server exited (${code}) before listening: ${said}`)));
+  });
+  return { child, url };
+}
+
+test("the page waits out an object store that is down, resuming, and lands the upload once it is back", async () => {
+  assert.ok(s3Endpoint, "set DIFFCOPY_TEST_S3_ENDPOINT (scripts/browser-tests does)");
+  const store = await switchableProxy(s3Endpoint);
+  const server = startServer(["--store", "s3://page/e2e-down", "--s3-endpoint", store.url]);
+  const other = await browser.newPage();
+  try {
+    const url = await server.url;
+    const warned = [];
+    other.on("console", (message) => { if (message.type() === "warning") warned.push(message.text()); });
+    await other.goto(url);
+    await other.waitForFunction(() => document.body.dataset.state === "idle");
+    const path = `e2e/${run}/down.bin`;
+    const old = Buffer.alloc(8 * MiB + 5);
+    randomFillSync(old);
+    await cliUploadAsync(old, path, url);
+    const next = Buffer.from(old);
+    next.fill(7, 3 * MiB, 3 * MiB + 4096);
+    await pick(next, "down.bin", other);
+    store.setDown(true);
+    await other.fill("#path", path);
+    await other.click("#upload");
+    // The server retries the store, then answers 503 with Retry-After;
+    // the page says it will try again. Then the store comes back.
+    const deadline = Date.now() + 60_000;
+    while (!warned.some((w) => w.includes("store_unavailable"))) {
+      assert.ok(Date.now() < deadline, `the page never met the store down: ${warned}`);
+      await other.waitForEvent("console", { timeout: 60_000 });
+    }
+    store.setDown(false);
+    await other.waitForFunction(() => document.body.dataset.state === "idle", null, { timeout: 120_000 });
+    const error = await other.$eval("#error", (e) => (e.hidden ? null : e.textContent));
+    assert.equal(error, null, error);
+    assert.equal(sha256(await serverBytes(path, url)), sha256(next), "the upload landed once the store was back");
+  } finally {
+    await other.close();
+    server.child.kill();
+    store.close();
   }
 });

@@ -209,6 +209,11 @@ pub(crate) async fn check(response: Response) -> Result<Response, WebError> {
         return Ok(response);
     }
     let status = response.status();
+    let retry_after = (status == 503)
+        .then(|| response.headers().get("retry-after"))
+        .flatten()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0);
     let text = response.text().await.unwrap_or_default();
     let body = JSON::parse(&text).ok().filter(|b| b.is_object());
     let field = |name: &str| body.as_ref().and_then(|b| Reflect::get(b, &name.into()).ok());
@@ -219,7 +224,7 @@ pub(crate) async fn check(response: Response) -> Result<Response, WebError> {
     };
     let message = field("message").and_then(|m| m.as_string());
     let message = message.unwrap_or_else(|| format!("the server answered {status} {code}"));
-    let error = WebError::server(code, message, status);
+    let error = WebError::server(code, message, status).with_retry_after(retry_after);
     Err(match field("missing").filter(Array::is_array) {
         Some(missing) => error.with_extra("missing", missing),
         None => error,

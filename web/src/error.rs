@@ -71,17 +71,37 @@ pub(crate) struct WebError {
     status: Option<u16>,
     /// Extra fields to copy onto the JS error (e.g. `missing` runs).
     extra: Option<(&'static str, JsValue)>,
+    /// Seconds a 503's `Retry-After` asks to wait before trying again.
+    retry_after: Option<f64>,
 }
 
 impl WebError {
     /// An error raised in the browser.
     pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code: code.as_str().to_owned(), message: message.into(), status: None, extra: None }
+        Self {
+            code: code.as_str().to_owned(),
+            message: message.into(),
+            status: None,
+            extra: None,
+            retry_after: None,
+        }
     }
 
     /// An error answered by the server, with its own code.
     pub(crate) fn server(code: String, message: String, status: u16) -> Self {
-        Self { code, message, status: Some(status), extra: None }
+        Self { code, message, status: Some(status), extra: None, retry_after: None }
+    }
+
+    /// Adds the seconds the server's `Retry-After` asks to wait.
+    pub(crate) fn with_retry_after(mut self, seconds: Option<f64>) -> Self {
+        self.retry_after = seconds;
+        self
+    }
+
+    /// Seconds to wait before trying again, when the server said (a 503
+    /// with `Retry-After`: its store down or throttling, the file busy).
+    pub(crate) fn retry_after(&self) -> Option<f64> {
+        self.retry_after
     }
 
     /// Adds a field to copy onto the JS error.

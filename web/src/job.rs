@@ -54,6 +54,39 @@ where
     }
 }
 
+/// Runs `job` again while it fails with a 503 whose `Retry-After` says
+/// when (the server's object store down or throttling, the file busy),
+/// waiting as told, for up to `patience` seconds in all. An upload then
+/// resumes where it stopped: a v2 session is remembered once its search
+/// has ended, an API v1 session at once.
+pub(crate) async fn again_later<T, F, Fut>(
+    signal: Option<&AbortSignal>,
+    patience: f64,
+    mut job: F,
+) -> Result<T, WebError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, WebError>>,
+{
+    let deadline = js_sys::Date::now() + patience * 1000.0;
+    loop {
+        let error = match job().await {
+            Err(error) => error,
+            done => return done,
+        };
+        match error.retry_after() {
+            Some(wait) if js_sys::Date::now() + wait * 1000.0 <= deadline => {
+                web_sys::console::warn_1(
+                    &format!("diffcopy: {}; trying again in {wait} s", error.code()).into(),
+                );
+                sleep(wait * 1000.0).await;
+                check_abort(signal)?;
+            }
+            _ => return Err(error),
+        }
+    }
+}
+
 /// Resolves after `ms` milliseconds.
 async fn sleep(ms: f64) {
     let promise = js_sys::Promise::new(&mut |resolve, _| {

@@ -105,6 +105,9 @@ export interface UploadOptions {
   token?: string;
   /** Remember the session in localStorage and continue it next time; default true. */
   resume?: boolean;
+  /** Seconds to keep trying, resuming, while the server answers 503 with
+   * Retry-After (its object store down or throttling); default 120, 0: never. */
+  retryFor?: number;
   /** Bytes done and total per phase; totals of "uploading" grow while hashing. */
   onProgress?: (phase: UploadPhase, done: number, total: number) => void;
   /** Aborts the upload (code "aborted"); the session stays resumable. */

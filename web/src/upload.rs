@@ -23,7 +23,7 @@ use crate::diff::set;
 use crate::engine::HashConfig;
 use crate::error::{ErrorCode, WebError};
 use crate::hash_blob::{self, Report};
-use crate::job::{Upload, with_retries};
+use crate::job::{Upload, again_later, with_retries};
 use crate::options::{Options, check_abort};
 use crate::plan::Planner;
 use crate::progress::Progress;
@@ -32,6 +32,9 @@ use crate::resume;
 
 /// Default block uploads in flight.
 const DEFAULT_CONCURRENCY: u32 = 4;
+/// Seconds an upload is tried again while the server answers 503 with
+/// `Retry-After`, as the CLI's `--retry-for`.
+const DEFAULT_RETRY_FOR: u32 = 120;
 
 /// Uploads `file` so that the server's `path` becomes a copy of it, sending
 /// only what the server lacks. Resolves to an `UploadResult`.
@@ -80,18 +83,25 @@ pub async fn upload_file(
         progress: Progress::new(options.function("onProgress")?),
         signal,
     };
-    if protocol != Protocol::V1 {
-        match crate::delta::upload(&upload, &file).await? {
-            Some(result) => return Ok(result),
-            None if protocol == Protocol::V2 => {
-                return Err(
-                    WebError::new(ErrorCode::NoProtocolV2, "the server does not speak protocol v2").into()
-                );
+    let patience = f64::from(options.integer("retryFor", 0, 86_400)?.unwrap_or(DEFAULT_RETRY_FOR));
+    let (upload, file) = (&upload, &file);
+    let result = again_later(upload.signal.as_ref(), patience, || async move {
+        if protocol != Protocol::V1 {
+            match crate::delta::upload(upload, file).await? {
+                Some(result) => return Ok(result),
+                None if protocol == Protocol::V2 => {
+                    return Err(WebError::new(
+                        ErrorCode::NoProtocolV2,
+                        "the server does not speak protocol v2",
+                    ));
+                }
+                None => upload.hash.resolve().map(drop)?,
             }
-            None => upload.hash.resolve().map(drop)?,
         }
-    }
-    Ok(upload.run(&file).await?)
+        upload.run(file).await
+    })
+    .await;
+    Ok(result?)
 }
 
 /// The `protocol` option.
