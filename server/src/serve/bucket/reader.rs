@@ -1,9 +1,10 @@
 //! Reading a version from the bucket as the core's search and hashing
 //! read a file: [`ObjectReader`] implements `ReadAt` (blocking, for the
-//! blocking threads the search runs on) over ranged GETs of 1 MiB chunks,
-//! the last eight kept; [`hash_blocks`] reads a whole object in parallel
+//! blocking threads the search runs on) over ranged GETs of 64 KiB units
+//! and runs of them, 8 MiB kept; [`hash_blocks`] reads a whole object in parallel
 //! stretches and hashes its blocks.
 
+use std::collections::HashMap;
 use std::ops::Range;
 
 use bytes::Bytes;
@@ -12,12 +13,6 @@ use futures_util::{Stream, StreamExt as _};
 use tokio::runtime::Handle;
 
 use crate::s3::{Bucket, S3Error};
-
-/// The bytes fetched per GET: the search reads small pieces here and
-/// there as well as whole stretches.
-const CHUNK: u64 = 1 << 20;
-/// The chunks kept.
-const CHUNKS: usize = 8;
 
 /// `range` of object `key`, checked to be that long.
 pub(crate) async fn read_range(bucket: &Bucket, key: &str, range: Range<u64>) -> Result<Bytes, S3Error> {
@@ -58,44 +53,92 @@ pub(crate) fn hash_blocks<T: Send + 'static>(
         .buffered(4)
 }
 
-/// One object read by offset, from a blocking thread.
+/// One object read by offset, from a blocking thread. The search reads
+/// whole stretches (a rolling window's span) and small pieces here and
+/// there (a piece checked where a match would continue, the siblings of a
+/// refined block one after another). Bytes are fetched and kept in units
+/// of [`UNIT`], so each read fetches only the units no earlier read left;
+/// a small read fetches ahead [`AHEAD`] times its own length (its
+/// siblings, which the search reads next), stopping at a unit already
+/// kept. The least recently used units go once [`KEEP`] bytes are kept.
 #[derive(Debug)]
 pub(crate) struct ObjectReader {
     bucket: Bucket,
     key: String,
     len: u64,
     runtime: Handle,
-    /// Chunks by index, the most recent last.
-    chunks: Vec<(u64, Bytes)>,
+    /// Units by index: their bytes and when they were last read.
+    units: HashMap<u64, (Bytes, u64)>,
+    kept: u64,
+    clock: u64,
 }
+
+/// The bytes fetched and kept together.
+const UNIT: u64 = 64 << 10;
+/// How many times its own length a small read fetches ahead.
+const AHEAD: u64 = 16;
+/// The most a read fetches ahead to.
+const MOST_AHEAD: u64 = 1 << 20;
+/// The bytes kept.
+const KEEP: u64 = 8 << 20;
 
 impl ObjectReader {
     /// A reader of `key`, `len` bytes long (call inside the runtime).
     pub(crate) fn new(bucket: Bucket, key: String, len: u64) -> Self {
-        Self { bucket, key, len, runtime: Handle::current(), chunks: Vec::with_capacity(CHUNKS) }
+        Self { bucket, key, len, runtime: Handle::current(), units: HashMap::new(), kept: 0, clock: 0 }
     }
 
-    fn chunk(&mut self, index: u64) -> Result<&Bytes, S3Error> {
-        if let Some(at) = self.chunks.iter().position(|(i, _)| *i == index) {
-            let hit = self.chunks.remove(at);
-            self.chunks.push(hit);
-        } else {
-            let start = index * CHUNK;
-            let range = start..(start + CHUNK).min(self.len);
-            let bytes = self.runtime.block_on(read_range(&self.bucket, &self.key, range))?;
-            if self.chunks.len() == CHUNKS {
-                self.chunks.remove(0);
+    /// Units `first..=last`, fetching the missing ones; a run of missing
+    /// units that reaches `last` goes on up to `ahead` while units are missing.
+    fn units(&mut self, first: u64, last: u64, ahead: u64) -> Result<Vec<Bytes>, S3Error> {
+        let mut got = Vec::with_capacity((last - first + 1) as usize);
+        let mut at = first;
+        while at <= last {
+            self.clock += 1;
+            if let Some((bytes, used)) = self.units.get_mut(&at) {
+                *used = self.clock;
+                got.push(bytes.clone());
+                at += 1;
+                continue;
             }
-            self.chunks.push((index, bytes));
+            let mut end = at + 1;
+            while end <= ahead && !self.units.contains_key(&end) {
+                end += 1;
+            }
+            let range = at * UNIT..(end * UNIT).min(self.len);
+            let fetched = self.runtime.block_on(read_range(&self.bucket, &self.key, range))?;
+            for (i, unit) in (at..end).zip(fetched.chunks(UNIT as usize)) {
+                let unit = fetched.slice_ref(unit);
+                if i <= last {
+                    got.push(unit.clone());
+                }
+                self.kept += unit.len() as u64;
+                self.units.insert(i, (unit, self.clock));
+            }
+            at = end;
         }
-        Ok(&self.chunks.last().expect("a chunk was just pushed").1)
+        self.evict();
+        Ok(got)
+    }
+
+    /// Drops the least recently used units while more than [`KEEP`] bytes are kept.
+    fn evict(&mut self) {
+        while self.kept > KEEP {
+            let Some(oldest) = self.units.iter().min_by_key(|(_, (_, used))| *used).map(|(i, _)| *i) else {
+                break;
+            };
+            if let Some((bytes, _)) = self.units.remove(&oldest) {
+                self.kept -= bytes.len() as u64;
+            }
+        }
     }
 }
 
-/// How many of `want` bytes a chunk of `len` bytes holds from `from` on:
-/// none when `from` lies at or past its end (a read past the object's end).
-fn within(len: usize, from: usize, want: usize) -> usize {
-    len.saturating_sub(from).min(want)
+/// The last unit a read of `len` bytes at `offset` fetches ahead to, in an
+/// object of `size` bytes (`len` > 0, the read within the object).
+fn ahead_to(offset: u64, len: u64, size: u64) -> u64 {
+    let fetch = len.max((len * AHEAD).min(MOST_AHEAD));
+    ((offset + fetch).min(size) - 1) / UNIT
 }
 
 impl ReadAt for ObjectReader {
@@ -106,37 +149,44 @@ impl ReadAt for ObjectReader {
     }
 
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), Self::Error> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let want = buf.len() as u64;
+        if offset.checked_add(want).is_none_or(|end| end > self.len) {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "read past the object's end"));
+        }
+        let (first, last) = (offset / UNIT, (offset + want - 1) / UNIT);
+        let units =
+            self.units(first, last, ahead_to(offset, want, self.len)).map_err(std::io::Error::other)?;
         let mut done = 0usize;
-        while done < buf.len() {
-            let at = offset + done as u64;
-            let chunk = self.chunk(at / CHUNK).map_err(std::io::Error::other)?;
-            let n = within(chunk.len(), (at % CHUNK) as usize, buf.len() - done);
-            let from = (at % CHUNK) as usize;
-            if n == 0 {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "read past the object's end",
-                ));
-            }
-            buf[done..done + n].copy_from_slice(&chunk[from..from + n]);
+        for (i, unit) in (first..).zip(&units) {
+            let from = (offset + done as u64 - i * UNIT) as usize;
+            let n = (unit.len() - from).min(buf.len() - done);
+            buf[done..done + n].copy_from_slice(&unit[from..from + n]);
             done += n;
         }
+        debug_assert_eq!(done, buf.len());
         Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::within;
+    use super::{MOST_AHEAD, UNIT, ahead_to};
 
     #[test]
-    fn a_read_past_a_chunks_end_takes_nothing() {
-        assert_eq!(within(10, 0, 4), 4);
-        assert_eq!(within(10, 8, 4), 2);
-        assert_eq!(within(10, 10, 4), 0);
-        // In the middle of the last chunk, past the object's end: no
-        // underflow (the caller answers UnexpectedEof).
-        assert_eq!(within(10, 12, 4), 0);
-        assert_eq!(within(0, 1 << 19, 1), 0);
+    fn small_reads_fetch_their_siblings_and_large_ones_only_themselves() {
+        let size = 1 << 30;
+        // A 64 KiB piece: the 1 MiB block it lies in.
+        assert_eq!(ahead_to(0, 64 << 10, size), MOST_AHEAD / UNIT - 1);
+        // A 4 KiB piece: its 64 KiB parent.
+        assert_eq!(ahead_to(0, 4 << 10, size), 0);
+        assert_eq!(ahead_to(4 << 10, 4 << 10, size), 1);
+        // A whole block or a rolling window's span: itself.
+        assert_eq!(ahead_to(UNIT, 4 << 20, size), (UNIT + (4 << 20) - 1) / UNIT);
+        // Never past the object's end.
+        assert_eq!(ahead_to(size - 1, 1, size), (size - 1) / UNIT);
+        assert_eq!(ahead_to(0, 1, 1), 0);
     }
 }
