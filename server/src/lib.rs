@@ -23,6 +23,7 @@ mod random;
 mod s3;
 mod serve;
 pub mod testing;
+pub mod token;
 
 pub use serve::{
     Addressing, AppError, AppResult, AppState, BucketState, CommitMode, ErrorKind, FaultHook, FaultPoint,

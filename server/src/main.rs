@@ -43,7 +43,34 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve a directory over HTTP: API v1, pdiffcopy's endpoints and the uploader page.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Print a scoped token (a JWT signed HS256) for `diffcopy serve
+    /// --jwt-secret-file` with the same file: for scripts and tests
+    /// (docs/embedding.md).
+    Token(TokenArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct TokenArgs {
+    /// The shared secret: the file's bytes, one trailing newline removed (at least 32 bytes).
+    #[arg(long, value_name = "FILE")]
+    jwt_secret_file: PathBuf,
+    /// A file (users/42/a.bin) or a folder ending in / (users/42/; / is
+    /// everything); repeatable.
+    #[arg(long = "path", value_name = "PATH", required = true)]
+    paths: Vec<String>,
+    /// What the token allows: upload, download, list, delete (comma-separated).
+    #[arg(long, value_name = "LIST", value_delimiter = ',', required = true)]
+    allow: Vec<diffcopy::token::Permission>,
+    /// How long it lasts: 90s, 15m, 2h, 7d.
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = diffcopy::token::parse_lifetime)]
+    expires: u64,
+    /// Who: in the server's logs, stats and hooks; uploads it opens are its own.
+    #[arg(long)]
+    sub: Option<String>,
+    /// The largest file it may upload: 10GiB, 500MB or bytes.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    max_size: Option<u64>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -149,6 +176,14 @@ struct ServeArgs {
     /// Require `Authorization: Bearer TOKEN` on every API request.
     #[arg(long, env = "DIFFCOPY_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Also take scoped tokens: JWTs signed HS256 with the secret in this
+    /// file (its bytes, one trailing newline removed; at least 32 bytes).
+    #[arg(long, value_name = "FILE")]
+    jwt_secret_file: Option<PathBuf>,
+    /// Also take scoped tokens signed EdDSA (Ed25519) or ES256 (P-256)
+    /// with the private half of this public key (PEM).
+    #[arg(long, value_name = "FILE")]
+    jwt_public_key: Option<PathBuf>,
     /// Refuse every write.
     #[arg(long)]
     read_only: bool,
@@ -203,7 +238,8 @@ fn main() -> ExitCode {
     };
     tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).init();
     match cli.command {
-        Some(Command::Serve(args)) => serve(args),
+        Some(Command::Serve(args)) => serve(*args),
+        Some(Command::Token(args)) => token(&args),
         None => run_sync(cli.sync, cli.quiet > 0),
     }
 }
@@ -315,8 +351,42 @@ fn fail(err: &ClientError) -> ExitCode {
     ExitCode::from(err.exit_code())
 }
 
+fn token(args: &TokenArgs) -> ExitCode {
+    let now = diffcopy::token::now();
+    let claims = diffcopy::token::Claims {
+        exp: now + args.expires,
+        nbf: None,
+        iat: Some(now),
+        sub: args.sub.clone(),
+        paths: args.paths.clone(),
+        allow: args.allow.clone(),
+        max_size: args.max_size,
+    };
+    match diffcopy::token::mint(&args.jwt_secret_file, &claims) {
+        Ok(token) => {
+            println!("{token}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("diffcopy: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn serve(args: ServeArgs) -> ExitCode {
+    let jwt = match diffcopy::token::Verifier::load(
+        args.jwt_secret_file.as_deref(),
+        args.jwt_public_key.as_deref(),
+    ) {
+        Ok(jwt) => jwt.map(std::sync::Arc::new),
+        Err(e) => {
+            eprintln!("diffcopy: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let config = ServerConfig {
+        jwt,
         listen: args.listen,
         tls: args.tls_cert.zip(args.tls_key).map(|(cert, key)| TlsFiles { cert, key }),
         root: args.root,

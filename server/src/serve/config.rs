@@ -73,6 +73,9 @@ pub struct ServerConfig {
     pub root: PathBuf,
     /// When set, every API request needs `Authorization: Bearer <token>`.
     pub token: Option<String>,
+    /// Verifies scoped tokens (JWTs), when `--jwt-secret-file` or
+    /// `--jwt-public-key` is given.
+    pub jwt: Option<std::sync::Arc<crate::token::Verifier>>,
     /// Refuse every write.
     pub read_only: bool,
     /// Origins allowed to call the API from a browser (CORS).
@@ -109,6 +112,7 @@ impl Default for ServerConfig {
             tls: None,
             root: PathBuf::from(ROOT),
             token: None,
+            jwt: None,
             read_only: false,
             cors_origins: Vec::new(),
             max_file_size: MAX_FILE_SIZE,

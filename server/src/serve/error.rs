@@ -75,6 +75,7 @@ kinds! {
     NoSpace => INSUFFICIENT_STORAGE, "no_space";
     NoSuchUpload => NOT_FOUND, "no_such_upload";
     NotAFile => BAD_REQUEST, "not_a_file";
+    NotAllowed => FORBIDDEN, "not_allowed";
     NotFound => NOT_FOUND, "not_found";
     NotReceiving => CONFLICT, "not_receiving";
     NotSupportedByStore => NOT_IMPLEMENTED, "not_supported_by_store";
@@ -89,6 +90,8 @@ kinds! {
     StoreUnavailable => SERVICE_UNAVAILABLE, "store_unavailable";
     TargetBusy => SERVICE_UNAVAILABLE, "target_busy";
     TargetChanged => PRECONDITION_FAILED, "target_changed";
+    TokenExpired => UNAUTHORIZED, "token_expired";
+    TokenInvalid => UNAUTHORIZED, "token_invalid";
     TooManyBlocks => BAD_REQUEST, "too_many_blocks";
     TooManyUploads => TOO_MANY_REQUESTS, "too_many_uploads";
     Unauthorized => UNAUTHORIZED, "unauthorized";

@@ -2,6 +2,7 @@
 //! endpoints, the page), upload sessions, signatures and their cache, and
 //! the accept loop.
 
+mod access;
 mod api;
 mod assets;
 mod body;

@@ -4,6 +4,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::fs::{RelPath, Root};
+use crate::serve::access::SessionScope;
 use crate::serve::commit::{ApplyJournal, Commits, Committer, recover};
 use crate::serve::config::ServerConfig;
 use crate::serve::delta::DeltaStore;
@@ -19,11 +20,26 @@ use crate::serve::upload::UploadStore;
 pub(crate) trait Served: Send + Sync + 'static {
     /// The settings.
     fn settings(&self) -> &ServerConfig;
+
+    /// The path and owner of upload session `id` of either protocol, if
+    /// it exists, without waiting for a request that holds it.
+    fn session_scope(&self, id: &str) -> impl Future<Output = AppResult<Option<SessionScope>>> + Send;
 }
 
 impl Served for AppState {
     fn settings(&self) -> &ServerConfig {
         &self.config
+    }
+
+    async fn session_scope(&self, id: &str) -> AppResult<Option<SessionScope>> {
+        let scope = |path: &RelPath, owner: &Option<String>| SessionScope {
+            path: path.to_string(),
+            owner: owner.clone(),
+        };
+        if let Ok(upload) = self.uploads.get(id) {
+            return Ok(Some(scope(&upload.path, &upload.owner)));
+        }
+        Ok(self.deltas.get(id).ok().map(|delta| scope(&delta.path, &delta.owner)))
     }
 }
 

@@ -5,12 +5,12 @@ use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use diffcopy_core::delta::{DeltaParams, FRAMES_HEADER, Levels, MAX_FRAME, Need, PieceHashes};
 use futures_util::StreamExt as _;
 use serde::Deserialize;
@@ -20,6 +20,7 @@ use super::uploads::read_body_limited;
 use crate::frames::push_frame;
 use crate::fs::{FileReader, FileVersion, RelPath};
 use crate::limits::{DEFAULT_BLOCK_SIZE, check_block_size};
+use crate::serve::access::Access;
 use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::locks::{ReadHold, holding};
 use crate::serve::memory;
@@ -39,17 +40,23 @@ pub(crate) fn binary(bytes: impl Into<Body>) -> Response {
 }
 
 /// `POST /api/v2/uploads`.
-pub(super) async fn create(State(state): State<Arc<AppState>>, body: Body) -> AppResult<impl IntoResponse> {
+pub(super) async fn create(
+    State(state): State<Arc<AppState>>,
+    Extension(access): Extension<Access>,
+    body: Body,
+) -> AppResult<impl IntoResponse> {
     let body = read_body_limited(&state, body, 64 << 10, "an upload request").await?;
     let request: NewDelta = serde_json::from_slice(&body)
         .map_err(|e| AppError::new(ErrorKind::BadJson, format!("the upload request is not valid: {e}")))?;
+    access.may_upload(&request.path, request.size)?;
     let state2 = state.clone();
+    let owner = access.owner();
     let upload = blocking("opening an upload", move || {
-        state2.admit_upload(|| state2.deltas.create(&state2.root, &state2.config, request))
+        state2.admit_upload(|| state2.deltas.create(&state2.root, &state2.config, request, owner))
     })
     .await?;
     state.stats.delta_upload_created();
-    tracing::info!(id = %upload.id, path = %upload.path, size = upload.params.file_size, "v2 upload opened");
+    tracing::info!(id = %upload.id, path = %upload.path, size = upload.params.file_size, who = access.who(), "v2 upload opened");
     let created = Created {
         id: upload.id.clone(),
         path: upload.path.to_string(),

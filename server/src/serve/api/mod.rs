@@ -1,6 +1,5 @@
 //! The HTTP routes: API v1, protocol v2, pdiffcopy's endpoints and the page.
 
-pub(crate) mod auth;
 pub(crate) mod compat;
 pub(crate) mod cors;
 pub(crate) mod delta;
@@ -50,7 +49,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/resize", post(compat::resize))
         // Block bodies are checked against their own limits in the handlers.
         .layer(DefaultBodyLimit::disable())
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token::<AppState>));
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::serve::access::authorize::<AppState>,
+        ));
     api.merge(crate::serve::assets::routes())
         .fallback(files::no_route)
         .layer(axum::middleware::from_fn_with_state(state.clone(), cors::cors::<AppState>))

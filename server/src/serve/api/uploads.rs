@@ -3,33 +3,40 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Json;
 use axum::body::HttpBody as _;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
+use axum::{Extension, Json};
 use http_body_util::BodyExt;
 use serde_json::json;
 
 use super::blocking;
+use crate::serve::access::Access;
 use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::memory;
 use crate::serve::state::AppState;
 use crate::serve::upload::NewUpload;
 
 /// `POST /api/v1/uploads`.
-pub(super) async fn create(State(state): State<Arc<AppState>>, body: Body) -> AppResult<impl IntoResponse> {
+pub(super) async fn create(
+    State(state): State<Arc<AppState>>,
+    Extension(access): Extension<Access>,
+    body: Body,
+) -> AppResult<impl IntoResponse> {
     let body = read_body_limited(&state, body, 64 << 10, "an upload request").await?;
     let request: NewUpload = serde_json::from_slice(&body)
         .map_err(|e| AppError::new(ErrorKind::BadJson, format!("the upload request is not valid: {e}")))?;
+    access.may_upload(&request.path, request.size)?;
     let state2 = state.clone();
+    let owner = access.owner();
     let upload = blocking("opening an upload", move || {
-        state2.admit_upload(|| state2.uploads.create(&state2.root, &state2.config, request))
+        state2.admit_upload(|| state2.uploads.create(&state2.root, &state2.config, request, owner))
     })
     .await?;
     state.stats.upload_created();
-    tracing::info!(id = %upload.id, path = %upload.path, size = upload.header.file_size(), "upload opened");
+    tracing::info!(id = %upload.id, path = %upload.path, size = upload.header.file_size(), who = access.who(), "upload opened");
     let body = json!({
         "id": upload.id,
         "path": upload.path.as_str(),

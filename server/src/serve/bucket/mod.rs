@@ -31,7 +31,9 @@ pub(crate) use sweep::sweep_now_and_then;
 
 pub use crate::s3::Addressing;
 use crate::s3::{Bucket, BucketConfig, Credentials, S3Error, region_from_environment};
+use crate::serve::access::SessionScope;
 use crate::serve::config::ServerConfig;
+use crate::serve::error::AppResult;
 use crate::serve::faults::FaultHook;
 use crate::serve::state::Served;
 use crate::serve::stats::{Stats, StatsSnapshot};
@@ -101,6 +103,10 @@ pub struct BucketState {
 impl Served for BucketState {
     fn settings(&self) -> &ServerConfig {
         &self.config
+    }
+
+    async fn session_scope(&self, id: &str) -> AppResult<Option<SessionScope>> {
+        self.store.session_scope(id).await
     }
 }
 

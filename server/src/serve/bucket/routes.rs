@@ -7,7 +7,6 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use axum::Json;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
@@ -15,6 +14,7 @@ use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
+use axum::{Extension, Json};
 use diffcopy_core::delta::{
     BlockHash, BlockHashes, BlockHashesBuilder, FRAMES_HEADER, MAX_FRAME, Need, PieceHashes,
 };
@@ -28,7 +28,7 @@ use super::{BucketState, compat};
 use crate::frames::push_frame;
 use crate::fs::RelPath;
 use crate::limits::{DEFAULT_BLOCK_SIZE, check_block_size};
-use crate::serve::api::auth::require_token;
+use crate::serve::access::{Access, authorize};
 use crate::serve::api::cors::cors;
 use crate::serve::api::delta::{
     BlockQuery, DOWNLOAD_FRAME, MAX_DATA_BODY, PieceQuery, binary, finer_need, if_match, params_of,
@@ -69,7 +69,7 @@ pub fn bucket_app(state: Arc<BucketState>) -> Router {
         .route("/blocks", get(compat::read_block).post(not_supported))
         .route("/resize", any(not_supported))
         .layer(DefaultBodyLimit::disable())
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_token::<BucketState>));
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), authorize::<BucketState>));
     api.merge(crate::serve::assets::routes())
         .fallback(no_route)
         .layer(axum::middleware::from_fn_with_state(state.clone(), cors::<BucketState>))
@@ -147,13 +147,18 @@ async fn get_file(
 }
 
 /// `POST /api/v2/uploads`.
-async fn create(State(state): Shared, body: Body) -> AppResult<impl IntoResponse> {
+async fn create(
+    State(state): Shared,
+    Extension(access): Extension<Access>,
+    body: Body,
+) -> AppResult<impl IntoResponse> {
     let body = read_body_within(state.config.body_timeout, body, 64 << 10, "an upload request").await?;
     let request: NewDelta = serde_json::from_slice(&body)
         .map_err(|e| AppError::new(ErrorKind::BadJson, format!("the upload request is not valid: {e}")))?;
-    let opened = state.store.open_upload(request).await?;
+    access.may_upload(&request.path, request.size)?;
+    let opened = state.store.open_upload(request, access.owner()).await?;
     state.stats.delta_upload_created();
-    tracing::info!(id = %opened.id, path = %opened.path, size = opened.size, "v2 upload opened in the bucket");
+    tracing::info!(id = %opened.id, path = %opened.path, size = opened.size, who = access.who(), "v2 upload opened in the bucket");
     let live = state.store.session(&opened.id).await?;
     let mut live = live.lock().await;
     let status = state.store.status(&mut live).await?;

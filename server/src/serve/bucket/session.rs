@@ -27,6 +27,7 @@ use super::cache::Arrived;
 use super::keys::data_range;
 use super::reader::{ObjectReader, hash_blocks};
 use crate::s3::{Condition, S3Error};
+use crate::serve::access::SessionScope;
 use crate::serve::commit::target_changed;
 use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::v2::{
@@ -95,6 +96,9 @@ pub(crate) struct Opened {
     /// The ETag the client compared against, if any.
     pub(crate) base_etag: Option<String>,
     pub(crate) whole: bool,
+    /// The `sub` of the token that opened it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) owner: Option<String>,
 }
 
 /// The version an upload's plan copies from.
@@ -211,7 +215,7 @@ pub(crate) fn store_read_error(what: &str, e: std::io::Error) -> AppError {
 
 impl BucketStore {
     /// Opens an upload: checks the request and the base, writes `open`.
-    pub(crate) async fn open_upload(&self, request: NewDelta) -> AppResult<Opened> {
+    pub(crate) async fn open_upload(&self, request: NewDelta, owner: Option<String>) -> AppResult<Opened> {
         let (path, levels) = request.check(self.max_file_size)?;
         let block_size = levels.block_size();
         let current = self.current(path.as_str()).await.map_err(|e| store_error("reading a pointer", e))?;
@@ -235,6 +239,7 @@ impl BucketStore {
             }),
             base_etag: request.base_etag,
             whole: request.whole,
+            owner,
         };
         let body =
             serde_json::to_vec(&opened).map_err(|e| AppError::internal("writing an upload's record", e))?;
@@ -252,18 +257,39 @@ impl BucketStore {
         if let Some(live) = self.cache.get(id) {
             return Ok(live);
         }
+        let opened = self.read_opened(id).await?.ok_or_else(|| AppError::no_such_upload(id))?;
+        Ok(self.cache.insert(id, Live::new(opened)?))
+    }
+
+    /// How session `id` opened, from the store; `None` if it does not exist.
+    async fn read_opened(&self, id: &str) -> AppResult<Option<Opened>> {
         if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(AppError::no_such_upload(id));
+            return Ok(None);
         }
-        let body = self
+        let Some(body) = self
             .bucket
             .get(&self.keys.opened(id), None)
             .await
             .map_err(|e| store_error("reading an upload", e))?
-            .ok_or_else(|| AppError::no_such_upload(id))?;
-        let opened: Opened =
-            serde_json::from_slice(&body).map_err(|e| AppError::internal("reading an upload's record", e))?;
-        Ok(self.cache.insert(id, Live::new(opened)?))
+        else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&body)
+            .map(Some)
+            .map_err(|e| AppError::internal("reading an upload's record", e))
+    }
+
+    /// The path and owner of session `id`, if it exists: from this
+    /// instance's memory unless a request holds the session (a commit, a
+    /// search round), else from the store.
+    pub(crate) async fn session_scope(&self, id: &str) -> AppResult<Option<SessionScope>> {
+        let scope = |opened: &Opened| SessionScope { path: opened.path.clone(), owner: opened.owner.clone() };
+        if let Some(live) = self.cache.get(id)
+            && let Ok(live) = live.try_lock()
+        {
+            return Ok(Some(scope(&live.opened)));
+        }
+        Ok(self.read_opened(id).await?.as_ref().map(scope))
     }
 
     /// Brings `live` up to what the store holds: the search's outcome if

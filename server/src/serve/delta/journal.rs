@@ -32,6 +32,9 @@ pub(super) struct DeltaRecord {
     /// The new file's hash, as 32 hex digits, once the client sent it.
     #[serde(default)]
     pub(super) file_hash: Option<String>,
+    /// The `sub` of the token that opened it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) owner: Option<String>,
 }
 
 /// A session found on disk at start-up.

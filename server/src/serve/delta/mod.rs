@@ -102,6 +102,7 @@ impl DeltaStore {
         Some(Arc::new(DeltaUpload {
             id: record.id,
             path,
+            owner: record.owner,
             params,
             base: base.map(Arc::new),
             base_etag: record.base_etag,
@@ -130,6 +131,7 @@ impl DeltaStore {
         root: &Root,
         config: &ServerConfig,
         request: NewDelta,
+        owner: Option<String>,
     ) -> AppResult<Arc<DeltaUpload>> {
         let (path, levels) = request.check(config.max_file_size)?;
         let block_size = levels.block_size();
@@ -160,6 +162,7 @@ impl DeltaStore {
         let upload = Arc::new(DeltaUpload {
             id: id.clone(),
             path,
+            owner,
             params,
             base,
             base_etag: request.base_etag,

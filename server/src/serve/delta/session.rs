@@ -27,6 +27,8 @@ pub(crate) struct DeltaUpload {
     pub(crate) id: String,
     /// The target path.
     pub(crate) path: RelPath,
+    /// The `sub` of the token that opened it.
+    pub(crate) owner: Option<String>,
     /// The new file's size, the seed and the levels.
     pub(crate) params: DeltaParams,
     /// The target's version when the session opened, if it existed.
@@ -228,6 +230,7 @@ impl DeltaUpload {
             base_etag: self.base_etag.clone(),
             base_version: self.base.as_ref().map(|b| b.version.etag()),
             file_hash: lock(&self.state).file_hash.map(|h| format!("{h:032x}")),
+            owner: self.owner.clone(),
         }
     }
 

@@ -31,6 +31,9 @@ pub(super) struct SessionRecord {
     pub(super) hash: String,
     /// The target version the client diffed against.
     pub(super) base_etag: Option<String>,
+    /// The `sub` of the token that opened it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) owner: Option<String>,
 }
 
 /// A session found on disk at start-up.

@@ -111,6 +111,7 @@ impl UploadStore {
         Some(Arc::new(Upload {
             id: record.id,
             path,
+            owner: record.owner,
             header,
             base_etag: record.base_etag,
             dir,
@@ -129,6 +130,7 @@ impl UploadStore {
         root: &Root,
         config: &ServerConfig,
         request: NewUpload,
+        owner: Option<String>,
     ) -> AppResult<Arc<Upload>> {
         let path = RelPath::parse(&request.path)?;
         check_block_size(request.block_size)?;
@@ -161,6 +163,7 @@ impl UploadStore {
             block_size: request.block_size,
             hash: algorithm.name().to_owned(),
             base_etag: request.base_etag.clone(),
+            owner: owner.clone(),
         };
         let log = match self.journal.begin(&record) {
             Ok(log) => log,
@@ -172,6 +175,7 @@ impl UploadStore {
         let upload = Arc::new(Upload {
             id: id.clone(),
             path,
+            owner,
             header,
             base_etag: request.base_etag,
             dir,

@@ -23,6 +23,8 @@ pub(crate) struct Upload {
     pub(crate) id: String,
     /// The target path.
     pub(crate) path: RelPath,
+    /// The `sub` of the token that opened it.
+    pub(crate) owner: Option<String>,
     /// The source file's algorithm, block size and size.
     pub(crate) header: SignatureHeader,
     pub(super) base_etag: Option<String>,
