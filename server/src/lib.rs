@@ -18,15 +18,17 @@
 pub mod client;
 mod frames;
 mod fs;
+mod http;
 pub mod limits;
 mod random;
 mod s3;
+mod secret;
 mod serve;
 pub mod testing;
 pub mod token;
 
 pub use serve::{
     Addressing, AppError, AppResult, AppState, BucketState, CommitMode, ErrorKind, FaultHook, FaultPoint,
-    ServerConfig, StatsSnapshot, StoreUrl, TlsError, TlsFiles, app, bucket_app, defaults, run, run_bucket,
-    shutdown_signal,
+    HookTarget, ServerConfig, StatsSnapshot, StoreUrl, TlsError, TlsFiles, app, bucket_app, defaults, run,
+    run_bucket, shutdown_signal,
 };

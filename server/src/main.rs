@@ -14,7 +14,9 @@ use diffcopy::client::{
     table,
 };
 use diffcopy::limits::{DEFAULT_BLOCK_SIZE, check_block_size};
-use diffcopy::{AppState, BucketState, CommitMode, FaultHook, ServerConfig, StoreUrl, TlsFiles, defaults};
+use diffcopy::{
+    AppState, BucketState, CommitMode, FaultHook, HookTarget, ServerConfig, StoreUrl, TlsFiles, defaults,
+};
 use diffcopy_core::HashAlgorithm;
 
 #[derive(Debug, Parser)]
@@ -184,6 +186,17 @@ struct ServeArgs {
     /// with the private half of this public key (PEM).
     #[arg(long, value_name = "FILE")]
     jwt_public_key: Option<PathBuf>,
+    /// After each commit, POST a JSON event here, signed with the
+    /// --hook-secret-file (docs/embedding.md).
+    #[arg(long, value_name = "URL", requires = "hook_secret_file")]
+    hook_url: Option<String>,
+    /// The webhook's HMAC-SHA256 key: the file's bytes, one trailing newline
+    /// removed (at least 16 bytes).
+    #[arg(long, value_name = "FILE", requires = "hook_url")]
+    hook_secret_file: Option<PathBuf>,
+    /// Seconds a scoped token is still taken after its exp (and before its nbf).
+    #[arg(long, value_name = "SECS", default_value_t = diffcopy::token::LEEWAY)]
+    jwt_leeway: u64,
     /// Refuse every write.
     #[arg(long)]
     read_only: bool,
@@ -378,6 +391,7 @@ fn serve(args: ServeArgs) -> ExitCode {
     let jwt = match diffcopy::token::Verifier::load(
         args.jwt_secret_file.as_deref(),
         args.jwt_public_key.as_deref(),
+        args.jwt_leeway,
     ) {
         Ok(jwt) => jwt.map(std::sync::Arc::new),
         Err(e) => {
@@ -385,8 +399,19 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let hook = match (&args.hook_url, &args.hook_secret_file) {
+        (Some(url), Some(secret)) => match HookTarget::new(url, secret) {
+            Ok(target) => Some(target),
+            Err(e) => {
+                eprintln!("diffcopy: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        _ => None,
+    };
     let config = ServerConfig {
         jwt,
+        hook,
         listen: args.listen,
         tls: args.tls_cert.zip(args.tls_key).map(|(cert, key)| TlsFiles { cert, key }),
         root: args.root,

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::fs::RelPath;
 
 /// Seconds a token is still taken after its `exp`, and before its `nbf`,
-/// for clocks that disagree.
+/// for clocks that disagree, unless `--jwt-leeway` says otherwise.
 pub const LEEWAY: u64 = 60;
 
 /// What a token may do.
@@ -185,30 +185,16 @@ impl fmt::Display for KeyError {
 
 impl std::error::Error for KeyError {}
 
-/// A shared secret: the file's bytes, one trailing newline removed.
+/// The HS256 secret in `file` (RFC 7518: at least as long as the hash).
 fn read_secret(file: &Path) -> Result<Vec<u8>, KeyError> {
-    let mut secret = std::fs::read(file)
-        .map_err(|e| KeyError(format!("reading the JWT secret {}: {e}", file.display())))?;
-    if secret.ends_with(b"\n") {
-        secret.pop();
-        if secret.ends_with(b"\r") {
-            secret.pop();
-        }
-    }
-    if secret.len() < 32 {
-        return Err(KeyError(format!(
-            "the JWT secret in {} is {} bytes: HS256 needs at least 32",
-            file.display(),
-            secret.len()
-        )));
-    }
-    Ok(secret)
+    crate::secret::read(file, "JWT secret", 32).map_err(KeyError)
 }
 
 /// Checks tokens: HS256 with a secret, EdDSA or ES256 with a public key, or both.
 pub struct Verifier {
     secret: Option<DecodingKey>,
     public: Option<(Algorithm, DecodingKey)>,
+    leeway: u64,
 }
 
 impl fmt::Debug for Verifier {
@@ -221,9 +207,13 @@ impl fmt::Debug for Verifier {
 }
 
 impl Verifier {
-    /// From `--jwt-secret-file` and `--jwt-public-key`, either or both;
-    /// `None` when neither is given.
-    pub fn load(secret_file: Option<&Path>, public_key: Option<&Path>) -> Result<Option<Self>, KeyError> {
+    /// From `--jwt-secret-file` and `--jwt-public-key`, either or both,
+    /// with `leeway` seconds for clocks; `None` when neither is given.
+    pub fn load(
+        secret_file: Option<&Path>,
+        public_key: Option<&Path>,
+        leeway: u64,
+    ) -> Result<Option<Self>, KeyError> {
         if secret_file.is_none() && public_key.is_none() {
             return Ok(None);
         }
@@ -248,7 +238,7 @@ impl Verifier {
                     })
             })
             .transpose()?;
-        Ok(Some(Self { secret, public }))
+        Ok(Some(Self { secret, public, leeway }))
     }
 
     /// The grant of `token`, or why it is refused.
@@ -261,7 +251,7 @@ impl Verifier {
         }
         .ok_or(TokenError::Invalid("the token is signed with an algorithm this server does not take"))?;
         let mut validation = Validation::new(header.alg);
-        validation.leeway = LEEWAY;
+        validation.leeway = self.leeway;
         validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp"]);
         let data = jsonwebtoken::decode::<Claims>(token, key, &validation).map_err(|e| match e.kind() {

@@ -17,6 +17,7 @@ use diffcopy::{AppState, ServerConfig};
 
 pub mod faults;
 pub mod imds;
+pub mod receiver;
 pub mod s3;
 pub mod stores;
 pub mod tls;

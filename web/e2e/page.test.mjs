@@ -19,7 +19,8 @@ import { execFile, execFileSync, spawn } from "node:child_process";
 import { promisify } from "node:util";
 import { createServer, connect } from "node:net";
 import { createHash, randomFillSync } from "node:crypto";
-import { mkdirSync, writeFileSync, rmSync, mkdtempSync } from "node:fs";
+import { mkdirSync, writeFileSync, readFileSync, rmSync, mkdtempSync } from "node:fs";
+import { open as openFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -421,10 +422,11 @@ async function switchableProxy(target) {
   };
 }
 
-/** Starts `diffcopy serve ARGS` on a port of its own; resolves to its URL. */
-function startServer(args) {
+/** Starts `diffcopy serve ARGS` on a port of its own (with `env` added);
+ * resolves to its URL. */
+function startServer(args, env = {}) {
   const child = spawn(cli, ["serve", "--listen", "127.0.0.1:0", "--assets-dir", join(repo, "web", "www"), ...args],
-    { stdio: ["ignore", "ignore", "pipe"] });
+    { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...env } });
   const url = new Promise((resolve, reject) => {
     let said = "";
     child.stderr.on("data", (chunk) => {
@@ -474,5 +476,101 @@ test("the page waits out an object store that is down, resuming, and lands the u
     await other.close();
     server.child.kill();
     store.close();
+  }
+});
+
+/** A scoped token from `diffcopy token` (docs/embedding.md). */
+function mint(secret, ...args) {
+  return execFileSync(cli, ["token", "--jwt-secret-file", secret, ...args]).toString().trim();
+}
+
+test("a page opened with #token=...&path=... uploads there, the token kept out of the page's address and form", async () => {
+  const root = mkdtempSync(join(tmpdir(), "diffcopy-linked-"));
+  const secret = join(root, "..", `jwt-secret-${run}`);
+  writeFileSync(secret, "a secret of at least thirty-two bytes, for the page\n");
+  const server = startServer(["--root", root, "--jwt-secret-file", secret]);
+  const other = await browser.newPage();
+  try {
+    const url = await server.url;
+    const path = "users/7/report.bin";
+    const token = mint(secret, "--path", path, "--allow", "upload", "--sub", "user-7");
+    await other.goto(`${url}/#token=${encodeURIComponent(token)}&path=${encodeURIComponent(path)}`);
+    await other.waitForFunction(() => document.body.dataset.state === "idle");
+    assert.equal(await other.evaluate(() => location.hash), "", "the fragment left the address bar");
+    assert.equal(await other.$eval("#token-field", (e) => e.hidden), true, "no token field");
+    assert.equal(await other.$eval("#path", (e) => [e.value, e.readOnly].join()), `${path},true`, "the path is fixed");
+    const bytes = Buffer.alloc(3 * MiB + 3);
+    randomFillSync(bytes);
+    await pick(bytes, "picked-name.bin", other);
+    assert.equal(await other.$eval("#path", (e) => e.value), path, "picking a file keeps the fixed path");
+    await other.click("#upload");
+    await other.waitForFunction(() => document.body.dataset.state === "idle", null, { timeout: 120_000 });
+    const error = await other.$eval("#error", (e) => (e.hidden ? null : e.textContent));
+    assert.equal(error, null, error);
+    assert.equal(sha256(readFileSync(join(root, path))), sha256(bytes), "the file landed at the linked path");
+  } finally {
+    await other.close();
+    server.child.kill();
+    rmSync(root, { recursive: true, force: true });
+    rmSync(secret, { force: true });
+  }
+});
+
+test("a token that expires mid-upload is renewed through the token callback and the upload goes on", async () => {
+  const root = mkdtempSync(join(tmpdir(), "diffcopy-renew-"));
+  const secret = join(root, "..", `jwt-secret-renew-${run}`);
+  writeFileSync(secret, "another secret of at least thirty-two bytes\n");
+  // The server stops the upload's data at its write until this test says
+  // (DIFFCOPY_FAULT, server/src/serve/faults.rs), so the first token
+  // expires between the data and the commit, with no leeway.
+  const fifo = join(root, "..", `pause-${run}`);
+  execFileSync("mkfifo", [fifo]);
+  const admin = `admin-${run}`;
+  const server = startServer(
+    ["--root", root, "--jwt-secret-file", secret, "--jwt-leeway", "0", "--token", admin],
+    { DIFFCOPY_FAULT: `pause-at:data-write@${fifo}` },
+  );
+  const other = await browser.newPage();
+  try {
+    const url = await server.url;
+    await other.goto(url);
+    await other.waitForFunction(() => document.body.dataset.state === "idle");
+    const path = "users/8/renewed.bin";
+    const lifetime = 3;
+    const minted = Date.now();
+    const short = mint(secret, "--path", "users/8/", "--allow", "upload", "--sub", "user-8", "--expires", `${lifetime}s`);
+    const long = mint(secret, "--path", "users/8/", "--allow", "upload", "--sub", "user-8", "--expires", "15m");
+    const bytes = Buffer.alloc(200 * KiB + 1); // one literal range: one data write
+    randomFillSync(bytes);
+    await pick(bytes, "renewed.bin", other);
+    await other.evaluate(async ({ path, short, long }) => {
+      const { uploadFile } = await import("/pkg/diffcopy_web.js");
+      window.tokenCalls = 0;
+      const token = async () => (++window.tokenCalls === 1 ? short : long);
+      uploadFile(document.getElementById("file").files[0], { path, protocol: "v2", token, resume: false })
+        .then((result) => { window.outcome = { result: { protocol: result.protocol } }; },
+          (e) => { window.outcome = { error: `${e.code}: ${e.message}` }; });
+    }, { path, short, long });
+    // The data request has reached the server's write: hold it there until
+    // the first token is past its exp, then let it go.
+    const writer = await openFile(fifo, "w");
+    while (Date.now() < minted + (lifetime + 1.5) * 1000) {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    await writer.write(Buffer.from([1]));
+    await writer.close();
+    await other.waitForFunction(() => window.outcome, null, { timeout: 60_000 });
+    const outcome = await other.evaluate(() => window.outcome);
+    assert.equal(outcome.error, undefined, outcome.error);
+    assert.equal(await other.evaluate(() => window.tokenCalls), 2, "asked once at the start and once on expiry");
+    assert.equal(sha256(readFileSync(join(root, path))), sha256(bytes));
+    const counters = await (await fetch(`${url}/api/v1/stats`, { headers: { authorization: `Bearer ${admin}` } })).json();
+    assert.equal(counters.delta_uploads_created, 1, "the upload went on: it did not start over");
+  } finally {
+    await other.close();
+    server.child.kill();
+    rmSync(root, { recursive: true, force: true });
+    rmSync(secret, { force: true });
+    rmSync(fifo, { force: true });
   }
 });

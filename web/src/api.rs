@@ -2,6 +2,8 @@
 //! protocol v2's endpoints (`delta/api.rs`) share with it: the base URL,
 //! the token, the abort signal, and turning error answers into errors.
 
+use std::rc::Rc;
+
 use gloo_net::http::{Request, RequestBuilder, Response};
 use js_sys::{Array, JSON, Object, Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
@@ -10,12 +12,13 @@ use web_sys::{AbortSignal, Blob, ReadableStreamDefaultReader};
 
 use crate::diff::set;
 use crate::error::{ErrorCode, WebError};
+use crate::token::{Token, TokenSource, expired};
 
-/// An API v1 endpoint set: base URL, optional bearer token, abort signal.
+/// An API v1 endpoint set: base URL, bearer token, abort signal.
 #[derive(Clone)]
 pub(crate) struct Api {
     base: String,
-    token: Option<String>,
+    token: Rc<Token>,
     signal: Option<AbortSignal>,
 }
 
@@ -32,8 +35,8 @@ pub(crate) struct Session {
 
 impl Api {
     /// Endpoints under `server` ("" for this page's origin).
-    pub(crate) fn new(server: &str, token: Option<String>, signal: Option<AbortSignal>) -> Self {
-        Self { base: server.trim_end_matches('/').to_owned(), token, signal }
+    pub(crate) fn new(server: &str, token: TokenSource, signal: Option<AbortSignal>) -> Self {
+        Self { base: server.trim_end_matches('/').to_owned(), token: Rc::new(Token::new(token)), signal }
     }
 
     /// The base URL ("" for this page's origin).
@@ -57,20 +60,32 @@ impl Api {
 
     /// Adds the token only: for a request that must go out after an abort.
     pub(crate) fn authorize(&self, builder: RequestBuilder) -> RequestBuilder {
-        match &self.token {
+        match self.token.current() {
             Some(token) => builder.header("Authorization", &format!("Bearer {token}")),
             None => builder,
         }
     }
 
-    /// Sends `request`; `what` names it in a network error.
+    /// Sends the request `build` makes (with [`Self::prepare`] or
+    /// [`Self::authorize`]); `what` names it in a network error. When the
+    /// server says the token expired and the `token` option is a function,
+    /// asks it for a new one and sends the request again, built anew.
     pub(crate) async fn send(
         &self,
-        request: Result<Request, gloo_net::Error>,
+        build: impl Fn() -> Result<Request, gloo_net::Error>,
         what: &str,
     ) -> Result<Response, WebError> {
-        let request = request.map_err(|e| net_error(e, what))?;
-        request.send().await.map_err(|e| net_error(e, what))
+        self.token.ensure().await?;
+        let generation = self.token.generation();
+        let response = send_once(build(), what).await?;
+        if response.status() != 401
+            || !self.token.renewable()
+            || !expired(response.headers().get("www-authenticate").as_deref())
+        {
+            return Ok(response);
+        }
+        self.token.renew(generation).await?;
+        send_once(build(), what).await
     }
 
     /// Starts `GET /signatures/{path}`: the response, with the body still
@@ -82,8 +97,8 @@ impl Api {
         hash: &str,
     ) -> Result<Option<(Response, Option<String>)>, WebError> {
         let url = self.url(&format!("signatures/{}?block_size={block_size}&hash={hash}", encode_path(path)));
-        let request = self.prepare(Request::get(&url)).build();
-        let response = self.send(request, "fetching the server's signature").await?;
+        let response =
+            self.send(|| self.prepare(Request::get(&url)).build(), "fetching the server's signature").await?;
         if response.status() == 404 {
             return Ok(None);
         }
@@ -110,18 +125,20 @@ impl Api {
             set(&body, "base_etag", etag.into());
         }
         let json = JSON::stringify(&body).map(String::from).unwrap_or_default();
-        let request = self
-            .prepare(Request::post(&self.url("uploads")))
-            .header("Content-Type", "application/json")
-            .body(json);
+        let request = || {
+            self.prepare(Request::post(&self.url("uploads")))
+                .header("Content-Type", "application/json")
+                .body(json.clone())
+        };
         let response = check(self.send(request, "opening the upload").await?).await?;
         parse_session(&json_body(response).await?)
     }
 
     /// `GET /uploads/{id}`: the session's state, `None` when it is gone.
     pub(crate) async fn get_upload(&self, id: &str) -> Result<Option<Session>, WebError> {
-        let request = self.prepare(Request::get(&self.url(&format!("uploads/{}", encode(id))))).build();
-        let response = self.send(request, "checking the upload to resume").await?;
+        let url = self.url(&format!("uploads/{}", encode(id)));
+        let response =
+            self.send(|| self.prepare(Request::get(&url)).build(), "checking the upload to resume").await?;
         if response.status() == 404 {
             return Ok(None);
         }
@@ -137,11 +154,12 @@ impl Api {
         digest_hex: &str,
     ) -> Result<(), WebError> {
         let url = self.url(&format!("uploads/{}/blocks/{index}", encode(id)));
-        let request = self
-            .prepare(Request::put(&url))
-            .header("X-Block-Digest", digest_hex)
-            .header("Content-Type", "application/octet-stream")
-            .body(JsValue::from(bytes.clone()));
+        let request = || {
+            self.prepare(Request::put(&url))
+                .header("X-Block-Digest", digest_hex)
+                .header("Content-Type", "application/octet-stream")
+                .body(JsValue::from(bytes.clone()))
+        };
         check(self.send(request, "uploading a block").await?).await?;
         Ok(())
     }
@@ -149,10 +167,11 @@ impl Api {
     /// `POST /uploads/{id}/commit` with the source's binary signature.
     pub(crate) async fn commit(&self, id: &str, signature: &[u8]) -> Result<JsValue, WebError> {
         let url = self.url(&format!("uploads/{}/commit", encode(id)));
-        let request = self
-            .prepare(Request::post(&url))
-            .header("Content-Type", "application/vnd.diffcopy.signature")
-            .body(Uint8Array::from(signature));
+        let request = || {
+            self.prepare(Request::post(&url))
+                .header("Content-Type", "application/vnd.diffcopy.signature")
+                .body(Uint8Array::from(signature))
+        };
         json_body(check(self.send(request, "committing the upload").await?).await?).await
     }
 }
@@ -191,6 +210,11 @@ pub(crate) fn encode_path(path: &str) -> String {
 /// Percent-encodes one path segment (or an id).
 pub(crate) fn encode(segment: &str) -> String {
     js_sys::encode_uri_component(segment).into()
+}
+
+async fn send_once(request: Result<Request, gloo_net::Error>, what: &str) -> Result<Response, WebError> {
+    let request = request.map_err(|e| net_error(e, what))?;
+    request.send().await.map_err(|e| net_error(e, what))
 }
 
 fn net_error(error: gloo_net::Error, what: &str) -> WebError {

@@ -39,6 +39,8 @@ pub(crate) enum ErrorCode {
     BadResponse,
     /// `protocol: "v2"` was asked for, but the server has no protocol v2.
     NoProtocolV2,
+    /// The `token` function threw, or returned no string.
+    TokenUnavailable,
 }
 
 impl ErrorCode {
@@ -58,6 +60,7 @@ impl ErrorCode {
             Self::HttpError => "http_error",
             Self::BadResponse => "bad_response",
             Self::NoProtocolV2 => "no_protocol_v2",
+            Self::TokenUnavailable => "token_unavailable",
         }
     }
 }

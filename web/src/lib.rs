@@ -30,6 +30,7 @@ mod plan;
 mod progress;
 mod read;
 mod resume;
+mod token;
 mod types;
 mod upload;
 

@@ -6,6 +6,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use web_sys::AbortSignal;
 
 use crate::error::{ErrorCode, WebError};
+use crate::token::TokenSource;
 
 /// The default block size: 1 MiB, as pdiffcopy.
 pub(crate) const DEFAULT_BLOCK_SIZE: u32 = 1 << 20;
@@ -30,6 +31,21 @@ impl Options {
     /// A string option.
     pub(crate) fn string(&self, name: &str) -> Result<Option<String>, WebError> {
         self.get(name).map(|v| v.as_string().ok_or_else(|| invalid(name, "a string"))).transpose()
+    }
+
+    /// The `token` option: a string, or a function returning one (or a
+    /// promise of one).
+    pub(crate) fn token(&self) -> Result<TokenSource, WebError> {
+        match self.get("token") {
+            None => Ok(TokenSource::None),
+            Some(v) => match v.as_string() {
+                Some(token) => Ok(TokenSource::Fixed(token)),
+                None => v
+                    .dyn_into::<Function>()
+                    .map(TokenSource::Callback)
+                    .map_err(|_| invalid("token", "a string or a function")),
+            },
+        }
     }
 
     /// A boolean option.

@@ -101,8 +101,11 @@ export interface UploadOptions {
   workers?: number;
   /** Requests with data (blocks, literal frames) in flight; default 4. */
   concurrency?: number;
-  /** Sent as `Authorization: Bearer <token>`. */
-  token?: string;
+  /** Sent as `Authorization: Bearer <token>`: a string, or a function
+   * returning one (or a promise of one). A function is called before the
+   * first request and again whenever the server answers that the token
+   * expired (401 `token_expired`); the upload then goes on where it was. */
+  token?: string | (() => string | Promise<string>);
   /** Remember the session in localStorage and continue it next time; default true. */
   resume?: boolean;
   /** Seconds to keep trying, resuming, while the server answers 503 with

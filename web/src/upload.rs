@@ -71,11 +71,7 @@ pub async fn upload_file(
         hash.resolve()?;
     }
     let upload = Upload {
-        api: Api::new(
-            &options.string("serverUrl")?.unwrap_or_default(),
-            options.string("token")?,
-            signal.clone(),
-        ),
+        api: Api::new(&options.string("serverUrl")?.unwrap_or_default(), options.token()?, signal.clone()),
         path,
         hash,
         concurrency: options.integer("concurrency", 1, 64)?.unwrap_or(DEFAULT_CONCURRENCY),

@@ -10,6 +10,21 @@ let file = null;
 let pathEdited = false;
 let controller = null;
 
+// A link from an application: #token=...&path=... (a fragment never
+// reaches the server, so the token is in no log). The token then replaces
+// the field, and a path is fixed. Both leave the address bar at once, so
+// the token is not kept in the history or shared with the page's URL.
+const linked = new URLSearchParams(location.hash.slice(1));
+const linkedToken = linked.get("token") || null;
+const linkedPath = linked.get("path") || null;
+if (linkedToken || linkedPath) history.replaceState(null, "", location.pathname + location.search);
+if (linkedToken) $("token-field").hidden = true;
+if (linkedPath) {
+  $("path").value = linkedPath;
+  $("path").readOnly = true;
+  pathEdited = true;
+}
+
 /** Bytes in binary units with three significant digits: "12.0 MiB", "1.00 GiB". */
 export function formatBytes(n) {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -34,7 +49,7 @@ function choose(picked) {
   file = picked;
   $("file-info").textContent = `${file.name} · ${formatBytes(file.size)}`;
   $("drop-text").innerHTML = "<strong>Change file</strong> or drop another";
-  if (!pathEdited || !$("path").value) $("path").value = file.name;
+  if (!linkedPath && (!pathEdited || !$("path").value)) $("path").value = file.name;
   $("upload").disabled = false;
   hide($("summary"));
   hide($("error"));
@@ -111,6 +126,9 @@ const MESSAGES = {
   aborted: () => "Cancelled. Press Upload again (or pick the same file after a reload) to continue where it stopped.",
   network_error: (e) => `Could not reach the server (${e.message}). Check the connection and try again; the upload will continue where it stopped.`,
   unauthorized: () => "The server needs an access token: enter it under Advanced.",
+  token_expired: () => "The access token has expired. Ask the application for a new link, then upload again: it continues where it stopped.",
+  token_invalid: (e) => `The server does not accept this access token: ${e.message}`,
+  not_allowed: (e) => `This access token does not allow that: ${e.message}`,
   read_only: () => "This server is read-only: it does not accept uploads.",
   bad_path: (e) => `That target path is not allowed: ${e.message}`,
   outside_root: (e) => `That target path is not allowed: ${e.message}`,
@@ -200,7 +218,7 @@ function drawMap(canvas, r) {
 $("form").addEventListener("submit", async (e) => {
   e.preventDefault();
   if (!file || controller) return;
-  const path = $("path").value.trim() || file.name;
+  const path = linkedPath ?? ($("path").value.trim() || file.name);
   controller = new AbortController();
   setBusy(true);
   hide($("summary"));
@@ -212,7 +230,7 @@ $("form").addEventListener("submit", async (e) => {
       blockSize: Number($("block-size").value),
       protocol: $("protocol").value,
       concurrency: Number($("concurrency").value) || 4,
-      token: $("token").value || undefined,
+      token: linkedToken ?? ($("token").value || undefined),
       onProgress,
       signal: controller.signal,
     });

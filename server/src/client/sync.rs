@@ -68,10 +68,7 @@ async fn sync_once(options: &SyncOptions) -> Result<Summary, ClientError> {
 /// The HTTP client: HTTPS with the system's roots and `--cacert`'s, HTTP/2
 /// where the server offers it by ALPN, HTTP/1.1 otherwise.
 fn http_client(options: &SyncOptions) -> Result<reqwest::Client, ClientError> {
-    // reqwest is built without a crypto provider of its own; ring it is.
-    // An error only says one is installed already.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut builder = reqwest::Client::builder()
+    let mut builder = crate::http::client_builder()
         .pool_max_idle_per_host(options.concurrency.max(1))
         .tcp_nodelay(true)
         .http2_initial_stream_window_size(H2_STREAM_WINDOW)

@@ -179,10 +179,8 @@ impl Bucket {
                 .map_err(|e| format!("the region {:?}: {e}", config.region))?,
         };
         let place = Place::new(&endpoint, &config.bucket, addressing)?;
-        // reqwest is built without a crypto provider of its own; ring it is.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = |connect: Duration| {
-            reqwest::Client::builder()
+            crate::http::client_builder()
                 .connect_timeout(connect)
                 .read_timeout(Duration::from_secs(120))
                 .pool_max_idle_per_host(16)

@@ -224,10 +224,19 @@ pub(crate) async fn authorize<S: Served>(
             next.run(request).await
         }
         Err(e) => {
-            let unauthorized = e.status() == StatusCode::UNAUTHORIZED;
+            // RFC 6750's challenge: a client with a way to get a new token
+            // (the page's token callback) asks for one on "expired".
+            let challenge = match e.kind() {
+                ErrorKind::TokenExpired => {
+                    Some(r#"Bearer error="invalid_token", error_description="expired""#)
+                }
+                ErrorKind::TokenInvalid => Some(r#"Bearer error="invalid_token""#),
+                _ if e.status() == StatusCode::UNAUTHORIZED => Some("Bearer"),
+                _ => None,
+            };
             let mut response = e.into_response();
-            if unauthorized {
-                response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            if let Some(challenge) = challenge {
+                response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
             }
             response
         }

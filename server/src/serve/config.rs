@@ -76,6 +76,8 @@ pub struct ServerConfig {
     /// Verifies scoped tokens (JWTs), when `--jwt-secret-file` or
     /// `--jwt-public-key` is given.
     pub jwt: Option<std::sync::Arc<crate::token::Verifier>>,
+    /// Where to POST after each commit, and the secret its bodies are signed with.
+    pub hook: Option<super::HookTarget>,
     /// Refuse every write.
     pub read_only: bool,
     /// Origins allowed to call the API from a browser (CORS).
@@ -113,6 +115,7 @@ impl Default for ServerConfig {
             root: PathBuf::from(ROOT),
             token: None,
             jwt: None,
+            hook: None,
             read_only: false,
             cors_origins: Vec::new(),
             max_file_size: MAX_FILE_SIZE,

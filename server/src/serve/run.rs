@@ -42,6 +42,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let expiry = tokio::spawn(expire_uploads(state.clone()));
+    let delivering = state.hooks.clone().map(|hooks| tokio::spawn(hooks.deliver_forever()));
     let served = Accepting {
         router: app(state.clone()),
         header_timeout: state.config.header_timeout,
@@ -50,6 +51,7 @@ pub async fn run(
     };
     served.until(listener, shutdown).await;
     expiry.abort();
+    delivering.inspect(tokio::task::JoinHandle::abort);
     Ok(())
 }
 
@@ -61,6 +63,7 @@ pub async fn run_bucket(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let sweeping = tokio::spawn(sweep_now_and_then(state.store.clone()));
+    let delivering = state.hooks.clone().map(|hooks| tokio::spawn(hooks.deliver_forever()));
     let served = Accepting {
         router: bucket_app(state.clone()),
         header_timeout: state.config.header_timeout,
@@ -69,6 +72,7 @@ pub async fn run_bucket(
     };
     served.until(listener, shutdown).await;
     sweeping.abort();
+    delivering.inspect(tokio::task::JoinHandle::abort);
     Ok(())
 }
 

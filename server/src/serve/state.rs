@@ -9,6 +9,7 @@ use crate::serve::commit::{ApplyJournal, Commits, Committer, recover};
 use crate::serve::config::ServerConfig;
 use crate::serve::delta::DeltaStore;
 use crate::serve::error::{AppError, AppResult, ErrorKind};
+use crate::serve::hooks::{DirOutbox, Hooks};
 use crate::serve::locks::{PathLocks, ReadHold};
 use crate::serve::signer::Signer;
 use crate::serve::stats::{Stats, StatsSnapshot};
@@ -80,6 +81,8 @@ pub struct AppState {
     admitting: Mutex<()>,
     /// HTTPS, when configured.
     pub(crate) tls: Option<Tls>,
+    /// The webhook after each commit, when configured.
+    pub(crate) hooks: Option<Arc<Hooks<DirOutbox>>>,
 }
 
 impl AppState {
@@ -107,7 +110,28 @@ impl AppState {
         let locks = PathLocks::default();
         let tls = config.tls.as_ref().map(Tls::new).transpose().map_err(std::io::Error::other)?;
         let admitting = Mutex::new(());
-        Ok(Arc::new(Self { config, root, signer, uploads, deltas, stats, locks, applies, admitting, tls }))
+        let hooks = match &config.hook {
+            Some(target) => {
+                let outbox = DirOutbox::open(&root)?;
+                Some(Arc::new(
+                    Hooks::new(target.clone(), outbox, stats.clone()).map_err(std::io::Error::other)?,
+                ))
+            }
+            None => None,
+        };
+        Ok(Arc::new(Self {
+            config,
+            root,
+            signer,
+            uploads,
+            deltas,
+            stats,
+            locks,
+            applies,
+            admitting,
+            tls,
+            hooks,
+        }))
     }
 
     /// Waits until no commit writes `path` in place, then holds commits

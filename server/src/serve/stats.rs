@@ -31,6 +31,23 @@ pub(crate) struct Stats {
     http1_connections: AtomicU64,
     http2_connections: AtomicU64,
     tls_connections: AtomicU64,
+    hooks_queued: AtomicU64,
+    hooks_delivered: AtomicU64,
+    hook_attempts_failed: AtomicU64,
+    hooks_abandoned: AtomicU64,
+}
+
+/// What became of a webhook delivery.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum HookEvent {
+    /// Put in the outbox after a commit.
+    Queued,
+    /// Its receiver answered 2xx.
+    Delivered,
+    /// An attempt failed; it is tried again later.
+    AttemptFailed,
+    /// Still failing a day after its commit: dropped.
+    Abandoned,
 }
 
 /// A copy of the counters at one moment.
@@ -85,6 +102,18 @@ pub struct StatsSnapshot {
     /// the commit.
     #[serde(default)]
     pub cached_block_hashes: u64,
+    /// Webhook deliveries put in the outbox (one per commit, with `--hook-url`).
+    #[serde(default)]
+    pub hooks_queued: u64,
+    /// Deliveries their receiver took (2xx).
+    #[serde(default)]
+    pub hooks_delivered: u64,
+    /// Delivery attempts that failed (each is tried again, with backoff).
+    #[serde(default)]
+    pub hook_attempts_failed: u64,
+    /// Deliveries dropped after a day of failures.
+    #[serde(default)]
+    pub hooks_abandoned: u64,
 }
 
 impl Stats {
@@ -176,6 +205,17 @@ impl Stats {
         }
     }
 
+    /// A webhook delivery moved on.
+    pub(crate) fn hook(&self, event: HookEvent) {
+        let counter = match event {
+            HookEvent::Queued => &self.hooks_queued,
+            HookEvent::Delivered => &self.hooks_delivered,
+            HookEvent::AttemptFailed => &self.hook_attempts_failed,
+            HookEvent::Abandoned => &self.hooks_abandoned,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The counters now.
     pub(crate) fn snapshot(&self) -> StatsSnapshot {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -210,6 +250,10 @@ impl Stats {
             store_bytes_downloaded: 0,
             cached_sessions: 0,
             cached_block_hashes: 0,
+            hooks_queued: get(&self.hooks_queued),
+            hooks_delivered: get(&self.hooks_delivered),
+            hook_attempts_failed: get(&self.hook_attempts_failed),
+            hooks_abandoned: get(&self.hooks_abandoned),
         }
     }
 }

@@ -79,10 +79,11 @@ impl Api {
         set(&body, "block_size", block_size.into());
         set(&body, "whole", whole.into());
         let json = JSON::stringify(&body).map(String::from).unwrap_or_default();
-        let request = self
-            .prepare(Request::post(&self.v2("uploads")))
-            .header("Content-Type", "application/json")
-            .body(json);
+        let request = || {
+            self.prepare(Request::post(&self.v2("uploads")))
+                .header("Content-Type", "application/json")
+                .body(json.clone())
+        };
         let created = json_body(check(self.send(request, "opening the upload").await?).await?).await?;
         let id = get(&created, "id").as_string().ok_or_else(|| bad("id"))?;
         let seed = get(&created, "seed")
@@ -108,10 +109,11 @@ impl Api {
     /// `POST /api/v2/uploads/{id}/hashes`: one round of the search.
     pub(crate) async fn delta_hashes(&self, id: &str, hashes: &[u8], size: u64) -> Result<Need, WebError> {
         let url = self.v2(&format!("uploads/{}/hashes", encode(id)));
-        let request = self
-            .prepare(Request::post(&url))
-            .header("Content-Type", "application/octet-stream")
-            .body(Uint8Array::from(hashes));
+        let request = || {
+            self.prepare(Request::post(&url))
+                .header("Content-Type", "application/octet-stream")
+                .body(Uint8Array::from(hashes))
+        };
         let response = check(self.send(request, "sending hashes").await?).await?;
         let bytes = response
             .binary()
@@ -124,10 +126,11 @@ impl Api {
     /// `POST /api/v2/uploads/{id}/data`: literal frames.
     pub(crate) async fn delta_data(&self, id: &str, frames: &[u8]) -> Result<(), WebError> {
         let url = self.v2(&format!("uploads/{}/data", encode(id)));
-        let request = self
-            .prepare(Request::post(&url))
-            .header("Content-Type", "application/vnd.diffcopy.delta")
-            .body(Uint8Array::from(frames));
+        let request = || {
+            self.prepare(Request::post(&url))
+                .header("Content-Type", "application/vnd.diffcopy.delta")
+                .body(Uint8Array::from(frames))
+        };
         check(self.send(request, "uploading literal data").await?).await.map(drop)
     }
 
@@ -135,7 +138,7 @@ impl Api {
     pub(crate) async fn delta_status(&self, id: &str) -> Result<Option<DeltaStatus>, WebError> {
         let url = self.v2(&format!("uploads/{}", encode(id)));
         let response =
-            self.send(self.prepare(Request::get(&url)).build(), "checking the upload to resume").await?;
+            self.send(|| self.prepare(Request::get(&url)).build(), "checking the upload to resume").await?;
         if response.status() == 404 {
             return Ok(None);
         }
@@ -150,7 +153,7 @@ impl Api {
     pub(crate) async fn delta_commit(&self, id: &str) -> Result<JsValue, WebError> {
         let url = self.v2(&format!("uploads/{}/commit", encode(id)));
         json_body(
-            check(self.send(self.prepare(Request::post(&url)).build(), "committing the upload").await?)
+            check(self.send(|| self.prepare(Request::post(&url)).build(), "committing the upload").await?)
                 .await?,
         )
         .await
@@ -159,6 +162,6 @@ impl Api {
     /// `DELETE /api/v2/uploads/{id}`, best effort, even after an abort.
     pub(crate) async fn delta_abort(&self, id: &str) {
         let url = self.v2(&format!("uploads/{}", encode(id)));
-        let _ = self.send(self.authorize(Request::delete(&url)).build(), "abandoning the upload").await;
+        let _ = self.send(|| self.authorize(Request::delete(&url)).build(), "abandoning the upload").await;
     }
 }

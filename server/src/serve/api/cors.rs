@@ -36,7 +36,11 @@ pub(crate) async fn cors<S: Served>(State(state): State<Arc<S>>, request: Reques
             );
             set(h, header::ACCESS_CONTROL_MAX_AGE, "600");
         } else {
-            set(h, header::ACCESS_CONTROL_EXPOSE_HEADERS, "etag, content-length, content-range, retry-after");
+            set(
+                h,
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                "etag, content-length, content-range, retry-after, www-authenticate",
+            );
         }
     }
     response

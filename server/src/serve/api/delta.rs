@@ -4,6 +4,7 @@
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
@@ -116,9 +117,14 @@ pub(super) async fn commit(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> AppResult<impl IntoResponse> {
+    let owner = state.deltas.get(&id)?.owner.clone();
+    let started = Instant::now();
     let outcome = state.deltas.commit(&id, state.clone()).await?;
     state.stats.delta_upload_committed();
     tracing::info!(id = %id, "v2 upload committed");
+    if let Some(hooks) = &state.hooks {
+        hooks.committed(&outcome.committed(), owner.as_deref(), "v2", started).await;
+    }
     memory::release_freed().await;
     Ok(Json(outcome))
 }

@@ -1,7 +1,7 @@
 //! Upload sessions over HTTP.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::HttpBody as _;
 use axum::body::{Body, Bytes};
@@ -148,9 +148,13 @@ pub(super) async fn commit(
     let upload = state.uploads.get(&id)?;
     let limit = upload.header.encoded_len();
     let signature = read_body_limited(&state, body, limit, "the signature").await?;
+    let started = Instant::now();
     let outcome = state.uploads.commit(&id, &state.signer, state.clone(), signature).await?;
     state.stats.upload_committed();
     tracing::info!(id = %id, path = %upload.path, "upload committed");
+    if let Some(hooks) = &state.hooks {
+        hooks.committed(&outcome.committed(), upload.owner.as_deref(), "v1", started).await;
+    }
     drop(upload);
     memory::release_freed().await;
     Ok(Json(outcome))

@@ -9,6 +9,7 @@
 //! sessions/<id>/round/<n>        the hashes message of search round n
 //! sessions/<id>/searched         the search's outcome: plan, file hash, known block hashes
 //! sessions/<id>/data/<a>-<b>     literal bytes a..b of the new file
+//! hooks/<id>                     a webhook delivery waiting to be sent (JSON)
 //! ```
 
 use std::ops::Range;
@@ -44,6 +45,14 @@ impl Keys {
 
     pub(crate) fn superseded(&self, version: &str) -> String {
         format!("{}{version}", self.superseded_prefix())
+    }
+
+    pub(crate) fn hooks(&self) -> String {
+        format!("{}hooks/", self.prefix)
+    }
+
+    pub(crate) fn hook(&self, id: &str) -> String {
+        format!("{}{id}", self.hooks())
     }
 
     pub(crate) fn sessions(&self) -> String {

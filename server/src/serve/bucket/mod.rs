@@ -17,6 +17,7 @@ mod commit;
 mod compat;
 mod head;
 mod keys;
+mod outbox;
 mod parts;
 mod reader;
 mod routes;
@@ -35,11 +36,13 @@ use crate::serve::access::SessionScope;
 use crate::serve::config::ServerConfig;
 use crate::serve::error::AppResult;
 use crate::serve::faults::FaultHook;
+use crate::serve::hooks::Hooks;
 use crate::serve::state::Served;
 use crate::serve::stats::{Stats, StatsSnapshot};
 use crate::serve::tls::Tls;
 use cache::SessionCache;
 use keys::Keys;
+use outbox::BucketOutbox;
 use session::Live;
 
 /// Where the files are: `s3://BUCKET[/PREFIX]` and how to reach it.
@@ -98,6 +101,8 @@ pub struct BucketState {
     pub(crate) store: BucketStore,
     pub(crate) stats: Arc<Stats>,
     pub(crate) tls: Option<Tls>,
+    /// The webhook after each commit, when configured.
+    pub(crate) hooks: Option<Arc<Hooks<BucketOutbox>>>,
 }
 
 impl Served for BucketState {
@@ -142,7 +147,15 @@ impl BucketState {
             faults: config.fault_hook.clone(),
             grace: config.upload_ttl,
         };
-        Ok(Arc::new(Self { config, store, stats: Arc::default(), tls }))
+        let stats: Arc<Stats> = Arc::default();
+        let hooks = match &config.hook {
+            Some(target) => {
+                let outbox = BucketOutbox { bucket: store.bucket.clone(), keys: store.keys.clone() };
+                Some(Arc::new(Hooks::new(target.clone(), outbox, stats.clone())?))
+            }
+            None => None,
+        };
+        Ok(Arc::new(Self { config, store, stats, tls, hooks }))
     }
 
     /// The counters now, the store's traffic included.

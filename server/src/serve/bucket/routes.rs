@@ -6,6 +6,7 @@
 
 use std::ops::Range;
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -212,9 +213,14 @@ async fn status(State(state): Shared, Path(id): Path<String>) -> AppResult<impl 
 
 /// `POST /api/v2/uploads/{id}/commit`.
 async fn commit(State(state): Shared, Path(id): Path<String>) -> AppResult<impl IntoResponse> {
+    let owner = state.store.session_scope(&id).await?.and_then(|s| s.owner);
+    let started = Instant::now();
     let outcome = state.store.commit(&id).await?;
     state.stats.delta_upload_committed();
     tracing::info!(id = %id, "v2 upload committed in the bucket");
+    if let Some(hooks) = &state.hooks {
+        hooks.committed(&outcome.committed(), owner.as_deref(), "v2", started).await;
+    }
     memory::release_freed().await;
     Ok(Json(outcome))
 }

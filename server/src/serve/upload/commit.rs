@@ -2,6 +2,7 @@
 //! unchanged in the current target; then `commit` makes the staging file's
 //! blocks and the target's unchanged ones the new version.
 
+use crate::serve::hooks::Committed;
 use std::collections::BTreeMap;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
@@ -27,6 +28,22 @@ pub(crate) struct CommitOutcome {
     blocks_reused: u64,
     /// How the new version was installed: `reflink`, `journal` or `replace`.
     commit: &'static str,
+    /// The bytes of those blocks.
+    #[serde(skip)]
+    bytes_uploaded: u64,
+}
+
+impl CommitOutcome {
+    /// What the webhook reports of this commit.
+    pub(crate) fn committed(&self) -> Committed {
+        Committed {
+            path: self.path.clone(),
+            size: self.size,
+            etag: self.etag.clone(),
+            bytes_received: self.bytes_uploaded,
+            commit_mode: self.commit,
+        }
+    }
 }
 
 /// Verifies `upload` against the source's full `signature` and replaces the
@@ -92,6 +109,7 @@ pub(super) async fn commit_upload(
         staged: signature.layout().byte_runs(received.keys().copied()),
     };
     let blocks_uploaded = received.len() as u64;
+    let bytes_uploaded = version.staged.iter().map(|r| r.end - r.start).sum();
     let blocks_reused = signature.header().block_count() - blocks_uploaded;
     let upload = upload.clone();
     tokio::task::spawn_blocking(move || {
@@ -120,6 +138,7 @@ pub(super) async fn commit_upload(
             blocks_uploaded,
             blocks_reused,
             commit: installed.mode.name(),
+            bytes_uploaded,
         })
     })
     .await

@@ -7,6 +7,7 @@
 
 mod ranges;
 
+use crate::serve::hooks::Committed;
 use std::borrow::Cow;
 use std::ops::Range;
 
@@ -328,6 +329,17 @@ impl DeltaOutcome {
     /// Bytes copied from elsewhere in the old version.
     pub(crate) fn moved_bytes(&self) -> u64 {
         self.moved_bytes
+    }
+
+    /// What the webhook reports of this commit.
+    pub(crate) fn committed(&self) -> Committed {
+        Committed {
+            path: self.path.clone(),
+            size: self.size,
+            etag: self.etag.clone(),
+            bytes_received: self.literal_bytes,
+            commit_mode: self.commit,
+        }
     }
 }
 

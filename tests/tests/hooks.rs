@@ -1,0 +1,201 @@
+//! The webhook after each commit (docs/embedding.md), each body on a
+//! directory, SeaweedFS and moto: a receiver that is down does not hold an
+//! upload back and gets the delivery once it is up; a server killed with
+//! SIGKILL between the commit and the delivery delivers after its restart;
+//! the signature checks out with Python's own HMAC.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use diffcopy_tests::receiver::{Received, Receiver};
+use diffcopy_tests::stores::{Deployment, Store};
+use diffcopy_tests::{Client, Scratch, data, diffcopy_bin, http, on_every_store, wait_until, workspace};
+use serde_json::Value;
+
+const ADMIN: &str = "the-administrators-own-token";
+
+/// The server's arguments: the hook, the administrator, scoped tokens.
+fn args(receiver: &Receiver, keys: &Path) -> Vec<String> {
+    std::fs::write(keys.join("hook-secret"), "a hook secret, shared with the receiver\n").unwrap();
+    std::fs::write(keys.join("jwt-secret"), "0123456789abcdefghijklmnopqrstuvwxyzABCD\n").unwrap();
+    [
+        "--hook-url".to_owned(),
+        receiver.url(),
+        "--hook-secret-file".to_owned(),
+        keys.join("hook-secret").display().to_string(),
+        "--token".to_owned(),
+        ADMIN.to_owned(),
+        "--jwt-secret-file".to_owned(),
+        keys.join("jwt-secret").display().to_string(),
+    ]
+    .into()
+}
+
+fn stats(d: &Deployment) -> Value {
+    http().get(format!("{}/api/v1/stats", d.url())).bearer_auth(ADMIN).send().unwrap().json().unwrap()
+}
+
+/// A token for user `sub` on `users/<sub>/`, by `diffcopy token`.
+fn token(keys: &Path, sub: &str) -> String {
+    let out = Command::new(diffcopy_bin())
+        .arg("token")
+        .arg("--jwt-secret-file")
+        .arg(keys.join("jwt-secret"))
+        .args(["--path", &format!("users/{sub}/"), "--allow", "upload,download", "--sub", sub])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// `sha256=<hex>` of `body` with the secret in `file`, by Python's hmac.
+fn python_hmac(file: &Path, body: &[u8]) -> String {
+    let mut child = Command::new(workspace().join(".venv/bin/python"))
+        .args([
+            "-c",
+            "import hashlib, hmac, sys\n\
+             key = open(sys.argv[1], 'rb').read()\n\
+             key = key[:-1] if key.endswith(b'\\n') else key\n\
+             print('sha256=' + hmac.new(key, sys.stdin.buffer.read(), hashlib.sha256).hexdigest())",
+        ])
+        .arg(file)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), body).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// Checks one delivery: a signed JSON POST of the commit at `path`.
+fn check(received: &Received, keys: &Path, path: &str, size: usize, sub: &str, protocol: &str) -> Value {
+    assert!(received.line.starts_with("POST /hook "), "{}", received.line);
+    assert_eq!(received.content_type.as_deref(), Some("application/json"));
+    let signature = received.signature.as_deref().expect("X-Diffcopy-Signature");
+    assert_eq!(signature, python_hmac(&keys.join("hook-secret"), &received.body), "the signature");
+    let event: Value = serde_json::from_slice(&received.body).unwrap();
+    assert_eq!(event["event"], "commit");
+    assert_eq!(event["path"], path);
+    assert_eq!(event["size"], size);
+    assert_eq!(event["sub"], sub);
+    assert_eq!(event["protocol"], protocol);
+    assert!(event["etag"].as_str().is_some_and(|e| !e.is_empty()), "{event}");
+    assert!(event["commit_mode"].as_str().is_some_and(|m| !m.is_empty()), "{event}");
+    assert!(event["bytes_received"].as_u64().is_some(), "{event}");
+    assert!(event["seconds"].as_f64().is_some_and(|s| s >= 0.0), "{event}");
+    assert!(event["time"].as_str().is_some_and(|t| t.ends_with('Z') && t.contains('T')), "{event}");
+    event
+}
+
+/// The ETag the server gives `path` now, as its header has it (quoted), as
+/// the commit's answer and the webhook have it.
+fn etag(d: &Deployment, path: &str) -> String {
+    let reply = http().head(format!("{}/api/v1/files/{path}", d.url())).bearer_auth(ADMIN).send().unwrap();
+    reply.headers()["etag"].to_str().unwrap().to_owned()
+}
+
+on_every_store! {
+    /// Uploads land while the receiver is down; 5 s later it is up and
+    /// gets one signed delivery per commit, with what the commit did.
+    fn a_receiver_that_is_down_gets_every_commit_once_it_is_up(store: Store) {
+        let keys = Scratch::new("hook-keys");
+        let mut receiver = Receiver::down();
+        let args = args(&receiver, keys.path());
+        let d = Deployment::start(store, "hooks", 1, &args.iter().map(String::as_str).collect::<Vec<_>>());
+        let work = d.work();
+        let content = data((3 << 20) + 7, 9);
+        std::fs::write(work.join("a.bin"), &content).unwrap();
+        let alice = token(keys.path(), "alice");
+        let url = format!("{}/users/alice/a.bin", d.url());
+        // The receiver is down: the upload lands all the same.
+        Client::new(work.join("state")).args(["--token", &alice]).arg(work.join("a.bin")).arg(&url).ok_json();
+        assert!(d.file("users/alice/a.bin") == Some(content.clone()));
+        let mut changed = content.clone();
+        changed[5] ^= 1;
+        std::fs::write(work.join("a.bin"), &changed).unwrap();
+        Client::new(work.join("state")).args(["--token", &alice]).arg(work.join("a.bin")).arg(&url).ok_json();
+        let mut commits = vec![("users/alice/a.bin", "v2", etag(&d, "users/alice/a.bin"))];
+        if store == Store::Directory {
+            let v1 = format!("{}/users/alice/b.bin", d.url());
+            Client::new(work.join("state")).args(["--token", &alice, "--protocol", "v1"]).arg(work.join("a.bin")).arg(&v1).ok_json();
+            commits.push(("users/alice/b.bin", "v1", etag(&d, "users/alice/b.bin")));
+        }
+        let queued = commits.len() as u64 + 1;
+        assert_eq!(stats(&d)["hooks_queued"], queued, "queued before each commit answered");
+        wait_until(Duration::from_secs(30), "a failed delivery attempt", || {
+            stats(&d)["hook_attempts_failed"].as_u64().unwrap() >= 1
+        });
+        assert_eq!(stats(&d)["hooks_delivered"], 0);
+        // Down for 5 s, then up.
+        std::thread::sleep(Duration::from_secs(5));
+        receiver.restart();
+        wait_until(Duration::from_secs(60), "every delivery", || receiver.received().len() as u64 >= queued);
+        let received = receiver.received();
+        assert_eq!(received.len() as u64, queued, "each commit once");
+        let events: Vec<Value> = received.iter().map(|r| serde_json::from_slice(&r.body).unwrap()).collect();
+        // The first upload's, then the delta's, each with its own version.
+        let first = received.iter().zip(&events).find(|(_, e)| e["path"] == "users/alice/a.bin" && e["etag"] != commits[0].2.as_str());
+        let (first, _) = first.expect("the first upload's delivery");
+        check(first, keys.path(), "users/alice/a.bin", content.len(), "alice", "v2");
+        for (path, protocol, etag) in &commits {
+            let (delivery, event) = received.iter().zip(&events).find(|(_, e)| e["path"] == *path && e["etag"] == etag.as_str())
+                .unwrap_or_else(|| panic!("no delivery of {path} at {etag}: {events:?}"));
+            check(delivery, keys.path(), path, changed.len(), "alice", protocol);
+            assert!(event["bytes_received"].as_u64().unwrap() < changed.len() as u64 || *protocol == "v1", "the delta's bytes: {event}");
+        }
+        let after = stats(&d);
+        assert_eq!(after["hooks_delivered"], queued);
+        assert_eq!(after["hooks_abandoned"], 0);
+    }
+
+    /// A server killed with SIGKILL after a commit, before its delivery,
+    /// delivers it after its restart.
+    fn a_delivery_survives_a_kill_between_commit_and_delivery(store: Store) {
+        let keys = Scratch::new("hook-keys");
+        let mut receiver = Receiver::down();
+        let args = args(&receiver, keys.path());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut d = Deployment::start(store, "hook-kill", 1, &args);
+        let work = d.work();
+        let content = data((1 << 20) + 1, 4);
+        std::fs::write(work.join("k.bin"), &content).unwrap();
+        let bob = token(keys.path(), "bob");
+        Client::new(work.join("state")).args(["--token", &bob]).arg(work.join("k.bin")).arg(format!("{}/users/bob/k.bin", d.url())).ok_json();
+        let version = etag(&d, "users/bob/k.bin");
+        assert_eq!(stats(&d)["hooks_queued"], 1);
+        d.servers[0].kill9();
+        receiver.restart();
+        assert!(receiver.received().is_empty(), "nothing was delivered before the kill");
+        d.restart(&args);
+        wait_until(Duration::from_secs(90), "the delivery after the restart", || !receiver.received().is_empty());
+        let received = receiver.received();
+        assert_eq!(received.len(), 1);
+        let event = check(&received[0], keys.path(), "users/bob/k.bin", content.len(), "bob", "v2");
+        assert_eq!(event["etag"], version.as_str());
+        wait_until(Duration::from_secs(10), "the delivery counted", || stats(&d)["hooks_delivered"] == 1);
+    }
+}
+
+/// `--hook-url` needs its secret, and a secret long enough.
+#[test]
+fn a_hook_without_a_usable_secret_stops_the_server_at_start() {
+    let dir = Scratch::new("hook-args");
+    std::fs::write(dir.path().join("short"), "short\n").unwrap();
+    for args in [
+        vec!["--hook-url", "http://127.0.0.1:9/hook"],
+        vec!["--hook-url", "http://127.0.0.1:9/hook", "--hook-secret-file", "short"],
+        vec!["--hook-url", "ftp://127.0.0.1/hook", "--hook-secret-file", "short"],
+        vec!["--hook-url", "http://127.0.0.1:9/hook", "--hook-secret-file", "missing"],
+    ] {
+        let out = Command::new(diffcopy_bin())
+            .current_dir(dir.path())
+            .args(["serve", "--listen", "127.0.0.1:0", "--root", "root"])
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
