@@ -121,7 +121,7 @@ pub(super) async fn commit(
     let started = Instant::now();
     let outcome = state.deltas.commit(&id, state.clone()).await?;
     state.stats.delta_upload_committed();
-    tracing::info!(id = %id, "v2 upload committed");
+    tracing::info!(id = %id, sub = owner.as_deref().unwrap_or("-"), "v2 upload committed");
     if let Some(hooks) = &state.hooks {
         hooks.committed(&outcome.committed(), owner.as_deref(), "v2", started).await;
     }

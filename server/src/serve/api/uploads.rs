@@ -151,7 +151,7 @@ pub(super) async fn commit(
     let started = Instant::now();
     let outcome = state.uploads.commit(&id, &state.signer, state.clone(), signature).await?;
     state.stats.upload_committed();
-    tracing::info!(id = %id, path = %upload.path, "upload committed");
+    tracing::info!(id = %id, path = %upload.path, sub = upload.owner.as_deref().unwrap_or("-"), "upload committed");
     if let Some(hooks) = &state.hooks {
         hooks.committed(&outcome.committed(), upload.owner.as_deref(), "v1", started).await;
     }

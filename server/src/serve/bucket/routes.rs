@@ -217,7 +217,7 @@ async fn commit(State(state): Shared, Path(id): Path<String>) -> AppResult<impl 
     let started = Instant::now();
     let outcome = state.store.commit(&id).await?;
     state.stats.delta_upload_committed();
-    tracing::info!(id = %id, "v2 upload committed in the bucket");
+    tracing::info!(id = %id, sub = owner.as_deref().unwrap_or("-"), "v2 upload committed in the bucket");
     if let Some(hooks) = &state.hooks {
         hooks.committed(&outcome.committed(), owner.as_deref(), "v2", started).await;
     }
