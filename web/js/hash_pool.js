@@ -2,16 +2,23 @@
 // slices (so reading, copying and hashing run on several threads) and answers
 // with the digests of the blocks in them. hash_workers.rs drives it.
 //
-// The worker runs from a blob: URL made of `workerMain` below, so the package
-// needs no extra file to be served and the worker shares the page's origin
-// (and so its secure context, for WebCrypto). For wasm hashing the worker
-// imports this package's own JS glue (its URL comes from the main thread) and
-// instantiates the WebAssembly module the main thread already compiled.
+// A worker runs from a blob: URL, so the package needs no extra file to be
+// served and the worker shares the page's origin (and so its secure context,
+// for WebCrypto). For wasm hashing it instantiates the WebAssembly module the
+// main thread already compiled, with this package's JS glue:
+// * in the npm package (web/npm/entry.js gives `useWorkerSource` the text):
+//   the worker's module is `workerMain` and the glue bundled together as one
+//   self-contained text, so that no bundler's renaming, minifying or moving
+//   of files can break it;
+// * in wasm-pack's output (the wasm-bindgen tests, the benchmarks), served as
+//   files: the worker is `workerMain`'s own source, and imports the glue from
+//   the glue's URL, which the main thread sends.
 
 /** The code of each worker. Messages in: {init} once, then {id, start, end}.
  * `init.engine` is "webcrypto", "wasm" (API v1's digests, `init.key` the
- * hash name) or "delta" (protocol v2's block hashes, `init.key` the seed). */
-function workerMain() {
+ * hash name) or "delta" (protocol v2's block hashes, `init.key` the seed).
+ * `loadGlue(init)` resolves to the glue's module. */
+export function workerMain(loadGlue) {
   // Bytes asked of the file per read. Chromium hands a Blob's bytes over in
   // 64 KiB pieces; asking for more only makes it buffer them on its side.
   const READ_SIZE = 64 * 1024;
@@ -100,7 +107,7 @@ function workerMain() {
       try {
         job = data.init;
         if (job.engine === "wasm" || job.engine === "delta") {
-          const glue = await import(job.glue);
+          const glue = await loadGlue(job);
           await glue.default({ module_or_path: job.module });
           job.hashBlock = glue.hashBlock;
           if (job.engine === "delta") job.hasher = new glue.DeltaBlockHasher(job.key);
@@ -141,6 +148,15 @@ function workerMain() {
   };
 }
 
+/** The worker's whole module as text, set by the npm package's module;
+ * `null` in wasm-pack's output. */
+let workerSource = null;
+
+/** Called once by the npm package's module with its worker's text. */
+export function useWorkerSource(text) {
+  workerSource = text;
+}
+
 /** An error from a worker, as a real `Error` keeping the original name. */
 function toError(description) {
   const error = new Error(description.message);
@@ -156,7 +172,7 @@ export class HashPool {
    * Throws where workers cannot be made (no Worker, or a CSP that forbids blob: workers).
    */
   constructor(blob, count, init) {
-    const source = `(${workerMain.toString()})();`;
+    const source = workerSource ?? `(${workerMain.toString()})((job) => import(job.glue));`;
     const url = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
     this.workers = [];
     this.pending = new Map();

@@ -54,8 +54,10 @@ extern "C" {
     #[wasm_bindgen(thread_local_v2, js_namespace = import, js_name = meta)]
     static IMPORT_META: ImportMeta;
 
+    /// `None` where a bundler replaced `import.meta` (webpack makes it
+    /// `{}`); the npm package's workers then import the glue's own text.
     #[wasm_bindgen(method, getter)]
-    fn url(this: &ImportMeta) -> String;
+    fn url(this: &ImportMeta) -> Option<String>;
 }
 
 /// Running hashing workers over one `Blob`; dropping it stops them.
@@ -161,7 +163,9 @@ fn set(object: &Object, key: &str, value: JsValue) {
 
 /// What a worker needs to run this package's wasm: its JS glue and module.
 fn with_module(init: &Object) {
-    set(init, "glue", IMPORT_META.with(ImportMeta::url).into());
+    if let Some(url) = IMPORT_META.with(ImportMeta::url) {
+        set(init, "glue", url.into());
+    }
     set(init, "module", wasm_bindgen::module());
 }
 

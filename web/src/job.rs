@@ -77,7 +77,7 @@ where
         match error.retry_after() {
             Some(wait) if js_sys::Date::now() + wait * 1000.0 <= deadline => {
                 web_sys::console::warn_1(
-                    &format!("diffcopy: {}; trying again in {wait} s", error.code()).into(),
+                    &format!("diffcopy: {}; trying again in {} s", error.code(), wait.ceil() as u64).into(),
                 );
                 sleep(wait * 1000.0).await;
                 check_abort(signal)?;

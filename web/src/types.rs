@@ -164,7 +164,7 @@ export interface UploadResult {
 export type LocalErrorCode =
   | "invalid_option" | "unknown_hash" | "bad_signature" | "signature_mismatch"
   | "hasher_finished" | "read_failed" | "aborted" | "webcrypto_unavailable" | "workers_unavailable"
-  | "network_error" | "http_error" | "bad_response" | "no_protocol_v2";
+  | "network_error" | "http_error" | "bad_response" | "no_protocol_v2" | "token_unavailable";
 
 /** Every error this package throws or rejects with. */
 export interface DiffcopyError extends Error {

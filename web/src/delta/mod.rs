@@ -196,7 +196,7 @@ async fn send_literal(
 /// `ranges` sorted, touching ones joined.
 fn merge(ranges: &[Range<u64>]) -> Vec<Range<u64>> {
     let mut sorted = ranges.to_vec();
-    sorted.sort_by_key(|r| r.start);
+    sorted.sort_unstable_by_key(|r| r.start);
     let mut out: Vec<Range<u64>> = Vec::with_capacity(sorted.len());
     for range in sorted {
         match out.last_mut() {
