@@ -7,7 +7,7 @@
 // Not a test: the numbers depend on the machine.
 //
 //   (cd web/bench && npm ci)      # playwright-core, hash-wasm 4.13.0
-//   wasm-pack build web --release --target web --out-dir pkg
+//   scripts/npm-pack              # web/pkg, the npm package as users install it
 //   node web/bench/run.mjs [--size 1024] [--runs 3] [--only REGEX] [--chromium /usr/bin/chromium] [--insecure]
 //
 // --size is in MiB. Rows run interleaved (every row once, then again), so a
