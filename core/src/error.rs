@@ -20,7 +20,7 @@ impl ParseAlgorithmError {
 
 impl fmt::Display for ParseAlgorithmError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unknown hash algorithm {:?} (expected sha1, sha256 or blake3)", self.name)
+        write!(f, "unknown hash algorithm \"{}\" (expected sha1, sha256 or blake3)", self.name)
     }
 }
 

@@ -68,7 +68,7 @@ impl HashConfig {
             Some(other) => {
                 return Err(WebError::new(
                     ErrorCode::InvalidOption,
-                    format!("option `strategy` must be \"auto\", \"webcrypto\" or \"wasm\", not {other:?}"),
+                    format!("option `strategy` must be \"auto\", \"webcrypto\" or \"wasm\", not \"{other}\""),
                 ));
             }
         };

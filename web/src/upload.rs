@@ -61,7 +61,7 @@ pub async fn upload_file(
         Some(other) => {
             return Err(WebError::new(
                 ErrorCode::InvalidOption,
-                format!("option `protocol` must be \"auto\", \"v2\" or \"v1\", not {other:?}"),
+                format!("option `protocol` must be \"auto\", \"v2\" or \"v1\", not \"{other}\""),
             )
             .into());
         }
