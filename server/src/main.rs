@@ -195,7 +195,8 @@ struct ServeArgs {
     #[arg(long, value_name = "FILE", requires = "hook_url")]
     hook_secret_file: Option<PathBuf>,
     /// Seconds a scoped token is still taken after its exp (and before its nbf).
-    #[arg(long, value_name = "SECS", default_value_t = diffcopy::token::LEEWAY)]
+    #[arg(long, value_name = "SECS", default_value_t = diffcopy::token::LEEWAY,
+        value_parser = clap::value_parser!(u64).range(0..=3600))]
     jwt_leeway: u64,
     /// Refuse every write.
     #[arg(long)]
@@ -388,6 +389,10 @@ fn token(args: &TokenArgs) -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
+    if args.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+        eprintln!("diffcopy: --token (or DIFFCOPY_TOKEN) is empty: give a token, or leave it out");
+        return ExitCode::from(2);
+    }
     let jwt = match diffcopy::token::Verifier::load(
         args.jwt_secret_file.as_deref(),
         args.jwt_public_key.as_deref(),

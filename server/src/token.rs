@@ -262,6 +262,9 @@ impl Verifier {
                 TokenError::Invalid("the token is signed with an algorithm this server does not take")
             }
             JwtErrorKind::MissingRequiredClaim(_) => TokenError::Invalid("the token has no exp"),
+            JwtErrorKind::InvalidAudience => TokenError::Invalid(
+                "the token has an aud claim, which this server does not take: leave it out",
+            ),
             JwtErrorKind::Json(_) => TokenError::Invalid("the token's claims are not diffcopy's claims"),
             _ => TokenError::Invalid("the token is not valid"),
         })?;

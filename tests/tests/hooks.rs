@@ -4,32 +4,35 @@
 //! SIGKILL between the commit and the delivery delivers after its restart;
 //! the signature checks out with Python's own HMAC.
 
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use diffcopy_tests::receiver::{Received, Receiver};
-use diffcopy_tests::stores::{Deployment, Store};
+use diffcopy_tests::stores::{Deployment, Store, open};
 use diffcopy_tests::{Client, Scratch, data, diffcopy_bin, http, on_every_store, wait_until, workspace};
 use serde_json::Value;
 
 const ADMIN: &str = "the-administrators-own-token";
+/// Linux's `O_NONBLOCK`: opening a pipe's writing end fails at once while
+/// no one reads it.
+const O_NONBLOCK: i32 = 0o4000;
+
+/// The server's arguments for the hook alone.
+fn hook_args(receiver: &Receiver, keys: &Path) -> Vec<String> {
+    std::fs::write(keys.join("hook-secret"), "a hook secret, shared with the receiver\n").unwrap();
+    let secret = keys.join("hook-secret").display().to_string();
+    ["--hook-url".to_owned(), receiver.url(), "--hook-secret-file".to_owned(), secret].into()
+}
 
 /// The server's arguments: the hook, the administrator, scoped tokens.
 fn args(receiver: &Receiver, keys: &Path) -> Vec<String> {
-    std::fs::write(keys.join("hook-secret"), "a hook secret, shared with the receiver\n").unwrap();
     std::fs::write(keys.join("jwt-secret"), "0123456789abcdefghijklmnopqrstuvwxyzABCD\n").unwrap();
-    [
-        "--hook-url".to_owned(),
-        receiver.url(),
-        "--hook-secret-file".to_owned(),
-        keys.join("hook-secret").display().to_string(),
-        "--token".to_owned(),
-        ADMIN.to_owned(),
-        "--jwt-secret-file".to_owned(),
-        keys.join("jwt-secret").display().to_string(),
-    ]
-    .into()
+    let mut args = hook_args(receiver, keys);
+    args.extend(["--token".to_owned(), ADMIN.to_owned(), "--jwt-secret-file".to_owned()]);
+    args.push(keys.join("jwt-secret").display().to_string());
+    args
 }
 
 fn stats(d: &Deployment) -> Value {
@@ -176,6 +179,46 @@ on_every_store! {
         let event = check(&received[0], keys.path(), "users/bob/k.bin", content.len(), "bob", "v2");
         assert_eq!(event["etag"], version.as_str());
         wait_until(Duration::from_secs(10), "the delivery counted", || stats(&d)["hooks_delivered"] == 1);
+    }
+}
+
+on_every_store! {
+    /// A client that goes away while its commit runs (a closed tab, a
+    /// client's timeout) does not take the report with it: the commit runs
+    /// to its end and its delivery is queued and sent.
+    fn a_commit_whose_client_went_away_is_still_reported(store: Store) {
+        let keys = Scratch::new("hook-keys");
+        let receiver = Receiver::start();
+        let fifo = keys.path().join("pause");
+        assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let fault = format!("pause-at:file-hash-check@{}", fifo.display());
+        let args = hook_args(&receiver, keys.path());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let d = Deployment::start_with_env(store, "hook-gone", 1, &args, &[("DIFFCOPY_FAULT", fault.as_str())]);
+        let url = d.url();
+        let bytes = data((1 << 20) + 9, 12);
+        let upload = open(&url, "gone.bin", bytes.len());
+        upload.hashes(&url, &bytes);
+        upload.data(&url, &bytes, 0..bytes.len());
+        std::thread::scope(|scope| {
+            let impatient = diffcopy_tests::http_builder().timeout(Duration::from_secs(2)).build().unwrap();
+            let commit = format!("{url}/api/v2/uploads/{}/commit", upload.id);
+            let committing = scope.spawn(move || impatient.post(commit).send().map(|r| r.status().as_u16()));
+            // The pipe's writing end opens (without blocking) once the
+            // commit waits at its hash check, reading the other end.
+            let mut pipe = None;
+            wait_until(Duration::from_secs(60), "the commit reaching its hash check", || {
+                pipe = std::fs::OpenOptions::new().write(true).custom_flags(O_NONBLOCK).open(&fifo).ok();
+                pipe.is_some()
+            });
+            let answered = committing.join().expect("the client's thread");
+            assert!(answered.is_err(), "the client gave up before the commit ended: {answered:?}");
+            std::io::Write::write_all(pipe.as_mut().unwrap(), b"g").expect("release the commit");
+        });
+        wait_until(Duration::from_secs(60), "the delivery", || !receiver.received().is_empty());
+        let event: Value = serde_json::from_slice(&receiver.received()[0].body).unwrap();
+        assert_eq!(event["path"], "gone.bin");
+        assert!(d.file("gone.bin") == Some(bytes), "the commit landed");
     }
 }
 

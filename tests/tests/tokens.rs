@@ -291,6 +291,25 @@ fn got_message(server: &str, path: &str, token: &str) -> String {
     call("GET", &format!("{server}{path}"), token, None).1["message"].as_str().unwrap_or_default().to_owned()
 }
 
+/// An empty `--token` would let anyone in as the administrator: the server
+/// refuses to start with one.
+#[test]
+fn an_empty_administrators_token_stops_the_server_at_start() {
+    let dir = Scratch::new("empty-token");
+    for (args, env) in [(vec!["--token", ""], None), (vec![], Some("")), (vec!["--token", "  "], None)] {
+        let mut command = Command::new(diffcopy_bin());
+        command
+            .current_dir(dir.path())
+            .args(["serve", "--listen", "127.0.0.1:0", "--root", "root"])
+            .args(&args);
+        if let Some(value) = env {
+            command.env("DIFFCOPY_TOKEN", value);
+        }
+        let out = command.output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?} {env:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
 /// `diffcopy token` refuses what it cannot sign: a short secret, a path that
 /// climbs, an unknown permission.
 #[test]

@@ -110,7 +110,12 @@ export function workerMain(loadGlue) {
           const glue = await loadGlue(job);
           await glue.default({ module_or_path: job.module });
           job.hashBlock = glue.hashBlock;
-          if (job.engine === "delta") job.hasher = new glue.DeltaBlockHasher(job.key);
+          // One hasher per request in flight: a hasher keeps a block's state
+          // between reads, and a worker may be given several slices at once.
+          if (job.engine === "delta") {
+            job.Hasher = glue.DeltaBlockHasher;
+            job.idleHashers = [];
+          }
         }
         self.postMessage({ ready: true });
       } catch (e) {
@@ -125,9 +130,12 @@ export function workerMain(loadGlue) {
       const pending = [];
       let index = 0;
       if (job.engine === "delta") {
-        await eachPart(job.blob.slice(start, end), blockSize, (part) => job.hasher.update(part), () => {
-          digests.set(job.hasher.finish(), index++ * digestLength);
+        const hasher = job.idleHashers.pop() ?? new job.Hasher(job.key);
+        await eachPart(job.blob.slice(start, end), blockSize, (part) => hasher.update(part), () => {
+          digests.set(hasher.finish(), index++ * digestLength);
         });
+        // Only a hasher that ended on a block's end is clean to reuse.
+        job.idleHashers.push(hasher);
         self.postMessage({ id, digests }, [digests.buffer]);
         return;
       }

@@ -8,7 +8,7 @@
 // (for `init({ module_or_path })` and for measuring), package.json and the
 // README.
 import * as esbuild from "esbuild";
-import { copyFileSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -19,8 +19,11 @@ if (!bindgen || !out || !version) throw new Error("usage: build.mjs BINDGEN_DIR 
 const glueFile = join(bindgen, "diffcopy_web.js");
 const wasmFile = join(bindgen, "diffcopy_web_bg.wasm");
 const snippets = join(bindgen, "snippets");
-const [snippetDir] = readdirSync(snippets);
-const hashPool = join(snippets, snippetDir, "js", "hash_pool.js");
+// wasm-bindgen puts each crate's snippets in a folder named by a hash: ours
+// is the one that holds js/hash_pool.js.
+const homes = readdirSync(snippets).filter((dir) => existsSync(join(snippets, dir, "js", "hash_pool.js")));
+if (homes.length !== 1) throw new Error(`${homes.length} snippet folders hold js/hash_pool.js, not one`);
+const hashPool = join(snippets, homes[0], "js", "hash_pool.js");
 
 // The glue's default: the wasm beside it, by URL. Bundlers rewrite such URLs
 // (or, as Vite's dev server does for dependencies, break them); here the

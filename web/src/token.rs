@@ -24,9 +24,12 @@ pub(crate) enum TokenSource {
 pub(crate) struct Token {
     current: RefCell<Option<String>>,
     callback: Option<Function>,
-    /// Bumped at each new token, so that requests that failed together
-    /// with one expired token ask the callback once.
+    /// Bumped at each new token, so that a request that failed with a token
+    /// already replaced asks for none.
     generation: Cell<u32>,
+    /// The callback's answer while it is pending: requests that meet the
+    /// expiry meanwhile await it too, so the callback is asked once.
+    pending: RefCell<Option<Promise>>,
 }
 
 impl Token {
@@ -36,7 +39,12 @@ impl Token {
             TokenSource::Fixed(token) => (Some(token), None),
             TokenSource::Callback(f) => (None, Some(f)),
         };
-        Self { current: RefCell::new(current), callback, generation: Cell::new(0) }
+        Self {
+            current: RefCell::new(current),
+            callback,
+            generation: Cell::new(0),
+            pending: RefCell::new(None),
+        }
     }
 
     /// The token to send now, if any.
@@ -71,17 +79,32 @@ impl Token {
         }
         let failed =
             |value: &JsValue| WebError::from_js(ErrorCode::TokenUnavailable, "the token callback", value);
-        let mut value = callback.call0(&JsValue::NULL).map_err(|e| failed(&e))?;
-        if let Some(promise) = value.dyn_ref::<Promise>() {
-            value = JsFuture::from(promise.clone()).await.map_err(|e| failed(&e))?;
+        let existing = self.pending.borrow().clone();
+        let promise = match existing {
+            Some(promise) => promise,
+            None => {
+                let value = callback.call0(&JsValue::NULL).map_err(|e| failed(&e))?;
+                // A plain string becomes a settled promise: one path for both.
+                let promise = value.dyn_into::<Promise>().unwrap_or_else(|value| Promise::resolve(&value));
+                *self.pending.borrow_mut() = Some(promise.clone());
+                promise
+            }
+        };
+        let answer = JsFuture::from(promise).await;
+        // The first request back takes the answer; the others find it taken.
+        if self.generation() != generation {
+            return Ok(());
         }
-        let token = value.as_string().filter(|t| !t.is_empty()).ok_or_else(|| {
-            WebError::new(ErrorCode::TokenUnavailable, "the token callback must return a non-empty string")
-        })?;
-        if self.generation() == generation {
-            *self.current.borrow_mut() = Some(token);
-            self.generation.set(generation.wrapping_add(1));
-        }
+        self.pending.borrow_mut().take();
+        let token =
+            answer.map_err(|e| failed(&e))?.as_string().filter(|t| !t.is_empty()).ok_or_else(|| {
+                WebError::new(
+                    ErrorCode::TokenUnavailable,
+                    "the token callback must return a non-empty string",
+                )
+            })?;
+        *self.current.borrow_mut() = Some(token);
+        self.generation.set(generation.wrapping_add(1));
         Ok(())
     }
 }

@@ -152,7 +152,8 @@ fn identify(settings: &crate::serve::ServerConfig, request: &Request) -> AppResu
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    if let Some(admin) = &settings.token
+    // An empty `--token` is refused at start; never taken as everyone's key here.
+    if let Some(admin) = settings.token.as_ref().filter(|t| !t.is_empty())
         && constant_time_eq(given.as_bytes(), admin.as_bytes())
     {
         return Ok(Access::Admin);

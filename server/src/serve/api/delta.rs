@@ -4,7 +4,6 @@
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
@@ -23,6 +22,7 @@ use crate::fs::{FileReader, FileVersion, RelPath};
 use crate::limits::{DEFAULT_BLOCK_SIZE, check_block_size};
 use crate::serve::access::Access;
 use crate::serve::error::{AppError, AppResult, ErrorKind};
+use crate::serve::hooks::commit_and_report;
 use crate::serve::locks::{ReadHold, holding};
 use crate::serve::memory;
 use crate::serve::state::AppState;
@@ -118,13 +118,11 @@ pub(super) async fn commit(
     Path(id): Path<String>,
 ) -> AppResult<impl IntoResponse> {
     let owner = state.deltas.get(&id)?.owner.clone();
-    let started = Instant::now();
-    let outcome = state.deltas.commit(&id, state.clone()).await?;
+    let (work, session) = (state.clone(), id.clone());
+    let commit = async move { work.deltas.commit(&session, work.clone()).await };
+    let outcome = commit_and_report(state.hooks.clone(), owner.clone(), "v2", commit).await?;
     state.stats.delta_upload_committed();
     tracing::info!(id = %id, sub = owner.as_deref().unwrap_or("-"), "v2 upload committed");
-    if let Some(hooks) = &state.hooks {
-        hooks.committed(&outcome.committed(), owner.as_deref(), "v2", started).await;
-    }
     memory::release_freed().await;
     Ok(Json(outcome))
 }

@@ -1,7 +1,7 @@
 //! Upload sessions over HTTP.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::HttpBody as _;
 use axum::body::{Body, Bytes};
@@ -15,6 +15,7 @@ use serde_json::json;
 use super::blocking;
 use crate::serve::access::Access;
 use crate::serve::error::{AppError, AppResult, ErrorKind};
+use crate::serve::hooks::commit_and_report;
 use crate::serve::memory;
 use crate::serve::state::AppState;
 use crate::serve::upload::NewUpload;
@@ -148,13 +149,11 @@ pub(super) async fn commit(
     let upload = state.uploads.get(&id)?;
     let limit = upload.header.encoded_len();
     let signature = read_body_limited(&state, body, limit, "the signature").await?;
-    let started = Instant::now();
-    let outcome = state.uploads.commit(&id, &state.signer, state.clone(), signature).await?;
+    let work = state.clone();
+    let commit = async move { work.uploads.commit(&id, &work.signer, work.clone(), signature).await };
+    let outcome = commit_and_report(state.hooks.clone(), upload.owner.clone(), "v1", commit).await?;
     state.stats.upload_committed();
-    tracing::info!(id = %id, path = %upload.path, sub = upload.owner.as_deref().unwrap_or("-"), "upload committed");
-    if let Some(hooks) = &state.hooks {
-        hooks.committed(&outcome.committed(), upload.owner.as_deref(), "v1", started).await;
-    }
+    tracing::info!(id = %upload.id, path = %upload.path, sub = upload.owner.as_deref().unwrap_or("-"), "upload committed");
     drop(upload);
     memory::release_freed().await;
     Ok(Json(outcome))

@@ -23,9 +23,13 @@ impl Outbox for BucketOutbox {
             .map_err(|e| e.to_string())
     }
 
-    async fn pending(&self, most: usize) -> Result<Vec<Stored>, String> {
+    async fn pending(&self, most: usize, after: Option<&str>) -> Result<Vec<Stored>, String> {
         let prefix = self.keys.hooks();
         let mut listed = self.bucket.list(&prefix).await.map_err(|e| e.to_string())?;
+        if let Some(after) = after {
+            let after = self.keys.hook(after);
+            listed.retain(|object| object.key > after);
+        }
         listed.sort_by(|a, b| a.key.cmp(&b.key));
         let mut stored = Vec::new();
         for object in listed.into_iter().take(most) {

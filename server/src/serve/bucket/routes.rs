@@ -6,7 +6,6 @@
 
 use std::ops::Range;
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -38,6 +37,7 @@ use crate::serve::api::files::{file_response, no_route, requested_range};
 use crate::serve::api::uploads::read_body_within;
 use crate::serve::commit::target_changed;
 use crate::serve::error::{AppError, AppResult, ErrorKind};
+use crate::serve::hooks::commit_and_report;
 use crate::serve::memory;
 use crate::serve::v2::{Created, NewDelta};
 
@@ -214,13 +214,11 @@ async fn status(State(state): Shared, Path(id): Path<String>) -> AppResult<impl 
 /// `POST /api/v2/uploads/{id}/commit`.
 async fn commit(State(state): Shared, Path(id): Path<String>) -> AppResult<impl IntoResponse> {
     let owner = state.store.session_scope(&id).await?.and_then(|s| s.owner);
-    let started = Instant::now();
-    let outcome = state.store.commit(&id).await?;
+    let (store, session) = (state.store.clone(), id.clone());
+    let commit = async move { store.commit(&session).await };
+    let outcome = commit_and_report(state.hooks.clone(), owner.clone(), "v2", commit).await?;
     state.stats.delta_upload_committed();
     tracing::info!(id = %id, sub = owner.as_deref().unwrap_or("-"), "v2 upload committed in the bucket");
-    if let Some(hooks) = &state.hooks {
-        hooks.committed(&outcome.committed(), owner.as_deref(), "v2", started).await;
-    }
     memory::release_freed().await;
     Ok(Json(outcome))
 }

@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use tokio::sync::Notify;
 
+use crate::serve::error::{AppError, AppResult};
 use crate::serve::stats::{HookEvent, Stats};
 pub(crate) use outbox::{DirOutbox, Outbox, Stored};
 
@@ -43,7 +44,9 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the outbox is looked at with nothing due (deliveries other
 /// instances queued, claims that lapsed).
 const LOOK_AGAIN: Duration = Duration::from_secs(30);
-/// The most deliveries read per look.
+/// The most deliveries read per look; the next look goes on after the last
+/// one read, so that deliveries waiting on their backoff at the front of
+/// the outbox never keep newer ones from being seen.
 const PER_LOOK: usize = 100;
 
 /// `--hook-url` and the secret its bodies are signed with.
@@ -88,6 +91,38 @@ pub(crate) struct Committed {
     pub(crate) bytes_received: u64,
     /// `reflink`, `journal`, `replace`, `s3`, or `none` (unchanged).
     pub(crate) commit_mode: &'static str,
+}
+
+/// A commit's answer that the webhook reports.
+pub(crate) trait Reported {
+    /// What the webhook says of it.
+    fn committed(&self) -> Committed;
+}
+
+/// Runs `commit` to its end even if the request that asked for it goes
+/// away meanwhile (a closed tab, a client's timeout, a shutdown's drain),
+/// then queues its webhook: a commit that lands is always reported. `sub`
+/// opened the upload; `protocol` is `v1` or `v2`.
+pub(crate) async fn commit_and_report<T, O>(
+    hooks: Option<Arc<Hooks<O>>>,
+    sub: Option<String>,
+    protocol: &'static str,
+    commit: impl Future<Output = AppResult<T>> + Send + 'static,
+) -> AppResult<T>
+where
+    T: Reported + Send + 'static,
+    O: Outbox,
+{
+    let started = Instant::now();
+    tokio::spawn(async move {
+        let outcome = commit.await?;
+        if let Some(hooks) = hooks {
+            hooks.committed(&outcome.committed(), sub.as_deref(), protocol, started).await;
+        }
+        Ok(outcome)
+    })
+    .await
+    .map_err(|e| AppError::internal("committing", e))?
 }
 
 /// The body of a delivery.
@@ -138,6 +173,8 @@ pub(crate) struct Hooks<O> {
     client: reqwest::Client,
     wake: Notify,
     stats: Arc<Stats>,
+    /// Where the next look starts: after this id (`None`: from the oldest).
+    cursor: std::sync::Mutex<Option<String>>,
 }
 
 impl<O: Outbox> Hooks<O> {
@@ -148,20 +185,14 @@ impl<O: Outbox> Hooks<O> {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("the webhook's HTTP client: {e}"))?;
-        Ok(Self { target, outbox, client, wake: Notify::new(), stats })
+        Ok(Self { target, outbox, client, wake: Notify::new(), stats, cursor: std::sync::Mutex::default() })
     }
 
     /// Queues the delivery of a commit that landed (`started` when the
     /// commit began): in the outbox before this returns, sent by
     /// [`Self::deliver_forever`]. A failure to queue is logged and counted,
     /// never the commit's.
-    pub(crate) async fn committed(
-        &self,
-        done: &Committed,
-        sub: Option<&str>,
-        protocol: &'static str,
-        started: Instant,
-    ) {
+    async fn committed(&self, done: &Committed, sub: Option<&str>, protocol: &'static str, started: Instant) {
         let event = Event {
             event: "commit",
             path: &done.path,
@@ -222,7 +253,15 @@ impl<O: Outbox> Hooks<O> {
     /// others falls due.
     async fn look(&self) -> Result<Option<u64>, String> {
         let mut soonest: Option<u64> = None;
-        for stored in self.outbox.pending(PER_LOOK).await? {
+        let after = self.cursor.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let batch = self.outbox.pending(PER_LOOK, after.as_deref()).await?;
+        // A full batch: more may follow, looked at next, at once.
+        let next = (batch.len() == PER_LOOK).then(|| batch.last().map(|s| s.id.clone())).flatten();
+        if next.is_some() {
+            soonest = Some(unix_ms());
+        }
+        *self.cursor.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = next;
+        for stored in batch {
             let Some(mut delivery) = decode(&stored.entry) else {
                 tracing::error!(id = %stored.id, "a webhook delivery that cannot be read: dropped");
                 self.outbox.remove(&stored.id).await?;

@@ -24,8 +24,12 @@ pub(crate) trait Outbox: Send + Sync + 'static {
     /// Stores a new delivery, durably, before returning.
     fn add(&self, id: &str, entry: Bytes) -> impl Future<Output = Result<(), String>> + Send;
 
-    /// Up to `most` deliveries, oldest first.
-    fn pending(&self, most: usize) -> impl Future<Output = Result<Vec<Stored>, String>> + Send;
+    /// Up to `most` deliveries, oldest first, after id `after` if given.
+    fn pending(
+        &self,
+        most: usize,
+        after: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<Stored>, String>> + Send;
 
     /// Replaces `stored` with `entry` if it is still the version read: the
     /// new version, or `None` when someone else changed or removed it.
@@ -82,13 +86,24 @@ impl DirOutbox {
     }
 }
 
+/// Delivery `id`'s bytes; `None` if it is gone.
+fn read_entry(dir: &Dir, id: &str) -> Result<Option<Bytes>, String> {
+    let Some(mut file) = dir.open_read(&format!("{id}{SUFFIX}")).map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
+    let mut entry = Vec::new();
+    std::io::Read::read_to_end(&mut file, &mut entry).map_err(|e| e.to_string())?;
+    Ok(Some(Bytes::from(entry)))
+}
+
 impl Outbox for DirOutbox {
     async fn add(&self, id: &str, entry: Bytes) -> Result<(), String> {
         let id = id.to_owned();
         self.blocking(move |dir| Self::write(dir, &id, &entry)).await
     }
 
-    async fn pending(&self, most: usize) -> Result<Vec<Stored>, String> {
+    async fn pending(&self, most: usize, after: Option<&str>) -> Result<Vec<Stored>, String> {
+        let after = after.map(str::to_owned);
         self.blocking(move |dir| {
             let mut ids: Vec<String> = dir
                 .names_starting_with("")
@@ -97,18 +112,19 @@ impl Outbox for DirOutbox {
                 .filter_map(|name| {
                     name.strip_suffix(SUFFIX).filter(|id| !id.starts_with('.')).map(str::to_owned)
                 })
+                .filter(|id| after.as_ref().is_none_or(|after| id > after))
                 .collect();
             ids.sort();
             ids.truncate(most);
             let mut stored = Vec::with_capacity(ids.len());
             for id in ids {
-                let Some(mut file) = dir.open_read(&format!("{id}{SUFFIX}")).map_err(|e| e.to_string())?
-                else {
-                    continue;
-                };
-                let mut entry = Vec::new();
-                std::io::Read::read_to_end(&mut file, &mut entry).map_err(|e| e.to_string())?;
-                stored.push(Stored { id, entry: Bytes::from(entry), version: String::new() });
+                // One that cannot be read (not a file, say) is skipped, and
+                // said, rather than stopping every delivery after it.
+                match read_entry(dir, &id) {
+                    Ok(Some(entry)) => stored.push(Stored { id, entry, version: String::new() }),
+                    Ok(None) => {}
+                    Err(e) => tracing::error!(id, "a webhook delivery cannot be read, skipped: {e}"),
+                }
             }
             Ok(stored)
         })

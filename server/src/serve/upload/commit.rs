@@ -2,7 +2,7 @@
 //! unchanged in the current target; then `commit` makes the staging file's
 //! blocks and the target's unchanged ones the new version.
 
-use crate::serve::hooks::Committed;
+use crate::serve::hooks::{Committed, Reported};
 use std::collections::BTreeMap;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
@@ -33,9 +33,8 @@ pub(crate) struct CommitOutcome {
     bytes_uploaded: u64,
 }
 
-impl CommitOutcome {
-    /// What the webhook reports of this commit.
-    pub(crate) fn committed(&self) -> Committed {
+impl Reported for CommitOutcome {
+    fn committed(&self) -> Committed {
         Committed {
             path: self.path.clone(),
             size: self.size,

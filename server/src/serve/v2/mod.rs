@@ -7,7 +7,7 @@
 
 mod ranges;
 
-use crate::serve::hooks::Committed;
+use crate::serve::hooks::{Committed, Reported};
 use std::borrow::Cow;
 use std::ops::Range;
 
@@ -330,9 +330,10 @@ impl DeltaOutcome {
     pub(crate) fn moved_bytes(&self) -> u64 {
         self.moved_bytes
     }
+}
 
-    /// What the webhook reports of this commit.
-    pub(crate) fn committed(&self) -> Committed {
+impl Reported for DeltaOutcome {
+    fn committed(&self) -> Committed {
         Committed {
             path: self.path.clone(),
             size: self.size,
