@@ -2,8 +2,8 @@
 so that the server is checked against a library nobody here wrote.
 
     jwt_mint.py keys DIR
-        writes DIR/ed25519.pem, DIR/ed25519.pub.pem, DIR/p256.pem and
-        DIR/p256.pub.pem (private keys PKCS#8, public keys SPKI)
+        writes DIR/ed25519.pem, DIR/p256.pem, DIR/p384.pem and their public
+        halves DIR/*.pub.pem (private keys PKCS#8, public keys SPKI)
     jwt_mint.py sign ALG KEY_FILE CLAIMS_JSON
         prints a token: HS* signs with KEY_FILE's bytes, one trailing newline
         removed (as diffcopy reads --jwt-secret-file); EdDSA and ES256 with
@@ -21,7 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 def write_keys(directory):
     for name, key in [("ed25519", ed25519.Ed25519PrivateKey.generate()),
-                      ("p256", ec.generate_private_key(ec.SECP256R1()))]:
+                      ("p256", ec.generate_private_key(ec.SECP256R1())),
+                      ("p384", ec.generate_private_key(ec.SECP384R1()))]:
         private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                     serialization.NoEncryption())
         public = key.public_key().public_bytes(serialization.Encoding.PEM,

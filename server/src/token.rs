@@ -13,6 +13,7 @@ use std::fmt;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use base64::Engine as _;
 use jsonwebtoken::errors::ErrorKind as JwtErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -227,10 +228,12 @@ impl Verifier {
             .map(|file| {
                 let pem = std::fs::read(file)
                     .map_err(|e| KeyError(format!("reading the JWT public key {}: {e}", file.display())))?;
+                // jsonwebtoken takes any EC key here; only P-256 verifies ES256.
+                let p256 = || DecodingKey::from_ec_pem(&pem).ok().filter(|_| names_p256(&pem));
                 DecodingKey::from_ed_pem(&pem)
                     .map(|k| (Algorithm::EdDSA, k))
-                    .or_else(|_| DecodingKey::from_ec_pem(&pem).map(|k| (Algorithm::ES256, k)))
-                    .map_err(|_| {
+                    .or_else(|_| p256().map(|k| (Algorithm::ES256, k)).ok_or(()))
+                    .map_err(|()| {
                         KeyError(format!(
                             "{} is not an Ed25519 or P-256 public key in PEM (SubjectPublicKeyInfo)",
                             file.display()
@@ -270,6 +273,17 @@ impl Verifier {
         })?;
         Grant::from_claims(data.claims)
     }
+}
+
+/// Whether a PEM public key names the P-256 curve: its
+/// SubjectPublicKeyInfo holds the OID 1.2.840.10045.3.1.7 (`prime256v1`).
+fn names_p256(pem: &[u8]) -> bool {
+    const P256: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    let text = String::from_utf8_lossy(pem);
+    let body: String = text.lines().filter(|line| !line.starts_with("-----")).map(str::trim).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .is_ok_and(|der| der.windows(P256.len()).any(|w| w == P256))
 }
 
 /// A token's lifetime in seconds from `90s`, `15m`, `2h` or `7d` (or bare seconds).

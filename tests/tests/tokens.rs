@@ -277,6 +277,14 @@ on_every_store! {
                 refused(call("GET", &url, token, None), 401, "token_invalid", &[], key);
             }
         }
+        // A P-384 key cannot verify ES256: the server does not start with one.
+        let out = Command::new(diffcopy_bin())
+            .current_dir(keys.path())
+            .args(["serve", "--listen", "127.0.0.1:0", "--root", "root", "--jwt-public-key"])
+            .arg(pem("p384.pub.pem"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
         // With the secret as well, both kinds are taken.
         d.restart(&["--jwt-public-key", &pem("p256.pub.pem"), "--jwt-secret-file", secret.to_str().unwrap()]);
         let url = format!("{}/api/v1/files/missing.bin", d.url());
