@@ -284,9 +284,14 @@ impl BucketStore {
     /// search round), else from the store.
     pub(crate) async fn session_scope(&self, id: &str) -> AppResult<Option<SessionScope>> {
         let scope = |opened: &Opened| SessionScope { path: opened.path.clone(), owner: opened.owner.clone() };
-        if let Some(live) = self.cache.get(id)
-            && let Ok(live) = live.try_lock()
-        {
+        // Through this instance's memory, so that the request's handler
+        // finds the session there rather than reading it again.
+        let live = match self.session(id).await {
+            Ok(live) => live,
+            Err(e) if e.kind() == ErrorKind::NoSuchUpload => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if let Ok(live) = live.try_lock() {
             return Ok(Some(scope(&live.opened)));
         }
         Ok(self.read_opened(id).await?.as_ref().map(scope))

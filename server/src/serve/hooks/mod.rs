@@ -269,7 +269,7 @@ impl<O: Outbox> Hooks<O> {
             };
             let now = unix_ms();
             if delivery.next > now {
-                soonest = Some(soonest.map_or(delivery.next, |s| s.min(delivery.next)));
+                soonest = sooner(soonest, delivery.next);
                 continue;
             }
             // Claimed, so that no other instance sends it meanwhile.
@@ -297,7 +297,7 @@ impl<O: Outbox> Hooks<O> {
                     tracing::warn!(id = %stored.id, attempts = delivery.attempts, "webhook not delivered, trying again later: {e}");
                     let claimed = Stored { version, ..stored };
                     self.outbox.replace(&claimed, encode(&delivery)).await?;
-                    soonest = Some(soonest.map_or(delivery.next, |s| s.min(delivery.next)));
+                    soonest = sooner(soonest, delivery.next);
                 }
             }
         }
@@ -321,6 +321,11 @@ impl<O: Outbox> Hooks<O> {
             Err(format!("the receiver answered {}", response.status()))
         }
     }
+}
+
+/// The earlier of `soonest` (if any) and `at`.
+fn sooner(soonest: Option<u64>, at: u64) -> Option<u64> {
+    Some(soonest.map_or(at, |s| s.min(at)))
 }
 
 fn encode(delivery: &Delivery) -> Bytes {
