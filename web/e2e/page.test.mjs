@@ -15,7 +15,7 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFile, execFileSync, spawn } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { promisify } from "node:util";
 import { createServer, connect } from "node:net";
 import { createHash, randomFillSync } from "node:crypto";
@@ -25,6 +25,7 @@ import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import { startServer as startServerOf } from "./serve.mjs";
 
 const server = process.env.DIFFCOPY_SERVER_URL;
 const tlsServer = process.env.DIFFCOPY_TLS_SERVER_URL;
@@ -422,21 +423,10 @@ async function switchableProxy(target) {
   };
 }
 
-/** Starts `diffcopy serve ARGS` on a port of its own (with `env` added);
- * resolves to its URL. */
+/** Starts `diffcopy serve ARGS` serving this page, on a port of its own
+ * (with `env` added); `url` resolves to its URL. */
 function startServer(args, env = {}) {
-  const child = spawn(cli, ["serve", "--listen", "127.0.0.1:0", "--assets-dir", join(repo, "web", "www"), ...args],
-    { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...env } });
-  const url = new Promise((resolve, reject) => {
-    let said = "";
-    child.stderr.on("data", (chunk) => {
-      said += chunk;
-      const at = said.match(/ at (https?:\/\/[^\s/]+)/);
-      if (at) resolve(at[1]);
-    });
-    child.on("exit", (code) => reject(new Error(`the server exited (${code}) before listening: ${said}`)));
-  });
-  return { child, url };
+  return startServerOf(cli, ["--assets-dir", join(repo, "web", "www"), ...args], env);
 }
 
 test("the page waits out an object store that is down, resuming, and lands the upload once it is back", async () => {

@@ -16,7 +16,7 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { createServer } from "node:http";
 import { createHash, randomFillSync } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -28,6 +28,7 @@ import * as esbuild from "esbuild";
 import webpack from "webpack";
 import { build as viteBuild, createServer as viteServer } from "vite";
 import { chromium } from "playwright-core";
+import { startServer } from "../e2e/serve.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = join(here, "..", "..");
@@ -62,20 +63,9 @@ function serveStatic(root) {
   return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(`http://127.0.0.1:${server.address().port}`)));
 }
 
-/** Starts `diffcopy serve` allowing `origins`; resolves to its URL. */
+/** Starts `diffcopy serve` over `root` allowing `origins`; `url` resolves to its URL. */
 function startDiffcopy(root, origins) {
-  const child = spawn(cli, ["serve", "--listen", "127.0.0.1:0", "--root", root, ...origins.flatMap((o) => ["--cors-origin", o])],
-    { stdio: ["ignore", "ignore", "pipe"] });
-  const url = new Promise((resolve, reject) => {
-    let said = "";
-    child.stderr.on("data", (chunk) => {
-      said += chunk;
-      const at = said.match(/ at (https?:\/\/[^\s/]+)/);
-      if (at) resolve(at[1]);
-    });
-    child.on("exit", (code) => reject(new Error(`diffcopy serve exited (${code}): ${said}`)));
-  });
-  return { child, url };
+  return startServer(cli, ["--root", root, ...origins.flatMap((o) => ["--cors-origin", o])]);
 }
 
 // The apps, by name: the origin each is served from.
