@@ -1,6 +1,7 @@
 //! Protocol v2's literal frames as both sides write and read them: zstd
-//! (level 1) where that is smaller, raw otherwise; a frame that decodes to
-//! anything but its stated length is refused.
+//! (level 1) where that is smaller, raw otherwise. Frames from the page may
+//! be LZ4 blocks. A frame that decodes to anything but its stated length is
+//! refused.
 
 use std::borrow::Cow;
 
@@ -28,6 +29,14 @@ pub(crate) fn frame_bytes<'a>(frame: &Frame<'a>) -> Result<Cow<'a, [u8]>, String
             }
             Ok(Cow::Owned(bytes))
         }
+        Codec::Lz4 => {
+            let mut bytes = vec![0; frame.len as usize];
+            match lz4_flex::block::decompress_into(frame.stored, &mut bytes) {
+                Ok(n) if n == bytes.len() => Ok(Cow::Owned(bytes)),
+                Ok(n) => Err(format!("an LZ4 frame holds {n} bytes, not {}", frame.len)),
+                Err(e) => Err(format!("an LZ4 frame does not decode: {e}")),
+            }
+        }
     }
 }
 
@@ -50,5 +59,25 @@ mod tests {
         assert_eq!(frame_bytes(&frames[1]).unwrap(), &noise[..]);
         let lying = Frame { len: 5, ..frames[0] };
         assert!(frame_bytes(&lying).is_err());
+    }
+
+    #[test]
+    fn lz4_frames_decode_to_exactly_their_length() {
+        let text = b"the page's literal data, the page's literal data, the page's literal data".repeat(50);
+        let packed = lz4_flex::block::compress(&text);
+        assert!(packed.len() < text.len() / 4);
+        let len = text.len() as u32;
+        let frame = Frame { offset: 0, len, codec: Codec::Lz4, stored: &packed };
+        assert_eq!(frame_bytes(&frame).unwrap(), &text[..]);
+        for wrong in [len - 1, len + 1, 1] {
+            let lying = Frame { len: wrong, ..frame };
+            assert!(frame_bytes(&lying).is_err(), "stated {wrong} of {len}");
+        }
+        for cut in [0, 1, packed.len() / 2, packed.len() - 1] {
+            let torn = Frame { stored: &packed[..cut], ..frame };
+            assert!(frame_bytes(&torn).is_err(), "cut at {cut}");
+        }
+        let garbage = Frame { stored: &[0xff; 64], ..frame };
+        assert!(frame_bytes(&garbage).is_err());
     }
 }

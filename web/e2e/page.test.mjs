@@ -177,9 +177,33 @@ test("a new 64 MiB file arrives byte-identical, hashed in workers", async () => 
   assert.equal(sha256(await serverBytes(target)), sha256(data));
 });
 
+test("compressible data travels as LZ4 frames, a fraction of its size on the wire, and lands byte-identical", async () => {
+  // Log-like lines: repetitive text with changing numbers, as LZ4 meets it.
+  const lines = [];
+  for (let i = 0, bytes = 0; bytes <= 16 * MiB + 5; i++) {
+    const line = `2026-12-06T05:${String(i % 60).padStart(2, "0")}:00Z worker=${i % 7} request=${i * 7919} status=200 bytes=${i % 65536}\n`;
+    lines.push(line);
+    bytes += line.length;
+  }
+  const text = Buffer.from(lines.join("")).subarray(0, 16 * MiB + 5);
+  const path = `e2e/${run}/text.log`;
+  await pick(text, "text.log");
+  let summary;
+  const { wire, literal } = await measured(async () => {
+    const done = await uploadAndWait(path);
+    assert.equal(done.error, null, done.error?.text);
+    summary = done.summary;
+  });
+  // bytesSent counts the file's bytes; the server's stats count them as stored.
+  assert.equal(summary.bytesSent, String(text.length));
+  assert.ok(literal < text.length / 3, `${literal} bytes stored for ${text.length}`);
+  assert.ok(wire < text.length / 3, `${wire} bytes on the wire for ${text.length}`);
+  assert.equal(sha256(await serverBytes(path)), sha256(text));
+});
+
 test("100 bytes inserted near the start: under 64 KiB on the wire, as from the CLI", async () => {
   // Random like the rest: compressible literal data would differ by the
-  // compressors (the CLI's zstd, the page's ruzstd), not by the protocol.
+  // compressors (the CLI's zstd, the page's LZ4), not by the protocol.
   const next = Buffer.concat([data.subarray(0, MiB + 5), randomFillSync(Buffer.alloc(100)), data.subarray(MiB + 5)]);
   const { wire, literal, summary } = await sameAsTheCli("insert", data, next);
   assert.ok(wire < 64 * KiB, `${wire} bytes on the wire`);
@@ -385,13 +409,19 @@ test("over a server that keeps its files in an S3 bucket the page uploads a delt
     const next = Buffer.from(old);
     for (const at of [MiB + 5, 12 * MiB]) next.fill(9, at, at + 4096);
     await pick(next, "bucket.bin", other);
+    const statsOf = async () => (await fetch(`${bucketServer}/api/v1/stats`)).json();
+    const before = await statsOf();
     const { error, summary } = await uploadAndWait(path, other);
+    const after = await statsOf();
     assert.equal(error, null, error?.text);
     assert.equal(summary.protocol, "v2");
     assert.ok(Number(summary.bytesSent) <= 64 * KiB, `sent ${summary.bytesSent} bytes`);
     assert.equal(sha256(await serverBytes(path, bucketServer)), sha256(next));
-    const stats = await (await fetch(`${bucketServer}/api/v1/stats`)).json();
-    assert.ok(stats.store_bytes_copied > 0, "unchanged stretches were copied inside the store");
+    assert.ok(after.store_bytes_copied > before.store_bytes_copied, "unchanged stretches were copied inside the store");
+    // The two edited runs of 4 KiB of one byte travel as LZ4 frames of a few dozen bytes.
+    const stored = after.literal_bytes_received - before.literal_bytes_received;
+    assert.ok(Number(summary.bytesSent) >= 8 * KiB, `sent ${summary.bytesSent} bytes`);
+    assert.ok(stored < Number(summary.bytesSent) / 4, `${stored} bytes stored for ${summary.bytesSent}`);
   } finally {
     await other.close();
   }

@@ -26,6 +26,9 @@ pub enum Codec {
     Raw,
     /// A zstd frame.
     Zstd,
+    /// An LZ4 block (no frame header: the frame's length is the decoded
+    /// size). The page sends these: its encoder is a tenth of zstd's size.
+    Lz4,
 }
 
 impl Codec {
@@ -33,6 +36,7 @@ impl Codec {
         match self {
             Self::Raw => 0,
             Self::Zstd => 1,
+            Self::Lz4 => 2,
         }
     }
 
@@ -40,6 +44,7 @@ impl Codec {
         match byte {
             0 => Ok(Self::Raw),
             1 => Ok(Self::Zstd),
+            2 => Ok(Self::Lz4),
             codec => Err(DeltaError::UnknownCodec { codec }),
         }
     }

@@ -1,39 +1,44 @@
-//! Streaming part of an open file as a response body.
+//! Request bodies, read whole within a limit and a time.
 
-use std::fs::File;
-use std::io;
-use std::os::unix::fs::FileExt;
-use std::sync::Arc;
+use std::time::Duration;
 
-use axum::body::Body;
-use bytes::Bytes;
+use axum::body::HttpBody as _;
+use axum::body::{Body, Bytes};
+use http_body_util::BodyExt;
 
-use crate::serve::locks::{ReadHold, holding};
+use crate::serve::error::{AppError, AppResult, ErrorKind};
 
-/// Bytes per read while streaming a file.
-const CHUNK: u64 = 256 << 10;
-
-/// A body with `len` bytes of `file` from `start`, read on blocking threads
-/// in chunks as the client takes them. A file that ends early ends the body
-/// with an error (the client sees a truncated response, never wrong bytes).
-/// `hold` is kept until the body ends: no commit writes the file in place
-/// meanwhile.
-pub(crate) fn file_range(file: File, start: u64, len: u64, hold: ReadHold) -> Body {
-    let file = Arc::new(file);
-    let stream = futures_util::stream::unfold((file, start, start + len), |(file, pos, end)| async move {
-        if pos >= end {
-            return None;
+/// A request body of at most `limit` bytes that arrives within `timeout`:
+/// 413 if longer, 408 if slower. Read into one buffer of the announced
+/// length, so a large body is held once, not once in pieces and once joined.
+pub(crate) async fn read_body_within(
+    timeout: Duration,
+    body: Body,
+    limit: u64,
+    what: &str,
+) -> AppResult<Bytes> {
+    let capacity = body.size_hint().exact().unwrap_or(0).min(limit);
+    let mut limited = http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
+    let read_all = async move {
+        let mut buf = bytes::BytesMut::with_capacity(capacity as usize);
+        while let Some(frame) = limited.frame().await {
+            if let Ok(data) = frame?.into_data() {
+                buf.extend_from_slice(&data);
+            }
         }
-        let n = CHUNK.min(end - pos) as usize;
-        let reader = file.clone();
-        let read = tokio::task::spawn_blocking(move || {
-            let mut buf = vec![0u8; n];
-            reader.read_exact_at(&mut buf, pos).map(|()| Bytes::from(buf))
-        })
-        .await
-        .unwrap_or_else(|e| Err(io::Error::other(e)));
-        let next = if read.is_ok() { pos + n as u64 } else { end };
-        Some((read, (file, next, end)))
-    });
-    Body::from_stream(holding(stream, hold))
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(buf.freeze())
+    };
+    let Ok(collected) = tokio::time::timeout(timeout, read_all).await else {
+        return Err(AppError::new(
+            ErrorKind::BodyTimeout,
+            format!("{what} did not arrive within {} s", timeout.as_secs_f64()),
+        ));
+    };
+    match collected {
+        Ok(bytes) => Ok(bytes),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(AppError::new(ErrorKind::BodyTooLarge, format!("{what} may be at most {limit} bytes")))
+        }
+        Err(e) => Err(AppError::new(ErrorKind::BadBody, format!("reading {what} failed: {e}"))),
+    }
 }

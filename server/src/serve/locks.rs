@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use futures_util::Stream;
 use tokio::sync::{OwnedMutexGuard, OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock};
 
 use crate::fs::RelPath;
@@ -53,12 +52,4 @@ impl PathLocks {
         let runtime = tokio::runtime::Handle::try_current().ok()?;
         runtime.block_on(tokio::time::timeout(wait, lock.write_owned())).ok()
     }
-}
-
-/// `stream`, keeping `hold` until it ends or is dropped.
-pub(crate) fn holding<S: Stream>(stream: S, hold: ReadHold) -> impl Stream<Item = S::Item> {
-    futures_util::StreamExt::map(stream, move |item| {
-        let _ = &hold;
-        item
-    })
 }

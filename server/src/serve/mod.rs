@@ -15,6 +15,7 @@ mod faults;
 mod hooks;
 mod locks;
 mod memory;
+mod reads;
 mod run;
 mod sigcache;
 mod signer;

@@ -36,7 +36,6 @@ pub(crate) struct Signer {
 /// The digests of one file's signature, in block order.
 #[derive(Debug)]
 pub(crate) struct DigestStream {
-    header: SignatureHeader,
     version: FileVersion,
     /// Digests delivered so far (all of them, for a cached signature).
     signature: Arc<Signature>,
@@ -130,7 +129,7 @@ impl Signer {
         let key = CacheKey { version, algorithm, block_size };
         if let Some(signature) = self.cache.get(&key) {
             self.stats.signature_cache_hit();
-            return Ok(DigestStream { header, version, signature, sent: 0, live: None });
+            return Ok(DigestStream { version, signature, sent: 0, live: None });
         }
         let permit = self.slot().await?;
         self.stats.signature_computed();
@@ -140,7 +139,6 @@ impl Signer {
         let mut signature = Signature::new(header);
         signature.reserve_digests();
         Ok(DigestStream {
-            header,
             version,
             signature: Arc::new(signature),
             sent: 0,
@@ -150,11 +148,6 @@ impl Signer {
 }
 
 impl DigestStream {
-    /// What is being signed.
-    pub(crate) fn header(&self) -> SignatureHeader {
-        self.header
-    }
-
     /// The file version being signed (its ETag).
     pub(crate) fn version(&self) -> FileVersion {
         self.version

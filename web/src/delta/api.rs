@@ -20,6 +20,8 @@ pub(crate) struct DeltaSession {
     /// Literal bytes per data request: the server's `data_batch` (a
     /// server over a bucket asks for 8 MiB), else `LITERAL_BATCH`.
     pub(crate) data_batch: u32,
+    /// Whether the server reads LZ4 frames.
+    pub(crate) lz4: bool,
 }
 
 /// What `GET /api/v2/uploads/{id}` says of a session.
@@ -30,6 +32,15 @@ pub(crate) struct DeltaStatus {
     pub(crate) phase: String,
     /// The literal ranges not received yet.
     pub(crate) missing: Vec<Range<u64>>,
+    /// Whether the server reads LZ4 frames.
+    pub(crate) lz4: bool,
+}
+
+/// Whether a session's status names `lz4` among its `codecs` (a server
+/// that predates them reads raw frames).
+fn reads_lz4(status: &JsValue) -> bool {
+    let codecs = get(status, "codecs");
+    Array::is_array(&codecs) && Array::from(&codecs).includes(&"lz4".into(), 0)
 }
 
 fn bad(what: &str) -> WebError {
@@ -103,7 +114,8 @@ impl Api {
             get(&created, "data_batch").as_f64().map_or(diffcopy_core::delta::LITERAL_BATCH, |n| {
                 n.clamp(f64::from(64u32 << 10), f64::from(32u32 << 20)) as u32
             });
-        Ok(DeltaSession { id, params: DeltaParams { file_size: size, seed, levels }, data_batch })
+        let lz4 = reads_lz4(&get(&created, "status"));
+        Ok(DeltaSession { id, params: DeltaParams { file_size: size, seed, levels }, data_batch, lz4 })
     }
 
     /// `POST /api/v2/uploads/{id}/hashes`: one round of the search.
@@ -146,7 +158,7 @@ impl Api {
         let size = get(&body, "size").as_f64().ok_or_else(|| bad("size"))? as u64;
         let phase = get(&body, "phase").as_string().ok_or_else(|| bad("phase"))?;
         let missing = ranges(&get(&body, "missing"), "missing")?;
-        Ok(Some(DeltaStatus { size, phase, missing }))
+        Ok(Some(DeltaStatus { size, phase, missing, lz4: reads_lz4(&body) }))
     }
 
     /// `POST /api/v2/uploads/{id}/commit`: the server's JSON answer.

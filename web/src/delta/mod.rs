@@ -72,7 +72,8 @@ pub(crate) async fn upload(upload: &Upload, file: &Blob) -> Result<Option<JsValu
         match upload.api.delta_status(&id).await? {
             Some(status) if status.phase == "receiving" && status.size == size => {
                 let mut sent = Sent::default();
-                send_literal(upload, file, &id, &status.missing, LITERAL_BATCH, &mut sent).await?;
+                send_literal(upload, file, (&id, LITERAL_BATCH, status.lz4), &status.missing, &mut sent)
+                    .await?;
                 return commit(upload, file, &id, Some(key), sent, started).await.map(Some);
             }
             _ => resume::forget(key),
@@ -113,7 +114,7 @@ async fn upload_once(
     if let Some(key) = key {
         resume::store(key, &session.id);
     }
-    send_literal(upload, file, &session.id, &literal, session.data_batch, &mut sent).await?;
+    send_literal(upload, file, (&session.id, session.data_batch, session.lz4), &literal, &mut sent).await?;
     commit(upload, file, &session.id, key, sent, started).await.map(Some)
 }
 
@@ -154,13 +155,14 @@ async fn search(
     Ok(literal)
 }
 
-/// Sends `ranges` of `file` as literal frames, `concurrency` requests at a time.
+/// Sends `ranges` of `file` as literal frames to session `id`, `batch`
+/// literal bytes a request (LZ4 frames where smaller if `lz4`),
+/// `concurrency` requests at a time.
 async fn send_literal(
     upload: &Upload,
     file: &Blob,
-    id: &str,
+    (id, batch, lz4): (&str, u32, bool),
     ranges: &[Range<u64>],
-    batch: u32,
     sent: &mut Sent,
 ) -> Result<(), WebError> {
     let total: u64 = ranges.iter().map(|r| r.end - r.start).sum();
@@ -174,7 +176,7 @@ async fn send_literal(
                 let mut body = FRAMES_HEADER.to_vec();
                 let mut bytes = 0;
                 while let Some((range, data)) = reader.next().await? {
-                    frames::push_frame(&mut body, range.start, &data);
+                    frames::push_frame(&mut body, range.start, &data, lz4);
                     bytes += range.end - range.start;
                 }
                 with_retries(upload.signal.as_ref(), || upload.api.delta_data(id, &body)).await?;

@@ -1,10 +1,12 @@
-//! The HTTP routes: API v1, protocol v2, pdiffcopy's endpoints and the page.
+//! The HTTP routes of a server over a directory: API v1 and protocol v2
+//! uploads, pdiffcopy's writes, the read side (`serve/reads/`, over
+//! `reads.rs`) and the page.
 
 pub(crate) mod compat;
 pub(crate) mod cors;
 pub(crate) mod delta;
 pub(crate) mod files;
-pub(crate) mod signatures;
+mod reads;
 pub(crate) mod uploads;
 
 use std::sync::Arc;
@@ -26,11 +28,9 @@ pub(super) async fn blocking<T: Send + 'static>(
 
 /// The whole application as a router, for `run` or for oneshot tests.
 pub fn app(state: Arc<AppState>) -> Router {
-    let api = Router::new()
+    let api = crate::serve::reads::routes(Router::new())
         .route("/api/v1/health", get(files::health))
         .route("/api/v1/stats", get(files::stats))
-        .route("/api/v1/files/{*path}", get(files::get_file))
-        .route("/api/v1/signatures/{*path}", get(signatures::get_signature))
         .route("/api/v1/uploads", post(uploads::create))
         .route("/api/v1/uploads/{id}", get(uploads::status).delete(uploads::abort))
         .route("/api/v1/uploads/{id}/blocks/{index}", put(uploads::put_block))
@@ -40,12 +40,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/api/v2/uploads/{id}/hashes", post(delta::hashes))
         .route("/api/v2/uploads/{id}/data", post(delta::data))
         .route("/api/v2/uploads/{id}/commit", post(delta::commit))
-        .route("/api/v2/signatures/{*path}", get(delta::signature))
-        .route("/api/v2/hashes/{*path}", post(delta::piece_hashes))
-        .route("/api/v2/data/{*path}", post(delta::literal_data))
-        .route("/info", get(compat::info))
-        .route("/hashes", get(compat::hashes))
-        .route("/blocks", get(compat::read_block).post(compat::write_block))
+        .route("/blocks", post(compat::write_block))
         .route("/resize", post(compat::resize))
         // Block bodies are checked against their own limits in the handlers.
         .layer(DefaultBodyLimit::disable())

@@ -1,19 +1,17 @@
 //! Upload sessions over HTTP.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::body::HttpBody as _;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
-use http_body_util::BodyExt;
 use serde_json::json;
 
 use super::blocking;
 use crate::serve::access::Access;
+use crate::serve::body::read_body_within;
 use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::hooks::commit_and_report;
 use crate::serve::memory;
@@ -78,41 +76,6 @@ pub(crate) async fn read_body_limited(
     what: &str,
 ) -> AppResult<Bytes> {
     read_body_within(state.config.body_timeout, body, limit, what).await
-}
-
-/// A request body of at most `limit` bytes that arrives within `timeout`:
-/// 413 if longer, 408 if slower. Read into one buffer of the announced
-/// length, so a large body is held once, not once in pieces and once joined.
-pub(crate) async fn read_body_within(
-    timeout: Duration,
-    body: Body,
-    limit: u64,
-    what: &str,
-) -> AppResult<Bytes> {
-    let capacity = body.size_hint().exact().unwrap_or(0).min(limit);
-    let mut limited = http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
-    let read_all = async move {
-        let mut buf = bytes::BytesMut::with_capacity(capacity as usize);
-        while let Some(frame) = limited.frame().await {
-            if let Ok(data) = frame?.into_data() {
-                buf.extend_from_slice(&data);
-            }
-        }
-        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(buf.freeze())
-    };
-    let Ok(collected) = tokio::time::timeout(timeout, read_all).await else {
-        return Err(AppError::new(
-            ErrorKind::BodyTimeout,
-            format!("{what} did not arrive within {} s", timeout.as_secs_f64()),
-        ));
-    };
-    match collected {
-        Ok(bytes) => Ok(bytes),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(AppError::new(ErrorKind::BodyTooLarge, format!("{what} may be at most {limit} bytes")))
-        }
-        Err(e) => Err(AppError::new(ErrorKind::BadBody, format!("reading {what} failed: {e}"))),
-    }
 }
 
 /// `PUT /api/v1/uploads/{id}/blocks/{index}`.

@@ -8,18 +8,18 @@
 //! * `parts.rs` and `commit.rs`: a new version built inside the store,
 //!   unchanged ranges copied (`UploadPartCopy`);
 //! * `reader.rs`: a version read by offset, for the search and hashing;
-//! * `routes.rs`: the HTTP routes, `compat.rs` the reading side of API v1
-//!   and pdiffcopy's endpoints; `sweep.rs`: removing superseded
+//! * `reads.rs`: what the read side (`serve/reads/`) reads a version with;
+//! * `routes.rs`: the HTTP routes; `sweep.rs`: removing superseded
 //!   versions and abandoned uploads.
 
 mod cache;
 mod commit;
-mod compat;
 mod head;
 mod keys;
 mod outbox;
 mod parts;
 mod reader;
+mod reads;
 mod routes;
 mod session;
 mod sweep;

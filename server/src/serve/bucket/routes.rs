@@ -1,45 +1,31 @@
 //! The HTTP routes of a server over a bucket: the page, health and stats,
-//! files with ranges, protocol v2 uploads and downloads, and the reading
-//! side of API v1 and pdiffcopy's endpoints (`compat.rs`). API v1 uploads
-//! and pdiffcopy's writes answer 501: their blocks-in-place model has no
-//! object-store form worth having (docs/s3.md).
+//! protocol v2 uploads, and the read side (`serve/reads/`, over
+//! `bucket/reads.rs`). API v1 uploads and pdiffcopy's writes answer 501:
+//! their blocks-in-place model has no object-store form worth having
+//! (docs/s3.md).
 
-use std::ops::Range;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Extension, Json};
-use diffcopy_core::delta::{
-    BlockHash, BlockHashes, BlockHashesBuilder, FRAMES_HEADER, MAX_FRAME, Need, PieceHashes,
-};
-use futures_util::StreamExt as _;
 use serde_json::json;
 
-use super::head::Current;
-use super::reader::{ObjectReader, hash_blocks, read_range};
-use super::session::{store_error, store_read_error};
-use super::{BucketState, compat};
-use crate::frames::push_frame;
-use crate::fs::RelPath;
-use crate::limits::{DEFAULT_BLOCK_SIZE, check_block_size};
+use super::BucketState;
 use crate::serve::access::{Access, authorize};
 use crate::serve::api::cors::cors;
-use crate::serve::api::delta::{
-    BlockQuery, DOWNLOAD_FRAME, MAX_DATA_BODY, PieceQuery, binary, finer_need, if_match, params_of,
-};
-use crate::serve::api::files::{file_response, no_route, requested_range};
-use crate::serve::api::uploads::read_body_within;
-use crate::serve::commit::target_changed;
+use crate::serve::api::delta::MAX_DATA_BODY;
+use crate::serve::api::files::no_route;
+use crate::serve::body::read_body_within;
 use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::hooks::commit_and_report;
 use crate::serve::memory;
-use crate::serve::v2::{Created, NewDelta};
+use crate::serve::reads;
+use crate::serve::v2::{Created, NewDelta, binary};
 
 type Shared = State<Arc<BucketState>>;
 
@@ -50,11 +36,9 @@ const DATA_BATCH: u64 = 6 << 20;
 
 /// The whole application over a bucket, for `run_bucket` or oneshot tests.
 pub fn bucket_app(state: Arc<BucketState>) -> Router {
-    let api = Router::new()
+    let api = reads::routes(Router::new())
         .route("/api/v1/health", get(health))
         .route("/api/v1/stats", get(stats))
-        .route("/api/v1/files/{*path}", get(get_file))
-        .route("/api/v1/signatures/{*path}", get(compat::signature))
         .route("/api/v1/uploads", any(not_supported))
         .route("/api/v1/uploads/{*rest}", any(not_supported))
         .route("/api/v2/uploads", post(create))
@@ -62,12 +46,7 @@ pub fn bucket_app(state: Arc<BucketState>) -> Router {
         .route("/api/v2/uploads/{id}/hashes", post(hashes))
         .route("/api/v2/uploads/{id}/data", post(data))
         .route("/api/v2/uploads/{id}/commit", post(commit))
-        .route("/api/v2/signatures/{*path}", get(signature))
-        .route("/api/v2/hashes/{*path}", post(piece_hashes))
-        .route("/api/v2/data/{*path}", post(literal_data))
-        .route("/info", get(compat::info))
-        .route("/hashes", get(compat::hashes))
-        .route("/blocks", get(compat::read_block).post(not_supported))
+        .route("/blocks", post(not_supported))
         .route("/resize", any(not_supported))
         .layer(DefaultBodyLimit::disable())
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), authorize::<BucketState>));
@@ -93,58 +72,6 @@ async fn health() -> impl IntoResponse {
 /// `GET /api/v1/stats`.
 async fn stats(State(state): Shared) -> impl IntoResponse {
     Json(state.stats())
-}
-
-/// The current version of `path`, or 404.
-async fn current(state: &BucketState, path: &RelPath) -> AppResult<Current> {
-    state
-        .store
-        .current(path.as_str())
-        .await
-        .map_err(|e| store_error("reading a pointer", e))?
-        .ok_or_else(|| AppError::not_found(path))
-}
-
-/// `GET`/`HEAD /api/v1/files/{path}` with an optional single `Range`.
-async fn get_file(
-    State(state): Shared,
-    Path(path): Path<String>,
-    method: Method,
-    headers: HeaderMap,
-) -> AppResult<Response> {
-    let path = RelPath::parse(&path)?;
-    let head = current(&state, &path).await?.head;
-    let (status, start, len) = requested_range(&headers, head.size)?;
-    let body = if method == Method::HEAD || len == 0 {
-        Body::empty()
-    } else {
-        let key = state.store.keys.version(&head.version);
-        let spec = format!("bytes={start}-{}", start + len - 1);
-        let response = state
-            .store
-            .bucket
-            .get_response(&key, Some(&spec))
-            .await
-            .map_err(|e| store_error("reading a version", e))?
-            .ok_or_else(|| AppError::not_found(&path))?;
-        let bucket = state.store.bucket.clone();
-        let chunks = futures_util::stream::unfold(Some(response), move |response| {
-            let bucket = bucket.clone();
-            async move {
-                let mut response = response?;
-                match response.chunk().await {
-                    Ok(Some(bytes)) => {
-                        bucket.count_downloaded(bytes.len() as u64);
-                        Some((Ok(bytes), Some(response)))
-                    }
-                    Ok(None) => None,
-                    Err(e) => Some((Err(std::io::Error::other(e)), None)),
-                }
-            }
-        });
-        Body::from_stream(chunks)
-    };
-    Ok(file_response(status, body, start, len, head.size, &head.etag()))
 }
 
 /// `POST /api/v2/uploads`.
@@ -229,128 +156,4 @@ async fn abort(State(state): Shared, Path(id): Path<String>) -> AppResult<Status
     let mut live = live.lock().await;
     state.store.end(&mut live).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// `GET /api/v2/signatures/{path}`: the block hashes stored beside the
-/// version when their block size is the one asked for, else computed.
-async fn signature(
-    State(state): Shared,
-    Path(path): Path<String>,
-    query: Result<Query<BlockQuery>, QueryRejection>,
-) -> AppResult<Response> {
-    let Query(query) = query?;
-    let path = RelPath::parse(&path)?;
-    let block_size = query.block_size.unwrap_or(DEFAULT_BLOCK_SIZE);
-    check_block_size(block_size)?;
-    let head = current(&state, &path).await?.head;
-    let store = &state.store;
-    let stored = store
-        .bucket
-        .get(&store.keys.hashes(&head.version), None)
-        .await
-        .map_err(|e| store_error("reading block hashes", e))?;
-    let fits = |b: &Bytes| {
-        BlockHashes::decode(b)
-            .is_ok_and(|h| h.params().levels.block_size() == block_size && h.params().file_size == head.size)
-    };
-    let hashes = match stored {
-        Some(bytes) if fits(&bytes) => bytes,
-        _ => {
-            let params = params_of(head.size, Some(block_size), crate::random::random_seed()?)?;
-            let key = store.keys.version(&head.version);
-            let seed = params.seed;
-            let mut stretches = hash_blocks(store.bucket.clone(), key, head.size, block_size, move |b| {
-                BlockHash::of(seed, b)
-            });
-            let mut builder = BlockHashesBuilder::new(params);
-            while let Some(stretch) = stretches.next().await {
-                for hash in stretch.map_err(|e| store_error("reading a version", e))? {
-                    builder.push(hash);
-                }
-            }
-            let hashes = builder.finish().map_err(|e| AppError::internal("hashing a version", e))?;
-            Bytes::from(hashes.encode())
-        }
-    };
-    let mut response = binary(hashes);
-    if let Ok(etag) = HeaderValue::from_str(&head.etag()) {
-        response.headers_mut().insert(header::ETAG, etag);
-    }
-    Ok(response)
-}
-
-/// The current version of `path`, which must be the one `If-Match` names.
-async fn version_matching(
-    state: &BucketState,
-    path: &RelPath,
-    headers: &HeaderMap,
-) -> AppResult<super::head::Head> {
-    let wanted = if_match(headers)?;
-    let head = current(state, path).await?.head;
-    if head.etag() != wanted {
-        return Err(target_changed(path));
-    }
-    Ok(head)
-}
-
-/// `POST /api/v2/hashes/{path}`: piece hashes of the ranges a need refines.
-async fn piece_hashes(
-    State(state): Shared,
-    Path(path): Path<String>,
-    query: Result<Query<PieceQuery>, QueryRejection>,
-    headers: HeaderMap,
-    body: Body,
-) -> AppResult<Response> {
-    let Query(query) = query?;
-    let path = RelPath::parse(&path)?;
-    let seed = query.seed()?;
-    let head = version_matching(&state, &path, &headers).await?;
-    let params = params_of(head.size, query.block_size, seed)?;
-    let body = read_body_within(state.config.body_timeout, body, 16 << 20, "a need").await?;
-    let need = finer_need(&body, &params)?;
-    let mut reader =
-        ObjectReader::new(state.store.bucket.clone(), state.store.keys.version(&head.version), head.size);
-    let hashes = tokio::task::spawn_blocking(move || {
-        PieceHashes::compute(&params, need.level, &need.refine, &mut reader)
-            .map_err(|e| store_read_error("reading a version", e))
-    })
-    .await
-    .map_err(|e| AppError::internal("hashing pieces", e))??;
-    Ok(binary(hashes.encode()))
-}
-
-/// `POST /api/v2/data/{path}`: the literal ranges a need names, in frames.
-async fn literal_data(
-    State(state): Shared,
-    Path(path): Path<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> AppResult<Response> {
-    let path = RelPath::parse(&path)?;
-    let head = version_matching(&state, &path, &headers).await?;
-    let body = read_body_within(state.config.body_timeout, body, 16 << 20, "a need").await?;
-    let need = Need::decode(&body, head.size)
-        .map_err(|e| AppError::new(ErrorKind::BadDeltaMessage, e.to_string()))?;
-    let pieces: Vec<Range<u64>> = need
-        .literal
-        .iter()
-        .flat_map(|r| {
-            diffcopy_core::delta::pieces(r.clone(), DOWNLOAD_FRAME.min(u64::from(MAX_FRAME)) as u32)
-        })
-        .collect();
-    let (bucket, key, stats) =
-        (state.store.bucket.clone(), state.store.keys.version(&head.version), state.stats.clone());
-    let head_frame =
-        futures_util::stream::once(async { Ok::<_, std::io::Error>(Bytes::from_static(&FRAMES_HEADER)) });
-    let frames = futures_util::stream::iter(pieces).then(move |range| {
-        let (bucket, key, stats) = (bucket.clone(), key.clone(), stats.clone());
-        async move {
-            let bytes = read_range(&bucket, &key, range.clone()).await.map_err(std::io::Error::other)?;
-            let mut frame = Vec::with_capacity(bytes.len() + 17);
-            push_frame(&mut frame, range.start, &bytes);
-            stats.literal_sent(frame.len() as u64);
-            Ok::<_, std::io::Error>(Bytes::from(frame))
-        }
-    });
-    Ok(binary(Body::from_stream(head_frame.chain(frames))))
 }

@@ -7,10 +7,12 @@
 
 mod ranges;
 
-use crate::serve::hooks::{Committed, Reported};
 use std::borrow::Cow;
 use std::ops::Range;
 
+use axum::body::Body;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use diffcopy_core::BlockLayout;
 use diffcopy_core::delta::{
     BlockHashes, DeltaError, DeltaParams, FileHasher, Levels, MatchError, Matcher, Need, PieceHashes, Plan,
@@ -24,6 +26,15 @@ use crate::frames::frame_bytes;
 use crate::fs::RelPath;
 use crate::limits::{DEFAULT_BLOCK_SIZE, check_block_count, check_block_size};
 use crate::serve::error::{AppError, AppResult, ErrorKind};
+use crate::serve::hooks::{Committed, Reported};
+
+/// The media type of protocol v2's binary messages.
+pub(crate) const DELTA_TYPE: &str = "application/vnd.diffcopy.delta";
+
+/// A protocol v2 binary message as a response.
+pub(crate) fn binary(bytes: impl Into<Body>) -> Response {
+    ([(header::CONTENT_TYPE, HeaderValue::from_static(DELTA_TYPE))], bytes.into()).into_response()
+}
 
 /// What a client asks for when it opens a protocol v2 upload.
 #[derive(Debug, serde::Deserialize)]
@@ -83,6 +94,9 @@ pub(crate) struct Created {
     pub(crate) status: DeltaStatus,
 }
 
+/// What [`DeltaStatus::codecs`] says: every codec `frames::frame_bytes` reads.
+const CODECS: &[&str] = &["zstd", "lz4"];
+
 /// What `GET /api/v2/uploads/{id}` answers.
 #[derive(Debug, Serialize)]
 pub(crate) struct DeltaStatus {
@@ -97,6 +111,9 @@ pub(crate) struct DeltaStatus {
     pub(crate) literal_bytes: Option<u64>,
     /// Literal ranges still missing, `[start, end)`.
     pub(crate) missing: Vec<[u64; 2]>,
+    /// The compressed frames the server reads besides raw ones (in the
+    /// status, so that a client resuming a session knows them too).
+    pub(crate) codecs: &'static [&'static str],
 }
 
 /// Where an upload is, for its status.
@@ -120,7 +137,16 @@ impl DeltaStatus {
             Progress::Committing { plan } => ("committing", None, Some(plan.literal_bytes()), Vec::new()),
         };
         let missing = missing.into_iter().map(|r| [r.start, r.end]).collect();
-        Self { id: id.to_owned(), path: path.to_owned(), size, phase, level, literal_bytes, missing }
+        Self {
+            id: id.to_owned(),
+            path: path.to_owned(),
+            size,
+            phase,
+            level,
+            literal_bytes,
+            missing,
+            codecs: CODECS,
+        }
     }
 }
 
