@@ -113,6 +113,101 @@ on_every_store! {
     }
 }
 
+on_every_store! {
+    /// The read side answers alike over both stores, at edge sizes: files
+    /// whole, by range and by HEAD; API v1's signature and pdiffcopy's
+    /// `/info`, `/hashes` and `/blocks` equal to digests computed here;
+    /// protocol v2's signature under the file's ETag; and the same errors
+    /// for a missing file, a range outside, a block too large and a
+    /// download request without or with a stale `If-Match`.
+    fn the_read_side_answers_alike(store: Store) {
+        use diffcopy_core::{HashAlgorithm, SignatureHeader, hash_block};
+        const BLOCK: usize = 4096;
+        let deployment = Deployment::start(store, "reads", 1, &[]);
+        let (work, server) = (deployment.work(), deployment.url());
+        let state = work.join("state");
+        let error_of = |reply: reqwest::blocking::Response| -> (u16, String) {
+            let status = reply.status().as_u16();
+            let body: Value = reply.json().unwrap_or(Value::Null);
+            (status, body["error"].as_str().unwrap_or("").to_owned())
+        };
+        for size in [0, 1, BLOCK - 1, BLOCK, BLOCK + 1, (1 << 20) + 1] {
+            let content = data(size, size as u64 + 7);
+            let source = work.join(format!("{size}.src"));
+            write(&source, &content);
+            let path = format!("r/{size}.bin");
+            Client::new(&state).arg(&source).arg(format!("{server}/{path}")).ok_json();
+            let what = format!("{store:?}, {size} bytes");
+
+            let reply = http().get(format!("{server}/api/v1/files/{path}")).send().unwrap();
+            assert_eq!(reply.status(), 200, "{what}");
+            let etag = reply.headers()["etag"].to_str().unwrap().to_owned();
+            assert_eq!(reply.headers()["accept-ranges"], "bytes", "{what}");
+            assert!(reply.bytes().unwrap() == content, "{what}: the file");
+            let head = http().head(format!("{server}/api/v1/files/{path}")).send().unwrap();
+            assert_eq!(head.status(), 200, "{what}");
+            assert_eq!(head.headers()["content-length"], size.to_string().as_str(), "{what}: HEAD");
+            assert_eq!(head.headers()["etag"], etag.as_str(), "{what}: HEAD");
+            if size >= 3 {
+                let part = http().get(format!("{server}/api/v1/files/{path}")).header("Range", "bytes=1-2").send().unwrap();
+                assert_eq!(part.status(), 206, "{what}");
+                assert_eq!(part.headers()["content-range"], format!("bytes 1-2/{size}").as_str(), "{what}");
+                assert!(part.bytes().unwrap()[..] == content[1..3], "{what}: a range");
+            }
+            let outside = http().get(format!("{server}/api/v1/files/{path}")).header("Range", format!("bytes={size}-")).send().unwrap();
+            assert_eq!(error_of(outside), (416, "bad_range".to_owned()), "{what}");
+
+            let header = SignatureHeader::new(HashAlgorithm::Sha1, BLOCK as u32, size as u64).unwrap();
+            let digests: Vec<_> = content.chunks(BLOCK).map(|b| hash_block(HashAlgorithm::Sha1, b)).collect();
+            let mut signature = header.encode().to_vec();
+            for digest in &digests {
+                signature.extend_from_slice(digest.as_bytes());
+            }
+            let reply = http().get(format!("{server}/api/v1/signatures/{path}?block_size={BLOCK}&hash=sha1")).send().unwrap();
+            assert_eq!(reply.status(), 200, "{what}");
+            assert_eq!(reply.headers()["etag"], etag.as_str(), "{what}: the signature's ETag");
+            assert!(reply.bytes().unwrap()[..] == signature[..], "{what}: API v1's signature");
+
+            let info: Value = http().get(format!("{server}/info?filename=/{path}")).send().unwrap().json().unwrap();
+            assert_eq!(info, json!({ "size": size }), "{what}");
+            let lines = http().get(format!("{server}/hashes?filename=/{path}&block_size={BLOCK}")).send().unwrap().text().unwrap();
+            let expected: String = digests
+                .iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    let hex: String = d.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
+                    format!("{}\t{hex}\n", i * BLOCK)
+                })
+                .collect();
+            assert_eq!(lines, expected, "{what}: pdiffcopy's /hashes");
+            let block = http().get(format!("{server}/blocks?filename=/{path}&offset={}&size=2", BLOCK - 1)).send().unwrap();
+            assert_eq!(block.status(), 200, "{what}");
+            let (from, to) = ((BLOCK - 1).min(size), (BLOCK + 1).min(size));
+            assert!(block.bytes().unwrap()[..] == content[from..to], "{what}: pdiffcopy's /blocks");
+
+            let reply = http().get(format!("{server}/api/v2/signatures/{path}")).send().unwrap();
+            assert_eq!(reply.status(), 200, "{what}");
+            assert_eq!(reply.headers()["etag"], etag.as_str(), "{what}: protocol v2's signature");
+            let hashes = diffcopy_core::delta::BlockHashes::decode(&reply.bytes().unwrap()).expect("block hashes");
+            assert_eq!(hashes.params().file_size, size as u64, "{what}");
+            let need = diffcopy_core::delta::Need { level: 0, refine: Vec::new(), literal: Vec::new() }.encode();
+            let no_if_match = http().post(format!("{server}/api/v2/data/{path}")).body(need.clone()).send().unwrap();
+            assert_eq!(error_of(no_if_match), (400, "missing_if_match".to_owned()), "{what}");
+            let stale = http().post(format!("{server}/api/v2/data/{path}")).header("If-Match", "\"0\"").body(need).send().unwrap();
+            assert_eq!(error_of(stale), (412, "target_changed".to_owned()), "{what}");
+        }
+        for route in ["/api/v1/files/r/none", "/api/v1/signatures/r/none", "/api/v2/signatures/r/none", "/hashes?filename=/r/none", "/blocks?filename=/r/none&offset=0"] {
+            let reply = http().get(format!("{server}{route}")).send().unwrap();
+            assert_eq!(error_of(reply), (404, "not_found".to_owned()), "{store:?}: {route}");
+        }
+        let info = http().get(format!("{server}/info?filename=/r/none")).send().unwrap();
+        assert_eq!(info.status(), 404, "{store:?}: pdiffcopy's /info");
+        assert!(info.bytes().unwrap().is_empty(), "{store:?}: pdiffcopy's /info answers 404 with an empty body");
+        let huge = http().get(format!("{server}/blocks?filename=/r/1.bin&offset=0&size={}", (64 << 20) + 1)).send().unwrap();
+        assert_eq!(error_of(huge), (413, "block_too_large".to_owned()), "{store:?}");
+    }
+}
+
 /// `--max-uploads` counts the sessions of both protocols, whichever opens
 /// first (the directory store; a bucket has no API v1 uploads and keeps no
 /// sessions in memory to count).
