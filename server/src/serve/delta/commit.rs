@@ -11,11 +11,11 @@ use diffcopy_core::delta::Source;
 
 use super::session::{DeltaUpload, ToCommit};
 use crate::serve::commit::{
-    Base, Commit, Committer, Copy, Expect, NewVersion, Staged, check_unchanged, copy_in, install,
-    read_assembled,
+    Base, Commit, Committer, Copy, Expect, NewVersion, check_unchanged, copy_in, install, read_assembled,
 };
 use crate::serve::error::{AppError, AppResult};
 use crate::serve::faults::{FaultHook, FaultPoint};
+use crate::serve::sessions::Session as _;
 use crate::serve::v2::{DeltaOutcome, mismatch, rebuilt_hash};
 
 /// Checks and commits `upload` as `job.plan` says (blocking I/O).
@@ -26,8 +26,7 @@ pub(super) fn commit(upload: &DeltaUpload, job: &ToCommit, ctx: &Committer) -> A
     let base_etag = upload.base.as_ref().map(|b| b.version.etag());
     // The target must still be what the search read: that version, or absent.
     let expect = base_etag.as_deref().map_or(Expect::Absent, Expect::Etag);
-    let staged =
-        Staged { path: &upload.path, dir: &upload.dir, name: &upload.staging_name, file: &upload.staging };
+    let staged = upload.staging.staged(&upload.path);
     let layout = BlockLayout::new(params.file_size, params.levels.block_size())
         .map_err(|e| AppError::internal("the upload's block layout", e))?;
     let outcome = |etag: String, commit: &'static str| DeltaOutcome::new(&upload.path, plan, etag, commit);

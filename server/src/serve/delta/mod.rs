@@ -17,21 +17,20 @@ mod commit;
 mod journal;
 mod session;
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use diffcopy_core::delta::{DeltaParams, Levels, Matcher, Need, Plan};
-use tokio::sync::Notify;
 
 use journal::{DeltaJournal, Recovered};
 pub(crate) use session::DeltaUpload;
-use session::{Phase, State, lock};
+use session::{Phase, State};
 
-use crate::fs::{FileVersion, FsError, RESERVED_PREFIX, RelPath, Root};
+use crate::fs::{FileVersion, FsError, RelPath, Root};
 use crate::serve::commit::{Commits, target_changed};
 use crate::serve::config::ServerConfig;
 use crate::serve::error::{AppError, AppResult, ErrorKind};
+use crate::serve::sessions::{Session as _, SessionTable, Staging, Writes};
 use crate::serve::v2::{DeltaOutcome, NewDelta, RangeSet, Work};
 pub(crate) use base::BaseFile;
 
@@ -39,11 +38,7 @@ pub(crate) use base::BaseFile;
 #[derive(Debug)]
 pub(crate) struct DeltaStore {
     journal: DeltaJournal,
-    sessions: Mutex<HashMap<String, Arc<DeltaUpload>>>,
-}
-
-fn staging_name(id: &str) -> String {
-    format!("{RESERVED_PREFIX}{id}.part")
+    sessions: SessionTable<DeltaUpload>,
 }
 
 /// The target as it is now, opened, or `None` when it does not exist.
@@ -62,14 +57,14 @@ impl DeltaStore {
     /// Opens the journal below `root` and resumes the sessions a previous
     /// run left in their data phase, removing those idle for longer than `ttl`.
     pub(crate) fn open(root: &Root, ttl: Duration) -> Result<Self, FsError> {
-        let store = Self { journal: DeltaJournal::open(root)?, sessions: Mutex::default() };
+        let store = Self { journal: DeltaJournal::open(root)?, sessions: SessionTable::default() };
         for found in store.journal.load() {
             let id = found.record.id.clone();
             let idle = found.modified.elapsed().unwrap_or_default();
             match store.restore(root, found) {
                 Some(upload) if idle <= ttl => {
                     tracing::info!(id = %id, path = %upload.path, "v2 upload resumed from the journal");
-                    lock(&store.sessions).insert(id, upload);
+                    store.sessions.insert(id, upload);
                 }
                 Some(upload) => {
                     upload.discard();
@@ -94,9 +89,7 @@ impl DeltaStore {
             return None;
         }
         let plan = Plan::decode(&found.plan, base.as_ref().map_or(0, BaseFile::len)).ok()?;
-        let dir = root.parent_dir(&path, false).ok()?;
-        let staging_name = staging_name(&record.id);
-        let staging = dir.open_existing(&staging_name).ok()?;
+        let staging = Staging::reopen(root.parent_dir(&path, false).ok()?, &record.id)?;
         let log = self.journal.reopen_data(&record.id).ok()?;
         let received = RangeSet::from_ranges(found.received.iter().cloned());
         Some(Arc::new(DeltaUpload {
@@ -106,8 +99,6 @@ impl DeltaStore {
             params,
             base: base.map(Arc::new),
             base_etag: record.base_etag,
-            dir,
-            staging_name,
             staging,
             writing: Mutex::new(()),
             aligned: None,
@@ -115,12 +106,11 @@ impl DeltaStore {
                 phase: Phase::Receiving { plan: Arc::new(plan), received },
                 last_seen: Instant::now(),
                 file_hash: Some(file_hash),
-                writes_in_flight: 0,
                 log: Some((log, 16 * found.received.len() as u64)),
                 searched: Work::default(),
                 known: Arc::new(Vec::new()),
             }),
-            writes_done: Notify::new(),
+            writes: Writes::default(),
         }))
     }
 
@@ -146,12 +136,7 @@ impl DeltaStore {
         let id = crate::random::random_hex(16).map_err(|e| AppError::internal("making a session id", e))?;
         let seed = crate::random::random_seed()?;
         let params = DeltaParams { file_size: request.size, seed, levels };
-        let staging_name = staging_name(&id);
-        let staging = dir.create_new(&staging_name).map_err(|e| AppError::from_fs(e, &path))?;
-        if let Err(e) = staging.set_len(request.size) {
-            let _ = dir.remove(&staging_name);
-            return Err(AppError::from_fs(e.into(), &path));
-        }
+        let staging = Staging::create(dir, &id, request.size, &path)?;
         // A whole upload is searched against nothing: its first round asks
         // for everything as literal data (and still brings the file hash).
         let (old_len, aligned) = match (&base, request.whole) {
@@ -166,8 +151,6 @@ impl DeltaStore {
             params,
             base,
             base_etag: request.base_etag,
-            dir,
-            staging_name,
             staging,
             writing: Mutex::new(()),
             aligned,
@@ -175,64 +158,47 @@ impl DeltaStore {
                 phase,
                 last_seen: Instant::now(),
                 file_hash: None,
-                writes_in_flight: 0,
                 log: None,
                 searched: Work::default(),
                 known: Arc::new(Vec::new()),
             }),
-            writes_done: Notify::new(),
+            writes: Writes::default(),
         });
         if let Err(e) = self.journal.record(&upload.record()) {
             upload.discard();
             self.journal.end(&id);
             return Err(AppError::from_fs(e, &upload.path));
         }
-        lock(&self.sessions).insert(id, upload.clone());
+        self.sessions.insert(id, upload.clone());
         Ok(upload)
     }
 
     /// The session `id`, touched so it does not expire.
     pub(crate) fn get(&self, id: &str) -> AppResult<Arc<DeltaUpload>> {
-        let upload = lock(&self.sessions).get(id).cloned().ok_or_else(|| AppError::no_such_upload(id))?;
-        lock(&upload.state).last_seen = Instant::now();
-        Ok(upload)
+        self.sessions.get(id)
     }
 
     /// Ends session `id` and removes its staging file.
     pub(crate) fn abort(&self, id: &str) -> AppResult<()> {
-        let upload = lock(&self.sessions).remove(id).ok_or_else(|| AppError::no_such_upload(id))?;
-        upload.discard();
+        self.sessions.remove(id)?.discard();
         self.journal.end(id);
         Ok(())
     }
 
     /// Removes sessions idle for longer than `ttl`; returns how many.
     pub(crate) fn expire(&self, ttl: Duration) -> usize {
-        let now = Instant::now();
-        let expired: Vec<Arc<DeltaUpload>> = {
-            let mut sessions = lock(&self.sessions);
-            let ids: Vec<String> = sessions
-                .iter()
-                .filter(|(_, u)| {
-                    let state = lock(&u.state);
-                    !matches!(state.phase, Phase::Committing { .. } | Phase::Busy)
-                        && now.duration_since(state.last_seen) > ttl
-                })
-                .map(|(id, _)| id.clone())
-                .collect();
-            ids.iter().filter_map(|id| sessions.remove(id)).collect()
-        };
-        for upload in &expired {
-            tracing::info!(id = %upload.id, path = %upload.path, "v2 upload expired");
+        let expired = self.sessions.take_expired(ttl);
+        for (id, upload) in &expired {
+            tracing::info!(id = %id, path = %upload.path, "v2 upload expired");
             upload.discard();
-            self.journal.end(&upload.id);
+            self.journal.end(id);
         }
         expired.len()
     }
 
     /// How many sessions are open.
     pub(crate) fn len(&self) -> usize {
-        lock(&self.sessions).len()
+        self.sessions.len()
     }
 
     /// A round of session `id`'s search, and the work it took; once the
@@ -269,7 +235,7 @@ impl DeltaStore {
     }
 
     fn end(&self, id: &str) {
-        lock(&self.sessions).remove(id);
+        let _ = self.sessions.remove(id);
         self.journal.end(id);
     }
 }

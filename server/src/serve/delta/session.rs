@@ -8,13 +8,13 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use diffcopy_core::delta::{DeltaParams, Matcher, Need, Plan};
-use tokio::sync::Notify;
 
 use super::base::{Aligned, BaseFile, aligned_hashes};
 use super::journal::{DeltaJournal, DeltaRecord, log_received};
-use crate::fs::{Dir, RelPath};
+use crate::fs::RelPath;
 use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::faults::{FaultHook, FaultPoint};
+use crate::serve::sessions::{Session, Staging, Writes, commit_in_progress};
 use crate::serve::v2::{
     DeltaStatus, Hashes, Literal, Progress, RangeSet, Work, expected_hashes_len, literal_frames, missing,
     missing_data,
@@ -35,9 +35,7 @@ pub(crate) struct DeltaUpload {
     pub(super) base: Option<Arc<BaseFile>>,
     /// The ETag the client said it compared against, if any.
     pub(super) base_etag: Option<String>,
-    pub(super) dir: Dir,
-    pub(super) staging_name: String,
-    pub(super) staging: File,
+    pub(super) staging: Staging,
     /// Held while data is written into `staging`: one write at a time.
     /// Measured on ext4 (1 GiB of literal data, 4 requests in flight): two
     /// threads writing one file spun on its inode lock for 15% of the
@@ -45,8 +43,8 @@ pub(crate) struct DeltaUpload {
     pub(super) writing: Mutex<()>,
     pub(super) aligned: Option<Aligned>,
     pub(super) state: Mutex<State>,
-    /// Notified whenever the last data write in flight ends.
-    pub(super) writes_done: Notify,
+    /// Data writes in flight.
+    pub(super) writes: Writes,
 }
 
 /// Where a session is.
@@ -68,8 +66,6 @@ pub(super) struct State {
     pub(super) last_seen: Instant,
     /// The new file's hash, from the level-0 hashes.
     pub(super) file_hash: Option<u128>,
-    /// Data writes admitted and not yet done.
-    pub(super) writes_in_flight: u32,
     /// The data log and its length.
     pub(super) log: Option<(File, u64)>,
     /// The search's work reported so far.
@@ -81,19 +77,6 @@ pub(super) struct State {
 
 pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Counts a data write in flight until dropped.
-struct WriteInFlight<'a>(&'a DeltaUpload);
-
-impl Drop for WriteInFlight<'_> {
-    fn drop(&mut self) {
-        let mut state = lock(&self.0.state);
-        state.writes_in_flight -= 1;
-        if state.writes_in_flight == 0 {
-            self.0.writes_done.notify_waiters();
-        }
-    }
 }
 
 impl DeltaUpload {
@@ -188,19 +171,18 @@ impl DeltaUpload {
     /// the plan sends as literal data; returns the bytes stored.
     pub(crate) fn put_data(&self, body: &[u8], faults: Option<&FaultHook>) -> AppResult<u64> {
         let (plan, _in_flight) = {
-            let mut state = lock(&self.state);
+            let state = lock(&self.state);
             let Phase::Receiving { plan, .. } = &state.phase else {
                 return Err(AppError::new(ErrorKind::NotReceiving, "this upload does not take data now"));
             };
-            let plan = plan.clone();
-            state.writes_in_flight += 1;
-            (plan, WriteInFlight(self))
+            (plan.clone(), self.writes.admit())
         };
         let mut stored = 0u64;
         for Literal { range, bytes, stored: on_wire } in literal_frames(body, &plan)? {
             FaultHook::at(faults, FaultPoint::DataWrite { offset: range.start });
             let writing = lock(&self.writing);
             self.staging
+                .file()
                 .write_all_at(&bytes, range.start)
                 .map_err(|e| AppError::from_fs(e.into(), &self.path))?;
             drop(writing);
@@ -254,12 +236,7 @@ impl DeltaUpload {
             let hash = state.file_hash;
             let (plan, gaps) = match &state.phase {
                 Phase::Receiving { plan, received } => (plan.clone(), missing(plan, received)),
-                Phase::Committing { .. } => {
-                    return Err(AppError::new(
-                        ErrorKind::CommitInProgress,
-                        "this upload is already committing",
-                    ));
-                }
+                Phase::Committing { .. } => return Err(commit_in_progress()),
                 _ => return Err(AppError::new(ErrorKind::SearchNotOver, "the search is not over yet")),
             };
             if !gaps.is_empty() {
@@ -271,17 +248,9 @@ impl DeltaUpload {
             state.phase = Phase::Committing { plan: plan.clone() };
             plan
         };
-        loop {
-            let done = self.writes_done.notified();
-            {
-                let state = lock(&self.state);
-                if state.writes_in_flight == 0 {
-                    let file_hash = state.file_hash.unwrap_or_default();
-                    return Ok(ToCommit { plan, file_hash, known: state.known.clone() });
-                }
-            }
-            done.await;
-        }
+        self.writes.drained().await;
+        let state = lock(&self.state);
+        Ok(ToCommit { plan, file_hash: state.file_hash.unwrap_or_default(), known: state.known.clone() })
     }
 
     /// Lets data arrive again after a commit failed for a reason the client
@@ -294,11 +263,20 @@ impl DeltaUpload {
             state.phase = Phase::Receiving { plan, received };
         }
     }
+}
 
-    pub(super) fn discard(&self) {
-        if let Err(e) = self.dir.remove(&self.staging_name) {
-            tracing::warn!(path = %self.path, "could not remove staging file {}: {e}", self.staging_name);
-        }
+impl Session for DeltaUpload {
+    fn touch(&self) {
+        lock(&self.state).last_seen = Instant::now();
+    }
+
+    fn idle_since(&self) -> Option<Instant> {
+        let state = lock(&self.state);
+        (!matches!(state.phase, Phase::Committing { .. } | Phase::Busy)).then_some(state.last_seen)
+    }
+
+    fn discard(&self) {
+        self.staging.remove(&self.path);
     }
 }
 

@@ -14,7 +14,7 @@ use serde_json::json;
 use super::lock;
 use super::session::{Upload, run_pairs};
 use crate::fs::FsError;
-use crate::serve::commit::{Base, Commit, Commits, Expect, NewVersion, Staged, install};
+use crate::serve::commit::{Base, Commit, Commits, Expect, NewVersion, install};
 use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::signer::Signer;
 
@@ -115,12 +115,7 @@ pub(super) async fn commit_upload(
         let ctx = state.committer();
         let commit = Commit {
             ctx,
-            staged: Staged {
-                path: &upload.path,
-                dir: &upload.dir,
-                name: &upload.staging_name,
-                file: &upload.staging,
-            },
+            staged: upload.staging.staged(&upload.path),
             base: base_version.as_ref().map(|(file, version)| Base { file, version: *version }),
             version: &version,
             // The target must still be the version the client compared
@@ -156,7 +151,7 @@ async fn reverify(upload: &Arc<Upload>, received: &BTreeMap<u64, Digest>) -> App
         for (&i, digest) in &received {
             let Some(range) = layout.block_range(i) else { continue };
             let block = &mut buf[..(range.end - range.start) as usize];
-            let ok = upload.staging.read_exact_at(block, range.start).is_ok()
+            let ok = upload.staging.file().read_exact_at(block, range.start).is_ok()
                 && hash_block(upload.header.algorithm(), block) == *digest;
             if !ok {
                 bad.push(i);

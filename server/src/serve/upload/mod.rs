@@ -12,30 +12,30 @@ mod commit;
 mod journal;
 mod session;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use diffcopy_core::{Digest, HashAlgorithm, Signature, SignatureHeader};
-use tokio::sync::Notify;
 
 pub(crate) use commit::CommitOutcome;
 use journal::{Journal, Recovered, SessionRecord};
 pub(crate) use session::Upload;
 use session::UploadState;
 
-use crate::fs::{FsError, RESERVED_PREFIX, RelPath, Root};
+use crate::fs::{FsError, RelPath, Root};
 use crate::limits::{check_block_count, check_block_size};
 use crate::serve::commit::{Commits, current_version, target_changed};
 use crate::serve::config::ServerConfig;
 use crate::serve::error::{AppError, AppResult, ErrorKind};
+use crate::serve::sessions::{Session as _, SessionTable, Staging, Writes};
 use crate::serve::signer::Signer;
 
 /// All open upload sessions.
 #[derive(Debug)]
 pub(crate) struct UploadStore {
     journal: Journal,
-    sessions: Mutex<HashMap<String, Arc<Upload>>>,
+    sessions: SessionTable<Upload>,
 }
 
 /// What a client asks for when it opens an upload.
@@ -63,15 +63,11 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn staging_name(id: &str) -> String {
-    format!("{RESERVED_PREFIX}{id}.part")
-}
-
 impl UploadStore {
     /// Opens the session journal below `root` and resumes the sessions a
     /// previous run left, removing those idle for longer than `ttl`.
     pub(crate) fn open(root: &Root, ttl: Duration) -> Result<Self, FsError> {
-        let store = Self { journal: Journal::open(root)?, sessions: Mutex::default() };
+        let store = Self { journal: Journal::open(root)?, sessions: SessionTable::default() };
         let recovered = store.journal.load(|name| name.parse::<HashAlgorithm>().ok().map(|a| a.digest_len()));
         for found in recovered {
             let id = found.record.id.clone();
@@ -79,7 +75,7 @@ impl UploadStore {
             match store.restore(root, found) {
                 Some(upload) if idle <= ttl => {
                     tracing::info!(id = %id, path = %upload.path, "upload resumed from the journal");
-                    lock(&store.sessions).insert(id, upload);
+                    store.sessions.insert(id, upload);
                 }
                 Some(upload) => {
                     tracing::info!(id = %id, path = %upload.path, "stale upload removed");
@@ -97,9 +93,7 @@ impl UploadStore {
         let path = RelPath::parse(&record.path).ok()?;
         let algorithm: HashAlgorithm = record.hash.parse().ok()?;
         let header = SignatureHeader::new(algorithm, record.block_size, record.size).ok()?;
-        let dir = root.parent_dir(&path, false).ok()?;
-        let staging_name = staging_name(&record.id);
-        let staging = dir.open_existing(&staging_name).ok()?;
+        let staging = Staging::reopen(root.parent_dir(&path, false).ok()?, &record.id)?;
         let log = self.journal.reopen_log(&record.id).ok()?;
         let log_len = (found.blocks.len() * (8 + algorithm.digest_len())) as u64;
         let received: BTreeMap<u64, Digest> = found
@@ -114,13 +108,11 @@ impl UploadStore {
             owner: record.owner,
             header,
             base_etag: record.base_etag,
-            dir,
-            staging_name,
             staging,
             log,
             restored: true,
             state: Mutex::new(UploadState::new(received, log_len)),
-            writes_done: Notify::new(),
+            writes: Writes::default(),
         }))
     }
 
@@ -150,12 +142,7 @@ impl UploadStore {
         check_block_count(&header)?;
         let dir = root.parent_dir(&path, true).map_err(|e| AppError::from_fs(e, &path))?;
         let id = crate::random::random_hex(16).map_err(|e| AppError::internal("making a session id", e))?;
-        let staging_name = staging_name(&id);
-        let staging = dir.create_new(&staging_name).map_err(|e| AppError::from_fs(e, &path))?;
-        if let Err(e) = staging.set_len(request.size) {
-            let _ = dir.remove(&staging_name);
-            return Err(AppError::from_fs(e.into(), &path));
-        }
+        let staging = Staging::create(dir, &id, request.size, &path)?;
         let record = SessionRecord {
             id: id.clone(),
             path: path.to_string(),
@@ -168,7 +155,7 @@ impl UploadStore {
         let log = match self.journal.begin(&record) {
             Ok(log) => log,
             Err(e) => {
-                let _ = dir.remove(&staging_name);
+                staging.remove(&path);
                 return Err(AppError::from_fs(e, &path));
             }
         };
@@ -178,59 +165,42 @@ impl UploadStore {
             owner,
             header,
             base_etag: request.base_etag,
-            dir,
-            staging_name,
             staging,
             log,
             restored: false,
             state: Mutex::new(UploadState::new(BTreeMap::new(), 0)),
-            writes_done: Notify::new(),
+            writes: Writes::default(),
         });
-        lock(&self.sessions).insert(id, upload.clone());
+        self.sessions.insert(id, upload.clone());
         Ok(upload)
     }
 
     /// The session `id`, touched so it does not expire.
     pub(crate) fn get(&self, id: &str) -> AppResult<Arc<Upload>> {
-        let upload = lock(&self.sessions).get(id).cloned().ok_or_else(|| AppError::no_such_upload(id))?;
-        lock(&upload.state).last_seen = Instant::now();
-        Ok(upload)
+        self.sessions.get(id)
     }
 
     /// Ends session `id` and removes its staging file.
     pub(crate) fn abort(&self, id: &str) -> AppResult<()> {
-        let upload = lock(&self.sessions).remove(id).ok_or_else(|| AppError::no_such_upload(id))?;
-        upload.discard();
+        self.sessions.remove(id)?.discard();
         self.journal.end(id);
         Ok(())
     }
 
     /// Removes sessions idle for longer than `ttl`; returns how many.
     pub(crate) fn expire(&self, ttl: Duration) -> usize {
-        let now = Instant::now();
-        let expired: Vec<Arc<Upload>> = {
-            let mut sessions = lock(&self.sessions);
-            let ids: Vec<String> = sessions
-                .iter()
-                .filter(|(_, u)| {
-                    let state = lock(&u.state);
-                    !state.committing && now.duration_since(state.last_seen) > ttl
-                })
-                .map(|(id, _)| id.clone())
-                .collect();
-            ids.iter().filter_map(|id| sessions.remove(id)).collect()
-        };
-        for upload in &expired {
-            tracing::info!(id = %upload.id, path = %upload.path, "upload expired");
+        let expired = self.sessions.take_expired(ttl);
+        for (id, upload) in &expired {
+            tracing::info!(id = %id, path = %upload.path, "upload expired");
             upload.discard();
-            self.journal.end(&upload.id);
+            self.journal.end(id);
         }
         expired.len()
     }
 
     /// How many sessions are open.
     pub(crate) fn len(&self) -> usize {
-        lock(&self.sessions).len()
+        self.sessions.len()
     }
 
     /// Verifies and commits session `id` against the source's full signature.
@@ -256,7 +226,7 @@ impl UploadStore {
         let result = commit::commit_upload(&upload, received, &signature, signer, state).await;
         match &result {
             Ok(_) => {
-                lock(&self.sessions).remove(id);
+                let _ = self.sessions.remove(id);
                 self.journal.end(id);
             }
             Err(_) => upload.end_commit(),

@@ -9,12 +9,12 @@ use std::time::Instant;
 
 use diffcopy_core::{Digest, SignatureHeader, hash_block, index_runs};
 use serde::Serialize;
-use tokio::sync::Notify;
 
 use super::lock;
-use crate::fs::{Dir, RelPath};
+use crate::fs::RelPath;
 use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::faults::{FaultHook, FaultPoint};
+use crate::serve::sessions::{Session, Staging, Writes, commit_in_progress};
 
 /// One upload in progress.
 #[derive(Debug)]
@@ -28,16 +28,14 @@ pub(crate) struct Upload {
     /// The source file's algorithm, block size and size.
     pub(crate) header: SignatureHeader,
     pub(super) base_etag: Option<String>,
-    pub(super) dir: Dir,
-    pub(super) staging_name: String,
-    pub(super) staging: File,
+    pub(super) staging: Staging,
     /// The journal's block log for this session.
     pub(super) log: File,
     /// Recovered after a restart: its blocks are re-hashed at commit.
     pub(super) restored: bool,
     pub(super) state: Mutex<UploadState>,
-    /// Notified whenever the last block write in flight ends.
-    pub(super) writes_done: Notify,
+    /// Block writes in flight.
+    pub(super) writes: Writes,
 }
 
 #[derive(Debug)]
@@ -47,15 +45,13 @@ pub(super) struct UploadState {
     pub(super) last_seen: Instant,
     /// Set once a commit starts; blocks that arrive afterwards are refused.
     pub(super) committing: bool,
-    /// Block writes admitted before the commit started and not yet done.
-    pub(super) writes_in_flight: u32,
     /// Bytes in the block log.
     pub(super) log_len: u64,
 }
 
 impl UploadState {
     pub(super) fn new(received: BTreeMap<u64, Digest>, log_len: u64) -> Self {
-        Self { received, last_seen: Instant::now(), committing: false, writes_in_flight: 0, log_len }
+        Self { received, last_seen: Instant::now(), committing: false, log_len }
     }
 }
 
@@ -76,23 +72,6 @@ pub(crate) struct UploadStatus {
 /// Index runs as `[start, end)` pairs, the form the JSON answers use.
 pub(super) fn run_pairs(indexes: impl IntoIterator<Item = u64>) -> Vec<[u64; 2]> {
     index_runs(indexes, u64::MAX).into_iter().map(|r| [r.start, r.end]).collect()
-}
-
-pub(super) fn commit_in_progress() -> AppError {
-    AppError::new(ErrorKind::CommitInProgress, "this upload is committing")
-}
-
-/// Counts a block write in flight until dropped.
-struct WriteInFlight<'a>(&'a Upload);
-
-impl Drop for WriteInFlight<'_> {
-    fn drop(&mut self) {
-        let mut state = lock(&self.0.state);
-        state.writes_in_flight -= 1;
-        if state.writes_in_flight == 0 {
-            self.0.writes_done.notify_waiters();
-        }
-    }
 }
 
 impl Upload {
@@ -132,15 +111,17 @@ impl Upload {
             ));
         }
         let _in_flight = {
-            let mut state = lock(&self.state);
+            let state = lock(&self.state);
             if state.committing {
                 return Err(commit_in_progress());
             }
-            state.writes_in_flight += 1;
-            WriteInFlight(self)
+            self.writes.admit()
         };
         FaultHook::at(faults, FaultPoint::BlockWrite { index });
-        self.staging.write_all_at(bytes, range.start).map_err(|e| AppError::from_fs(e.into(), &self.path))?;
+        self.staging
+            .file()
+            .write_all_at(bytes, range.start)
+            .map_err(|e| AppError::from_fs(e.into(), &self.path))?;
         let mut state = lock(&self.state);
         let mut record = index.to_le_bytes().to_vec();
         record.extend_from_slice(actual.as_bytes());
@@ -163,21 +144,12 @@ impl Upload {
         {
             let mut state = lock(&self.state);
             if state.committing {
-                return Err(AppError::new(ErrorKind::CommitInProgress, "this upload is already committing"));
+                return Err(commit_in_progress());
             }
             state.committing = true;
         }
-        loop {
-            // Created before the check, so a write that ends in between still wakes it.
-            let done = self.writes_done.notified();
-            {
-                let state = lock(&self.state);
-                if state.writes_in_flight == 0 {
-                    return Ok(state.received.clone());
-                }
-            }
-            done.await;
-        }
+        self.writes.drained().await;
+        Ok(lock(&self.state).received.clone())
     }
 
     /// Lets blocks arrive again after a commit failed.
@@ -199,10 +171,19 @@ impl Upload {
             received_blocks: state.received.len() as u64,
         }
     }
+}
 
-    pub(super) fn discard(&self) {
-        if let Err(e) = self.dir.remove(&self.staging_name) {
-            tracing::warn!(path = %self.path, "could not remove staging file {}: {e}", self.staging_name);
-        }
+impl Session for Upload {
+    fn touch(&self) {
+        lock(&self.state).last_seen = Instant::now();
+    }
+
+    fn idle_since(&self) -> Option<Instant> {
+        let state = lock(&self.state);
+        (!state.committing).then_some(state.last_seen)
+    }
+
+    fn discard(&self) {
+        self.staging.remove(&self.path);
     }
 }
