@@ -65,7 +65,7 @@ impl ClientError {
 
     /// A request that got no answer: [`Tls`](Self::Tls) when TLS refused
     /// it, else [`Connect`](Self::Connect), with the whole chain of causes.
-    pub(crate) fn unanswered(url: &str, err: &reqwest::Error) -> Self {
+    pub(super) fn unanswered(url: &str, err: &reqwest::Error) -> Self {
         let mut detail = err.to_string();
         let mut tls = None;
         let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);

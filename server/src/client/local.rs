@@ -28,7 +28,7 @@ pub(crate) fn open_existing(path: &Path) -> Result<Option<File>, ClientError> {
 }
 
 /// The signature of an open file, hashed on all cores.
-pub(crate) async fn sign_file(
+pub(super) async fn sign_file(
     file: Arc<File>,
     algorithm: HashAlgorithm,
     block_size: u32,
@@ -89,7 +89,7 @@ impl Staged {
     }
 
     /// Writes `bytes` at `offset`.
-    pub(crate) fn write_at(&self, bytes: &[u8], offset: u64) -> Result<(), ClientError> {
+    pub(super) fn write_at(&self, bytes: &[u8], offset: u64) -> Result<(), ClientError> {
         self.file.write_all_at(bytes, offset).map_err(|e| ClientError::io(self.path.display(), e))
     }
 

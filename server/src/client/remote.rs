@@ -73,7 +73,7 @@ impl Remote {
 
     /// Asks the server which protocol it speaks: v2 if it says so, else v1;
     /// pdiffcopy when it has no `/api/v1/health`.
-    pub(crate) async fn detect(&self) -> Result<Protocol, ClientError> {
+    pub(super) async fn detect(&self) -> Result<Protocol, ClientError> {
         let response =
             self.send(self.request(reqwest::Method::GET, format!("{}/api/v1/health", self.base))).await?;
         if response.status() == StatusCode::NOT_FOUND {
@@ -108,7 +108,7 @@ impl Remote {
     }
 
     /// Opens an upload session for a file with signature `source`; returns its id.
-    pub(crate) async fn create_upload(
+    pub(super) async fn create_upload(
         &self,
         source: &Signature,
         base_etag: Option<&str>,
@@ -127,7 +127,7 @@ impl Remote {
     }
 
     /// Runs of the blocks an upload session already has, or `None` if it is gone.
-    pub(crate) async fn upload_status(&self, id: &str) -> Result<Option<Vec<Range<u64>>>, ClientError> {
+    pub(super) async fn upload_status(&self, id: &str) -> Result<Option<Vec<Range<u64>>>, ClientError> {
         let url = format!("{}/api/v1/uploads/{id}", self.base);
         let response = self.send(self.request(reqwest::Method::GET, url)).await?;
         if response.status() == StatusCode::NOT_FOUND {
@@ -172,7 +172,7 @@ impl Remote {
 
     /// Bytes `start..end` of the file, refused if the file is no longer the
     /// version `etag` names.
-    pub(crate) async fn get_range(&self, start: u64, end: u64, etag: &str) -> Result<Bytes, ClientError> {
+    pub(super) async fn get_range(&self, start: u64, end: u64, etag: &str) -> Result<Bytes, ClientError> {
         let url = format!("{}/api/v1/files/{}", self.base, self.encoded_path());
         let builder = self
             .request(reqwest::Method::GET, url)
@@ -189,7 +189,7 @@ impl Remote {
     }
 
     /// Protocol v2: opens an upload of a `size`-byte file; `whole` skips the search.
-    pub(crate) async fn delta_create(
+    pub(super) async fn delta_create(
         &self,
         size: u64,
         block_size: u32,
@@ -221,7 +221,7 @@ impl Remote {
     }
 
     /// Protocol v2: one round of an upload's search.
-    pub(crate) async fn delta_hashes(
+    pub(super) async fn delta_hashes(
         &self,
         id: &str,
         hashes: Vec<u8>,
@@ -235,14 +235,14 @@ impl Remote {
     }
 
     /// Protocol v2: a body of literal frames.
-    pub(crate) async fn delta_data(&self, id: &str, frames: Vec<u8>) -> Result<(), ClientError> {
+    pub(super) async fn delta_data(&self, id: &str, frames: Vec<u8>) -> Result<(), ClientError> {
         let url = format!("{}/api/v2/uploads/{id}/data", self.base);
         check(self.send(self.request(reqwest::Method::POST, url).body(frames)).await?).await.map(drop)
     }
 
     /// Protocol v2: the literal ranges an upload still misses, or `None`
     /// when it is gone or not yet (or no longer) receiving data.
-    pub(crate) async fn delta_missing(&self, id: &str) -> Result<Option<Vec<Range<u64>>>, ClientError> {
+    pub(super) async fn delta_missing(&self, id: &str) -> Result<Option<Vec<Range<u64>>>, ClientError> {
         let url = format!("{}/api/v2/uploads/{id}", self.base);
         let response = self.send(self.request(reqwest::Method::GET, url)).await?;
         if response.status() == StatusCode::NOT_FOUND {
@@ -263,20 +263,20 @@ impl Remote {
     }
 
     /// Protocol v2: commits an upload; the answer's JSON.
-    pub(crate) async fn delta_commit(&self, id: &str) -> Result<Value, ClientError> {
+    pub(super) async fn delta_commit(&self, id: &str) -> Result<Value, ClientError> {
         let url = format!("{}/api/v2/uploads/{id}/commit", self.base);
         let response = check(self.send(self.request(reqwest::Method::POST, url)).await?).await?;
         response.json().await.map_err(|e| self.broken(e))
     }
 
     /// Protocol v2: abandons an upload (best effort).
-    pub(crate) async fn delta_abort(&self, id: &str) {
+    pub(super) async fn delta_abort(&self, id: &str) {
         let url = format!("{}/api/v2/uploads/{id}", self.base);
         let _ = self.send(self.request(reqwest::Method::DELETE, url)).await;
     }
 
     /// Protocol v2: the file's block hashes and ETag, or `None` if it does not exist.
-    pub(crate) async fn delta_signature(
+    pub(super) async fn delta_signature(
         &self,
         block_size: u32,
     ) -> Result<Option<(BlockHashes, String)>, ClientError> {
@@ -294,7 +294,7 @@ impl Remote {
     }
 
     /// Protocol v2: the piece hashes of `need`'s refine ranges of version `etag`.
-    pub(crate) async fn delta_pieces(
+    pub(super) async fn delta_pieces(
         &self,
         etag: &str,
         params: &DeltaParams,
@@ -316,7 +316,7 @@ impl Remote {
     }
 
     /// Protocol v2: `ranges` of version `etag` as literal frames.
-    pub(crate) async fn delta_fetch(
+    pub(super) async fn delta_fetch(
         &self,
         etag: &str,
         ranges: Vec<Range<u64>>,
@@ -350,7 +350,7 @@ impl Remote {
     }
 
     /// pdiffcopy: the file's size, or `None` if it does not exist.
-    pub(crate) async fn pd_info(&self) -> Result<Option<u64>, ClientError> {
+    pub(super) async fn pd_info(&self) -> Result<Option<u64>, ClientError> {
         let response = self.send(self.request(reqwest::Method::GET, self.pd_url("info", &[]))).await?;
         if response.status() == StatusCode::NOT_FOUND {
             return Ok(None);
@@ -363,7 +363,7 @@ impl Remote {
     }
 
     /// pdiffcopy: the signature of a file of `size` bytes from its text hashes.
-    pub(crate) async fn pd_hashes(
+    pub(super) async fn pd_hashes(
         &self,
         algorithm: HashAlgorithm,
         block_size: u32,
@@ -388,19 +388,19 @@ impl Remote {
     }
 
     /// pdiffcopy: creates or resizes the file.
-    pub(crate) async fn pd_resize(&self, size: u64) -> Result<(), ClientError> {
+    pub(super) async fn pd_resize(&self, size: u64) -> Result<(), ClientError> {
         let url = self.pd_url("resize", &[("size", size.to_string())]);
         check(self.send(self.request(reqwest::Method::POST, url)).await?).await.map(drop)
     }
 
     /// pdiffcopy: writes bytes in place.
-    pub(crate) async fn pd_write(&self, offset: u64, bytes: Vec<u8>) -> Result<(), ClientError> {
+    pub(super) async fn pd_write(&self, offset: u64, bytes: Vec<u8>) -> Result<(), ClientError> {
         let url = self.pd_url("blocks", &[("offset", offset.to_string())]);
         check(self.send(self.request(reqwest::Method::POST, url).body(bytes)).await?).await.map(drop)
     }
 
     /// pdiffcopy: reads up to `size` bytes at `offset`.
-    pub(crate) async fn pd_read(&self, offset: u64, size: u64) -> Result<Bytes, ClientError> {
+    pub(super) async fn pd_read(&self, offset: u64, size: u64) -> Result<Bytes, ClientError> {
         let url = self.pd_url("blocks", &[("offset", offset.to_string()), ("size", size.to_string())]);
         check(self.send(self.request(reqwest::Method::GET, url)).await?)
             .await?

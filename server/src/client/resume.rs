@@ -11,7 +11,7 @@ use super::options::absolute;
 /// Where the session id of one upload (source file version, server URL,
 /// block size, algorithm) is kept.
 #[derive(Debug)]
-pub(crate) struct ResumeState {
+pub(super) struct ResumeState {
     file: Option<PathBuf>,
 }
 
@@ -21,7 +21,7 @@ impl ResumeState {
     /// v1, the protocol and block size for v2). Kept in `$DIFFCOPY_STATE_DIR`,
     /// else `$XDG_STATE_HOME/diffcopy`, else `~/.local/state/diffcopy`;
     /// without any of those, uploads do not resume.
-    pub(crate) fn for_upload(source: &Path, url: &str, identity: &str) -> Result<Self, ClientError> {
+    pub(super) fn for_upload(source: &Path, url: &str, identity: &str) -> Result<Self, ClientError> {
         let dir = std::env::var_os("DIFFCOPY_STATE_DIR")
             .map(PathBuf::from)
             .or_else(|| std::env::var_os("XDG_STATE_HOME").map(|d| PathBuf::from(d).join("diffcopy")))
@@ -44,7 +44,7 @@ impl ResumeState {
     }
 
     /// Remembers `id` (best effort: resuming is a convenience).
-    pub(crate) fn save(&self, id: &str) {
+    pub(super) fn save(&self, id: &str) {
         if let Some(file) = &self.file {
             if let Some(dir) = file.parent() {
                 let _ = std::fs::create_dir_all(dir);
@@ -54,7 +54,7 @@ impl ResumeState {
     }
 
     /// Forgets the session after a commit.
-    pub(crate) fn clear(&self) {
+    pub(super) fn clear(&self) {
         if let Some(file) = &self.file {
             let _ = std::fs::remove_file(file);
         }

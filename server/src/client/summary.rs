@@ -79,7 +79,7 @@ impl Summary {
 }
 
 /// Bytes in binary units: `12.0 MiB`.
-pub(crate) fn human(bytes: f64) -> String {
+pub(super) fn human(bytes: f64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = bytes;
     let mut unit = 0;

@@ -3,9 +3,9 @@
 use std::fmt;
 
 /// The longest relative path accepted, in bytes.
-pub(crate) const MAX_PATH_LEN: usize = 4096;
+const MAX_PATH_LEN: usize = 4096;
 /// The longest single path segment accepted, in bytes.
-pub(crate) const MAX_SEGMENT_LEN: usize = 255;
+const MAX_SEGMENT_LEN: usize = 255;
 /// Names starting with this are the server's staging files; clients cannot name them.
 pub(crate) const RESERVED_PREFIX: &str = ".diffcopy-";
 

@@ -17,7 +17,7 @@ impl Addressing {
     /// The default for `endpoint` (`None` for AWS): virtual-hosted for
     /// AWS's endpoints, unless the bucket's name has a dot (its host name
     /// would not match AWS's TLS certificate), path-style for others.
-    pub(crate) fn default_for(endpoint: Option<&Url>, bucket: &str) -> Self {
+    pub(super) fn default_for(endpoint: Option<&Url>, bucket: &str) -> Self {
         let aws = endpoint.is_none_or(|url| url.host_str().is_some_and(|h| h.ends_with(".amazonaws.com")));
         if aws && !bucket.contains('.') { Self::Virtual } else { Self::Path }
     }
@@ -37,7 +37,7 @@ impl std::str::FromStr for Addressing {
 
 /// A bucket's place: its endpoint, name and addressing.
 #[derive(Debug, Clone)]
-pub(crate) struct Place {
+pub(super) struct Place {
     /// The URL up to the key: `https://HOST/BUCKET` or `https://BUCKET.HOST`.
     base: Url,
     /// `/BUCKET` for path-style, empty for virtual-hosted.
@@ -77,7 +77,7 @@ impl Place {
 
 /// Percent-encodes `text` as SigV4 wants: everything but `A-Za-z0-9-._~`
 /// (and `/` when `keep_slash`), upper-case hex.
-pub(crate) fn uri_encode(text: &str, keep_slash: bool) -> String {
+pub(super) fn uri_encode(text: &str, keep_slash: bool) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
         match byte {
@@ -90,7 +90,7 @@ pub(crate) fn uri_encode(text: &str, keep_slash: bool) -> String {
 }
 
 /// A query string as S3 signs it: pairs encoded and sorted.
-pub(crate) fn query_text(query: &[(&str, &str)]) -> String {
+pub(super) fn query_text(query: &[(&str, &str)]) -> String {
     let mut pairs: Vec<(String, String)> =
         query.iter().map(|(k, v)| (uri_encode(k, false), uri_encode(v, false))).collect();
     pairs.sort();

@@ -59,7 +59,7 @@ fn unescape(text: &str) -> String {
 }
 
 /// `text` with `& < > " '` escaped, for a request body.
-pub(crate) fn escape(text: &str) -> String {
+pub(super) fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -24,7 +24,7 @@ use crate::token::{Grant, Permission, TokenError};
 
 /// Who sent a request.
 #[derive(Clone, Debug)]
-pub(crate) enum Access {
+pub(super) enum Access {
     /// No token is configured: everyone may do everything.
     Open,
     /// The administrator's `--token`.
@@ -80,7 +80,7 @@ impl Access {
 
     /// 403 unless this request may upload `size` bytes to `path` (400
     /// for a path that is not one).
-    pub(crate) fn may_upload(&self, path: &str, size: u64) -> AppResult<()> {
+    pub(super) fn may_upload(&self, path: &str, size: u64) -> AppResult<()> {
         self.check(&[Permission::Upload], RelPath::parse(path)?.as_str())?;
         if let Self::Scoped(grant) = self
             && grant.max_size().is_some_and(|max| size > max)
@@ -197,7 +197,7 @@ async fn check_route<S: Served>(
 
 /// Checks every API request against its token (401, 403) and read-only
 /// mode (403), and leaves the [`Access`] for the handlers.
-pub(crate) async fn authorize<S: Served>(
+pub(super) async fn authorize<S: Served>(
     State(state): State<Arc<S>>,
     request: Request,
     next: Next,

@@ -22,7 +22,7 @@ Build the wasm package and the page (<code>scripts/serve</code> does) and rebuil
 <p>API: <a href=\"/api/v1/health\">/api/v1/health</a></p>";
 
 /// `GET /` and `GET /{asset}`.
-pub(crate) fn routes<S: Served>() -> Router<Arc<S>> {
+pub(super) fn routes<S: Served>() -> Router<Arc<S>> {
     Router::new().route("/", get(index::<S>)).route("/{*path}", get(asset::<S>))
 }
 

@@ -11,7 +11,7 @@ use crate::serve::error::{AppError, AppResult, ErrorKind};
 /// A request body of at most `limit` bytes that arrives within `timeout`:
 /// 413 if longer, 408 if slower. Read into one buffer of the announced
 /// length, so a large body is held once, not once in pieces and once joined.
-pub(crate) async fn read_body_within(
+pub(super) async fn read_body_within(
     timeout: Duration,
     body: Body,
     limit: u64,

@@ -158,7 +158,7 @@ impl AppError {
     }
 
     /// Maps a file-system error on `path` to a client answer.
-    pub(crate) fn from_fs(err: FsError, path: impl std::fmt::Display) -> Self {
+    pub(super) fn from_fs(err: FsError, path: impl std::fmt::Display) -> Self {
         match err {
             FsError::NotFound => Self::not_found(path),
             FsError::OutsideRoot => {

@@ -12,10 +12,10 @@ use tokio::sync::{OwnedMutexGuard, OwnedRwLockReadGuard, OwnedRwLockWriteGuard, 
 use crate::fs::RelPath;
 
 /// A reader's hold on a path: no commit writes it in place while it lives.
-pub(crate) type ReadHold = OwnedRwLockReadGuard<()>;
+pub(super) type ReadHold = OwnedRwLockReadGuard<()>;
 
 /// A commit's hold on a path: no reader reads it through the server while it lives.
-pub(crate) type WriteHold = OwnedRwLockWriteGuard<()>;
+pub(super) type WriteHold = OwnedRwLockWriteGuard<()>;
 
 #[derive(Debug, Default)]
 struct PathLock {
@@ -47,7 +47,7 @@ impl PathLocks {
     /// From a blocking thread of the runtime: waits up to `wait` until no
     /// reader reads `path` through the server (readers that come meanwhile
     /// queue behind); `None` if they did not finish in time.
-    pub(crate) fn exclusive_within(&self, path: &RelPath, wait: Duration) -> Option<WriteHold> {
+    pub(super) fn exclusive_within(&self, path: &RelPath, wait: Duration) -> Option<WriteHold> {
         let lock = self.with(path, |l| l.readers.clone());
         let runtime = tokio::runtime::Handle::try_current().ok()?;
         runtime.block_on(tokio::time::timeout(wait, lock.write_owned())).ok()

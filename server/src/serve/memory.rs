@@ -24,7 +24,7 @@ const IDLE: Duration = Duration::from_millis(250);
 
 /// Returns freed memory to the system each time the server has moved
 /// bytes and then been idle for [`IDLE`]; runs until aborted.
-pub(crate) async fn trim_when_idle(stats: Arc<Stats>) {
+pub(super) async fn trim_when_idle(stats: Arc<Stats>) {
     let moved = || {
         let now = stats.snapshot();
         now.wire_bytes_in + now.wire_bytes_out
@@ -48,7 +48,7 @@ pub(crate) async fn trim_when_idle(stats: Arc<Stats>) {
 /// to eight per core, each keeping what was freed in it). Call before the
 /// blocking threads start allocating (threads that already have an arena
 /// keep it).
-pub(crate) fn limit_arenas() {
+pub(super) fn limit_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt takes no pointers and is thread-safe; it only sets a
     // malloc tunable. One of the two measured needs for unsafe in this
@@ -61,7 +61,7 @@ pub(crate) fn limit_arenas() {
 
 /// Returns freed memory to the system now (after a commit: the upload's
 /// buffers are free); a few milliseconds on a blocking thread.
-pub(crate) async fn release_freed() {
+pub(super) async fn release_freed() {
     let _ = tokio::task::spawn_blocking(trim).await;
 }
 

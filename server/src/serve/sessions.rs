@@ -16,7 +16,7 @@ use crate::serve::commit::Staged;
 use crate::serve::error::{AppError, AppResult, ErrorKind};
 
 /// An upload session, as the table sees it.
-pub(crate) trait Session: Send + Sync {
+pub(super) trait Session: Send + Sync {
     /// Marks the session as used now.
     fn touch(&self);
 
@@ -30,7 +30,7 @@ pub(crate) trait Session: Send + Sync {
 
 /// The open sessions of one protocol, by id.
 #[derive(Debug)]
-pub(crate) struct SessionTable<T>(Mutex<HashMap<String, Arc<T>>>);
+pub(super) struct SessionTable<T>(Mutex<HashMap<String, Arc<T>>>);
 
 impl<T> Default for SessionTable<T> {
     fn default() -> Self {
@@ -63,7 +63,7 @@ impl<T: Session> SessionTable<T> {
     }
 
     /// Takes out the sessions idle for longer than `ttl`.
-    pub(crate) fn take_expired(&self, ttl: Duration) -> Vec<(String, Arc<T>)> {
+    pub(super) fn take_expired(&self, ttl: Duration) -> Vec<(String, Arc<T>)> {
         let now = Instant::now();
         let mut sessions = self.lock();
         let expired: Vec<String> = sessions
@@ -83,7 +83,7 @@ impl<T: Session> SessionTable<T> {
 /// A session's staging file: `.diffcopy-<id>.part` beside the target,
 /// where the new version's bytes land before a commit.
 #[derive(Debug)]
-pub(crate) struct Staging {
+pub(super) struct Staging {
     dir: Dir,
     name: String,
     file: File,
@@ -107,7 +107,7 @@ impl Staging {
     }
 
     /// Session `id`'s staging file in `dir`, left by an earlier run.
-    pub(crate) fn reopen(dir: Dir, id: &str) -> Option<Self> {
+    pub(super) fn reopen(dir: Dir, id: &str) -> Option<Self> {
         let name = staging_name(id);
         let file = dir.open_existing(&name).ok()?;
         Some(Self { dir, name, file })
@@ -158,13 +158,13 @@ impl Writes {
     /// Counts a write, until the guard drops. Call it holding the session's
     /// state lock, after checking that the session takes writes, so that a
     /// commit that takes that lock next finds the write counted.
-    pub(crate) fn admit(&self) -> Admitted<'_> {
+    pub(super) fn admit(&self) -> Admitted<'_> {
         *self.in_flight.lock().unwrap_or_else(PoisonError::into_inner) += 1;
         Admitted(self)
     }
 
     /// Waits until no admitted write is in flight.
-    pub(crate) async fn drained(&self) {
+    pub(super) async fn drained(&self) {
         loop {
             // Created before the check, so a write that ends in between still wakes it.
             let done = self.done.notified();
@@ -177,7 +177,7 @@ impl Writes {
 }
 
 /// 409 `commit_in_progress`: the session is committing already.
-pub(crate) fn commit_in_progress() -> AppError {
+pub(super) fn commit_in_progress() -> AppError {
     AppError::new(ErrorKind::CommitInProgress, "this upload is committing")
 }
 

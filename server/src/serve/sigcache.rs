@@ -12,7 +12,7 @@ use crate::fs::FileVersion;
 
 /// What a cached API v1 signature is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct CacheKey {
+pub(super) struct CacheKey {
     /// The file version hashed.
     pub(crate) version: FileVersion,
     /// The algorithm.
@@ -41,7 +41,7 @@ impl Weigh for Vec<u8> {
 
 /// A bounded cache of shared values.
 #[derive(Debug)]
-pub(crate) struct SignatureCache<K, V> {
+pub(super) struct SignatureCache<K, V> {
     inner: Mutex<Inner<K, V>>,
     budget: usize,
 }

@@ -156,7 +156,7 @@ impl DigestStream {
     /// The next digests in block order, back to back: at least one digest,
     /// more if they are ready. `None` at the end. An error means the file
     /// could not be read or changed while it was hashed.
-    pub(crate) async fn next_chunk(&mut self) -> Option<io::Result<Vec<u8>>> {
+    pub(super) async fn next_chunk(&mut self) -> Option<io::Result<Vec<u8>>> {
         if let Some(live) = &mut self.live {
             let first = live.rx.recv().await;
             let signature = Arc::make_mut(&mut self.signature);

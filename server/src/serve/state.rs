@@ -18,7 +18,7 @@ use crate::serve::upload::UploadStore;
 
 /// What the routes every store serves (the page, the token check, CORS)
 /// read from the server's state.
-pub(crate) trait Served: Send + Sync + 'static {
+pub(super) trait Served: Send + Sync + 'static {
     /// The settings.
     fn settings(&self) -> &ServerConfig;
 
@@ -138,7 +138,7 @@ impl AppState {
     /// off: what every reader of a target through the server takes first.
     /// 503 `commit_unfinished` if a committed journal of `path` could not
     /// be applied (the next start replays it).
-    pub(crate) async fn read_hold(&self, path: &RelPath) -> AppResult<ReadHold> {
+    pub(super) async fn read_hold(&self, path: &RelPath) -> AppResult<ReadHold> {
         let hold = self.locks.shared(path).await;
         self.applies.check_applied(path)?;
         Ok(hold)
@@ -146,7 +146,7 @@ impl AppState {
 
     /// Runs `open` (which opens an upload session of either protocol)
     /// unless `--max-uploads` sessions are open already: 429 `too_many_uploads`.
-    pub(crate) fn admit_upload<T>(&self, open: impl FnOnce() -> AppResult<T>) -> AppResult<T> {
+    pub(super) fn admit_upload<T>(&self, open: impl FnOnce() -> AppResult<T>) -> AppResult<T> {
         let _admitting = self.admitting.lock().unwrap_or_else(PoisonError::into_inner);
         if self.open_uploads() >= self.config.max_uploads {
             return Err(AppError::new(

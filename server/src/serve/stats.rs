@@ -118,63 +118,63 @@ pub struct StatsSnapshot {
 
 impl Stats {
     /// An upload session was opened.
-    pub(crate) fn upload_created(&self) {
+    pub(super) fn upload_created(&self) {
         self.uploads_created.fetch_add(1, Ordering::Relaxed);
     }
 
     /// An upload was committed.
-    pub(crate) fn upload_committed(&self) {
+    pub(super) fn upload_committed(&self) {
         self.uploads_committed.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A block of `len` bytes was accepted.
-    pub(crate) fn block_received(&self, len: u64) {
+    pub(super) fn block_received(&self, len: u64) {
         self.blocks_received.fetch_add(1, Ordering::Relaxed);
         self.bytes_received.fetch_add(len, Ordering::Relaxed);
     }
 
     /// A signature was computed from the file.
-    pub(crate) fn signature_computed(&self) {
+    pub(super) fn signature_computed(&self) {
         self.signatures_computed.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A signature came from the cache.
-    pub(crate) fn signature_cache_hit(&self) {
+    pub(super) fn signature_cache_hit(&self) {
         self.signature_cache_hits.fetch_add(1, Ordering::Relaxed);
     }
 
     /// pdiffcopy's `POST /blocks` wrote `len` bytes.
-    pub(crate) fn pdiffcopy_written(&self, len: u64) {
+    pub(super) fn pdiffcopy_written(&self, len: u64) {
         self.pdiffcopy_bytes_written.fetch_add(len, Ordering::Relaxed);
     }
 
     /// A protocol v2 upload was opened.
-    pub(crate) fn delta_upload_created(&self) {
+    pub(super) fn delta_upload_created(&self) {
         self.delta_uploads_created.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A protocol v2 upload was committed.
-    pub(crate) fn delta_upload_committed(&self) {
+    pub(super) fn delta_upload_committed(&self) {
         self.delta_uploads_committed.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Protocol v2 literal data received, `len` bytes as stored (compressed or not).
-    pub(crate) fn literal_received(&self, len: u64) {
+    pub(super) fn literal_received(&self, len: u64) {
         self.literal_bytes_received.fetch_add(len, Ordering::Relaxed);
     }
 
     /// Protocol v2 literal data sent to a downloading client, as stored.
-    pub(crate) fn literal_sent(&self, len: u64) {
+    pub(super) fn literal_sent(&self, len: u64) {
         self.literal_bytes_sent.fetch_add(len, Ordering::Relaxed);
     }
 
     /// Bytes read from connections, headers included.
-    pub(crate) fn wire_in(&self, len: u64) {
+    pub(super) fn wire_in(&self, len: u64) {
         self.wire_bytes_in.fetch_add(len, Ordering::Relaxed);
     }
 
     /// Bytes written to connections, headers included.
-    pub(crate) fn wire_out(&self, len: u64) {
+    pub(super) fn wire_out(&self, len: u64) {
         self.wire_bytes_out.fetch_add(len, Ordering::Relaxed);
     }
 
@@ -217,7 +217,7 @@ impl Stats {
     }
 
     /// The counters now.
-    pub(crate) fn snapshot(&self) -> StatsSnapshot {
+    pub(super) fn snapshot(&self) -> StatsSnapshot {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         StatsSnapshot {
             uploads_created: get(&self.uploads_created),

@@ -12,7 +12,7 @@ use super::stats::Stats;
 
 /// A connection whose reads and writes are added to the server's counters.
 #[derive(Debug)]
-pub(crate) struct Counted<T> {
+pub(super) struct Counted<T> {
     inner: T,
     stats: Arc<Stats>,
 }

@@ -69,7 +69,7 @@ pub(super) async fn abort(
 /// Reads a body of at most `limit` bytes within the server's body timeout;
 /// longer bodies are refused with 413 as soon as they pass the limit, without
 /// reading the rest, and slower ones with 408.
-pub(crate) async fn read_body_limited(
+pub(super) async fn read_body_limited(
     state: &AppState,
     body: Body,
     limit: u64,

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 /// data object that holds it, and its hash. The commit trusts the hash only
 /// where it takes the whole block from that same object.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Arrived {
+pub(super) struct Arrived {
     pub(crate) key: String,
     pub(crate) hash: u128,
 }
@@ -27,7 +27,7 @@ struct Entry<T> {
 
 /// Sessions by id.
 #[derive(Debug)]
-pub(crate) struct SessionCache<T> {
+pub(super) struct SessionCache<T> {
     entries: Mutex<HashMap<String, Entry<T>>>,
 }
 
@@ -73,17 +73,17 @@ impl<T> SessionCache<T> {
     }
 
     /// The blocks of session `id` that arrived whole here, by index.
-    pub(crate) fn arrivals(&self, id: &str) -> HashMap<u64, Arrived> {
+    pub(super) fn arrivals(&self, id: &str) -> HashMap<u64, Arrived> {
         self.entries().get(id).map(|e| e.arrived.clone()).unwrap_or_default()
     }
 
     /// Forgets session `id`.
-    pub(crate) fn forget(&self, id: &str) {
+    pub(super) fn forget(&self, id: &str) {
         self.entries().remove(id);
     }
 
     /// Forgets every session untouched for longer than `idle`; returns how many.
-    pub(crate) fn evict_idle(&self, idle: Duration) -> usize {
+    pub(super) fn evict_idle(&self, idle: Duration) -> usize {
         let mut entries = self.entries();
         let before = entries.len();
         entries.retain(|_, e| e.touched.elapsed() < idle);

@@ -39,11 +39,11 @@ impl Keys {
         format!("{}versions/{version}.hashes", self.prefix)
     }
 
-    pub(crate) fn superseded_prefix(&self) -> String {
+    pub(super) fn superseded_prefix(&self) -> String {
         format!("{}superseded/", self.prefix)
     }
 
-    pub(crate) fn superseded(&self, version: &str) -> String {
+    pub(super) fn superseded(&self, version: &str) -> String {
         format!("{}{version}", self.superseded_prefix())
     }
 
@@ -84,7 +84,7 @@ impl Keys {
         format!("{}committing", self.session(id))
     }
 
-    pub(crate) fn data_prefix(&self, id: &str) -> String {
+    pub(super) fn data_prefix(&self, id: &str) -> String {
         format!("{}data/", self.session(id))
     }
 
@@ -94,7 +94,7 @@ impl Keys {
 }
 
 /// The range a data key names (the part after [`Keys::data_prefix`]).
-pub(crate) fn data_range(name: &str) -> Option<Range<u64>> {
+pub(super) fn data_range(name: &str) -> Option<Range<u64>> {
     let (a, b) = name.split_once('-')?;
     let (start, end) = (a.parse().ok()?, b.parse().ok()?);
     (start < end).then_some(start..end)

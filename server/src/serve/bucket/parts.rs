@@ -9,7 +9,7 @@ use std::ops::Range;
 
 /// A stretch of the new file: `len` bytes of object `source` from `at`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Piece {
+pub(super) struct Piece {
     pub(crate) source: usize,
     pub(crate) at: u64,
     pub(crate) len: u64,
@@ -45,7 +45,7 @@ impl Part {
 
 /// The smallest part (but the last) for a file of `size` bytes: 5 MiB, or
 /// more where 10,000 parts would not hold the file.
-pub(crate) fn min_part(size: u64) -> u64 {
+pub(super) fn min_part(size: u64) -> u64 {
     crate::s3::MIN_PART.max(size.div_ceil(crate::s3::MAX_PARTS - 1))
 }
 
@@ -64,7 +64,7 @@ fn merged(pieces: &[Piece]) -> Vec<Piece> {
 /// The parts of the file `pieces` make, in order: copy parts of at least
 /// `min` and at most `max` bytes, upload parts of `min` to `3 * min` (the
 /// last of either kind may be shorter).
-pub(crate) fn plan_parts(pieces: &[Piece], min: u64, max: u64) -> Vec<Part> {
+pub(super) fn plan_parts(pieces: &[Piece], min: u64, max: u64) -> Vec<Part> {
     let mut parts = Vec::new();
     let mut pending: Vec<Piece> = Vec::new();
     let mut pending_len = 0u64;

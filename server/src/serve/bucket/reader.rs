@@ -15,7 +15,7 @@ use tokio::runtime::Handle;
 use crate::s3::{Bucket, S3Error};
 
 /// `range` of object `key`, checked to be that long.
-pub(crate) async fn read_range(bucket: &Bucket, key: &str, range: Range<u64>) -> Result<Bytes, S3Error> {
+pub(super) async fn read_range(bucket: &Bucket, key: &str, range: Range<u64>) -> Result<Bytes, S3Error> {
     if range.is_empty() {
         return Ok(Bytes::new());
     }
@@ -31,7 +31,7 @@ pub(crate) async fn read_range(bucket: &Bucket, key: &str, range: Range<u64>) ->
 /// Object `key`'s blocks of `block_size` (`len` bytes in all) hashed with
 /// `hash`, in order, a batch per stretch of about 4 MiB: four stretches
 /// are read at a time, each hashed on a blocking thread.
-pub(crate) fn hash_blocks<T: Send + 'static>(
+pub(super) fn hash_blocks<T: Send + 'static>(
     bucket: Bucket,
     key: String,
     len: u64,
@@ -56,7 +56,7 @@ pub(crate) fn hash_blocks<T: Send + 'static>(
 /// One object read by offset, from a blocking thread, through a
 /// [`UnitCache`] filled by ranged GETs.
 #[derive(Debug)]
-pub(crate) struct ObjectReader {
+pub(super) struct ObjectReader {
     bucket: Bucket,
     key: String,
     runtime: Handle,

@@ -196,14 +196,14 @@ impl Live {
 /// A store request that failed, as the client hears it: 503
 /// `store_unavailable` (try again) when the store did not answer, throttled
 /// or failed on its side; else 502 `store_failed`.
-pub(crate) fn store_error(what: &str, e: S3Error) -> AppError {
+pub(super) fn store_error(what: &str, e: S3Error) -> AppError {
     let kind = if e.is_transient() { ErrorKind::StoreUnavailable } else { ErrorKind::StoreFailed };
     tracing::warn!("the object store failed {what}: {e}");
     AppError::new(kind, format!("the object store failed {what}: {e}"))
 }
 
 /// A read of a version through [`super::reader::ObjectReader`] that failed.
-pub(crate) fn store_read_error(what: &str, e: std::io::Error) -> AppError {
+pub(super) fn store_read_error(what: &str, e: std::io::Error) -> AppError {
     match e.into_inner().map(|inner| inner.downcast::<S3Error>()) {
         Some(Ok(s3)) => store_error(what, *s3),
         Some(Err(other)) => {
@@ -215,7 +215,7 @@ pub(crate) fn store_read_error(what: &str, e: std::io::Error) -> AppError {
 
 impl BucketStore {
     /// Opens an upload: checks the request and the base, writes `open`.
-    pub(crate) async fn open_upload(&self, request: NewDelta, owner: Option<String>) -> AppResult<Opened> {
+    pub(super) async fn open_upload(&self, request: NewDelta, owner: Option<String>) -> AppResult<Opened> {
         let (path, levels) = request.check(self.max_file_size)?;
         let block_size = levels.block_size();
         let current = self.current(path.as_str()).await.map_err(|e| store_error("reading a pointer", e))?;
@@ -514,7 +514,7 @@ impl BucketStore {
 
     /// The literal data objects stored for session `id`, in start order
     /// (key order, the offsets being zero-padded): (range, key).
-    pub(crate) async fn data_objects(&self, id: &str) -> AppResult<Vec<(Range<u64>, String)>> {
+    pub(super) async fn data_objects(&self, id: &str) -> AppResult<Vec<(Range<u64>, String)>> {
         let prefix = self.keys.data_prefix(id);
         let listed = self.bucket.list(&prefix).await.map_err(|e| store_error("listing literal data", e))?;
         Ok(listed
@@ -555,7 +555,7 @@ impl BucketStore {
 
     /// 409 `not_receiving` once a commit of session `id` has begun: it
     /// takes no more data, as on a directory.
-    pub(crate) async fn refuse_if_committing(&self, id: &str) -> AppResult<()> {
+    pub(super) async fn refuse_if_committing(&self, id: &str) -> AppResult<()> {
         if self.committing(id).await? {
             return Err(AppError::new(
                 ErrorKind::NotReceiving,
@@ -573,7 +573,7 @@ impl BucketStore {
     }
 
     /// Removes every object of session `id` and forgets it.
-    pub(crate) async fn end_session(&self, id: &str) -> AppResult<()> {
+    async fn end_session(&self, id: &str) -> AppResult<()> {
         self.forget(id);
         let keys = self
             .bucket
@@ -584,12 +584,12 @@ impl BucketStore {
     }
 
     /// Drops what this instance holds of session `id`.
-    pub(crate) fn forget(&self, id: &str) {
+    pub(super) fn forget(&self, id: &str) {
         self.cache.forget(id);
     }
 
     /// Deletes `keys`, 16 at a time.
-    pub(crate) async fn delete_all(&self, keys: Vec<String>) -> AppResult<()> {
+    pub(super) async fn delete_all(&self, keys: Vec<String>) -> AppResult<()> {
         let results: Vec<Result<(), S3Error>> = futures_util::stream::iter(keys)
             .map(|key| async move { self.bucket.delete(&key).await })
             .buffer_unordered(16)

@@ -19,7 +19,7 @@ fn now() -> u64 {
 
 impl BucketStore {
     /// Marks `version` as replaced now.
-    pub(crate) async fn supersede(&self, version: &str) {
+    pub(super) async fn supersede(&self, version: &str) {
         let marker = self.keys.superseded(version);
         if let Err(e) = self.bucket.put(&marker, Bytes::from(now().to_string()), Condition::None).await {
             tracing::warn!("marking version {version} superseded: {e}");
@@ -27,7 +27,7 @@ impl BucketStore {
     }
 
     /// One sweep; returns (versions removed, uploads removed).
-    pub(crate) async fn sweep(&self) -> Result<(usize, usize), S3Error> {
+    pub(super) async fn sweep(&self) -> Result<(usize, usize), S3Error> {
         let deadline = now().saturating_sub(self.grace.as_secs());
         let mut versions = 0;
         let prefix = self.keys.superseded_prefix();

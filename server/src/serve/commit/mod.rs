@@ -40,9 +40,9 @@ use crate::serve::stats::Stats;
 
 /// How long an `auto` commit waits for the server's readers of the target
 /// before it writes a new file instead of journaling in place.
-pub(crate) const AUTO_READERS_WAIT: Duration = Duration::from_secs(5);
+const AUTO_READERS_WAIT: Duration = Duration::from_secs(5);
 /// How long `--commit journal` waits for them before 503 `target_busy`.
-pub(crate) const JOURNAL_READERS_WAIT: Duration = Duration::from_secs(60);
+const JOURNAL_READERS_WAIT: Duration = Duration::from_secs(60);
 
 /// Bytes of the old version to copy into the new one: `new` from `old_start`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -107,12 +107,12 @@ impl NewVersion {
     }
 
     /// The bytes the new version changes (those in the staging file).
-    pub(crate) fn changed_bytes(&self) -> u64 {
+    fn changed_bytes(&self) -> u64 {
         self.staged.iter().map(|r| r.end - r.start).sum()
     }
 
     /// The bytes it keeps from the old version.
-    pub(crate) fn kept_bytes(&self) -> u64 {
+    fn kept_bytes(&self) -> u64 {
         self.size - self.changed_bytes()
     }
 }

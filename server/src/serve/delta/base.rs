@@ -34,11 +34,11 @@ impl BaseFile {
 
 /// The base's block hashes under a session's seed, once computed; `None`
 /// while they are (or when hashing failed: the search then reads the base).
-pub(crate) type Aligned = watch::Receiver<Option<Arc<Vec<u128>>>>;
+pub(super) type Aligned = watch::Receiver<Option<Arc<Vec<u128>>>>;
 
 /// Starts hashing `base`'s blocks of `block_size` with `seed` on `threads`
 /// threads; the receiver holds the hashes once all are done.
-pub(crate) fn hash_aligned(
+pub(super) fn hash_aligned(
     base: &Arc<BaseFile>,
     block_size: u32,
     seed: u64,
@@ -68,7 +68,7 @@ pub(crate) fn hash_aligned(
 
 /// The aligned hashes, waiting for them if they are on their way; `None`
 /// when they will not come.
-pub(crate) async fn aligned_hashes(aligned: Option<&Aligned>) -> Option<Arc<Vec<u128>>> {
+pub(super) async fn aligned_hashes(aligned: Option<&Aligned>) -> Option<Arc<Vec<u128>>> {
     let mut rx = aligned?.clone();
     match rx.wait_for(Option::is_some).await {
         Ok(hashes) => hashes.clone(),

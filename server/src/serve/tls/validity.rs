@@ -4,7 +4,7 @@
 
 /// When the certificate becomes valid and when it stops being valid, in
 /// seconds since the Unix epoch; `None` if the DER is not a certificate.
-pub(crate) fn validity(der: &[u8]) -> Option<(i64, i64)> {
+pub(super) fn validity(der: &[u8]) -> Option<(i64, i64)> {
     const SEQUENCE: u8 = 0x30;
     let mut certificate = Der(der).enter(SEQUENCE)?;
     let mut tbs = certificate.enter(SEQUENCE)?;

@@ -29,7 +29,7 @@ use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::hooks::{Committed, Reported};
 
 /// The media type of protocol v2's binary messages.
-pub(crate) const DELTA_TYPE: &str = "application/vnd.diffcopy.delta";
+const DELTA_TYPE: &str = "application/vnd.diffcopy.delta";
 
 /// A protocol v2 binary message as a response.
 pub(crate) fn binary(bytes: impl Into<Body>) -> Response {
