@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::fs::RelPath;
 use crate::serve::error::{AppError, AppResult, ErrorKind};
-use crate::serve::state::Served;
+use crate::serve::served::{Served, SessionScope};
 use crate::token::{Grant, Permission, TokenError};
 
 /// Who sent a request.
@@ -31,15 +31,6 @@ pub(super) enum Access {
     Admin,
     /// A scoped token.
     Scoped(Arc<Grant>),
-}
-
-/// An upload session's path and owner, as [`Served::session_scope`] reads them.
-#[derive(Clone, Debug)]
-pub(crate) struct SessionScope {
-    pub(crate) path: String,
-    /// The `sub` of the token that opened it (`None`: no token, the
-    /// administrator's, or a token without `sub`).
-    pub(crate) owner: Option<String>,
 }
 
 /// 403 `not_allowed`, naming what is missing (never the token's values).

@@ -11,7 +11,7 @@ use axum::routing::get;
 
 use crate::fs::RelPath;
 use crate::serve::error::{AppError, ErrorKind};
-use crate::serve::state::Served;
+use crate::serve::served::Served;
 
 include!(concat!(env!("OUT_DIR"), "/assets.rs"));
 

@@ -17,6 +17,7 @@ mod locks;
 mod memory;
 mod reads;
 mod run;
+mod served;
 mod sessions;
 mod sigcache;
 mod signer;

@@ -4,28 +4,17 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::fs::{RelPath, Root};
-use crate::serve::access::SessionScope;
 use crate::serve::commit::{ApplyJournal, Commits, Committer, recover};
 use crate::serve::config::ServerConfig;
 use crate::serve::delta::DeltaStore;
 use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::hooks::{DirOutbox, Hooks};
 use crate::serve::locks::{PathLocks, ReadHold};
+use crate::serve::served::{Served, SessionScope};
 use crate::serve::signer::Signer;
 use crate::serve::stats::{Stats, StatsSnapshot};
 use crate::serve::tls::Tls;
 use crate::serve::upload::UploadStore;
-
-/// What the routes every store serves (the page, the token check, CORS)
-/// read from the server's state.
-pub(super) trait Served: Send + Sync + 'static {
-    /// The settings.
-    fn settings(&self) -> &ServerConfig;
-
-    /// The path and owner of upload session `id` of either protocol, if
-    /// it exists, without waiting for a request that holds it.
-    fn session_scope(&self, id: &str) -> impl Future<Output = AppResult<Option<SessionScope>>> + Send;
-}
 
 impl Served for AppState {
     fn settings(&self) -> &ServerConfig {

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::serve::state::Served;
+use crate::serve::served::Served;
 
 /// Answers preflights and adds the CORS headers for allowed origins.
 pub(crate) async fn cors<S: Served>(State(state): State<Arc<S>>, request: Request, next: Next) -> Response {

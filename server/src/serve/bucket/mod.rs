@@ -32,12 +32,11 @@ pub(crate) use sweep::sweep_now_and_then;
 
 pub use crate::s3::Addressing;
 use crate::s3::{Bucket, BucketConfig, Credentials, S3Error, region_from_environment};
-use crate::serve::access::SessionScope;
 use crate::serve::config::ServerConfig;
 use crate::serve::error::AppResult;
 use crate::serve::faults::FaultHook;
 use crate::serve::hooks::Hooks;
-use crate::serve::state::Served;
+use crate::serve::served::{Served, SessionScope};
 use crate::serve::stats::{Stats, StatsSnapshot};
 use crate::serve::tls::Tls;
 use cache::SessionCache;

@@ -26,7 +26,7 @@ pub(crate) use signatures::{BlockQuery, query};
 
 use crate::fs::RelPath;
 use crate::serve::error::{AppError, AppResult};
-use crate::serve::state::Served;
+use crate::serve::served::Served;
 use crate::serve::stats::Stats;
 
 /// One version of a file, opened: every read of it sees the same bytes,
