@@ -28,6 +28,7 @@ pub(crate) struct Stats {
     commits_journal: AtomicU64,
     commits_replace: AtomicU64,
     commit_bytes_written: AtomicU64,
+    commit_disk_bytes_written: AtomicU64,
     http1_connections: AtomicU64,
     http2_connections: AtomicU64,
     tls_connections: AtomicU64,
@@ -73,6 +74,9 @@ pub struct StatsSnapshot {
     pub commits_journal: u64,
     pub commits_replace: u64,
     pub commit_bytes_written: u64,
+    /// Bytes of file data the commits wrote to the disk, as the kernel
+    /// counted them (a clone writes none).
+    pub commit_disk_bytes_written: u64,
     pub http1_connections: u64,
     pub http2_connections: u64,
     pub tls_connections: u64,
@@ -185,8 +189,9 @@ impl Stats {
     }
 
     /// A commit installed a new version `how`, writing that many bytes
-    /// beyond the upload's own.
-    pub(crate) fn installed(&self, how: CommitMode, bytes_written: u64) {
+    /// beyond the upload's own (by its plan), and `disk` bytes of file data
+    /// by the kernel's count, where it gives one.
+    pub(crate) fn installed(&self, how: CommitMode, bytes_written: u64, disk: Option<u64>) {
         let counter = match how {
             CommitMode::Reflink => &self.commits_reflink,
             CommitMode::Journal => &self.commits_journal,
@@ -194,6 +199,7 @@ impl Stats {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         self.commit_bytes_written.fetch_add(bytes_written, Ordering::Relaxed);
+        self.commit_disk_bytes_written.fetch_add(disk.unwrap_or(0), Ordering::Relaxed);
     }
 
     /// A connection began to be served: over TLS or not, HTTP/2 or HTTP/1.1.
@@ -239,6 +245,7 @@ impl Stats {
             commits_journal: get(&self.commits_journal),
             commits_replace: get(&self.commits_replace),
             commit_bytes_written: get(&self.commit_bytes_written),
+            commit_disk_bytes_written: get(&self.commit_disk_bytes_written),
             http1_connections: get(&self.http1_connections),
             http2_connections: get(&self.http2_connections),
             tls_connections: get(&self.tls_connections),

@@ -10,6 +10,7 @@ use diffcopy_core::BlockLayout;
 use diffcopy_core::delta::Source;
 
 use super::session::{DeltaUpload, ToCommit};
+use crate::fs::thread_bytes_written;
 use crate::serve::commit::{
     Base, Commit, Committer, Copy, Expect, NewVersion, check_unchanged, copy_in, install, read_assembled,
 };
@@ -30,6 +31,9 @@ pub(super) fn commit(upload: &DeltaUpload, job: &ToCommit, ctx: &Committer) -> A
     let layout = BlockLayout::new(params.file_size, params.levels.block_size())
         .map_err(|e| AppError::internal("the upload's block layout", e))?;
     let outcome = |etag: String, commit: &'static str| DeltaOutcome::new(&upload.path, plan, etag, commit);
+    // Everything below runs on this thread: what the kernel counts it
+    // writing is what the commit wrote.
+    let written_before = thread_bytes_written();
 
     if let (Some(base), Some(old)) = (&base, &upload.base)
         && plan.is_identity(old.len())
@@ -79,7 +83,9 @@ pub(super) fn commit(upload: &DeltaUpload, job: &ToCommit, ctx: &Committer) -> A
         return Err(mismatch());
     }
     let installed = install(&commit)?;
-    let outcome = outcome(installed.version.etag(), installed.mode.name());
-    ctx.stats.installed(installed.mode, installed.bytes_written + outcome.moved_bytes());
+    let written =
+        written_before.zip(thread_bytes_written()).map(|(before, after)| after.saturating_sub(before));
+    let outcome = outcome(installed.version.etag(), installed.mode.name()).with_disk_bytes(written);
+    ctx.stats.installed(installed.mode, installed.bytes_written + outcome.moved_bytes(), written);
     Ok(outcome)
 }

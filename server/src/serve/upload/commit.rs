@@ -14,6 +14,7 @@ use serde_json::json;
 use super::lock;
 use super::session::{Upload, run_pairs};
 use crate::fs::FsError;
+use crate::fs::thread_bytes_written;
 use crate::serve::commit::{Base, Commit, Commits, Expect, NewVersion, install};
 use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::signer::Signer;
@@ -123,8 +124,11 @@ pub(super) async fn commit_upload(
             expect: upload.base_etag.as_deref().map_or(Expect::Any, Expect::Etag),
             id: &upload.id,
         };
+        let written_before = thread_bytes_written();
         let installed = install(&commit)?;
-        ctx.stats.installed(installed.mode, installed.bytes_written);
+        let written =
+            written_before.zip(thread_bytes_written()).map(|(before, after)| after.saturating_sub(before));
+        ctx.stats.installed(installed.mode, installed.bytes_written, written);
         Ok(CommitOutcome {
             path: upload.path.to_string(),
             size: upload.header.file_size(),

@@ -314,6 +314,11 @@ pub(crate) struct DeltaOutcome {
     /// How the new version was installed: `reflink`, `journal`, `replace`,
     /// or `none` for an unchanged file.
     commit: &'static str,
+    /// Over a directory: the bytes of file data the commit wrote to the
+    /// disk (copied, journaled, applied; a clone writes none), as the
+    /// kernel counted them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disk_bytes_written: Option<u64>,
     /// Over a bucket: what building the new version cost in the store.
     #[serde(skip_serializing_if = "Option::is_none")]
     store: Option<StoreCost>,
@@ -343,8 +348,14 @@ impl DeltaOutcome {
             moved,
             unchanged: commit == "none",
             commit,
+            disk_bytes_written: None,
             store: None,
         }
+    }
+
+    /// With the bytes the commit wrote to the disk.
+    pub(crate) fn with_disk_bytes(self, written: Option<u64>) -> Self {
+        Self { disk_bytes_written: written, ..self }
     }
 
     /// With what the commit cost in the store.
