@@ -2,6 +2,7 @@
 
 use std::fs::File;
 use std::io;
+use std::ops::Range;
 use std::os::unix::fs::FileExt;
 
 use rustix::io::Errno;
@@ -65,6 +66,23 @@ fn unaligned_head(src_offset: u64, dst_offset: u64, len: u64, block: u64) -> u64
 pub(crate) fn thread_bytes_written() -> Option<u64> {
     let io = std::fs::read_to_string("/proc/thread-self/io").ok()?;
     io.lines().find_map(|line| line.strip_prefix("write_bytes:")).and_then(|n| n.trim().parse().ok())
+}
+
+/// Starts writing `range` of `file` back to the disk without waiting for
+/// it (`sync_file_range(2)` with `SYNC_FILE_RANGE_WRITE`), so that the
+/// fsync a commit ends with finds little left to write. Best effort: a
+/// kernel that refuses only loses the head start.
+pub(crate) fn start_writeback(file: &File, range: Range<u64>) {
+    use std::os::fd::AsRawFd as _;
+    let (Ok(offset), Ok(len)) = (i64::try_from(range.start), i64::try_from(range.end - range.start)) else {
+        return;
+    };
+    // SAFETY: the descriptor is open for as long as `file` is borrowed, and
+    // sync_file_range only reads its integer arguments. rustix does not wrap
+    // it. One of the three measured needs for unsafe in this crate (with
+    // serve/memory.rs's two): docs/benchmarks.md, "Early writeback".
+    #[allow(unsafe_code)]
+    let _ = unsafe { libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE) };
 }
 
 fn copy_with_buffer(src: &File, mut src_off: u64, dst: &File, mut dst_off: u64, len: u64) -> io::Result<()> {

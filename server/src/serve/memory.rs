@@ -51,7 +51,7 @@ pub(super) async fn trim_when_idle(stats: Arc<Stats>) {
 pub(super) fn limit_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt takes no pointers and is thread-safe; it only sets a
-    // malloc tunable. One of the two measured needs for unsafe in this
+    // malloc tunable. One of the three measured needs for unsafe in this
     // crate (see the module's comment).
     #[allow(unsafe_code)]
     unsafe {
@@ -69,7 +69,7 @@ pub(super) async fn release_freed() {
 fn trim() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim takes no pointers and is thread-safe; it only
-    // releases free pages. One of the two measured needs for unsafe in this
+    // releases free pages. One of the three measured needs for unsafe in this
     // crate (see the module's comment).
     #[allow(unsafe_code)]
     unsafe {

@@ -6,12 +6,13 @@
 
 use std::collections::HashMap;
 use std::fs::File;
+use std::os::unix::fs::FileExt as _;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use crate::fs::{Dir, RESERVED_PREFIX, RelPath};
+use crate::fs::{Dir, RESERVED_PREFIX, RelPath, start_writeback};
 use crate::serve::commit::Staged;
 use crate::serve::error::{AppError, AppResult, ErrorKind};
 
@@ -116,6 +117,14 @@ impl Staging {
     /// The open file.
     pub(crate) fn file(&self) -> &File {
         &self.file
+    }
+
+    /// Writes `bytes` at `offset` and starts writing them back to the disk
+    /// at once, so that the commit's fsync finds little left to do.
+    pub(crate) fn write_at(&self, bytes: &[u8], offset: u64) -> std::io::Result<()> {
+        self.file.write_all_at(bytes, offset)?;
+        start_writeback(&self.file, offset..offset + bytes.len() as u64);
+        Ok(())
     }
 
     /// The staging file of the new version of `path`, for a commit.

@@ -31,7 +31,7 @@ use std::time::Duration;
 
 pub(crate) use journal::{ApplyJournal, recover};
 
-use crate::fs::{Dir, FileVersion, FsError, RelPath, Root, copy_range};
+use crate::fs::{Dir, FileVersion, FsError, RelPath, Root, copy_range, start_writeback};
 use crate::serve::config::CommitMode;
 use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::faults::FaultHook;
@@ -206,6 +206,7 @@ pub(crate) fn copy_in(staged: &Staged<'_>, base: &Base<'_>, copies: &[Copy]) -> 
     for copy in copies {
         copy_range(base.file, copy.old_start, staged.file, copy.new.start, copy.new.end - copy.new.start)
             .map_err(|e| AppError::from_fs(e.into(), staged.path))?;
+        start_writeback(staged.file, copy.new.clone());
     }
     Ok(())
 }

@@ -2,7 +2,6 @@
 //! in a staging file beside the target, then the commit.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
@@ -182,8 +181,7 @@ impl DeltaUpload {
             FaultHook::at(faults, FaultPoint::DataWrite { offset: range.start });
             let writing = lock(&self.writing);
             self.staging
-                .file()
-                .write_all_at(&bytes, range.start)
+                .write_at(&bytes, range.start)
                 .map_err(|e| AppError::from_fs(e.into(), &self.path))?;
             drop(writing);
             stored += on_wire;

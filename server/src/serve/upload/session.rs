@@ -118,10 +118,7 @@ impl Upload {
             self.writes.admit()
         };
         FaultHook::at(faults, FaultPoint::BlockWrite { index });
-        self.staging
-            .file()
-            .write_all_at(bytes, range.start)
-            .map_err(|e| AppError::from_fs(e.into(), &self.path))?;
+        self.staging.write_at(bytes, range.start).map_err(|e| AppError::from_fs(e.into(), &self.path))?;
         let mut state = lock(&self.state);
         let mut record = index.to_le_bytes().to_vec();
         record.extend_from_slice(actual.as_bytes());
