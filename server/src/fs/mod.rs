@@ -8,7 +8,7 @@ mod relpath;
 mod root;
 mod version;
 
-pub(crate) use copy::{copy_range, start_writeback, thread_bytes_written};
+pub(crate) use copy::{ThreadWrites, copy_range, start_writeback};
 pub(crate) use hashing::{HashReceiver, hash_file_blocks};
 pub(crate) use reader::FileReader;
 pub(crate) use relpath::{JOURNAL_DIR, PathError, RESERVED_PREFIX, RelPath};

@@ -16,6 +16,12 @@ use crate::fs::{Dir, RESERVED_PREFIX, RelPath, start_writeback};
 use crate::serve::commit::Staged;
 use crate::serve::error::{AppError, AppResult, ErrorKind};
 
+/// `mutex`'s guard, whether or not a thread panicked holding it (the
+/// sessions' state stays usable: every change to it is one assignment).
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// An upload session, as the table sees it.
 pub(super) trait Session: Send + Sync {
     /// Marks the session as used now.
@@ -41,7 +47,7 @@ impl<T> Default for SessionTable<T> {
 
 impl<T: Session> SessionTable<T> {
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<T>>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.0)
     }
 
     /// Adds session `id`.
@@ -155,7 +161,7 @@ pub(crate) struct Admitted<'a>(&'a Writes);
 
 impl Drop for Admitted<'_> {
     fn drop(&mut self) {
-        let mut in_flight = self.0.in_flight.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut in_flight = lock(&self.0.in_flight);
         *in_flight -= 1;
         if *in_flight == 0 {
             self.0.done.notify_waiters();
@@ -168,7 +174,7 @@ impl Writes {
     /// state lock, after checking that the session takes writes, so that a
     /// commit that takes that lock next finds the write counted.
     pub(super) fn admit(&self) -> Admitted<'_> {
-        *self.in_flight.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        *lock(&self.in_flight) += 1;
         Admitted(self)
     }
 
@@ -177,7 +183,7 @@ impl Writes {
         loop {
             // Created before the check, so a write that ends in between still wakes it.
             let done = self.done.notified();
-            if *self.in_flight.lock().unwrap_or_else(PoisonError::into_inner) == 0 {
+            if *lock(&self.in_flight) == 0 {
                 return;
             }
             done.await;

@@ -10,7 +10,7 @@ use diffcopy_core::BlockLayout;
 use diffcopy_core::delta::Source;
 
 use super::session::{DeltaUpload, ToCommit};
-use crate::fs::thread_bytes_written;
+use crate::fs::ThreadWrites;
 use crate::serve::commit::{
     Base, Commit, Committer, Copy, Expect, NewVersion, check_unchanged, copy_in, install, read_assembled,
 };
@@ -33,7 +33,7 @@ pub(super) fn commit(upload: &DeltaUpload, job: &ToCommit, ctx: &Committer) -> A
     let outcome = |etag: String, commit: &'static str| DeltaOutcome::new(&upload.path, plan, etag, commit);
     // Everything below runs on this thread: what the kernel counts it
     // writing is what the commit wrote.
-    let written_before = thread_bytes_written();
+    let written = ThreadWrites::start();
 
     if let (Some(base), Some(old)) = (&base, &upload.base)
         && plan.is_identity(old.len())
@@ -83,8 +83,7 @@ pub(super) fn commit(upload: &DeltaUpload, job: &ToCommit, ctx: &Committer) -> A
         return Err(mismatch());
     }
     let installed = install(&commit)?;
-    let written =
-        written_before.zip(thread_bytes_written()).map(|(before, after)| after.saturating_sub(before));
+    let written = written.so_far();
     let outcome = outcome(installed.version.etag(), installed.mode.name()).with_disk_bytes(written);
     ctx.stats.installed(installed.mode, installed.bytes_written + outcome.moved_bytes(), written);
     Ok(outcome)

@@ -2,7 +2,7 @@
 //! in a staging file beside the target, then the commit.
 
 use std::fs::File;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -13,7 +13,7 @@ use super::journal::{DeltaJournal, DeltaRecord, log_received};
 use crate::fs::RelPath;
 use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::faults::{FaultHook, FaultPoint};
-use crate::serve::sessions::{Session, Staging, Writes, commit_in_progress};
+use crate::serve::sessions::{Session, Staging, Writes, commit_in_progress, lock};
 use crate::serve::v2::{
     DeltaStatus, Hashes, Literal, Progress, RangeSet, Work, expected_hashes_len, literal_frames, missing,
     missing_data,
@@ -72,10 +72,6 @@ pub(super) struct State {
     /// The hashes of the new file's blocks the search found whole, by
     /// index: the commit rehashes only the others.
     pub(super) known: Arc<Vec<Option<u128>>>,
-}
-
-pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl DeltaUpload {

@@ -11,12 +11,12 @@ use diffcopy_core::{Digest, Signature, diff, hash_block};
 use serde::Serialize;
 use serde_json::json;
 
-use super::lock;
 use super::session::{Upload, run_pairs};
 use crate::fs::FsError;
-use crate::fs::thread_bytes_written;
+use crate::fs::ThreadWrites;
 use crate::serve::commit::{Base, Commit, Commits, Expect, NewVersion, install};
 use crate::serve::error::{AppError, AppResult, ErrorKind};
+use crate::serve::sessions::lock;
 use crate::serve::signer::Signer;
 
 /// What a successful commit answers.
@@ -124,11 +124,9 @@ pub(super) async fn commit_upload(
             expect: upload.base_etag.as_deref().map_or(Expect::Any, Expect::Etag),
             id: &upload.id,
         };
-        let written_before = thread_bytes_written();
+        let written = ThreadWrites::start();
         let installed = install(&commit)?;
-        let written =
-            written_before.zip(thread_bytes_written()).map(|(before, after)| after.saturating_sub(before));
-        ctx.stats.installed(installed.mode, installed.bytes_written, written);
+        ctx.stats.installed(installed.mode, installed.bytes_written, written.so_far());
         Ok(CommitOutcome {
             path: upload.path.to_string(),
             size: upload.header.file_size(),

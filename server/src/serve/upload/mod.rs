@@ -13,7 +13,7 @@ mod journal;
 mod session;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use diffcopy_core::{Digest, HashAlgorithm, Signature, SignatureHeader};
@@ -57,10 +57,6 @@ pub(crate) struct NewUpload {
 
 fn default_hash() -> String {
     HashAlgorithm::Sha1.name().to_owned()
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl UploadStore {
