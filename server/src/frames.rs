@@ -1,19 +1,31 @@
 //! Protocol v2's literal frames as both sides write and read them: zstd
 //! (level 1) where that is smaller, raw otherwise. Frames from the page may
-//! be LZ4 blocks. A frame that decodes to anything but its stated length is
-//! refused.
+//! be LZ4 blocks, and a download for the page is sent in LZ4 blocks (it
+//! carries no zstd decoder). A frame that decodes to anything but its
+//! stated length is refused.
 
 use std::borrow::Cow;
 
 use diffcopy_core::delta::{Codec, Frame, write_frame};
 
-/// Appends a frame of `bytes` for offset `offset` of the new file.
+/// Appends a frame of `bytes` for offset `offset` of the new file: zstd
+/// where that is smaller.
 pub(crate) fn push_frame(out: &mut Vec<u8>, offset: u64, bytes: &[u8]) {
-    match zstd::bulk::compress(bytes, 1) {
-        Ok(packed) if packed.len() < bytes.len() => {
-            write_frame(out, offset, bytes.len() as u32, Codec::Zstd, &packed)
-        }
-        _ => write_frame(out, offset, bytes.len() as u32, Codec::Raw, bytes),
+    push_frame_as(out, offset, bytes, Codec::Zstd);
+}
+
+/// Appends a frame of `bytes` for offset `offset`, compressed with `codec`
+/// where that is smaller, raw otherwise (`Codec::Raw`: always raw).
+pub(crate) fn push_frame_as(out: &mut Vec<u8>, offset: u64, bytes: &[u8], codec: Codec) {
+    let len = bytes.len() as u32;
+    let packed = match codec {
+        Codec::Raw => None,
+        Codec::Zstd => zstd::bulk::compress(bytes, 1).ok(),
+        Codec::Lz4 => Some(lz4_flex::block::compress(bytes)),
+    };
+    match packed {
+        Some(packed) if packed.len() < bytes.len() => write_frame(out, offset, len, codec, &packed),
+        _ => write_frame(out, offset, len, Codec::Raw, bytes),
     }
 }
 
@@ -79,5 +91,21 @@ mod tests {
         }
         let garbage = Frame { stored: &[0xff; 64], ..frame };
         assert!(frame_bytes(&garbage).is_err());
+    }
+
+    #[test]
+    fn each_codec_is_used_only_where_it_is_smaller_and_round_trips() {
+        let text = b"a download for the page, a download for the page. ".repeat(400);
+        let noise: Vec<u8> = (0..20_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        for codec in [Codec::Raw, Codec::Zstd, Codec::Lz4] {
+            for bytes in [&text[..], &noise[..], &text[..1], &[][..]] {
+                let mut body = FRAMES_HEADER.to_vec();
+                push_frame_as(&mut body, 3, bytes, codec);
+                let frames = parse_frames(&body, 3 + bytes.len() as u64).unwrap();
+                let expected = if bytes.len() == text.len() { codec } else { Codec::Raw };
+                assert_eq!(frames[0].codec, expected, "{codec:?}, {} bytes", bytes.len());
+                assert_eq!(frame_bytes(&frames[0]).unwrap(), bytes);
+            }
+        }
     }
 }

@@ -16,7 +16,9 @@
 
 /** The code of each worker. Messages in: {init} once, then {id, start, end}.
  * `init.engine` is "webcrypto", "wasm" (API v1's digests, `init.key` the
- * hash name) or "delta" (protocol v2's block hashes, `init.key` the seed).
+ * hash name), "delta" (protocol v2's block hashes, `init.key` the seed) or
+ * "search" (a download's search of the blob, the old file, for the version
+ * whose block hashes are `init.hashes`; then messages are {id, op, bytes}).
  * `loadGlue(init)` resolves to the glue's module. */
 export function workerMain(loadGlue) {
   // Bytes asked of the file per read. Chromium hands a Blob's bytes over in
@@ -25,7 +27,7 @@ export function workerMain(loadGlue) {
   let job = null;
   // Block-sized buffers no request is using (a worker may have several at once).
   const spare = [];
-  const fail = (e) => ({ name: (e && e.name) || "Error", message: String((e && e.message) || e) });
+  const fail = (e) => ({ name: (e && e.name) || "Error", message: String((e && e.message) || e), code: e && e.code });
 
   // A BYOB reader of `blob`, or null where this browser has none.
   function byobReader(blob) {
@@ -106,10 +108,13 @@ export function workerMain(loadGlue) {
     if (data.init) {
       try {
         job = data.init;
-        if (job.engine === "wasm" || job.engine === "delta") {
+        if (job.engine === "wasm" || job.engine === "delta" || job.engine === "search") {
           const glue = await loadGlue(job);
           await glue.default({ module_or_path: job.module });
           job.hashBlock = glue.hashBlock;
+          // A search reads the old file synchronously (FileReaderSync), so
+          // it runs here and not on the page's thread.
+          if (job.engine === "search") job.search = new glue.DeltaSearch(job.hashes, job.blob);
           // One hasher per request in flight: a hasher keeps a block's state
           // between reads, and a worker may be given several slices at once.
           if (job.engine === "delta") {
@@ -120,6 +125,15 @@ export function workerMain(loadGlue) {
         self.postMessage({ ready: true });
       } catch (e) {
         self.postMessage({ ready: false, error: fail(e) });
+      }
+      return;
+    }
+    if (data.op) {
+      try {
+        const answer = job.search[data.op](data.bytes);
+        self.postMessage({ id: data.id, digests: answer }, [answer.buffer]);
+      } catch (e) {
+        self.postMessage({ id: data.id, error: fail(e) });
       }
       return;
     }
@@ -169,6 +183,7 @@ export function useWorkerSource(text) {
 function toError(description) {
   const error = new Error(description.message);
   error.name = description.name;
+  if (description.code) error.code = description.code;
   return error;
 }
 
@@ -235,6 +250,17 @@ export class HashPool {
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       worker.postMessage({ id, start, end });
+    });
+  }
+
+  /** A search worker's answer to `op` on `bytes` (see workerMain). */
+  request(op, bytes) {
+    const worker = this.workers[0];
+    const id = this.nextId++;
+    worker.load++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      worker.postMessage({ id, op, bytes }, [bytes.buffer]);
     });
   }
 

@@ -1,20 +1,23 @@
 // Builds the npm package diffcopy-web (scripts/npm-pack runs it):
 //
-//   node web/npm/build.mjs BINDGEN_DIR OUT_DIR VERSION
+//   node web/npm/build.mjs BINDGEN_DIR OUT_DIR VERSION [SUBMODULE]
 //
 // BINDGEN_DIR is wasm-bindgen's --target web output, its wasm already
 // optimised. OUT_DIR gets the package: diffcopy_web.js (one ES module, the
 // WebAssembly inlined, see entry.js), diffcopy_web.d.ts, the .wasm itself
 // (for `init({ module_or_path })` and for measuring), package.json and the
-// README.
+// README. With SUBMODULE (`download`: the wasm built with that feature),
+// only the module, its types and its wasm, in OUT_DIR/SUBMODULE, for the
+// package's export `diffcopy-web/SUBMODULE`; run it after the main build.
 import * as esbuild from "esbuild";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const [bindgen, out, version] = process.argv.slice(2).map((a, i) => (i < 2 ? resolve(a) : a));
-if (!bindgen || !out || !version) throw new Error("usage: build.mjs BINDGEN_DIR OUT_DIR VERSION");
+const [bindgen, root, version, submodule] = process.argv.slice(2).map((a, i) => (i < 2 ? resolve(a) : a));
+if (!bindgen || !root || !version) throw new Error("usage: build.mjs BINDGEN_DIR OUT_DIR VERSION [SUBMODULE]");
+const out = submodule ? join(root, submodule) : root;
 
 const glueFile = join(bindgen, "diffcopy_web.js");
 const wasmFile = join(bindgen, "diffcopy_web_bg.wasm");
@@ -96,6 +99,7 @@ writeFileSync(
   types.replace(INIT_SYNC, "export function initSync(module?: { module: SyncInitInput } | SyncInitInput): InitOutput;"),
 );
 copyFileSync(wasmFile, join(out, "diffcopy_web_bg.wasm"));
+if (submodule) process.exit(0);
 copyFileSync(join(here, "README.md"), join(out, "README.md"));
 const manifest = JSON.parse(readFileSync(join(here, "manifest.json"), "utf8"));
 writeFileSync(join(out, "package.json"), JSON.stringify({ ...manifest, version }, null, 2) + "\n");

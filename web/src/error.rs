@@ -41,6 +41,15 @@ pub(crate) enum ErrorCode {
     NoProtocolV2,
     /// The `token` function threw, or returned no string.
     TokenUnavailable,
+    /// Writing the local file failed (no permission, no space).
+    #[cfg(feature = "download")]
+    WriteFailed,
+    /// A download's rebuilt file does not have the server's file hash.
+    #[cfg(feature = "download")]
+    FileHashMismatch,
+    /// `downloadFile` is not available in this browser.
+    #[cfg(feature = "download")]
+    Unsupported,
 }
 
 impl ErrorCode {
@@ -61,6 +70,12 @@ impl ErrorCode {
             Self::BadResponse => "bad_response",
             Self::NoProtocolV2 => "no_protocol_v2",
             Self::TokenUnavailable => "token_unavailable",
+            #[cfg(feature = "download")]
+            Self::WriteFailed => "write_failed",
+            #[cfg(feature = "download")]
+            Self::FileHashMismatch => "file_hash_mismatch",
+            #[cfg(feature = "download")]
+            Self::Unsupported => "unsupported",
         }
     }
 }

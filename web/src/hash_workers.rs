@@ -43,6 +43,9 @@ extern "C" {
     fn digest(this: &HashPool, start: f64, end: f64) -> Promise;
 
     #[wasm_bindgen(method)]
+    fn request(this: &HashPool, op: &str, bytes: &Uint8Array) -> Promise;
+
+    #[wasm_bindgen(method)]
     fn close(this: &HashPool);
 }
 
@@ -119,6 +122,18 @@ impl Workers {
         Self::start_with(blob, count, init).await
     }
 
+    #[cfg(feature = "download")]
+    /// Starts one worker searching `blob` (a download's old file) for the
+    /// version whose block hashes are `hashes` (a `DeltaSearch`); it
+    /// answers [`Self::request`]s.
+    pub(crate) async fn start_search(blob: &Blob, hashes: &[u8]) -> Result<Self, WebError> {
+        let init = Object::new();
+        set(&init, "engine", "search".into());
+        set(&init, "hashes", Uint8Array::from(hashes).into());
+        with_module(&init);
+        Self::start_with(blob, 1, init).await
+    }
+
     async fn start_with(blob: &Blob, count: u32, init: Object) -> Result<Self, WebError> {
         let failed =
             |e: JsValue| WebError::from_js(ErrorCode::WorkersUnavailable, "starting hashing workers", &e);
@@ -147,6 +162,15 @@ impl Workers {
                 .map_err(|e| WebError::from_js(ErrorCode::ReadFailed, "hashing in a worker", &e))?;
             Ok(Uint8Array::new(&digests).to_vec())
         }
+    }
+}
+
+#[cfg(feature = "download")]
+impl Workers {
+    /// Asks a search worker to run `op` ("blocks", "pieces", "plan") of
+    /// its `DeltaSearch` on `bytes`: a promise of the answer's bytes.
+    pub(crate) fn request(&self, op: &str, bytes: &Uint8Array) -> Promise {
+        self.pool.request(op, bytes)
     }
 }
 

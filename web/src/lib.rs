@@ -19,6 +19,8 @@
 mod api;
 mod delta;
 mod diff;
+#[cfg(feature = "download")]
+mod download;
 mod engine;
 mod error;
 mod hash_blob;
@@ -36,6 +38,8 @@ mod upload;
 
 pub use delta::{DeltaBlockHasher, delta_block_hash, delta_hash_blob};
 pub use diff::{diff_signatures, signature_info};
+#[cfg(feature = "download")]
+pub use download::{DeltaSearch, download_file, supports_in_place_download};
 pub use hash_blob::{hash_blob, hash_strategy};
 pub use hasher::{SignatureHasher, hash_block};
 pub use upload::upload_file;

@@ -88,10 +88,29 @@ pub(crate) async fn block_hashes(
     signal: Option<&AbortSignal>,
     on_bytes: &mut dyn FnMut(u64),
 ) -> Result<(BlockHashes, u32), WebError> {
+    let mut builder = BlockHashesBuilder::new(params);
+    let workers = hash_blocks(blob, params, config, signal, on_bytes, &mut |hash| builder.push(hash)).await?;
+    let hashes = builder
+        .finish()
+        .map_err(|_| WebError::new(ErrorCode::ReadFailed, "the file changed size while it was hashed"))?;
+    Ok((hashes, workers))
+}
+
+/// Hashes every block of `blob` under `params`, handing each block's hashes
+/// to `on_hash` in order; how many workers computed them (0: the calling
+/// thread). `on_bytes` hears the bytes hashed.
+pub(crate) async fn hash_blocks(
+    blob: &Blob,
+    params: DeltaParams,
+    config: &HashConfig,
+    signal: Option<&AbortSignal>,
+    on_bytes: &mut dyn FnMut(u64),
+    on_hash: &mut dyn FnMut(BlockHash),
+) -> Result<u32, WebError> {
     let size = blob_size(blob);
     let block_size = params.levels.block_size();
     let block = u64::from(block_size);
-    let mut builder = BlockHashesBuilder::new(params);
+    let mut hashed = 0u64;
     let count = Workers::count_for(config, size);
     let workers = match count {
         0 => None,
@@ -110,9 +129,10 @@ pub(crate) async fn block_hashes(
             let layout = SliceLayout { size, block, slice, depth, record_len: RECORD };
             records_in_order(layout, signal, &mut |start, end| workers.digest(start, end), |records| {
                 for record in records.chunks(RECORD) {
-                    builder.push(parse_record(record));
+                    on_hash(parse_record(record));
+                    hashed += 1;
                 }
-                on_bytes((builder.len() * block).min(size));
+                on_bytes((hashed * block).min(size));
                 Ok(())
             })
             .await?;
@@ -128,16 +148,17 @@ pub(crate) async fn block_hashes(
                 buffer.resize(bytes.length() as usize, 0);
                 bytes.copy_to(&mut buffer);
                 for piece in buffer.chunks(block_size as usize) {
-                    builder.push(BlockHash::of(params.seed, piece));
+                    on_hash(BlockHash::of(params.seed, piece));
+                    hashed += 1;
                 }
-                on_bytes((builder.len() * block).min(size));
+                on_bytes((hashed * block).min(size));
             }
         }
     }
-    let hashes = builder
-        .finish()
-        .map_err(|_| WebError::new(ErrorCode::ReadFailed, "the file changed size while it was hashed"))?;
-    Ok((hashes, workers.as_ref().map_or(0, Workers::count)))
+    if hashed != params.block_count() {
+        return Err(WebError::new(ErrorCode::ReadFailed, "the file changed size while it was hashed"));
+    }
+    Ok(workers.as_ref().map_or(0, Workers::count))
 }
 
 /// Bytes of the file at their own offsets: one chunk read for hashing pieces.

@@ -14,7 +14,7 @@
 
 mod api;
 mod frames;
-mod hashes;
+pub(crate) mod hashes;
 
 use std::cell::Cell;
 use std::ops::Range;
@@ -211,7 +211,7 @@ fn merge(ranges: &[Range<u64>]) -> Vec<Range<u64>> {
 
 /// `ranges` as a JS array of `[start, end]`, at most [`MAX_SENT_RANGES`] of
 /// them (neighbours within one 1/1024 of the file joined beyond that).
-fn ranges_array(ranges: &[Range<u64>], size: u64) -> Array {
+pub(crate) fn ranges_array(ranges: &[Range<u64>], size: u64) -> Array {
     let span = size.div_ceil(MAX_SENT_RANGES as u64).max(1);
     let mut shown: Vec<Range<u64>> = Vec::new();
     for range in ranges {

@@ -11,12 +11,12 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
-use diffcopy_core::delta::{DeltaParams, FRAMES_HEADER, Levels, MAX_FRAME, Need, PieceHashes};
+use diffcopy_core::delta::{Codec, DeltaParams, FRAMES_HEADER, Levels, MAX_FRAME, Need, PieceHashes};
 use futures_util::StreamExt as _;
 use serde::Deserialize;
 
 use super::{Reads, Version, current_or_404};
-use crate::frames::push_frame;
+use crate::frames::push_frame_as;
 use crate::fs::RelPath;
 use crate::limits::{DEFAULT_BLOCK_SIZE, check_block_size};
 use crate::serve::body::read_body_within;
@@ -43,6 +43,37 @@ pub(super) struct PieceQuery {
     block_size: Option<u32>,
     /// The seed of the block hashes, 16 hex digits.
     seed: String,
+}
+
+/// The query of `POST /api/v2/data/{path}`.
+#[derive(Debug, Deserialize)]
+pub(super) struct DataQuery {
+    /// The codecs the client reads besides raw, comma-separated: `zstd`,
+    /// `lz4`; without it, `zstd` (what every CLI reads).
+    codecs: Option<String>,
+}
+
+impl DataQuery {
+    /// The codec to compress with: zstd if the client reads it, else LZ4
+    /// if it reads that, else none; 400 `bad_query` for an unknown name.
+    fn codec(&self) -> AppResult<Codec> {
+        let Some(codecs) = &self.codecs else { return Ok(Codec::Zstd) };
+        let mut best = Codec::Raw;
+        for name in codecs.split(',').filter(|n| !n.is_empty()) {
+            match name {
+                "zstd" => best = Codec::Zstd,
+                "lz4" if best == Codec::Raw => best = Codec::Lz4,
+                "lz4" | "raw" => {}
+                other => {
+                    return Err(AppError::new(
+                        ErrorKind::BadQuery,
+                        format!("unknown codec {other:?}: codecs are zstd, lz4 and raw"),
+                    ));
+                }
+            }
+        }
+        Ok(best)
+    }
 }
 
 impl PieceQuery {
@@ -138,13 +169,17 @@ pub(super) async fn piece_hashes<S: Reads>(
 }
 
 /// `POST /api/v2/data/{path}`: the literal ranges a client's need names, in
-/// frames of at most 4 MiB (zstd where that is smaller), streamed.
+/// frames of at most 4 MiB (compressed with a codec the client reads, where
+/// that is smaller), streamed.
 pub(super) async fn literal_data<S: Reads>(
     State(state): State<Arc<S>>,
     Path(path): Path<String>,
+    query: Result<Query<DataQuery>, QueryRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> AppResult<Response> {
+    let Query(query) = query?;
+    let codec = query.codec()?;
     let path = RelPath::parse(&path)?;
     let version = version_matching(&state, &path, &headers).await?;
     let need = need_of(&*state, body, version.size()).await?;
@@ -161,7 +196,7 @@ pub(super) async fn literal_data<S: Reads>(
             let bytes = version.read(range.clone()).await.map_err(|e| io::Error::other(e.to_string()))?;
             let frame = tokio::task::spawn_blocking(move || {
                 let mut frame = Vec::with_capacity(bytes.len() + 17);
-                push_frame(&mut frame, range.start, &bytes);
+                push_frame_as(&mut frame, range.start, &bytes, codec);
                 frame
             })
             .await
