@@ -24,6 +24,7 @@ const bucketServer = process.env.DIFFCOPY_BUCKET_SERVER_URL;
 if (!server) throw new Error("set DIFFCOPY_SERVER_URL to a running diffcopy server");
 const repo = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const cli = process.env.DIFFCOPY_BIN ?? join(repo, "target", "debug", "diffcopy");
+const artifacts = process.env.DIFFCOPY_ARTIFACTS ?? join(repo, "artifacts");
 const MiB = 1 << 20;
 const KiB = 1 << 10;
 const run = Date.now();
@@ -51,6 +52,7 @@ after(async () => {
 async function opened(origin) {
   const p = await browser.newPage();
   p.on("pageerror", (e) => console.error("page error:", e.message));
+  p.on("console", (m) => m.type() === "error" && console.error("console:", m.text()));
   await p.goto(origin);
   await p.evaluate(async () => {
     const dc = await import("/pkg/download/diffcopy_web.js");
@@ -258,6 +260,44 @@ test("a path the server does not have fails with not_found and leaves the file a
   const result = await download("missing.bin", `download/${run}/nothing-here.bin`);
   assert.equal(result.error?.code, "not_found");
   assert.equal((await localHash("missing.bin")).sha256, sha256(old));
+});
+
+test("the page's second mode updates a local copy in place and maps what was received", async () => {
+  const next = random(24 * MiB);
+  const old = Buffer.from(next);
+  for (const at of [2 * MiB + 9, 17 * MiB]) old.fill(3, at, at + 4096);
+  const path = `download/${run}/page.bin`;
+  put(next, path);
+  // Its own browser context, so its own origin-private file system.
+  const p = await opened(server);
+  try {
+    await local("page.bin", old, p);
+    await p.waitForFunction(() => document.body.dataset.state === "idle");
+    // The picker is a native dialog: here it hands over the origin-private file.
+    await p.evaluate(() => {
+      window.showSaveFilePicker = async () => (await navigator.storage.getDirectory()).getFileHandle("page.bin");
+    });
+    await p.click("#mode-update");
+    assert.equal(await p.textContent("#upload"), "Update");
+    await p.fill("#path", path);
+    await p.click("#local");
+    await p.waitForFunction(() => !document.getElementById("upload").disabled);
+    await p.click("#upload");
+    await p.waitForFunction(() => document.body.dataset.state === "idle", null, { timeout: 120_000 });
+    const error = await p.$eval("#error", (e) => (e.hidden ? null : e.textContent));
+    assert.equal(error, null, error);
+    const summary = await p.$eval("#summary", (e) => ({ ...e.dataset, text: e.textContent, map: !document.getElementById("map").hidden }));
+    assert.ok(Number(summary.bytesReceived) > 0 && Number(summary.bytesReceived) <= 64 * KiB, summary.text);
+    assert.match(summary.text, /received/);
+    assert.ok(summary.map, "the map is shown");
+    const rows = await p.$$eval("#progress .phase.done", (rows) => rows.map((r) => r.id));
+    assert.deepEqual(rows.sort(), ["phase-committing", "phase-comparing", "phase-hashing", "phase-uploading"]);
+    assert.equal((await localHash("page.bin", p)).sha256, sha256(next));
+    mkdirSync(artifacts, { recursive: true });
+    await p.screenshot({ path: join(artifacts, "page-update.png"), fullPage: true });
+  } finally {
+    await p.close();
+  }
 });
 
 test("over a server that keeps its files in an S3 bucket the page updates its copy", async () => {

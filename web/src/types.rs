@@ -164,7 +164,8 @@ export interface UploadResult {
 export type LocalErrorCode =
   | "invalid_option" | "unknown_hash" | "bad_signature" | "signature_mismatch"
   | "hasher_finished" | "read_failed" | "aborted" | "webcrypto_unavailable" | "workers_unavailable"
-  | "network_error" | "http_error" | "bad_response" | "no_protocol_v2" | "token_unavailable";
+  | "network_error" | "http_error" | "bad_response" | "no_protocol_v2" | "token_unavailable"
+  | "write_failed" | "file_hash_mismatch" | "unsupported";
 
 /** Every error this package throws or rejects with. */
 export interface DiffcopyError extends Error {
@@ -174,5 +175,57 @@ export interface DiffcopyError extends Error {
   status?: number;
   /** For "missing_blocks": runs of block indexes, end exclusive. */
   missing?: [number, number][];
+}
+"#;
+
+/// The types of `downloadFile`, in the `diffcopy-web/download` module only.
+#[cfg(feature = "download")]
+#[wasm_bindgen(typescript_custom_section)]
+const DOWNLOAD_TYPES: &'static str = r#"
+/** A phase of `downloadFile`, as `onProgress` names it. */
+export type DownloadPhase = "comparing" | "hashing" | "searching" | "receiving" | "saving";
+
+/** Options of `downloadFile`. */
+export interface DownloadOptions {
+  /** The server's file (relative path). Required. */
+  path: string;
+  /** The server's base URL; default: this page's origin. */
+  serverUrl?: string;
+  /** As in `UploadOptions`: a string, or a function called again when the token expires. */
+  token?: string | (() => string | Promise<string>);
+  /** Literal data requests in flight; default 4. */
+  concurrency?: number;
+  /** Block size the server hashes its version with; default 1 MiB. */
+  blockSize?: number;
+  /** Workers hashing the local file, as in `HashBlobOptions`. */
+  workers?: number;
+  /** Seconds to keep trying while the server answers 503 with Retry-After; default 120. */
+  retryFor?: number;
+  /** Bytes (or, for "searching", rounds) done and total per phase; "receiving"
+   * counts the new version's bytes put in place. */
+  onProgress?: (phase: DownloadPhase, done: number, total: number) => void;
+  /** Aborts the download (code "aborted"); the local file stays as it was. */
+  signal?: AbortSignal;
+}
+
+/** What `downloadFile` did. */
+export interface DownloadResult {
+  path: string;
+  /** Bytes of the file that came from the server (literal data, before compression). */
+  bytesReceived: number;
+  /** Every body both ways: block and piece hashes, needs, frames. */
+  payloadBytes: number;
+  /** Bytes of the new version taken from the local file, and of those, how
+   * many were written at another offset than they had. */
+  copiedBytes: number;
+  movedBytes: number;
+  totalBytes: number;
+  /** The local file was the server's version already, and was not written. */
+  unchanged: boolean;
+  /** Where the received bytes are in the file, as [start, end) ranges (at most 1024). */
+  sentRanges: [number, number][];
+  seconds: number;
+  /** The server version's ETag. */
+  etag: string;
 }
 "#;

@@ -1,12 +1,20 @@
-// The uploader page: a thin user of the diffcopy-web package.
-import init, { uploadFile, version } from "./pkg/diffcopy_web.js";
+// The uploader page: a thin user of the diffcopy-web package (its
+// `download` module, which has downloadFile besides everything else).
+// Two modes: "Upload" (uploadFile) and "Update a local copy" (downloadFile
+// into a file the user picks or drops, where the browser can write in place;
+// elsewhere a plain link to the whole file).
+import init, { downloadFile, supportsInPlaceDownload, uploadFile, version } from "./pkg/download/diffcopy_web.js";
 
 const $ = (id) => document.getElementById(id);
 // Progress rows; protocol v2's "searching" and API v1's "comparing" share one.
 const PHASES = ["hashing", "comparing", "uploading", "committing"];
-const ROW = { searching: "comparing" };
+// A download's phases in the same rows: receiving where uploading is, saving where committing is.
+const ROW = { searching: "comparing", receiving: "uploading", saving: "committing" };
 
 let file = null;
+// "upload" or "update"; in "update", the local copy's FileSystemFileHandle.
+let mode = "upload";
+let localHandle = null;
 let pathEdited = false;
 let controller = null;
 
@@ -50,7 +58,7 @@ function choose(picked) {
   $("file-info").textContent = `${file.name} · ${formatBytes(file.size)}`;
   $("drop-text").innerHTML = "<strong>Change file</strong> or drop another";
   if (!linkedPath && (!pathEdited || !$("path").value)) $("path").value = file.name;
-  $("upload").disabled = false;
+  $("upload").disabled = mode !== "upload";
   hide($("summary"));
   hide($("error"));
 }
@@ -68,6 +76,86 @@ drop.addEventListener("drop", (e) => {
   e.preventDefault();
   const picked = e.dataTransfer?.files?.[0];
   if (picked) choose(picked);
+});
+
+// --- the mode, and the local copy to update -------------------------------------
+const LABELS = {
+  upload: { lead: "Upload a file; only what the server lacks is sent.", path: "Save on the server as", button: "Upload", receiving: "Uploading what changed", saving: "Committing", sent: "sent" },
+  update: { lead: "Bring a local copy up to date with the server's version; only what it lacks is fetched.", path: "File on the server", button: "Update", receiving: "Receiving what changed", saving: "Saving", sent: "received" },
+};
+
+function setMode(next) {
+  mode = next;
+  const labels = LABELS[mode];
+  $("mode-upload").setAttribute("aria-selected", String(mode === "upload"));
+  $("mode-update").setAttribute("aria-selected", String(mode === "update"));
+  $("lead").textContent = labels.lead;
+  $("path-label").textContent = labels.path;
+  $("upload").textContent = labels.button;
+  $("uploading-label").textContent = labels.receiving;
+  $("committing-label").textContent = labels.saving;
+  $("legend-sent-label").textContent = labels.sent;
+  $("drop").hidden = mode !== "upload";
+  $("local-zone").hidden = mode !== "update";
+  const inPlace = supportsInPlaceDownload();
+  $("local").hidden = !inPlace;
+  $("plain-download").hidden = inPlace;
+  if (!inPlace) {
+    $("local-info").textContent = "This browser cannot update a file in place: download the whole file instead.";
+  }
+  updatePlainLink();
+  hide($("summary"));
+  hide($("error"));
+  $("upload").disabled = mode === "upload" ? !file : !localHandle;
+}
+
+/** Where the browser cannot write in place: a link the browser's own
+ * download streams to disk (never the whole file in the page's memory). */
+function updatePlainLink() {
+  const path = linkedPath ?? $("path").value.trim();
+  const link = $("plain-download");
+  link.href = `api/v1/files/${path.split("/").map(encodeURIComponent).join("/")}`;
+  link.download = path.split("/").pop() || "download";
+}
+
+async function useLocal(handle) {
+  if (!handle) return;
+  // A handle from a drop or an open picker may be read-only until asked.
+  if (handle.requestPermission && (await handle.queryPermission?.({ mode: "readwrite" })) !== "granted") {
+    if ((await handle.requestPermission({ mode: "readwrite" })) !== "granted") return;
+  }
+  localHandle = handle;
+  const local = await handle.getFile();
+  $("local-info").textContent = `${local.name} · ${formatBytes(local.size)}`;
+  if (!linkedPath && !$("path").value) $("path").value = local.name;
+  $("upload").disabled = false;
+  hide($("summary"));
+  hide($("error"));
+}
+
+$("mode-upload").addEventListener("click", () => setMode("upload"));
+$("mode-update").addEventListener("click", () => setMode("update"));
+$("path").addEventListener("input", updatePlainLink);
+$("local").addEventListener("click", async () => {
+  try {
+    const suggestedName = ($("path").value.trim().split("/").pop()) || undefined;
+    await useLocal(await window.showSaveFilePicker({ suggestedName }));
+  } catch (error) {
+    if (error?.name !== "AbortError") console.error(error);
+  }
+});
+const zone = $("local-zone");
+for (const type of ["dragenter", "dragover"]) {
+  zone.addEventListener(type, (e) => { e.preventDefault(); zone.classList.add("over"); });
+}
+for (const type of ["dragleave", "drop"]) {
+  zone.addEventListener(type, () => zone.classList.remove("over"));
+}
+zone.addEventListener("drop", async (e) => {
+  e.preventDefault();
+  const item = [...(e.dataTransfer?.items ?? [])].find((i) => i.kind === "file");
+  const handle = await item?.getAsFileSystemHandle?.();
+  if (handle?.kind === "file") await useLocal(handle);
 });
 // A file dropped outside the zone must not replace the page.
 window.addEventListener("dragover", (e) => e.preventDefault());
@@ -110,8 +198,9 @@ function onProgress(phase, done, total) {
   }
   const seconds = (now - started[phase].t) / 1000;
   const rate = seconds > 0.2 ? (done - started[phase].done) / seconds : 0;
-  let text = phase === "committing" ? "" : `${formatBytes(done)} of ${formatBytes(total)}`;
-  if (rate > 0 && done < total && phase !== "committing") {
+  const last = phase === "committing" || phase === "saving";
+  let text = last ? "" : `${formatBytes(done)} of ${formatBytes(total)}`;
+  if (rate > 0 && done < total && !last) {
     text += ` · ${formatBytes(rate)}/s`;
     // While hashing goes on, the upload's total still grows: no ETA for it yet.
     const hashingDone = $(`phase-hashing`).classList.contains("done");
@@ -125,6 +214,9 @@ function onProgress(phase, done, total) {
 const MESSAGES = {
   aborted: () => "Cancelled. Press Upload again (or pick the same file after a reload) to continue where it stopped.",
   network_error: (e) => `Could not reach the server (${e.message}). Check the connection and try again; the upload will continue where it stopped.`,
+  not_found: () => "The server has no such file.",
+  write_failed: (e) => `Could not write the local copy (permission, space?); it is as it was: ${e.message}`,
+  file_hash_mismatch: () => "The local copy changed while it was being updated; it is as it was. Try again.",
   unauthorized: () => "The server needs an access token: enter it under Advanced.",
   token_expired: () => "The access token has expired. Ask the application for a new link, then upload again: it continues where it stopped.",
   token_invalid: (e) => `The server does not accept this access token: ${e.message}`,
@@ -144,9 +236,11 @@ const MESSAGES = {
 };
 
 function explain(error) {
+  if (mode === "update" && error?.code === "aborted") return "Cancelled. The local copy is as it was.";
   const message = MESSAGES[error?.code];
   if (message) return message(error);
-  return error?.message ? `Upload failed: ${error.message}` : `Upload failed: ${error}`;
+  const what = mode === "update" ? "Update" : "Upload";
+  return error?.message ? `${what} failed: ${error.message}` : `${what} failed: ${error}`;
 }
 
 /** `part` of `whole` in percent, as `formatPercent` writes it. */
@@ -215,34 +309,54 @@ function drawMap(canvas, r) {
   paint(r.sentRanges, css.getPropertyValue("--sent"));
 }
 
+/** A download's summary, in the same parts. */
+function summarizeDownload(r) {
+  const rate = r.seconds > 0 ? ` at ${formatBytes(r.totalBytes / r.seconds)}/s` : "";
+  const headline = r.unchanged
+    ? `Already up to date: nothing to fetch. ${formatSeconds(r.seconds)}.`
+    : `Done: received ${formatBytes(r.bytesReceived)} of ${formatBytes(r.totalBytes)} (${percent(r.bytesReceived, r.totalBytes)}); ` +
+      `${percent(r.copiedBytes, r.totalBytes)} was already in the local copy. ${formatSeconds(r.seconds)}${rate}.`;
+  return {
+    headline,
+    sent: formatBytes(r.bytesReceived),
+    moved: formatBytes(r.movedBytes),
+    kept: formatBytes(Math.max(0, r.totalBytes - r.bytesReceived - r.movedBytes)),
+    details: `Protocol v2: ${formatBytes(r.payloadBytes)} exchanged in all (hashes and data). The local copy was checked against the server's file hash before it was saved.`,
+  };
+}
+
 $("form").addEventListener("submit", async (e) => {
   e.preventDefault();
-  if (!file || controller) return;
-  const path = linkedPath ?? ($("path").value.trim() || file.name);
+  if (controller || (mode === "upload" ? !file : !localHandle)) return;
+  const path = linkedPath ?? ($("path").value.trim() || file?.name);
+  if (!path) return;
   controller = new AbortController();
   setBusy(true);
   hide($("summary"));
   hide($("error"));
   resetProgress();
+  const common = {
+    path,
+    blockSize: Number($("block-size").value),
+    concurrency: Number($("concurrency").value) || 4,
+    token: linkedToken ?? ($("token").value || undefined),
+    onProgress,
+    signal: controller.signal,
+  };
   try {
-    const result = await uploadFile(file, {
-      path,
-      blockSize: Number($("block-size").value),
-      protocol: $("protocol").value,
-      concurrency: Number($("concurrency").value) || 4,
-      token: linkedToken ?? ($("token").value || undefined),
-      onProgress,
-      signal: controller.signal,
-    });
+    const result = mode === "upload"
+      ? await uploadFile(file, { ...common, protocol: $("protocol").value })
+      : await downloadFile(localHandle, common);
     const summary = $("summary");
-    const parts = summarize(result);
+    const parts = mode === "upload" ? summarize(result) : summarizeDownload(result);
     $("headline").textContent = parts.headline;
     $("legend-sent").textContent = parts.sent;
     $("legend-moved").textContent = parts.moved;
     $("legend-kept").textContent = parts.kept;
     $("details").textContent = parts.details;
-    for (const key of ["protocol", "bytesSent", "blocksSent", "blocksResumed", "bytesResumed", "payloadBytes", "literalBytes", "movedBytes", "totalBytes", "totalBlocks", "similarity", "strategy", "hashWorkers", "commit"]) {
-      summary.dataset[key] = String(result[key]);
+    for (const key of Object.keys(summary.dataset)) delete summary.dataset[key];
+    for (const key of ["protocol", "bytesSent", "blocksSent", "blocksResumed", "bytesResumed", "payloadBytes", "literalBytes", "movedBytes", "totalBytes", "totalBlocks", "similarity", "strategy", "hashWorkers", "commit", "bytesReceived", "copiedBytes", "unchanged"]) {
+      if (key in result) summary.dataset[key] = String(result[key]);
     }
     show(summary);
     // v1 knows blocks, not ranges: no map.
@@ -267,9 +381,12 @@ let shown = null;
 window.addEventListener("resize", () => { if (shown) drawMap($("map"), shown); });
 
 function setBusy(busy) {
-  $("upload").disabled = busy || !file;
+  $("upload").disabled = busy || (mode === "upload" ? !file : !localHandle);
   $("cancel").hidden = !busy;
   $("file").disabled = busy;
+  $("local").disabled = busy;
+  $("mode-upload").disabled = busy;
+  $("mode-update").disabled = busy;
   document.body.dataset.state = busy ? "busy" : "idle";
 }
 
@@ -278,6 +395,7 @@ function hide(el) { el.hidden = true; }
 
 // --- start ----------------------------------------------------------------------
 await init();
+setMode("upload");
 $("footer").textContent = `diffcopy-web ${version()} · hashing with WebAssembly`;
 fetch("api/v1/health").then((r) => (r.ok ? r.json() : null)).then((health) => {
   if (health?.version) $("footer").textContent += ` · server ${health.version}`;
