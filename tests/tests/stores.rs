@@ -208,6 +208,53 @@ on_every_store! {
     }
 }
 
+on_every_store! {
+    /// A download's literal data comes in the codec the client names
+    /// (`?codecs=`): zstd by default, LZ4 for the page, raw when it reads
+    /// neither; an unknown codec is refused.
+    fn downloads_come_in_the_codec_the_client_reads(store: Store) {
+        use diffcopy_core::delta::{BlockHashes, Codec, Need, parse_frames};
+        let deployment = Deployment::start(store, "codecs", 1, &[]);
+        let (work, server) = (deployment.work(), deployment.url());
+        let text = b"a line of a log that compresses well, again and again\n".repeat(6000);
+        let source = work.join("text.src");
+        write(&source, &text);
+        Client::new(&work.join("state")).arg(&source).arg(format!("{server}/c/text.log")).ok_json();
+        let reply = http().get(format!("{server}/api/v2/signatures/c/text.log")).send().unwrap();
+        let etag = reply.headers()["etag"].to_str().unwrap().to_owned();
+        let size = BlockHashes::decode(&reply.bytes().unwrap()).unwrap().params().file_size;
+        assert_eq!(size, text.len() as u64);
+        let need = Need { level: 0, refine: Vec::new(), literal: vec![0..size] }.encode();
+        let fetch = |query: &str| {
+            http()
+                .post(format!("{server}/api/v2/data/c/text.log{query}"))
+                .header("If-Match", &etag)
+                .body(need.clone())
+                .send()
+                .unwrap()
+        };
+        for (query, codec) in [("", Codec::Zstd), ("?codecs=lz4", Codec::Lz4), ("?codecs=lz4,zstd", Codec::Zstd), ("?codecs=", Codec::Raw)] {
+            let reply = fetch(query);
+            assert_eq!(reply.status(), 200, "{store:?} {query}");
+            let body = reply.bytes().unwrap();
+            let frames = parse_frames(&body, size).unwrap();
+            assert_eq!(frames.iter().map(|f| u64::from(f.len)).sum::<u64>(), size, "{store:?} {query}");
+            for frame in &frames {
+                assert_eq!(frame.codec, codec, "{store:?} {query}");
+                if codec == Codec::Raw {
+                    assert!(frame.stored == &text[frame.range().start as usize..frame.range().end as usize]);
+                } else {
+                    assert!(frame.stored.len() < frame.len as usize / 4, "{store:?} {query}: compressed");
+                }
+            }
+        }
+        let reply = fetch("?codecs=brotli");
+        assert_eq!(reply.status(), 400, "{store:?}");
+        let body: Value = reply.json().unwrap();
+        assert_eq!(body["error"], "bad_query", "{store:?}");
+    }
+}
+
 /// `--max-uploads` counts the sessions of both protocols, whichever opens
 /// first (the directory store; a bucket has no API v1 uploads and keeps no
 /// sessions in memory to count).

@@ -571,7 +571,8 @@ test("a token that expires mid-upload is renewed through the token callback and 
     randomFillSync(bytes);
     await pick(bytes, "renewed.bin", other);
     await other.evaluate(async ({ path, short, long }) => {
-      const { uploadFile } = await import("/pkg/diffcopy_web.js");
+      // The module the page loaded (and initialised).
+      const { uploadFile } = await import("/pkg/download/diffcopy_web.js");
       window.tokenCalls = 0;
       const token = async () => (++window.tokenCalls === 1 ? short : long);
       uploadFile(document.getElementById("file").files[0], { path, protocol: "v2", token, resume: false })
