@@ -7,8 +7,9 @@
 //!    hashing workers;
 //! 3. search the local file in a worker (`search.rs`), asking the server for
 //!    finer hashes round by round, until the plan is known;
-//! 4. open the file with `createWritable({ keepExistingData: true })`,
-//!    write what is not in place (data found elsewhere in the old file, the
+//! 4. open the file with `createWritable({ keepExistingData: true })` (begun
+//!    before the search: the browser copies the file meanwhile), write what
+//!    is not in place (data found elsewhere in the old file, the
 //!    literal data, fetched a few requests at once), and check the file hash
 //!    (`write.rs`);
 //! 5. close the stream, which swaps the new version in. Any failure or
@@ -43,7 +44,7 @@ use crate::options::{Options, check_abort};
 use crate::progress::Progress;
 use crate::read::blob_size;
 use search::SearchWorker;
-use write::{Feed, Writable, call, rebuild};
+use write::{Feed, Opening, Writable, call, rebuild};
 
 /// Data requests in flight by default.
 const DEFAULT_CONCURRENCY: u32 = 4;
@@ -148,15 +149,26 @@ impl Download {
         let params = *hashes.params();
         let old: Blob = call(&self.handle, "getFile", &[], "reading the local file").await?.into();
         let old_len = blob_size(&old);
-        let (plan, aligned) = if old_len == 0 {
-            (Plan::literal(params.file_size), Vec::new())
+        // Opened while the search runs; aborted if it fails or finds the
+        // file unchanged.
+        let opening = Opening::start(&self.handle)?;
+        let searched = if old_len == 0 {
+            Ok((Plan::literal(params.file_size), Vec::new()))
         } else {
-            self.search(&old, &hashes, &etag, &mut traffic).await?
+            self.search(&old, &hashes, &etag, &mut traffic).await
+        };
+        let writable = opening.ready().await?;
+        let (plan, aligned) = match searched {
+            Ok(searched) => searched,
+            Err(error) => {
+                writable.abort().await;
+                return Err(error);
+            }
         };
         if plan.is_identity(old_len) {
+            writable.abort().await;
             return Ok(self.result(&params, &plan, &traffic, &etag, (0, true), started));
         }
-        let writable = Writable::open(&self.handle).await?;
         match self.write(&writable, &old, &hashes, &aligned, &plan, &etag, &mut traffic).await {
             Ok(moved) => {
                 self.progress.report(Some("saving"), 0, 1, true);
@@ -186,15 +198,18 @@ impl Download {
         let old_params = DeltaParams { file_size: old_len, ..params };
         let mut aligned = Vec::new();
         let mut on_bytes = |done| self.progress.report(Some("hashing"), done, old_len, false);
-        hashes::hash_blocks(old, old_params, &self.hash, signal, &mut on_bytes, &mut |h| aligned.push(h.hash))
-            .await?;
+        hashes::hash_blocks(old, old_params, &self.hash, signal, &mut on_bytes, &mut |h| {
+            aligned.push(h.hash)
+        })
+        .await?;
         let rounds = params.levels.count() as u64;
         self.progress.report(Some("searching"), 0, rounds, true);
         let mut need = worker.blocks(&aligned).await?;
         while !need.is_final() {
             check_abort(signal)?;
             self.progress.report(Some("searching"), u64::from(need.level), rounds, false);
-            let pieces = with_retries(signal, || self.api.delta_pieces(&self.path, etag, &params, &need)).await?;
+            let pieces =
+                with_retries(signal, || self.api.delta_pieces(&self.path, etag, &params, &need)).await?;
             traffic.payload += (need.encode().len() + pieces.len()) as u64;
             need = worker.pieces(&pieces).await?;
         }
@@ -243,7 +258,8 @@ impl Download {
             Ok(())
         };
         let written =
-            rebuild(writable, plan, &params, hashes.file_hash(), old, aligned, &mut feed, &mut on_block).await?;
+            rebuild(writable, plan, &params, hashes.file_hash(), old, aligned, &mut feed, &mut on_block)
+                .await?;
         self.progress.report(Some("receiving"), size, size, true);
         Ok(written.moved)
     }

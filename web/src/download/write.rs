@@ -28,30 +28,53 @@ use crate::diff::set;
 use crate::error::{ErrorCode, WebError};
 use crate::read::read_range;
 
-/// Calls `object.name(...args)` and awaits the promise it returns.
-pub(super) async fn call(object: &JsValue, name: &str, args: &[JsValue], what: &str) -> Result<JsValue, WebError> {
-    let method = Reflect::get(object, &name.into())
-        .ok()
-        .and_then(|f| f.dyn_into::<Function>().ok())
-        .ok_or_else(|| WebError::new(ErrorCode::InvalidOption, format!("{what}: this browser has no `{name}`")))?;
+/// Calls `object.name(...args)`: the promise it returns, as a future.
+fn start(object: &JsValue, name: &str, args: &[JsValue], what: &str) -> Result<JsFuture, WebError> {
+    let method =
+        Reflect::get(object, &name.into()).ok().and_then(|f| f.dyn_into::<Function>().ok()).ok_or_else(
+            || WebError::new(ErrorCode::Unsupported, format!("{what}: this browser has no `{name}`")),
+        )?;
     let args: Array = args.iter().collect();
-    let promise = method.apply(object, &args).map_err(|e| WebError::from_js(ErrorCode::ReadFailed, what, &e))?;
-    JsFuture::from(js_sys::Promise::resolve(&promise))
-        .await
-        .map_err(|e| WebError::from_js(ErrorCode::WriteFailed, what, &e))
+    let promise =
+        method.apply(object, &args).map_err(|e| WebError::from_js(ErrorCode::ReadFailed, what, &e))?;
+    Ok(JsFuture::from(js_sys::Promise::resolve(&promise)))
+}
+
+/// Calls `object.name(...args)` and awaits the promise it returns.
+pub(super) async fn call(
+    object: &JsValue,
+    name: &str,
+    args: &[JsValue],
+    what: &str,
+) -> Result<JsValue, WebError> {
+    start(object, name, args, what)?.await.map_err(|e| WebError::from_js(ErrorCode::WriteFailed, what, &e))
+}
+
+/// A writable being opened: `createWritable({ keepExistingData: true })`
+/// has been called. Chromium copies the file into the writable's swap file
+/// meanwhile (about 4 s per GiB here), so it is started before the search
+/// and awaited after it.
+pub(super) struct Opening(JsFuture);
+
+impl Opening {
+    /// Starts opening `handle`'s file for writing.
+    pub(super) fn start(handle: &JsValue) -> Result<Self, WebError> {
+        let options = Object::new();
+        set(&options, "keepExistingData", true.into());
+        Ok(Self(start(handle, "createWritable", &[options.into()], "opening the local file for writing")?))
+    }
+
+    /// The writable, once open.
+    pub(super) async fn ready(self) -> Result<Writable, WebError> {
+        let what = "opening the local file for writing";
+        Ok(Writable(self.0.await.map_err(|e| WebError::from_js(ErrorCode::WriteFailed, what, &e))?))
+    }
 }
 
 /// The user's file open for writing into a copy of itself.
 pub(super) struct Writable(JsValue);
 
 impl Writable {
-    /// `handle.createWritable({ keepExistingData: true })`.
-    pub(super) async fn open(handle: &JsValue) -> Result<Self, WebError> {
-        let options = Object::new();
-        set(&options, "keepExistingData", true.into());
-        Ok(Self(call(handle, "createWritable", &[options.into()], "opening the local file for writing").await?))
-    }
-
     /// Writes `bytes` at `position`.
     async fn write(&self, position: u64, bytes: &[u8]) -> Result<(), WebError> {
         let params = Object::new();
@@ -125,7 +148,9 @@ impl<S: Stream<Item = Result<Vec<u8>, WebError>> + Unpin> Feed<S> {
                     .ok()
                     .filter(|b| b.len() == frame.len as usize)
                     .ok_or_else(|| WebError::new(ErrorCode::BadResponse, "an LZ4 frame does not decode"))?,
-                Codec::Zstd => return Err(WebError::new(ErrorCode::BadResponse, "a zstd frame, not asked for")),
+                Codec::Zstd => {
+                    return Err(WebError::new(ErrorCode::BadResponse, "a zstd frame, not asked for"));
+                }
             };
             self.have.push_back((frame.offset, bytes, 0));
         }
