@@ -23,13 +23,14 @@
 // shaped by tc's token bucket (root needed; netem is missing here).
 
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeSync, closeSync } from "node:fs";
+import { existsSync, mkdtempSync, openSync, rmSync, writeSync, closeSync } from "node:fs";
 import { randomFillSync } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createServer } from "node:net";
 import { chromium } from "playwright-core";
+import { cpuSeconds } from "./cpu.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = join(here, "..", "..");
@@ -52,27 +53,6 @@ if (rate && !process.env.DIFFCOPY_BENCH_SHAPED) {
   process.exit(r.status ?? 1);
 }
 if (!existsSync(bin)) throw new Error(`${bin} is missing: cargo build --release -p diffcopy`);
-
-/** CPU seconds of `root` and every process below it (Linux /proc). */
-function cpuSeconds(root) {
-  const procs = new Map();
-  for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      procs.set(Number(pid), { parent: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) });
-    } catch {
-      // The process ended meanwhile.
-    }
-  }
-  const inTree = (pid) => {
-    for (let p = pid; p > 1; p = procs.get(p)?.parent ?? 0) if (p === root) return true;
-    return false;
-  };
-  let ticks = 0;
-  for (const [pid, { ticks: t }] of procs) if (inTree(pid)) ticks += t;
-  return ticks / 100;
-}
 
 function freePort() {
   return new Promise((resolve) => {
@@ -115,11 +95,14 @@ for (let i = 0; ; i++) {
   await new Promise((r) => setTimeout(r, 50));
 }
 
-const browser = await chromium.launch({
+// A profile on disk: a fresh context's origin-private file system lives in
+// memory, with a quota far below a GiB.
+const profile = mkdtempSync(join(tmpdir(), "diffcopy-bench-profile-"));
+const browser = await chromium.launchPersistentContext(profile, {
   executablePath: arg("chromium", "/usr/bin/chromium"),
   args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
 });
-const page = await browser.newPage();
+const page = browser.pages()[0] ?? (await browser.newPage());
 await page.goto(origin);
 await page.evaluate(async () => {
   window.dc = await import("/pkg/download/diffcopy_web.js");
@@ -131,6 +114,8 @@ function prepare(name, from) {
   return page.evaluate(
     async ({ name, from }) => {
       const dir = await navigator.storage.getDirectory();
+      // One file at a time in the origin's storage.
+      for await (const old of dir.keys()) await dir.removeEntry(old);
       const writable = await (await dir.getFileHandle(name, { create: true })).createWritable();
       if (from) await (await fetch(`/api/v1/files/${from}`)).body.pipeTo(writable);
       else await writable.close();
@@ -188,9 +173,9 @@ const results = ROWS.map(() => ({ seconds: [], browserCpu: [], serverCpu: [], re
 for (let i = 0; i < runs; i++) {
   for (const [k, row] of ROWS.entries()) {
     await row.prepare();
-    const [b0, s0, t0] = [cpuSeconds(process.pid), cpuSeconds(server.pid), performance.now()];
+    const [b0, s0, t0] = [cpuSeconds(), cpuSeconds(server.pid, true), performance.now()];
     const { received } = await row.run();
-    const [b1, s1, t1] = [cpuSeconds(process.pid), cpuSeconds(server.pid), performance.now()];
+    const [b1, s1, t1] = [cpuSeconds(), cpuSeconds(server.pid, true), performance.now()];
     results[k].seconds.push((t1 - t0) / 1000);
     // The server is this process's child too: its share is taken out.
     results[k].browserCpu.push(b1 - b0 - (s1 - s0));
@@ -202,7 +187,7 @@ for (let i = 0; i < runs; i++) {
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const span = (xs) => `${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)}`;
 const gb = size / 1e9;
-console.log(`\n${sizeMiB} MiB, ${runs} runs, ${rate ? `loopback shaped to ${rate}` : "loopback"}; Chromium ${browser.version()}\n`);
+console.log(`\n${sizeMiB} MiB, ${runs} runs, ${rate ? `loopback shaped to ${rate}` : "loopback"}; Chromium ${browser.browser()?.version() ?? ""}\n`);
 console.log("| what | wall s (min–max) | browser CPU s | browser CPU s per GB | server CPU s | file bytes received |");
 console.log("|---|---:|---:|---:|---:|---:|");
 for (const [k, row] of ROWS.entries()) {
@@ -215,3 +200,4 @@ for (const [k, row] of ROWS.entries()) {
 await browser.close();
 server.kill("SIGKILL");
 rmSync(root, { recursive: true, force: true });
+rmSync(profile, { recursive: true, force: true });

@@ -18,12 +18,13 @@
 // there and are left out).
 
 import { createServer } from "node:http";
-import { createReadStream, existsSync, openSync, writeSync, closeSync, statSync, readdirSync, readFileSync } from "node:fs";
+import { createReadStream, existsSync, openSync, writeSync, closeSync, statSync } from "node:fs";
 import { randomFillSync } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join, extname, dirname, normalize } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import { cpuSeconds } from "./cpu.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
@@ -77,30 +78,6 @@ if (!existsSync(filePath) || statSync(filePath).size !== sizeMiB * MiB) {
     writeSync(fd, chunk, 0, Math.min(left, chunk.length));
   }
   closeSync(fd);
-}
-
-// --- CPU seconds used by the browser: every process below this one (Linux
-// /proc; null elsewhere) --------------------------------------------------------
-function cpuSeconds(root = process.pid) {
-  if (!existsSync("/proc/self/stat")) return null;
-  const procs = new Map();
-  for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      // utime and stime include the threads that have ended (workers).
-      procs.set(Number(pid), { parent: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) });
-    } catch {
-      // The process ended meanwhile.
-    }
-  }
-  const inTree = (pid) => {
-    for (let p = procs.get(pid)?.parent ?? 0; p > 1; p = procs.get(p)?.parent ?? 0) if (p === root) return true;
-    return false;
-  };
-  let ticks = 0;
-  for (const [pid, { ticks: t }] of procs) if (inTree(pid)) ticks += t;
-  return ticks / 100; // USER_HZ
 }
 
 // --- static server: the bench page, the wasm package, hash-wasm -------------

@@ -94,6 +94,19 @@ pub fn literal_batches(ranges: &[Range<u64>], max: u32) -> Vec<Vec<Range<u64>>> 
     out
 }
 
+/// `ranges` (in order) with the touching ones joined: what a downloading
+/// client asks for, so that a batch's pieces of one range travel as one.
+pub fn joined(ranges: &[Range<u64>]) -> Vec<Range<u64>> {
+    let mut out: Vec<Range<u64>> = Vec::new();
+    for r in ranges {
+        match out.last_mut() {
+            Some(last) if last.end == r.start => last.end = r.end,
+            _ => out.push(r.clone()),
+        }
+    }
+    out
+}
+
 /// The bytes a message of frames starts with.
 pub const FRAMES_HEADER: [u8; 5] = [b'D', b'C', b'L', b'2', 1];
 
@@ -186,6 +199,8 @@ mod tests {
         assert!(sizes.iter().all(|&s| s <= 4 << 20), "{sizes:?}");
         assert_eq!(sizes.iter().sum::<u64>(), 9 * mib + 20);
         assert!(literal_batches(&[], LITERAL_BATCH).is_empty());
+        assert_eq!(joined(&[0..5, 5..9, 10..12, 12..12]), [0..9, 10..12]);
+        assert!(joined(&[]).is_empty());
     }
 
     #[test]

@@ -34,8 +34,8 @@ mod weak;
 pub use blocks::{BlockHash, BlockHashes, BlockHashesBuilder};
 pub use error::{DeltaError, MatchError};
 pub use frames::{
-    Codec, FRAMES_HEADER, Frame, FrameWriter, LITERAL_BATCH, MAX_FRAME, literal_batches, parse_frames,
-    write_frame,
+    Codec, FRAMES_HEADER, Frame, FrameWriter, LITERAL_BATCH, MAX_FRAME, joined, literal_batches,
+    parse_frames, write_frame,
 };
 pub use matcher::{Matcher, SearchStats};
 pub use need::Need;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use diffcopy_core::BlockLayout;
 use diffcopy_core::delta::{
     BlockHash, BlockHashes, BlockHashesBuilder, DeltaParams, FRAMES_HEADER, FileHasher, LITERAL_BATCH,
-    Matcher, PieceHashes, Plan, Source, block_hash, literal_batches, parse_frames,
+    Matcher, PieceHashes, Plan, Source, block_hash, joined, literal_batches, parse_frames,
 };
 use futures_util::{StreamExt, TryStreamExt};
 
@@ -361,7 +361,7 @@ async fn fetch_literal(
         .map(|batch| {
             let bar = &bar;
             async move {
-                let asked: Vec<Range<u64>> = merge(&batch);
+                let asked: Vec<Range<u64>> = joined(&batch);
                 let body = remote.delta_fetch(etag, asked.clone()).await?;
                 let frames = parse_frames(&body, size)
                     .map_err(|e| ClientError::Protocol(format!("bad literal data: {e}")))?;
@@ -390,26 +390,4 @@ async fn fetch_literal(
     bar.finish_and_clear();
     traffic.payload += received;
     Ok(())
-}
-
-/// Adjacent ranges merged (a batch's frames of one range travel as one).
-fn merge(ranges: &[Range<u64>]) -> Vec<Range<u64>> {
-    let mut out: Vec<Range<u64>> = Vec::new();
-    for r in ranges {
-        match out.last_mut() {
-            Some(last) if last.end == r.start => last.end = r.end,
-            _ => out.push(r.clone()),
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn touching_ranges_merge() {
-        assert_eq!(merge(&[0..5, 5..9, 10..12]), vec![0..9, 10..12]);
-    }
 }

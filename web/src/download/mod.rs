@@ -25,7 +25,7 @@ mod write;
 
 use std::ops::Range;
 
-use diffcopy_core::delta::{BlockHashes, DeltaParams, Need, Plan, literal_batches};
+use diffcopy_core::delta::{BlockHashes, DeltaParams, Need, Plan, joined, literal_batches};
 use futures_util::StreamExt;
 use js_sys::{Date, Object, Reflect};
 use wasm_bindgen::JsValue;
@@ -241,7 +241,7 @@ impl Download {
         let signal = self.signal.as_ref();
         let answers = futures_util::stream::iter(literal_batches(&literal, DATA_BATCH))
             .map(|batch| async move {
-                let need = Need { level: 0, refine: Vec::new(), literal: merge(&batch) };
+                let need = Need { level: 0, refine: Vec::new(), literal: joined(&batch) };
                 with_retries(signal, || self.api.delta_fetch(&self.path, etag, &need)).await
             })
             .buffered(self.concurrency.max(1) as usize);
@@ -290,16 +290,4 @@ impl Download {
         set(&result, "etag", etag.into());
         result.into()
     }
-}
-
-/// Touching ranges joined (a batch's pieces of one range are asked as one).
-fn merge(ranges: &[Range<u64>]) -> Vec<Range<u64>> {
-    let mut out: Vec<Range<u64>> = Vec::new();
-    for r in ranges {
-        match out.last_mut() {
-            Some(last) if last.end == r.start => last.end = r.end,
-            _ => out.push(r.clone()),
-        }
-    }
-    out
 }

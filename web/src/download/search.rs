@@ -25,7 +25,7 @@ use crate::read::{blob_size, slice};
 /// took 450 ms reading 1 MiB units (a few kept), 120 ms so; the later
 /// rounds 400 ms each, 2 ms so.
 const UNIT: u64 = 64 << 10;
-/// How far past a missed read the file is read, in multiples of its length.
+/// How far past a missed small read (within one unit) the file is read, in units.
 const READ_AHEAD: u64 = 16;
 /// Units kept: 64 MiB.
 const UNITS_KEPT: usize = 1024;
@@ -74,10 +74,11 @@ impl SyncBlob {
                 index += 1;
                 continue;
             }
-            // A missing run is read together with what follows it, up to 16
-            // times the read's length (the siblings the search checks next),
-            // stopping at a unit already kept or the file's end.
-            let ahead = last + (last - first + 1) * READ_AHEAD;
+            // A small read's missing run is read together with what follows
+            // it, up to 16 times the read's length (the siblings the search
+            // checks next), stopping at a unit already kept or the file's
+            // end. A larger read (a rolling window's span) reads only itself.
+            let ahead = if last == first { last + READ_AHEAD } else { last };
             let mut end = index;
             while end < ahead && (end + 1) * UNIT < self.len && self.slot(end + 1).is_none() {
                 end += 1;
