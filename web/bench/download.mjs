@@ -17,6 +17,9 @@
 // * downloadFile, no local copy: the same through downloadFile (an empty file);
 // * downloadFile, edited copy: the local copy differs by 4 KiB in every tenth
 //   MiB (in place) from the server's version;
+// * the browser's copy alone: what Chromium does to open a writable that
+//   keeps the file's data (it copies the file into a swap file), one byte
+//   written, closed: the floor of any update in place through createWritable;
 // * hashing only: deltaHashBlob of the local copy (what the update spends
 //   hashing in the page, CPU seconds per GB).
 // --rate runs everything inside a new network namespace whose loopback is
@@ -155,6 +158,18 @@ const ROWS = [
         const handle = await (await navigator.storage.getDirectory()).getFileHandle("copy.bin");
         const r = await window.dc.downloadFile(handle, { path: "next.bin" });
         return { received: r.bytesReceived };
+      }),
+  },
+  {
+    what: "the browser's copy alone: createWritable({ keepExistingData }), close",
+    prepare: () => prepare("copy.bin", "old.bin"),
+    run: () =>
+      page.evaluate(async () => {
+        const handle = await (await navigator.storage.getDirectory()).getFileHandle("copy.bin");
+        const writable = await handle.createWritable({ keepExistingData: true });
+        await writable.write({ type: "write", position: 0, data: new Uint8Array(1) });
+        await writable.close();
+        return { received: 0 };
       }),
   },
   {
