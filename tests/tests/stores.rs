@@ -219,7 +219,7 @@ on_every_store! {
         let text = b"a line of a log that compresses well, again and again\n".repeat(6000);
         let source = work.join("text.src");
         write(&source, &text);
-        Client::new(&work.join("state")).arg(&source).arg(format!("{server}/c/text.log")).ok_json();
+        Client::new(work.join("state")).arg(&source).arg(format!("{server}/c/text.log")).ok_json();
         let reply = http().get(format!("{server}/api/v2/signatures/c/text.log")).send().unwrap();
         let etag = reply.headers()["etag"].to_str().unwrap().to_owned();
         let size = BlockHashes::decode(&reply.bytes().unwrap()).unwrap().params().file_size;
