@@ -88,6 +88,8 @@ const size = sizeMiB * MiB;
 
 const port = await freePort();
 const server = spawn(bin, ["serve", "--listen", `127.0.0.1:${port}`, "--root", root, "--assets-dir", join(repo, "web", "www")], { stdio: ["ignore", "ignore", "inherit"] });
+// Never left behind, whatever ends this script (an error included).
+process.on("exit", () => server.kill("SIGKILL"));
 const origin = `http://127.0.0.1:${port}`;
 for (let i = 0; ; i++) {
   try {

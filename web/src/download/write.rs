@@ -173,14 +173,17 @@ impl Piece {
     fn in_place(&self) -> bool {
         self.old == Some(self.new.start)
     }
+
+    /// Where it is in the buffer of the block that starts at `block_start`.
+    fn within(&self, block_start: u64) -> Range<usize> {
+        (self.new.start - block_start) as usize..(self.new.end - block_start) as usize
+    }
 }
 
 /// What writing the new version did.
 #[derive(Debug, Default)]
 pub(super) struct Written {
-    /// Bytes written into the file (moved and literal).
-    pub(super) bytes: u64,
-    /// Of those, bytes moved from another offset of the old file.
+    /// Bytes moved from another offset of the old file.
     pub(super) moved: u64,
     /// Bytes not written yet, to be written at `pending_at`.
     pending: Vec<u8>,
@@ -240,31 +243,19 @@ pub(super) async fn rebuild<S: Stream<Item = Result<Vec<u8>, WebError>> + Unpin>
         }
         buf.resize((range.end - range.start) as usize, 0);
         for piece in &pieces {
-            let at = (piece.new.start - range.start) as usize;
-            let out = &mut buf[at..at + (piece.new.end - piece.new.start) as usize];
+            let out = &mut buf[piece.within(range.start)];
             match piece.old {
                 Some(from) => read_old(old, from, out).await?,
                 None => feed.take(piece.new.start, out).await?,
             }
         }
         hasher.push(block_hash(params.seed, &buf));
-        // Runs of what is not in place, each written at once.
-        let mut run: Option<Range<u64>> = None;
+        // What is not in place; touching pieces are written together.
         for piece in pieces.iter().filter(|p| !p.in_place()) {
             if piece.old.is_some() {
                 written.moved += piece.new.end - piece.new.start;
             }
-            run = match run {
-                Some(r) if r.end == piece.new.start => Some(r.start..piece.new.end),
-                Some(r) => {
-                    written.add(writable, &buf[at_block(&r, range.start)], r.start).await?;
-                    Some(piece.new.clone())
-                }
-                None => Some(piece.new.clone()),
-            };
-        }
-        if let Some(r) = run {
-            written.add(writable, &buf[at_block(&r, range.start)], r.start).await?;
+            written.add(writable, &buf[piece.within(range.start)], piece.new.start).await?;
         }
         on_block(range.end)?;
     }
@@ -276,11 +267,6 @@ pub(super) async fn rebuild<S: Stream<Item = Result<Vec<u8>, WebError>> + Unpin>
         ));
     }
     Ok(written)
-}
-
-/// `run`'s place in a block buffer that starts at `block_start`.
-fn at_block(run: &Range<u64>, block_start: u64) -> Range<usize> {
-    (run.start - block_start) as usize..(run.end - block_start) as usize
 }
 
 impl Written {
@@ -295,7 +281,6 @@ impl Written {
             self.pending_at = at;
         }
         self.pending.extend_from_slice(bytes);
-        self.bytes += bytes.len() as u64;
         Ok(())
     }
 
