@@ -3,6 +3,7 @@
 
 mod copy;
 mod hashing;
+mod listing;
 mod reader;
 mod relpath;
 mod root;

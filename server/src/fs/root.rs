@@ -125,6 +125,13 @@ impl Root {
         regular(fd)
     }
 
+    /// The directory `path` beneath the root (`""`: the root itself), for
+    /// a listing; not created.
+    pub(super) fn open_dir(&self, path: &str) -> Result<OwnedFd, FsError> {
+        let path = if path.is_empty() { "." } else { path };
+        self.openat(path, OFlags::DIRECTORY | OFlags::RDONLY, Mode::empty())
+    }
+
     /// The server's own directory `name` directly below the root (created;
     /// `name` must be one segment, e.g. `.diffcopy-sessions`).
     pub(crate) fn internal_dir(&self, name: &str) -> Result<Dir, FsError> {

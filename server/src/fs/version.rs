@@ -33,6 +33,12 @@ impl FileVersion {
         })
     }
 
+    /// The modification time in whole milliseconds since the epoch, as
+    /// listings show it (rounded down).
+    pub(crate) fn mtime_ms(&self) -> i64 {
+        i64::try_from(self.mtime_ns.div_euclid(1_000_000)).unwrap_or(i64::MAX)
+    }
+
     /// Whether the bytes can differ from `other`'s: same file, size and
     /// mtime. Unlike equality this ignores the ctime, which also moves when
     /// the file is merely unlinked or renamed over (its bytes stay as they

@@ -466,29 +466,45 @@ impl Bucket {
 
     /// Every object whose key starts with `prefix`, in key order.
     pub(crate) async fn list(&self, prefix: &str) -> Result<Vec<Listed>, S3Error> {
-        let mut out = Vec::new();
-        let mut token: Option<String> = None;
+        let mut out: Vec<Listed> = Vec::new();
         loop {
-            let mut query = vec![("list-type", "2"), ("prefix", prefix)];
-            if let Some(token) = &token {
-                query.push(("continuation-token", token));
-            }
-            let request = Request::new(Method::GET, None).query(&query);
-            let text = self.call(&request, |response| self.text(response)).await?;
-            for entry in xml::blocks(&text, "Contents") {
-                let key = xml::text(entry, "Key")
-                    .ok_or_else(|| S3Error::Protocol("a listed object has no key".into()))?;
-                let size = xml::text(entry, "Size").and_then(|s| s.parse().ok()).unwrap_or(0);
-                let modified = xml::text(entry, "LastModified")
-                    .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-                    .map_or(0, |t| u64::try_from(t.as_second()).unwrap_or(0));
-                out.push(Listed { key, size, modified });
-            }
-            token = xml::text(&text, "NextContinuationToken");
-            if xml::text(&text, "IsTruncated").as_deref() != Some("true") || token.is_none() {
+            let after = out.last().map(|l| l.key.clone());
+            let (page, more) = self.list_page(prefix, after.as_deref(), 1000).await?;
+            out.extend(page);
+            if !more {
                 return Ok(out);
             }
         }
+    }
+
+    /// Up to `max_keys` (at most 1000) objects whose keys start with
+    /// `prefix` and sort after `after`, in key order, and whether more follow.
+    pub(crate) async fn list_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        max_keys: usize,
+    ) -> Result<(Vec<Listed>, bool), S3Error> {
+        let max_keys = max_keys.to_string();
+        let mut query = vec![("list-type", "2"), ("prefix", prefix), ("max-keys", max_keys.as_str())];
+        if let Some(after) = after {
+            query.push(("start-after", after));
+        }
+        let request = Request::new(Method::GET, None).query(&query);
+        let text = self.call(&request, |response| self.text(response)).await?;
+        let mut out = Vec::new();
+        for entry in xml::blocks(&text, "Contents") {
+            let key =
+                xml::text(entry, "Key").ok_or_else(|| S3Error::Protocol("a listed object has no key".into()))?;
+            let size = xml::text(entry, "Size").and_then(|s| s.parse().ok()).unwrap_or(0);
+            let modified = xml::text(entry, "LastModified")
+                .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                .map_or(0, |t| u64::try_from(t.as_second()).unwrap_or(0));
+            out.push(Listed { key, size, modified });
+        }
+        let truncated = xml::text(&text, "IsTruncated").as_deref() == Some("true");
+        let more = truncated && !out.is_empty();
+        Ok((out, more))
     }
 
     /// Lists one key: what `diffcopy serve` does at start, so missing

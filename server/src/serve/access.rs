@@ -81,6 +81,20 @@ impl Access {
         Ok(())
     }
 
+    /// 403 unless this request may list the paths that start with `prefix`.
+    pub(super) fn may_list(&self, prefix: &str) -> AppResult<()> {
+        self.check(&[Permission::List], prefix)
+    }
+
+    /// Whether a listing shows this request the file at `path`: a token
+    /// that may list a folder sees only the files its paths cover.
+    pub(super) fn sees(&self, path: &str) -> bool {
+        match self {
+            Self::Scoped(grant) => grant.covers(path),
+            Self::Open | Self::Admin => true,
+        }
+    }
+
     /// 403 unless this request may go on with, see or abort `session`:
     /// upload on its path, by the `sub` that opened it.
     fn may_resume(&self, session: &SessionScope) -> AppResult<()> {
@@ -126,7 +140,7 @@ fn needs(pattern: &str) -> Option<Needs> {
         "/api/v1/stats" | "/info" | "/hashes" | "/blocks" | "/resize" => Needs::Admin,
         "/api/v1/files/{*path}" | "/api/v2/hashes/{*path}" | "/api/v2/data/{*path}" => Needs::Path(DOWNLOAD),
         "/api/v1/signatures/{*path}" | "/api/v2/signatures/{*path}" => Needs::Path(SIGNATURE),
-        "/api/v1/uploads" | "/api/v2/uploads" => Needs::Handler,
+        "/api/v1/uploads" | "/api/v2/uploads" | "/api/v2/list" => Needs::Handler,
         p if p.starts_with("/api/v1/uploads/") || p.starts_with("/api/v2/uploads/") => Needs::Session,
         _ => return None,
     })

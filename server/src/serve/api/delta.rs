@@ -16,7 +16,7 @@ use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::hooks::commit_and_report;
 use crate::serve::memory;
 use crate::serve::state::AppState;
-use crate::serve::v2::{Created, NewDelta, binary};
+use crate::serve::v2::{CommitRequest, Created, MAX_COMMIT_REQUEST, NewDelta, binary};
 
 /// The most bytes one data request may carry.
 pub(crate) const MAX_DATA_BODY: u64 = 64 << 20;
@@ -97,10 +97,13 @@ pub(super) async fn status(
 pub(super) async fn commit(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
+    body: Body,
 ) -> AppResult<impl IntoResponse> {
+    let body = read_body_limited(&state, body, MAX_COMMIT_REQUEST, "a commit request").await?;
+    let request = CommitRequest::parse(&body)?;
     let owner = state.deltas.get(&id)?.owner.clone();
     let (work, session) = (state.clone(), id.clone());
-    let commit = async move { work.deltas.commit(&session, work.clone()).await };
+    let commit = async move { work.deltas.commit(&session, work.clone(), request.mtime()).await };
     let outcome = commit_and_report(state.hooks.clone(), owner.clone(), "v2", commit).await?;
     state.stats.delta_upload_committed();
     tracing::info!(id = %id, sub = owner.as_deref().unwrap_or("-"), "v2 upload committed");

@@ -17,7 +17,7 @@ use super::blocking;
 use crate::fs::{FileVersion, FsError, RelPath};
 use crate::serve::error::{AppError, AppResult};
 use crate::serve::locks::ReadHold;
-use crate::serve::reads::{Digests, Reads, Version, chunked};
+use crate::serve::reads::{Digests, Entry, Page, Reads, Version, chunked};
 use crate::serve::state::AppState;
 use crate::serve::stats::Stats;
 
@@ -119,6 +119,26 @@ impl Reads for AppState {
     async fn block_hashes(&self, version: Arc<OpenFile>, block_size: u32) -> AppResult<Bytes> {
         let (hashes, _) = self.signer.block_hashes(version.descriptor()?, block_size).await?;
         Ok(Bytes::from_owner(VecBytes(hashes)))
+    }
+
+    async fn list(self: &Arc<Self>, prefix: String, after: Option<String>, limit: usize) -> AppResult<Page> {
+        let state = self.clone();
+        blocking("listing", move || {
+            let (found, more) =
+                state.root.list(&prefix, after.as_deref(), limit).map_err(|e| AppError::internal("listing", e))?;
+            let next = if more { found.last().map(|f| f.path.clone()) } else { None };
+            let entries = found
+                .into_iter()
+                .map(|f| Entry {
+                    size: f.version.size,
+                    mtime: f.version.mtime_ms(),
+                    etag: f.version.etag(),
+                    path: f.path,
+                })
+                .collect();
+            Ok(Page { entries, next })
+        })
+        .await
     }
 
     fn counters(&self) -> &Arc<Stats> {

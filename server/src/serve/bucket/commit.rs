@@ -205,10 +205,10 @@ impl BucketStore {
     }
 
     /// Checks and commits session `id`.
-    pub(crate) async fn commit(&self, id: &str) -> AppResult<DeltaOutcome> {
+    pub(crate) async fn commit(&self, id: &str, mtime: Option<i64>) -> AppResult<DeltaOutcome> {
         let live = self.session(id).await?;
         let mut live = live.lock().await;
-        let result = self.commit_locked(id, &mut live).await;
+        let result = self.commit_locked(id, &mut live, mtime).await;
         if result.is_err() && !live.ended {
             // The client may mend what failed and commit again: data may
             // come again meanwhile, as on a directory.
@@ -219,7 +219,7 @@ impl BucketStore {
         result
     }
 
-    async fn commit_locked(&self, id: &str, live: &mut Live) -> AppResult<DeltaOutcome> {
+    async fn commit_locked(&self, id: &str, live: &mut Live, mtime: Option<i64>) -> AppResult<DeltaOutcome> {
         // A search still running is the client's to finish; the store
         // failing while this instance catches up is the store's.
         let searched = self.searched(live).await.map_err(|e| match e.kind() {
@@ -280,6 +280,18 @@ impl BucketStore {
             && !opened.whole
             && plan.is_identity(base.size)
         {
+            if mtime.is_some() && mtime != current.head.mtime {
+                // The bytes stay; the pointer takes the time the uploader gave.
+                let head = Head { mtime, ..current.head.clone() };
+                match self.swap(path.as_str(), &head, Some(&current.pointer_etag)).await {
+                    Ok(()) => {}
+                    Err(e) if e.is_precondition_failed() => {
+                        self.end(live).await?;
+                        return Err(target_changed(&path));
+                    }
+                    Err(e) => return Err(store_error("swapping the pointer", e)),
+                }
+            }
             self.end(live).await?;
             return Ok(DeltaOutcome::new(&path, plan, current.head.etag(), "none"));
         }
@@ -300,7 +312,7 @@ impl BucketStore {
             .put(&self.keys.hashes(&version), hashes, Condition::None)
             .await
             .map_err(|e| store_error("writing the block hashes", e))?;
-        let head = Head { version: version.clone(), size: params.file_size };
+        let head = Head { version: version.clone(), size: params.file_size, mtime };
         let expected = opened.base.as_ref().map(|b| b.pointer_etag.as_str());
         match self.swap(path.as_str(), &head, expected).await {
             Ok(()) => {}

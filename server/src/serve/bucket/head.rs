@@ -17,6 +17,11 @@ pub(crate) struct Head {
     pub(crate) version: String,
     /// Its size in bytes.
     pub(crate) size: u64,
+    /// The modification time its uploader gave, milliseconds since the
+    /// Unix epoch (listings show it; `None` for a pointer written before
+    /// there was one, or by an upload that gave none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) mtime: Option<i64>,
 }
 
 /// A path's pointer as read, with the store's ETag of it.

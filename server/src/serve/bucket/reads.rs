@@ -21,7 +21,7 @@ use super::session::{store_error, store_read_error};
 use crate::fs::RelPath;
 use crate::s3::Bucket;
 use crate::serve::error::{AppError, AppResult, ErrorKind};
-use crate::serve::reads::{Digests, Reads, Version};
+use crate::serve::reads::{Digests, Entry, Page, Reads, Version};
 use crate::serve::stats::Stats;
 
 /// A version of a file: its object, as the pointer named it.
@@ -143,7 +143,40 @@ impl Reads for BucketState {
         Ok(Bytes::from(hashes.encode()))
     }
 
+    async fn list(self: &Arc<Self>, prefix: String, after: Option<String>, limit: usize) -> AppResult<Page> {
+        let store = &self.store;
+        let heads = &store.keys.head("");
+        let after = after.map(|a| store.keys.head(&a));
+        let (listed, more) = store
+            .bucket
+            .list_page(&store.keys.head(&prefix), after.as_deref(), limit)
+            .await
+            .map_err(|e| store_error("listing pointers", e))?;
+        let next = if more { listed.last().and_then(|l| l.key.strip_prefix(heads.as_str())).map(str::to_owned) } else { None };
+        // A listing holds keys only: each pointer is read for its version,
+        // POINTER_READS at once, in order. One gone since is left out.
+        let entries = futures_util::stream::iter(listed)
+            .map(|listed| async move {
+                let Some(path) = listed.key.strip_prefix(heads.as_str()) else { return Ok(None) };
+                let current = store.current(path).await.map_err(|e| store_error("reading a pointer", e))?;
+                Ok(current.map(|c| Entry {
+                    path: path.to_owned(),
+                    size: c.head.size,
+                    mtime: c.head.mtime.unwrap_or(i64::try_from(listed.modified).unwrap_or(0) * 1000),
+                    etag: c.head.etag(),
+                }))
+            })
+            .buffered(POINTER_READS)
+            .collect::<Vec<AppResult<Option<Entry>>>>()
+            .await;
+        let entries = entries.into_iter().filter_map(Result::transpose).collect::<AppResult<Vec<Entry>>>()?;
+        Ok(Page { entries, next })
+    }
+
     fn counters(&self) -> &Arc<Stats> {
         &self.stats
     }
 }
+
+/// Pointers a listing reads at once.
+const POINTER_READS: usize = 16;

@@ -25,7 +25,7 @@ use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::hooks::commit_and_report;
 use crate::serve::memory;
 use crate::serve::reads;
-use crate::serve::v2::{Created, NewDelta, binary};
+use crate::serve::v2::{CommitRequest, Created, MAX_COMMIT_REQUEST, NewDelta, binary};
 
 type Shared = State<Arc<BucketState>>;
 
@@ -139,10 +139,12 @@ async fn status(State(state): Shared, Path(id): Path<String>) -> AppResult<impl 
 }
 
 /// `POST /api/v2/uploads/{id}/commit`.
-async fn commit(State(state): Shared, Path(id): Path<String>) -> AppResult<impl IntoResponse> {
+async fn commit(State(state): Shared, Path(id): Path<String>, body: Body) -> AppResult<impl IntoResponse> {
+    let body = read_body_within(state.config.body_timeout, body, MAX_COMMIT_REQUEST, "a commit request").await?;
+    let request = CommitRequest::parse(&body)?;
     let owner = state.store.session_scope(&id).await?.and_then(|s| s.owner);
     let (store, session) = (state.store.clone(), id.clone());
-    let commit = async move { store.commit(&session).await };
+    let commit = async move { store.commit(&session, request.mtime).await };
     let outcome = commit_and_report(state.hooks.clone(), owner.clone(), "v2", commit).await?;
     state.stats.delta_upload_committed();
     tracing::info!(id = %id, sub = owner.as_deref().unwrap_or("-"), "v2 upload committed in the bucket");

@@ -37,7 +37,7 @@ use rustix::io::Errno;
 
 use diffcopy_core::delta::piece_hash;
 
-use super::Commit;
+use super::{Commit, set_mtime};
 use crate::fs::{Dir, FileVersion, FsError, JOURNAL_DIR, RelPath, Root, copy_range};
 use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::faults::{FaultHook, FaultPoint};
@@ -203,6 +203,10 @@ pub(super) fn install(commit: &Commit<'_>, _readers_out: WriteHold) -> AppResult
     let _ = dir.sync();
     let _ = staged.dir.remove(staged.name);
     at("journal-removed");
+    // Not part of the journal: a crash before this leaves the new bytes
+    // with the time they were written, which the uploader's next quick
+    // check sees as a change, and mends by an upload that sends nothing.
+    set_mtime(&target, commit.mtime).map_err(io(path))?;
     FileVersion::of(&target).map_err(|e| AppError::internal("reading metadata", e))
 }
 

@@ -27,7 +27,7 @@ mod replace;
 use std::fs::File;
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 pub(crate) use journal::{ApplyJournal, recover};
 
@@ -139,6 +139,8 @@ pub(crate) struct Commit<'a> {
     pub(crate) expect: Expect<'a>,
     /// The upload's id, which the journal names the commit by.
     pub(crate) id: &'a str,
+    /// The modification time the uploader gave the new version, if any.
+    pub(crate) mtime: Option<SystemTime>,
 }
 
 /// What a commit needs of the server, and no more: the served root,
@@ -236,6 +238,15 @@ pub(crate) fn read_assembled(commit: &Commit<'_>, offset: u64, buf: &mut [u8]) -
         }
     }
     Ok(())
+}
+
+/// Gives `file` the modification time an uploader named (nothing when it
+/// named none). Set last, after every write, which would move it.
+pub(crate) fn set_mtime(file: &File, mtime: Option<SystemTime>) -> std::io::Result<()> {
+    match mtime {
+        Some(time) => file.set_modified(time),
+        None => Ok(()),
+    }
 }
 
 /// 503: readers of the target did not let a commit in place in.

@@ -8,7 +8,7 @@ use std::ops::Range;
 
 use rustix::io::Errno;
 
-use super::Commit;
+use super::{Commit, set_mtime};
 use crate::fs::{FileVersion, copy_range};
 use crate::serve::error::{AppError, AppResult};
 use crate::serve::faults::{FaultHook, FaultPoint};
@@ -44,7 +44,7 @@ pub(super) fn install(commit: &Commit<'_>) -> AppResult<Option<FileVersion>> {
         if let Ok(meta) = base.file.metadata() {
             clone.set_permissions(meta.permissions())?;
         }
-        Ok(())
+        set_mtime(&clone, commit.mtime)
     })();
     if let Err(e) = written {
         discard();

@@ -4,7 +4,7 @@
 //! `copy_file_range`), then fsync, rename, fsync of the directory. A new
 //! inode, with the old one's permission bits; the cost is the whole file.
 
-use super::{Commit, Copy, copy_in};
+use super::{Commit, Copy, copy_in, set_mtime};
 use crate::fs::FileVersion;
 use crate::serve::error::{AppError, AppResult};
 use crate::serve::faults::{FaultHook, FaultPoint};
@@ -22,6 +22,7 @@ pub(super) fn install(commit: &Commit<'_>) -> AppResult<FileVersion> {
         let _ = staged.file.set_permissions(meta.permissions());
     }
     staged.file.set_len(commit.version.size).map_err(|e| AppError::from_fs(e.into(), staged.path))?;
+    set_mtime(staged.file, commit.mtime).map_err(|e| AppError::from_fs(e.into(), staged.path))?;
     FaultHook::at(commit.ctx.faults, FaultPoint::Commit("replace-copied"));
     staged.file.sync_all().map_err(|e| AppError::from_fs(e.into(), staged.path))?;
     FaultHook::at(commit.ctx.faults, FaultPoint::Commit("replace-fsynced"));

@@ -5,14 +5,16 @@
 
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
+use std::time::SystemTime;
 
 use diffcopy_core::BlockLayout;
 use diffcopy_core::delta::Source;
 
 use super::session::{DeltaUpload, ToCommit};
-use crate::fs::ThreadWrites;
+use crate::fs::{FileVersion, ThreadWrites};
 use crate::serve::commit::{
     Base, Commit, Committer, Copy, Expect, NewVersion, check_unchanged, copy_in, install, read_assembled,
+    set_mtime,
 };
 use crate::serve::error::{AppError, AppResult};
 use crate::serve::faults::{FaultHook, FaultPoint};
@@ -20,7 +22,12 @@ use crate::serve::sessions::Session as _;
 use crate::serve::v2::{DeltaOutcome, mismatch, rebuilt_hash};
 
 /// Checks and commits `upload` as `job.plan` says (blocking I/O).
-pub(super) fn commit(upload: &DeltaUpload, job: &ToCommit, ctx: &Committer) -> AppResult<DeltaOutcome> {
+pub(super) fn commit(
+    upload: &DeltaUpload,
+    job: &ToCommit,
+    ctx: &Committer,
+    mtime: Option<SystemTime>,
+) -> AppResult<DeltaOutcome> {
     let (plan, file_hash, known) = (&job.plan, job.file_hash, &job.known);
     let params = &upload.params;
     let base = upload.base.as_ref().map(|b| Base { file: &b.file, version: b.version });
@@ -42,8 +49,14 @@ pub(super) fn commit(upload: &DeltaUpload, job: &ToCommit, ctx: &Committer) -> A
         if rebuilt_hash(read, layout, params.seed, known)? != file_hash {
             return Err(mismatch());
         }
-        let current = check_unchanged(ctx.root, &upload.path, Some(base), expect)?;
+        let mut current = check_unchanged(ctx.root, &upload.path, Some(base), expect)?;
         upload.discard();
+        if mtime.is_some() {
+            // The bytes stay; only the time the uploader gave is new.
+            let failed = |e: std::io::Error| AppError::from_fs(e.into(), &upload.path);
+            set_mtime(&old.file, mtime).map_err(failed)?;
+            current = Some(FileVersion::of(&old.file).map_err(failed)?);
+        }
         return Ok(outcome(current.map(|v| v.etag()).unwrap_or_default(), "none"));
     }
 
@@ -74,7 +87,7 @@ pub(super) fn commit(upload: &DeltaUpload, job: &ToCommit, ctx: &Committer) -> A
         }
     }
     let version = NewVersion { size: params.file_size, staged: in_staging };
-    let commit = Commit { ctx: *ctx, staged, base, version: &version, expect, id: &upload.id };
+    let commit = Commit { ctx: *ctx, staged, base, version: &version, expect, id: &upload.id, mtime };
     FaultHook::at(ctx.faults, FaultPoint::FileHashCheck);
     // Blocks the search found whole are the old bytes it hashed, copied in
     // the kernel: their hashes are known. The others are read back.

@@ -18,7 +18,7 @@ mod journal;
 mod session;
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use diffcopy_core::delta::{DeltaParams, Levels, Matcher, Need, Plan};
 
@@ -215,12 +215,17 @@ impl DeltaStore {
 
     /// Checks and commits session `id`. A file hash mismatch or a changed
     /// target ends the session; other failures leave it to retry.
-    pub(crate) async fn commit<S: Commits>(&self, id: &str, state: Arc<S>) -> AppResult<DeltaOutcome> {
+    pub(crate) async fn commit<S: Commits>(
+        &self,
+        id: &str,
+        state: Arc<S>,
+        mtime: Option<SystemTime>,
+    ) -> AppResult<DeltaOutcome> {
         let upload = self.get(id)?;
         let job = upload.begin_commit().await?;
         let _guard = state.committer().locks.commit(&upload.path).await;
         let upload2 = upload.clone();
-        let result = tokio::task::spawn_blocking(move || commit::commit(&upload2, &job, &state.committer()))
+        let result = tokio::task::spawn_blocking(move || commit::commit(&upload2, &job, &state.committer(), mtime))
             .await
             .map_err(|e| AppError::internal("committing", e))?;
         match &result {

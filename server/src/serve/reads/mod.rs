@@ -1,5 +1,5 @@
 //! The read side, written once for both stores: files with ranges, API v1's
-//! signatures, protocol v2's download endpoints and pdiffcopy's read
+//! signatures, protocol v2's download endpoints, listings and pdiffcopy's read
 //! endpoints. A store says only how it finds a path's current version, how
 //! it reads one and how it hashes one ([`Reads`], [`Version`]); the
 //! directory's answer is `api/reads.rs`, the bucket's `bucket/reads.rs`.
@@ -7,6 +7,7 @@
 //! messages, the errors) lives here, once.
 
 mod files;
+mod list;
 mod signatures;
 mod v2;
 
@@ -22,6 +23,7 @@ use diffcopy_core::SignatureHeader;
 use diffcopy_core::delta::ReadAt;
 use futures_util::stream::BoxStream;
 
+pub(crate) use list::{Entry, Page};
 pub(crate) use signatures::{BlockQuery, query};
 
 use crate::fs::RelPath;
@@ -90,6 +92,15 @@ pub(crate) trait Reads: Served {
         block_size: u32,
     ) -> impl Future<Output = AppResult<Bytes>> + Send;
 
+    /// Up to `limit` files whose paths start with `prefix` and sort after
+    /// `after`, in the byte order of their paths.
+    fn list(
+        self: &Arc<Self>,
+        prefix: String,
+        after: Option<String>,
+        limit: usize,
+    ) -> impl Future<Output = AppResult<Page>> + Send;
+
     /// The server's counters.
     fn counters(&self) -> &Arc<Stats>;
 }
@@ -102,6 +113,7 @@ pub(crate) fn routes<S: Reads>(router: Router<Arc<S>>) -> Router<Arc<S>> {
         .route("/api/v2/signatures/{*path}", get(v2::signature::<S>))
         .route("/api/v2/hashes/{*path}", post(v2::piece_hashes::<S>))
         .route("/api/v2/data/{*path}", post(v2::literal_data::<S>))
+        .route("/api/v2/list", get(list::list::<S>))
         .route("/info", get(signatures::info::<S>))
         .route("/hashes", get(signatures::hashes::<S>))
         .route("/blocks", get(signatures::read_block::<S>))

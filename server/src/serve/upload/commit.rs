@@ -123,6 +123,7 @@ pub(super) async fn commit_upload(
             // against, whether or not any of its blocks were reused.
             expect: upload.base_etag.as_deref().map_or(Expect::Any, Expect::Etag),
             id: &upload.id,
+            mtime: None,
         };
         let written = ThreadWrites::start();
         let installed = install(&commit)?;

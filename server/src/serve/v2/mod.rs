@@ -76,6 +76,38 @@ impl NewDelta {
     }
 }
 
+/// What a client may send with `POST /api/v2/uploads/{id}/commit`:
+/// nothing, or this as JSON.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct CommitRequest {
+    /// The new version's modification time, milliseconds since the Unix
+    /// epoch: the uploader's own file's, so that a later quick check
+    /// (size and time, as `diffcopy -r` and rsync compare) finds it unchanged.
+    #[serde(default)]
+    pub(crate) mtime: Option<i64>,
+}
+
+/// The largest commit request read.
+pub(crate) const MAX_COMMIT_REQUEST: u64 = 4 << 10;
+
+impl CommitRequest {
+    /// Reads a commit request's body: empty, or JSON (400 `bad_json`).
+    pub(crate) fn parse(body: &[u8]) -> AppResult<Self> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self::default());
+        }
+        serde_json::from_slice(body)
+            .map_err(|e| AppError::new(ErrorKind::BadJson, format!("the commit request is not valid: {e}")))
+    }
+
+    /// The modification time as a time.
+    pub(crate) fn mtime(&self) -> Option<std::time::SystemTime> {
+        let ms = self.mtime?;
+        let since = std::time::Duration::from_millis(ms.unsigned_abs());
+        if ms >= 0 { std::time::UNIX_EPOCH.checked_add(since) } else { std::time::UNIX_EPOCH.checked_sub(since) }
+    }
+}
+
 /// What opening an upload answers.
 #[derive(Debug, Serialize)]
 pub(crate) struct Created {
