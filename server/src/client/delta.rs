@@ -89,7 +89,11 @@ pub(super) async fn upload_v2(
     remote: &Remote,
 ) -> Result<Summary, ClientError> {
     let file = open_source(source)?;
-    let size = file.metadata().map_err(|e| ClientError::io(source.display(), e))?.len();
+    let meta = file.metadata().map_err(|e| ClientError::io(source.display(), e))?;
+    let size = meta.len();
+    // Taken before the first read: a file written during the upload keeps
+    // an older time on the server, which the next quick check sees.
+    let mtime = meta.modified().ok().map(crate::fs::mtime::to_ms);
     let resume = ResumeState::for_upload(source, &remote.url(), &format!("v2 {}", options.block_size))?;
     if !options.dry_run
         && let Some(id) = resume.load()
@@ -97,25 +101,35 @@ pub(super) async fn upload_v2(
     {
         let mut traffic = Traffic::default();
         send_literal(options, &file, remote, &id, &missing, LITERAL_BATCH, &mut traffic).await?;
-        return commit(options, remote, &resume, &id, size, traffic).await;
+        return commit(options, remote, &resume, &id, Committing { size, mtime }, traffic).await;
     }
-    match upload_once(options, &file, size, remote, &resume, options.whole_file).await {
+    let committing = Committing { size, mtime };
+    match upload_once(options, &file, committing, remote, &resume, options.whole_file).await {
         Err(ClientError::Server { code, .. }) if code == "file_hash_mismatch" => {
             tracing::warn!("the server's rebuilt file did not match; sending the whole file");
-            upload_once(options, &file, size, remote, &resume, true).await
+            upload_once(options, &file, committing, remote, &resume, true).await
         }
         other => other,
     }
 }
 
+/// What a commit tells the server about the new file.
+#[derive(Clone, Copy, Debug)]
+struct Committing {
+    size: u64,
+    /// The source's modification time, milliseconds since the epoch.
+    mtime: Option<i64>,
+}
+
 async fn upload_once(
     options: &SyncOptions,
     file: &Arc<File>,
-    size: u64,
+    committing: Committing,
     remote: &Remote,
     resume: &ResumeState,
     whole: bool,
 ) -> Result<Summary, ClientError> {
+    let size = committing.size;
     let session = remote.delta_create(size, options.block_size, whole).await?;
     let params = session.params;
     let mut traffic = Traffic::default();
@@ -150,7 +164,7 @@ async fn upload_once(
     }
     resume.save(&session.id);
     send_literal(options, file, remote, &session.id, &literal, session.data_batch, &mut traffic).await?;
-    commit(options, remote, resume, &session.id, size, traffic).await
+    commit(options, remote, resume, &session.id, committing, traffic).await
 }
 
 async fn commit(
@@ -158,10 +172,11 @@ async fn commit(
     remote: &Remote,
     resume: &ResumeState,
     id: &str,
-    size: u64,
+    committing: Committing,
     traffic: Traffic,
 ) -> Result<Summary, ClientError> {
-    match remote.delta_commit(id).await {
+    let size = committing.size;
+    match remote.delta_commit(id, committing.mtime).await {
         Ok(_) => {
             resume.clear();
             let levels = diffcopy_core::delta::Levels::for_block(options.block_size)

@@ -262,10 +262,15 @@ impl Remote {
         Ok(Some(runs))
     }
 
-    /// Protocol v2: commits an upload; the answer's JSON.
-    pub(super) async fn delta_commit(&self, id: &str) -> Result<Value, ClientError> {
+    /// Protocol v2: commits an upload, giving the file's modification time
+    /// (milliseconds since the epoch) when known; the answer's JSON.
+    pub(super) async fn delta_commit(&self, id: &str, mtime: Option<i64>) -> Result<Value, ClientError> {
         let url = format!("{}/api/v2/uploads/{id}/commit", self.base);
-        let response = check(self.send(self.request(reqwest::Method::POST, url)).await?).await?;
+        let mut request = self.request(reqwest::Method::POST, url);
+        if let Some(mtime) = mtime {
+            request = request.json(&serde_json::json!({ "mtime": mtime }));
+        }
+        let response = check(self.send(request).await?).await?;
         response.json().await.map_err(|e| self.broken(e))
     }
 

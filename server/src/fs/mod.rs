@@ -4,6 +4,7 @@
 mod copy;
 mod hashing;
 mod listing;
+pub(crate) mod mtime;
 mod reader;
 mod relpath;
 mod root;

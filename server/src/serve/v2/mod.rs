@@ -102,9 +102,7 @@ impl CommitRequest {
 
     /// The modification time as a time.
     pub(crate) fn mtime(&self) -> Option<std::time::SystemTime> {
-        let ms = self.mtime?;
-        let since = std::time::Duration::from_millis(ms.unsigned_abs());
-        if ms >= 0 { std::time::UNIX_EPOCH.checked_add(since) } else { std::time::UNIX_EPOCH.checked_sub(since) }
+        crate::fs::mtime::from_ms(self.mtime?)
     }
 }
 
