@@ -10,8 +10,8 @@ use std::io::IsTerminal;
 
 use clap::{Parser, Subcommand};
 use diffcopy::client::{
-    ClientError, Location, Progress, ProtocolChoice, RsyncPeer, SyncOptions, parse_size, run_benchmark, sync,
-    table,
+    ClientError, Location, Progress, ProtocolChoice, RsyncPeer, SyncOptions, TreeOptions, parse_size,
+    run_benchmark, sync, sync_tree, table,
 };
 use diffcopy::limits::{DEFAULT_BLOCK_SIZE, check_block_size};
 use diffcopy::{
@@ -27,7 +27,8 @@ use diffcopy_core::HashAlgorithm;
     after_help = "Each of SOURCE and TARGET is a local path or http[s]://host[:port]/path.\n\
                   Exit codes: 0 done, 1 error, 2 bad arguments, 3 server unreachable, \
                   4 refused (401/403), 5 source missing, 6 conflict (target changed), \
-                  7 TLS refused (certificate or handshake), 130 interrupted."
+                  7 TLS refused (certificate or handshake), 8 some files of a tree (-r) failed, \
+                  130 interrupted."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -118,6 +119,22 @@ struct SyncArgs {
     /// atomic). The server's default commit already costs what changed.
     #[arg(long, conflicts_with = "protocol", hide = true)]
     inplace: bool,
+    /// A directory tree: SOURCE's files below TARGET (SOURCE/ with a
+    /// trailing slash: its contents), compared by size and time.
+    #[arg(short = 'r', long)]
+    recursive: bool,
+    /// With -r: remove target files the source lacks (local targets).
+    #[arg(long, requires = "recursive")]
+    delete: bool,
+    /// With -r: leave out paths matching this gitignore-style pattern (repeatable).
+    #[arg(long, value_name = "PATTERN", requires = "recursive")]
+    exclude: Vec<String>,
+    /// With -r: compare content (protocol v2's hashes), not size and time.
+    #[arg(long, requires = "recursive")]
+    checksum: bool,
+    /// With -r: files synced at once.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    files_in_flight: u16,
     /// Benchmark: mutate the local TARGET COUNT times by a growing share
     /// (100/COUNT*i %), resync each time and print a table.
     #[arg(short = 'B', long, value_name = "COUNT", value_parser = clap::value_parser!(u32).range(1..=100))]
@@ -263,7 +280,9 @@ fn run_sync(args: SyncArgs, quiet: bool) -> ExitCode {
         eprintln!("diffcopy: give SOURCE and TARGET, or `diffcopy serve` (see --help)");
         return ExitCode::from(2);
     };
-    let locations = Location::parse(source).and_then(|s| Ok((s, Location::parse(target)?)));
+    let parse = if args.recursive { Location::parse_dir } else { Location::parse };
+    let contents = source.ends_with('/');
+    let locations = parse(source).and_then(|s| Ok((s, parse(target)?)));
     let (source, target) = match locations {
         Ok(pair) => pair,
         Err(e) => return fail(&e),
@@ -295,6 +314,18 @@ fn run_sync(args: SyncArgs, quiet: bool) -> ExitCode {
     if let Some(count) = args.benchmark {
         return benchmark(&runtime, &options, count, &args);
     }
+    if args.recursive {
+        let tree = TreeOptions {
+            sync: options,
+            contents,
+            delete: args.delete,
+            excludes: args.exclude.clone(),
+            checksum: args.checksum,
+            files_in_flight: usize::from(args.files_in_flight),
+            json: args.json,
+        };
+        return run_tree(&runtime, &tree, args.json, quiet);
+    }
     let outcome = runtime.block_on(async {
         tokio::select! {
             outcome = sync(&options) => Some(outcome),
@@ -317,6 +348,33 @@ fn run_sync(args: SyncArgs, quiet: bool) -> ExitCode {
                 Location::Local(_) => "the target is untouched",
             };
             eprintln!("diffcopy: interrupted; {note}");
+            ExitCode::from(130)
+        }
+    }
+}
+
+/// `diffcopy -r`: exit 0 when every file synced, 8 when some failed.
+fn run_tree(runtime: &tokio::runtime::Runtime, tree: &TreeOptions, json: bool, quiet: bool) -> ExitCode {
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            outcome = sync_tree(tree) => Some(outcome),
+            _ = tokio::signal::ctrl_c() => None,
+        }
+    });
+    match outcome {
+        Some(Ok(summary)) => {
+            if json {
+                let mut line = serde_json::to_value(&summary).unwrap_or_default();
+                line["type"] = "summary".into();
+                println!("{line}");
+            } else if !quiet {
+                eprintln!("{}", summary.line());
+            }
+            if summary.files_failed > 0 { ExitCode::from(8) } else { ExitCode::SUCCESS }
+        }
+        Some(Err(e)) => fail(&e),
+        None => {
+            eprintln!("diffcopy: interrupted; every file is its old or its new version, and a rerun goes on");
             ExitCode::from(130)
         }
     }

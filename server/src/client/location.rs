@@ -24,12 +24,22 @@ impl Location {
     /// pdiffcopy), `https://host[:port]/path` (port 443 when omitted) or a
     /// local path.
     pub fn parse(text: &str) -> Result<Self, ClientError> {
+        Self::parse_as(text, false)
+    }
+
+    /// Parses a tree's source or target: as [`Location::parse`], and
+    /// `http[s]://host[:port]/` names the server's whole root.
+    pub fn parse_dir(text: &str) -> Result<Self, ClientError> {
+        Self::parse_as(text, true)
+    }
+
+    fn parse_as(text: &str, dir: bool) -> Result<Self, ClientError> {
         for (scheme, default_port) in [("http", 8080), ("https", 443)] {
             let Some(rest) = text.strip_prefix(scheme).and_then(|r| r.strip_prefix("://")) else {
                 continue;
             };
             let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-            if authority.is_empty() || path.is_empty() {
+            if authority.is_empty() || (path.is_empty() && !(dir && rest.contains('/'))) {
                 return Err(ClientError::Usage(format!("{text}: expected {scheme}://host[:port]/path")));
             }
             // A port follows the last colon, unless that colon is inside an IPv6 literal.
@@ -89,6 +99,12 @@ mod tests {
             Location::Remote { base: "https://[::1]:443".into(), path: "x".into() }
         );
         assert!(Location::parse("http://h").is_err());
+        assert!(Location::parse("http://h/").is_err());
+        assert_eq!(
+            Location::parse_dir("http://h/").unwrap(),
+            Location::Remote { base: "http://h:8080".into(), path: String::new() }
+        );
+        assert!(Location::parse_dir("http://h").is_err());
         assert!(Location::parse("https:///x").is_err());
         assert!(Location::parse("ftp://h/x").is_err());
     }

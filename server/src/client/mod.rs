@@ -21,6 +21,7 @@ mod resume;
 mod size;
 mod summary;
 mod sync;
+mod tree;
 mod upload;
 
 pub use benchmark::{BenchmarkRow, RsyncPeer, run_benchmark, table};
@@ -31,3 +32,4 @@ pub use progress::Progress;
 pub use size::parse_size;
 pub use summary::Summary;
 pub use sync::sync;
+pub use tree::{TreeOptions, TreeSummary, sync_tree};

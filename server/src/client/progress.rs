@@ -14,6 +14,19 @@ impl Progress {
         Self { visible }
     }
 
+    /// A counter with a message (a tree's files, and the one last begun).
+    pub fn counter(&self, label: &str) -> ProgressBar {
+        if !self.visible {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        let style = ProgressStyle::with_template("{prefix:>10} {pos} done, {elapsed} {wide_msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner());
+        bar.set_style(style);
+        bar.set_prefix(label.to_owned());
+        bar
+    }
+
     /// A byte-counting bar for a phase such as "hashing" or "uploading".
     pub fn bar(&self, label: &str, total: u64) -> ProgressBar {
         if !self.visible {

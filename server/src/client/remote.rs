@@ -35,6 +35,25 @@ pub(crate) struct DeltaSession {
     pub(crate) data_batch: u32,
 }
 
+/// A file in a server's listing.
+#[derive(Clone, Debug, serde::Deserialize)]
+pub(crate) struct Listed {
+    /// Its path below the server's root.
+    pub(crate) path: String,
+    /// Its size.
+    pub(crate) size: u64,
+    /// Its modification time, milliseconds since the epoch.
+    pub(crate) mtime: i64,
+}
+
+/// A page of a listing as the server sends it.
+#[derive(Debug, serde::Deserialize)]
+struct ListPage {
+    files: Vec<Listed>,
+    #[serde(default)]
+    cursor: Option<String>,
+}
+
 /// One file on one server.
 #[derive(Clone, Debug)]
 pub(crate) struct Remote {
@@ -272,6 +291,22 @@ impl Remote {
         }
         let response = check(self.send(request).await?).await?;
         response.json().await.map_err(|e| self.broken(e))
+    }
+
+    /// One page of the server's files whose paths start with `prefix`, after
+    /// `cursor`'s; the cursor of the next page, if any.
+    pub(crate) async fn list_page(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<Listed>, Option<String>), ClientError> {
+        let mut url = format!("{}/api/v2/list?prefix={}", self.base, percent_encode(prefix));
+        if let Some(cursor) = cursor {
+            url.push_str(&format!("&cursor={}", percent_encode(cursor)));
+        }
+        let response = check(self.send(self.request(reqwest::Method::GET, url)).await?).await?;
+        let page: ListPage = response.json().await.map_err(|e| self.broken(e))?;
+        Ok((page.files, page.cursor))
     }
 
     /// Protocol v2: abandons an upload (best effort).

@@ -20,10 +20,16 @@ use crate::limits::{H2_CONNECTION_WINDOW, H2_STREAM_WINDOW};
 /// and runs it again, for up to `--retry-for`: an upload resumes where it
 /// stopped, a download starts over.
 pub async fn sync(options: &SyncOptions) -> Result<Summary, ClientError> {
+    sync_with(options, &http_client(options)?).await
+}
+
+/// [`sync`] over an HTTP client made by [`http_client`] (a tree's files
+/// share one, and its connections).
+pub(super) async fn sync_with(options: &SyncOptions, http: &reqwest::Client) -> Result<Summary, ClientError> {
     let started = Instant::now();
     let deadline = started + options.retry_for;
     loop {
-        match sync_once(options).await {
+        match sync_once(options, http).await {
             Err(ClientError::Server { status: 503, retry_after: Some(wait), code, message })
                 if !options.dry_run && Instant::now() + wait <= deadline =>
             {
@@ -39,8 +45,7 @@ pub async fn sync(options: &SyncOptions) -> Result<Summary, ClientError> {
     }
 }
 
-async fn sync_once(options: &SyncOptions) -> Result<Summary, ClientError> {
-    let http = http_client(options)?;
+async fn sync_once(options: &SyncOptions, http: &reqwest::Client) -> Result<Summary, ClientError> {
     let remote = |base: &str, path: &str| Remote::new(http.clone(), base, path, options.token.clone());
     Ok(match (&options.source, &options.target) {
         (Location::Local(source), Location::Remote { base, path }) => {
@@ -67,7 +72,7 @@ async fn sync_once(options: &SyncOptions) -> Result<Summary, ClientError> {
 
 /// The HTTP client: HTTPS with the system's roots and `--cacert`'s, HTTP/2
 /// where the server offers it by ALPN, HTTP/1.1 otherwise.
-fn http_client(options: &SyncOptions) -> Result<reqwest::Client, ClientError> {
+pub(super) fn http_client(options: &SyncOptions) -> Result<reqwest::Client, ClientError> {
     let mut builder = crate::http::client_builder()
         .pool_max_idle_per_host(options.concurrency.max(1))
         .tcp_nodelay(true)
@@ -86,7 +91,7 @@ fn http_client(options: &SyncOptions) -> Result<reqwest::Client, ClientError> {
     builder.build().map_err(|e| ClientError::Local(format!("HTTP client: {e}")))
 }
 
-async fn protocol(options: &SyncOptions, remote: &Remote) -> Result<Protocol, ClientError> {
+pub(super) async fn protocol(options: &SyncOptions, remote: &Remote) -> Result<Protocol, ClientError> {
     match options.protocol {
         ProtocolChoice::Auto => remote.detect().await,
         ProtocolChoice::V2 => Ok(Protocol::V2),
