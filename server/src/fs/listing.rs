@@ -76,8 +76,12 @@ impl Root {
                 stack.push(next);
                 continue;
             }
-            let Ok(stat) = rustix::fs::statx(&level.dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW, StatxFlags::BASIC_STATS)
-            else {
+            let Ok(stat) = rustix::fs::statx(
+                &level.dir,
+                name.as_str(),
+                AtFlags::SYMLINK_NOFOLLOW,
+                StatxFlags::BASIC_STATS,
+            ) else {
                 continue;
             };
             if FileType::from_raw_mode(u32::from(stat.stx_mode)) != FileType::RegularFile {
@@ -113,24 +117,33 @@ fn read_level(dir: OwnedFd, path: String, after: Option<&str>) -> Result<Level, 
             FileType::RegularFile => false,
             _ => continue,
         };
-        let full = format!("{path}{name}{}", if is_dir { "/" } else { "" });
-        if let Some(after) = after {
-            // A file at or before the cursor, or a directory all of whose
-            // paths are: done on an earlier page.
-            let done = if is_dir { *after > *full && !after.starts_with(&full) } else { *full <= *after };
-            if done {
-                continue;
-            }
+        if !listed_after(&path, name, is_dir, after) {
+            continue;
         }
         pending.push((name.to_owned(), is_dir));
     }
-    pending.sort_unstable_by(|a, b| key(b).cmp(key(a)));
+    sort_for_popping(&mut pending);
     Ok(Level { dir, path, pending })
 }
 
-/// A name as it sorts among its siblings: a directory's with a `/`.
-fn key((name, is_dir): &(String, bool)) -> impl Iterator<Item = u8> + '_ {
-    name.bytes().chain(is_dir.then_some(b'/'))
+/// Whether the name `name` in the folder `folder` (empty or ending in
+/// `/`) may hold paths after `after`, the last path of the page before:
+/// a file after it, or a directory not all of whose paths come before it.
+/// Both stores' listings resume so.
+pub(crate) fn listed_after(folder: &str, name: &str, is_dir: bool, after: Option<&str>) -> bool {
+    let Some(after) = after else { return true };
+    let full = format!("{folder}{name}{}", if is_dir { "/" } else { "" });
+    if is_dir { *after <= *full || after.starts_with(&full) } else { *full > *after }
+}
+
+/// Sorts a folder's names (`is_dir` set for folders) so that the next in
+/// the listings' order is last: a folder sorts as its name and a `/`,
+/// which makes the walk's order the byte order of whole paths.
+pub(crate) fn sort_for_popping(names: &mut [(String, bool)]) {
+    let key = |(name, is_dir): &(String, bool)| {
+        name.as_bytes().iter().copied().chain(is_dir.then_some(b'/')).collect::<Vec<u8>>()
+    };
+    names.sort_unstable_by_key(|entry| std::cmp::Reverse(key(entry)));
 }
 
 fn version_of(stat: &rustix::fs::Statx) -> FileVersion {

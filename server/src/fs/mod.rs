@@ -3,7 +3,7 @@
 
 mod copy;
 mod hashing;
-mod listing;
+pub(crate) mod listing;
 pub(crate) mod mtime;
 mod reader;
 mod relpath;

@@ -466,45 +466,39 @@ impl Bucket {
 
     /// Every object whose key starts with `prefix`, in key order.
     pub(crate) async fn list(&self, prefix: &str) -> Result<Vec<Listed>, S3Error> {
-        let mut out: Vec<Listed> = Vec::new();
-        loop {
-            let after = out.last().map(|l| l.key.clone());
-            let (page, more) = self.list_page(prefix, after.as_deref(), 1000).await?;
-            out.extend(page);
-            if !more {
-                return Ok(out);
-            }
-        }
+        Ok(self.list_under(prefix, false).await?.0)
     }
 
-    /// Up to `max_keys` (at most 1000) objects whose keys start with
-    /// `prefix` and sort after `after`, in key order, and whether more follow.
-    pub(crate) async fn list_page(
-        &self,
-        prefix: &str,
-        after: Option<&str>,
-        max_keys: usize,
-    ) -> Result<(Vec<Listed>, bool), S3Error> {
-        let max_keys = max_keys.to_string();
-        let mut query = vec![("list-type", "2"), ("prefix", prefix), ("max-keys", max_keys.as_str())];
-        if let Some(after) = after {
-            query.push(("start-after", after));
+    /// One folder of keys: the objects whose keys start with `prefix` and
+    /// hold no `/` after it, and the folders below it (their prefixes,
+    /// ending in `/`), each in the store's order.
+    pub(crate) async fn list_folder(&self, prefix: &str) -> Result<(Vec<Listed>, Vec<String>), S3Error> {
+        self.list_under(prefix, true).await
+    }
+
+    /// Every page of a listing of `prefix`, with `/` as the delimiter or none.
+    async fn list_under(&self, prefix: &str, folder: bool) -> Result<(Vec<Listed>, Vec<String>), S3Error> {
+        let (mut files, mut folders) = (Vec::new(), Vec::new());
+        let mut token: Option<String> = None;
+        loop {
+            let mut query = vec![("list-type", "2"), ("prefix", prefix)];
+            if folder {
+                query.push(("delimiter", "/"));
+            }
+            if let Some(token) = &token {
+                query.push(("continuation-token", token));
+            }
+            let request = Request::new(Method::GET, None).query(&query);
+            let text = self.call(&request, |response| self.text(response)).await?;
+            files.extend(listed(&text)?);
+            for common in xml::blocks(&text, "CommonPrefixes") {
+                folders.extend(xml::text(common, "Prefix"));
+            }
+            token = xml::text(&text, "NextContinuationToken");
+            if xml::text(&text, "IsTruncated").as_deref() != Some("true") || token.is_none() {
+                return Ok((files, folders));
+            }
         }
-        let request = Request::new(Method::GET, None).query(&query);
-        let text = self.call(&request, |response| self.text(response)).await?;
-        let mut out = Vec::new();
-        for entry in xml::blocks(&text, "Contents") {
-            let key =
-                xml::text(entry, "Key").ok_or_else(|| S3Error::Protocol("a listed object has no key".into()))?;
-            let size = xml::text(entry, "Size").and_then(|s| s.parse().ok()).unwrap_or(0);
-            let modified = xml::text(entry, "LastModified")
-                .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-                .map_or(0, |t| u64::try_from(t.as_second()).unwrap_or(0));
-            out.push(Listed { key, size, modified });
-        }
-        let truncated = xml::text(&text, "IsTruncated").as_deref() == Some("true");
-        let more = truncated && !out.is_empty();
-        Ok((out, more))
     }
 
     /// Lists one key: what `diffcopy serve` does at start, so missing
@@ -519,6 +513,21 @@ impl Bucket {
     pub(crate) async fn create(&self) -> Result<(), S3Error> {
         self.call(&Request::new(Method::PUT, None), |_| async { Ok(()) }).await.map_err(S3Error::from)
     }
+}
+
+/// The objects of a listing's answer.
+fn listed(text: &str) -> Result<Vec<Listed>, S3Error> {
+    let mut out = Vec::new();
+    for entry in xml::blocks(text, "Contents") {
+        let key =
+            xml::text(entry, "Key").ok_or_else(|| S3Error::Protocol("a listed object has no key".into()))?;
+        let size = xml::text(entry, "Size").and_then(|s| s.parse().ok()).unwrap_or(0);
+        let modified = xml::text(entry, "LastModified")
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            .map_or(0, |t| u64::try_from(t.as_second()).unwrap_or(0));
+        out.push(Listed { key, size, modified });
+    }
+    Ok(out)
 }
 
 /// `None` for a 404.

@@ -67,7 +67,9 @@ impl End {
     fn location(&self, rel: &str) -> Location {
         match self {
             Self::Local(root) => Location::Local(root.join(rel)),
-            Self::Remote { base, prefix } => Location::Remote { base: base.clone(), path: format!("{prefix}{rel}") },
+            Self::Remote { base, prefix } => {
+                Location::Remote { base: base.clone(), path: format!("{prefix}{rel}") }
+            }
         }
     }
 }
@@ -129,12 +131,19 @@ pub async fn sync_tree(options: &TreeOptions) -> Result<TreeSummary, ClientError
     if let End::Local(root) = &source {
         match std::fs::metadata(root) {
             Ok(meta) if meta.is_dir() => {}
-            Ok(_) => return Err(ClientError::Usage(format!("{} is not a directory (leave out -r)", root.display()))),
+            Ok(_) => {
+                return Err(ClientError::Usage(format!(
+                    "{} is not a directory (leave out -r)",
+                    root.display()
+                )));
+            }
             Err(e) => return Err(ClientError::NotFound(format!("{}: {e}", root.display()))),
         }
     }
     if options.delete && matches!(target, End::Remote { .. }) {
-        return Err(ClientError::Usage("--delete removes local files only (a server's files are not removed yet)".into()));
+        return Err(ClientError::Usage(
+            "--delete removes local files only (a server's files are not removed yet)".into(),
+        ));
     }
     let http = http_client(sync)?;
     let token = sync.token.clone();
@@ -145,7 +154,9 @@ pub async fn sync_tree(options: &TreeOptions) -> Result<TreeSummary, ClientError
     for end in [&source, &target] {
         if let End::Remote { base, .. } = end {
             if protocol(sync, &server(base)).await? != Protocol::V2 {
-                return Err(ClientError::Usage("a tree needs a diffcopy server that speaks protocol v2".into()));
+                return Err(ClientError::Usage(
+                    "a tree needs a diffcopy server that speaks protocol v2".into(),
+                ));
             }
             per_file.protocol = ProtocolChoice::V2;
         }
@@ -230,7 +241,9 @@ impl Run<'_> {
         let done = |action| FileReport::new(&s.rel, action);
         let report = match (&s.kind, t.as_ref().map(|t| &t.kind)) {
             (Kind::Failed(why), _) => done(Action::Failed).because(why.clone()),
-            (Kind::Other(what), _) => done(Action::Skipped).because(format!("{what} (only files and directories are synced)")),
+            (Kind::Other(what), _) => {
+                done(Action::Skipped).because(format!("{what} (only files and directories are synced)"))
+            }
             (_, Some(Kind::Failed(why))) => done(Action::Failed).because(format!("the target: {why}")),
             (Kind::File { .. }, Some(Kind::Other(what))) => {
                 done(Action::Failed).because(format!("the target is {what}; it is not replaced"))
@@ -282,11 +295,15 @@ impl Run<'_> {
                 Ok(summary) => {
                     report.bytes_sent = summary.bytes_sent;
                     report.payload_bytes = summary.payload_bytes;
-                    if action == Action::Changed && summary.bytes_sent == 0 && summary.similarity_percent >= 100.0 {
+                    if action == Action::Changed
+                        && summary.bytes_sent == 0
+                        && summary.similarity_percent >= 100.0
+                    {
                         report.action = Action::Unchanged;
                     }
                     // A local copy takes the source's time, as the server's does at commit.
-                    if let (Location::Local(path), Some(time)) = (&options.target, crate::fs::mtime::from_ms(mtime))
+                    if let (Location::Local(path), Some(time)) =
+                        (&options.target, crate::fs::mtime::from_ms(mtime))
                         && let Err(e) = std::fs::File::open(path).and_then(|f| f.set_modified(time))
                     {
                         report = report.because(format!("its time was not set: {e}"));
@@ -325,7 +342,9 @@ impl Run<'_> {
                 self.to_remove.push(t.rel);
                 return;
             }
-            Kind::Other(what) => FileReport::new(&t.rel, Action::Skipped).because(format!("{what}, not removed")),
+            Kind::Other(what) => {
+                FileReport::new(&t.rel, Action::Skipped).because(format!("{what}, not removed"))
+            }
             Kind::Failed(_) => return,
         };
         self.reporter.add(&report);

@@ -50,7 +50,14 @@ pub(super) struct Side {
 
 enum Source {
     Walk(mpsc::Receiver<Item>),
-    Listing { remote: Remote, prefix: String, excludes: Arc<Gitignore>, cursor: Option<String>, page: std::vec::IntoIter<Listed>, done: bool },
+    Listing {
+        remote: Remote,
+        prefix: String,
+        excludes: Arc<Gitignore>,
+        cursor: Option<String>,
+        page: std::vec::IntoIter<Listed>,
+        done: bool,
+    },
 }
 
 impl Side {
@@ -96,7 +103,10 @@ impl Source {
             Self::Listing { remote, prefix, excludes, cursor, page, done } => loop {
                 if let Some(listed) = page.next() {
                     let Some(rel) = listed.path.strip_prefix(prefix.as_str()) else {
-                        return Err(ClientError::Protocol(format!("the listing of {prefix:?} holds {:?}", listed.path)));
+                        return Err(ClientError::Protocol(format!(
+                            "the listing of {prefix:?} holds {:?}",
+                            listed.path
+                        )));
                     };
                     // A server names paths below the tree's root, and
                     // nothing else: `..`, `/x` or `a//b` never become local paths.
@@ -151,7 +161,10 @@ fn walk(root: &Path, excludes: &Gitignore, tx: &mpsc::Sender<Item>) {
         let item = match entry {
             Ok(entry) => item_of(root, &entry),
             Err(e) => {
-                let rel = e.path().and_then(|p| p.strip_prefix(root).ok()).map(|p| p.to_string_lossy().into_owned());
+                let rel = e
+                    .path()
+                    .and_then(|p| p.strip_prefix(root).ok())
+                    .map(|p| p.to_string_lossy().into_owned());
                 Item { rel: rel.unwrap_or_default(), kind: Kind::Failed(e.to_string()) }
             }
         };
@@ -164,7 +177,10 @@ fn walk(root: &Path, excludes: &Gitignore, tx: &mpsc::Sender<Item>) {
 fn item_of(root: &Path, entry: &walkdir::DirEntry) -> Item {
     let rel = entry.path().strip_prefix(root).unwrap_or(entry.path());
     let Some(text) = rel.to_str() else {
-        return Item { rel: rel.to_string_lossy().into_owned(), kind: Kind::Failed("the name is not UTF-8".into()) };
+        return Item {
+            rel: rel.to_string_lossy().into_owned(),
+            kind: Kind::Failed("the name is not UTF-8".into()),
+        };
     };
     let rel = text.to_owned();
     let kind = entry.file_type();

@@ -124,8 +124,10 @@ impl Reads for AppState {
     async fn list(self: &Arc<Self>, prefix: String, after: Option<String>, limit: usize) -> AppResult<Page> {
         let state = self.clone();
         blocking("listing", move || {
-            let (found, more) =
-                state.root.list(&prefix, after.as_deref(), limit).map_err(|e| AppError::internal("listing", e))?;
+            let (found, more) = state
+                .root
+                .list(&prefix, after.as_deref(), limit)
+                .map_err(|e| AppError::internal("listing", e))?;
             let next = if more { found.last().map(|f| f.path.clone()) } else { None };
             let entries = found
                 .into_iter()

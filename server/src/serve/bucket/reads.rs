@@ -5,6 +5,7 @@
 //! v2's block hashes are the ones stored beside it at commit when their
 //! block size is the one asked for.
 
+use std::collections::HashMap;
 use std::io;
 use std::ops::Range;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use super::head::Head;
 use super::reader::{ObjectReader, hash_blocks, read_range};
 use super::session::{store_error, store_read_error};
 use crate::fs::RelPath;
+use crate::fs::listing::{listed_after, sort_for_popping};
 use crate::s3::Bucket;
 use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::reads::{Digests, Entry, Page, Reads, Version};
@@ -144,26 +146,47 @@ impl Reads for BucketState {
     }
 
     async fn list(self: &Arc<Self>, prefix: String, after: Option<String>, limit: usize) -> AppResult<Page> {
-        let store = &self.store;
-        let heads = &store.keys.head("");
-        let after = after.map(|a| store.keys.head(&a));
-        let (listed, more) = store
-            .bucket
-            .list_page(&store.keys.head(&prefix), after.as_deref(), limit)
-            .await
-            .map_err(|e| store_error("listing pointers", e))?;
-        let next = if more { listed.last().and_then(|l| l.key.strip_prefix(heads.as_str())).map(str::to_owned) } else { None };
+        // Folder by folder, as a directory is walked (fs/listing.rs): a
+        // bucket's own order need not be the bytes' (SeaweedFS lists a
+        // folder's keys before a name that sorts below its `/`).
+        let (folder, first) = prefix.rsplit_once('/').map_or(("", prefix.as_str()), |(f, n)| (f, n));
+        let folder = if folder.is_empty() { String::new() } else { format!("{folder}/") };
+        let after = after.as_deref();
+        let mut top = self.folder(folder, after).await?;
+        top.names.retain(|(name, _)| name.starts_with(first));
+        let mut stack = vec![top];
+        let mut found: Vec<(String, u64)> = Vec::new();
+        let mut more = false;
+        while let Some(level) = stack.last_mut() {
+            let Some((name, is_dir)) = level.names.pop() else {
+                stack.pop();
+                continue;
+            };
+            let path = format!("{}{name}", level.folder);
+            if is_dir {
+                let next = self.folder(format!("{path}/"), after).await?;
+                stack.push(next);
+                continue;
+            }
+            if found.len() == limit {
+                more = true;
+                break;
+            }
+            let modified = level.modified.get(&name).copied().unwrap_or(0);
+            found.push((path, modified));
+        }
+        let next = if more { found.last().map(|(path, _)| path.clone()) } else { None };
         // A listing holds keys only: each pointer is read for its version,
         // POINTER_READS at once, in order. One gone since is left out.
-        let entries = futures_util::stream::iter(listed)
-            .map(|listed| async move {
-                let Some(path) = listed.key.strip_prefix(heads.as_str()) else { return Ok(None) };
-                let current = store.current(path).await.map_err(|e| store_error("reading a pointer", e))?;
+        let store = &self.store;
+        let entries = futures_util::stream::iter(found)
+            .map(|(path, modified)| async move {
+                let current = store.current(&path).await.map_err(|e| store_error("reading a pointer", e))?;
                 Ok(current.map(|c| Entry {
-                    path: path.to_owned(),
                     size: c.head.size,
-                    mtime: c.head.mtime.unwrap_or(i64::try_from(listed.modified).unwrap_or(0) * 1000),
+                    mtime: c.head.mtime.unwrap_or(i64::try_from(modified).unwrap_or(0) * 1000),
                     etag: c.head.etag(),
+                    path,
                 }))
             })
             .buffered(POINTER_READS)
@@ -180,3 +203,40 @@ impl Reads for BucketState {
 
 /// Pointers a listing reads at once.
 const POINTER_READS: usize = 16;
+
+/// One folder of pointers on a listing's way: its path (empty or ending in
+/// `/`), its names still to visit (the next last), and when each file's
+/// pointer was written (unix seconds).
+struct Folder {
+    folder: String,
+    names: Vec<(String, bool)>,
+    modified: HashMap<String, u64>,
+}
+
+impl BucketState {
+    /// The names of the pointers' folder `folder` that may hold paths after `after`.
+    async fn folder(&self, folder: String, after: Option<&str>) -> AppResult<Folder> {
+        let heads = self.store.keys.head(&folder);
+        let (files, folders) =
+            self.store.bucket.list_folder(&heads).await.map_err(|e| store_error("listing pointers", e))?;
+        let mut names = Vec::with_capacity(files.len() + folders.len());
+        let mut modified = HashMap::new();
+        for file in files {
+            if let Some(name) = file.key.strip_prefix(heads.as_str())
+                && listed_after(&folder, name, false, after)
+            {
+                modified.insert(name.to_owned(), file.modified);
+                names.push((name.to_owned(), false));
+            }
+        }
+        for sub in folders {
+            if let Some(name) = sub.strip_prefix(heads.as_str()).and_then(|n| n.strip_suffix('/'))
+                && listed_after(&folder, name, true, after)
+            {
+                names.push((name.to_owned(), true));
+            }
+        }
+        sort_for_popping(&mut names);
+        Ok(Folder { folder, names, modified })
+    }
+}

@@ -140,7 +140,8 @@ async fn status(State(state): Shared, Path(id): Path<String>) -> AppResult<impl 
 
 /// `POST /api/v2/uploads/{id}/commit`.
 async fn commit(State(state): Shared, Path(id): Path<String>, body: Body) -> AppResult<impl IntoResponse> {
-    let body = read_body_within(state.config.body_timeout, body, MAX_COMMIT_REQUEST, "a commit request").await?;
+    let body =
+        read_body_within(state.config.body_timeout, body, MAX_COMMIT_REQUEST, "a commit request").await?;
     let request = CommitRequest::parse(&body)?;
     let owner = state.store.session_scope(&id).await?.and_then(|s| s.owner);
     let (store, session) = (state.store.clone(), id.clone());

@@ -225,9 +225,10 @@ impl DeltaStore {
         let job = upload.begin_commit().await?;
         let _guard = state.committer().locks.commit(&upload.path).await;
         let upload2 = upload.clone();
-        let result = tokio::task::spawn_blocking(move || commit::commit(&upload2, &job, &state.committer(), mtime))
-            .await
-            .map_err(|e| AppError::internal("committing", e))?;
+        let result =
+            tokio::task::spawn_blocking(move || commit::commit(&upload2, &job, &state.committer(), mtime))
+                .await
+                .map_err(|e| AppError::internal("committing", e))?;
         match &result {
             Ok(_) => self.end(id),
             Err(e) if matches!(e.kind(), ErrorKind::FileHashMismatch | ErrorKind::TargetChanged) => {

@@ -1,0 +1,325 @@
+//! Directory trees (`diffcopy -r`, docs/cli.md "Trees") and the listing
+//! they stand on (`GET /api/v2/list`, docs/api.md "Listing"): the shared
+//! behaviour on every store from one body, rsync's habits on local trees.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::symlink;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, UNIX_EPOCH};
+
+use diffcopy_tests::stores::Deployment;
+use diffcopy_tests::{Client, ClientRun, Scratch, data, http, on_every_store};
+use serde_json::Value;
+
+/// The block size the trees sync with, so that edge sizes stay small.
+const BLOCK: usize = 64 << 10;
+
+fn write(path: &Path, bytes: &[u8]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Sets a file's modification time to `ms` milliseconds since the epoch.
+fn set_mtime(path: &Path, ms: u64) {
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    file.set_modified(UNIX_EPOCH + Duration::from_millis(ms)).unwrap();
+}
+
+fn mtime_ms(path: &Path) -> i64 {
+    let time = std::fs::metadata(path).unwrap().modified().unwrap();
+    time.duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// A tree of the edge sizes around a block, in nested folders, with names
+/// that need care (spaces, non-ASCII), each with its own mtime.
+fn edge_tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    let sizes = [0, 1, BLOCK - 1, BLOCK, BLOCK + 1, 3 * BLOCK + 7];
+    let mut files = BTreeMap::new();
+    for (i, size) in sizes.iter().enumerate() {
+        files.insert(format!("sizes/{size}.bin"), data(*size, i as u64));
+    }
+    files.insert("a b/ünïcödé name.txt".into(), b"unicode".to_vec());
+    files.insert("a-b".into(), b"sorts before a/".to_vec());
+    files.insert("a/x".into(), b"x".to_vec());
+    files.insert("deep/1/2/3/4/5/6/7/8/leaf".into(), data(100, 9));
+    for (i, (rel, bytes)) in files.iter().enumerate() {
+        let path = root.join(rel);
+        write(&path, bytes);
+        set_mtime(&path, 1_700_000_000_000 + i as u64 * 1_001);
+    }
+    files
+}
+
+/// Every regular file below `root`, by its path below it.
+fn files_below(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            let kind = entry.file_type().unwrap();
+            if kind.is_dir() {
+                stack.push(entry.path());
+            } else if kind.is_file() {
+                let rel = entry.path().strip_prefix(root).unwrap().to_str().unwrap().to_owned();
+                out.insert(rel, std::fs::read(entry.path()).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// The `--json` lines of a tree run: the files' by path, and the summary.
+fn lines(run: &ClientRun) -> (BTreeMap<String, Value>, Value) {
+    let mut files = BTreeMap::new();
+    let mut summary = Value::Null;
+    for line in run.stdout.lines() {
+        let value: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        match value["type"].as_str() {
+            Some("file") => {
+                files.insert(value["path"].as_str().unwrap().to_owned(), value);
+            }
+            Some("summary") => summary = value,
+            other => panic!("a line of type {other:?}: {line}"),
+        }
+    }
+    (files, summary)
+}
+
+/// `diffcopy -r --json ARGS`, which must succeed.
+fn tree(state: &Path, args: &[&str]) -> (BTreeMap<String, Value>, Value) {
+    let run = Client::new(state).args(["-r", "--json", "-b", "64K"]).args(args).run();
+    assert_eq!(run.code, 0, "diffcopy -r {args:?}: {}", run.stderr);
+    lines(&run)
+}
+
+/// `text` percent-encoded for a query.
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Every page of `GET /api/v2/list?prefix=` at `limit` files a page.
+fn list_all(server: &str, prefix: &str, limit: usize) -> Vec<Value> {
+    let mut all = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..1000 {
+        let mut url = format!("{server}/api/v2/list?prefix={}&limit={limit}", encode(prefix));
+        if let Some(cursor) = &cursor {
+            url.push_str(&format!("&cursor={}", encode(cursor)));
+        }
+        let page: Value = http().get(url).send().unwrap().json().unwrap();
+        let files = page["files"].as_array().unwrap();
+        assert!(files.len() <= limit, "{page}");
+        all.extend(files.iter().cloned());
+        match page["cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return all,
+        }
+    }
+    panic!("the listing of {prefix:?} did not end");
+}
+
+on_every_store! {
+    /// A tree goes up whole; the listing shows it in path order with the
+    /// client's mtimes, on every page size; a rerun sends nothing; one
+    /// edited file is the only one that moves; a download brings it all
+    /// back with the same times, and its rerun moves nothing.
+    fn a_tree_goes_up_reruns_unchanged_and_comes_back(store: Store) {
+        let d = Deployment::start(store, "tree", 1, &[]);
+        let (server, work) = (d.url(), d.work());
+        let state = work.join("state");
+        let source = work.join("src");
+        let mut files = edge_tree(&source);
+        let target = format!("{server}/trees/");
+
+        let (first, summary) = tree(&state, &[source.to_str().unwrap(), &target]);
+        assert_eq!(summary["files_new"], files.len() as u64, "{summary}");
+        assert_eq!(summary["files_failed"], 0);
+        assert!(first.values().all(|f| f["action"] == "new"));
+        let total: u64 = files.values().map(|b| b.len() as u64).sum();
+        assert_eq!(summary["bytes_sent"], total);
+
+        // The listing: every file under trees/src/, in byte order, with
+        // its size and the source's own mtime, whatever the page size.
+        let local: Vec<(String, u64, i64)> = files
+            .iter()
+            .map(|(rel, bytes)| (format!("trees/src/{rel}"), bytes.len() as u64, mtime_ms(&source.join(rel))))
+            .collect();
+        for limit in [1, 3, 1000] {
+            let listed: Vec<(String, u64, i64)> = list_all(&server, "trees/src/", limit)
+                .iter()
+                .map(|f| (f["path"].as_str().unwrap().to_owned(), f["size"].as_u64().unwrap(), f["mtime"].as_i64().unwrap()))
+                .collect();
+            assert_eq!(listed, local, "limit {limit}");
+        }
+        assert_eq!(list_all(&server, "trees/src/a", 1000).len(), 3, "a string prefix: a-b, a/x and 'a b/…'");
+        assert!(list_all(&server, "nothing/", 10).is_empty());
+        for rel in files.keys() {
+            assert!(d.file(&format!("trees/src/{rel}")).as_ref() == files.get(rel), "{rel}");
+        }
+
+        let (_, again) = tree(&state, &[source.to_str().unwrap(), &target]);
+        assert_eq!(again["files_unchanged"], files.len() as u64, "{again}");
+        assert_eq!(again["payload_bytes"], 0, "an unchanged tree costs listings only");
+
+        // One byte changed in the largest file, its mtime moved on.
+        let big = format!("sizes/{}.bin", 3 * BLOCK + 7);
+        files.get_mut(&big).unwrap()[BLOCK + 10] ^= 1;
+        write(&source.join(&big), &files[&big]);
+        let (changed, summary) = tree(&state, &[source.to_str().unwrap(), &target]);
+        assert_eq!(summary["files_changed"], 1, "{summary}");
+        assert_eq!(changed[&big]["action"], "changed");
+        assert!(summary["bytes_sent"].as_u64().unwrap() < BLOCK as u64, "a delta, not the file: {summary}");
+        assert!(d.file(&format!("trees/src/{big}")).as_ref() == files.get(&big));
+
+        // Down again, into a new folder (the trailing / pours the contents in).
+        let back = work.join("back");
+        let (_, summary) = tree(&state, &[&format!("{server}/trees/src/"), back.to_str().unwrap()]);
+        assert_eq!(summary["files_new"], files.len() as u64, "{summary}");
+        assert!(files_below(&back) == files, "the download is the tree");
+        for rel in files.keys() {
+            assert_eq!(mtime_ms(&back.join(rel)), mtime_ms(&source.join(rel)), "{rel}'s time");
+        }
+        let (_, summary) = tree(&state, &[&format!("{server}/trees/src/"), back.to_str().unwrap()]);
+        assert_eq!(summary["files_unchanged"], files.len() as u64, "{summary}");
+        assert_eq!(summary["payload_bytes"], 0);
+    }
+
+    /// A name the server refuses fails that file, with the reason, and the
+    /// rest of the tree lands; the exit code says some failed.
+    fn a_refused_name_fails_its_file_only(store: Store) {
+        let d = Deployment::start(store, "tree-refused", 1, &[]);
+        let (server, work) = (d.url(), d.work());
+        let source = work.join("src");
+        write(&source.join("good.txt"), b"good");
+        write(&source.join(".diffcopy-reserved"), b"refused");
+        write(&source.join("z/also-good.txt"), b"also");
+        let run = Client::new(work.join("state")).args(["-r", "--json"]).arg(format!("{}/", source.display())).arg(format!("{server}/t")).run();
+        assert_eq!(run.code, 8, "{}", run.stderr);
+        let (files, summary) = lines(&run);
+        assert_eq!(files[".diffcopy-reserved"]["action"], "failed");
+        assert!(files[".diffcopy-reserved"]["message"].as_str().unwrap().contains("reserved"), "{}", files[".diffcopy-reserved"]);
+        assert_eq!((summary["files_new"].as_u64(), summary["files_failed"].as_u64()), (Some(2), Some(1)));
+        assert!(d.file("t/good.txt") == Some(b"good".to_vec()));
+        assert!(d.file("t/z/also-good.txt") == Some(b"also".to_vec()));
+    }
+}
+
+/// The listing refuses what is not a prefix, a page size out of range and
+/// a cursor from another listing, each with 400 `bad_query`.
+#[test]
+fn a_bad_listing_query_is_400() {
+    let d = Deployment::start(diffcopy_tests::stores::Store::Directory, "tree-queries", 1, &[]);
+    let server = d.url();
+    for query in [
+        "prefix=../x",
+        "prefix=a//b",
+        "prefix=/a",
+        "limit=0",
+        "limit=1001",
+        "limit=x",
+        "prefix=a/&cursor=b/c",
+        "prefix=.diffcopy-sessions/",
+    ] {
+        let reply = http().get(format!("{server}/api/v2/list?{query}")).send().unwrap();
+        assert_eq!(reply.status(), 400, "{query}");
+        let body: Value = reply.json().unwrap();
+        assert_eq!(body["error"], "bad_query", "{query}: {body}");
+    }
+}
+
+/// rsync's habits on local trees: `SRC` goes in as a folder, `SRC/` is
+/// poured in; symlinks, FIFOs and excluded paths are left out (with a
+/// warning for the first two); empty folders are made; `-n` writes nothing.
+#[test]
+fn local_trees_keep_rsyncs_habits() {
+    let work = Scratch::new("tree-local");
+    let source = work.path().join("src");
+    let files = edge_tree(&source);
+    std::fs::create_dir_all(source.join("empty/inside")).unwrap();
+    write(&source.join("build/out.o"), b"excluded");
+    write(&source.join("notes.tmp"), b"excluded");
+    symlink("a/x", source.join("link")).unwrap();
+    let made = Command::new("mkfifo").arg(source.join("fifo")).status().unwrap();
+    assert!(made.success());
+    let state = work.path().join("state");
+    let excluded = ["--exclude", "*.tmp", "--exclude", "/build/"];
+
+    let dry =
+        Client::new(&state).args(["-r", "-n"]).args(excluded).arg(&source).arg(work.path().join("dst")).run();
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    assert!(dry.stdout.lines().any(|l| l == "new a/x"), "{}", dry.stdout);
+    assert!(!work.path().join("dst").exists(), "a dry run writes nothing");
+
+    let run = Client::new(&state).args(["-r"]).args(excluded).arg(&source).arg(work.path().join("dst")).run();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("skipped link: a symlink"), "{}", run.stderr);
+    assert!(run.stderr.contains("skipped fifo"), "{}", run.stderr);
+    let copied = work.path().join("dst/src");
+    assert!(files_below(&copied) == files, "SRC without a slash lands as dst/src");
+    assert!(copied.join("empty/inside").is_dir(), "empty folders are made");
+    for rel in files.keys() {
+        assert_eq!(mtime_ms(&copied.join(rel)), mtime_ms(&source.join(rel)), "{rel}'s time");
+    }
+
+    let (_, summary) = tree(
+        &state,
+        &excluded
+            .iter()
+            .copied()
+            .chain([format!("{}/", source.display()).as_str(), work.path().join("poured").to_str().unwrap()])
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(summary["files_new"], files.len() as u64);
+    assert!(files_below(&work.path().join("poured")) == files, "SRC/ pours the contents in");
+}
+
+/// `--delete` removes what the source lacks inside DEST, and nothing
+/// outside it: not through a symlink in DEST, not excluded paths.
+#[test]
+fn delete_stays_inside_the_target() {
+    let work = Scratch::new("tree-delete");
+    let source = work.path().join("src");
+    write(&source.join("keep/a.txt"), b"a");
+    let outside = work.path().join("outside");
+    write(&outside.join("precious.txt"), b"precious");
+    let dest = work.path().join("dest");
+    write(&dest.join("keep/a.txt"), b"old");
+    write(&dest.join("extra.txt"), b"extra");
+    write(&dest.join("gone/deep/x"), b"x");
+    write(&dest.join("kept.log"), b"excluded from the sync");
+    symlink(&outside, dest.join("escape")).unwrap();
+    let state = work.path().join("state");
+
+    let dry = Client::new(&state)
+        .args(["-r", "-n", "--delete", "--exclude", "*.log"])
+        .arg(format!("{}/", source.display()))
+        .arg(&dest)
+        .run();
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    for line in ["deleted extra.txt", "deleted gone/deep/x", "deleted gone"] {
+        assert!(dry.stdout.lines().any(|l| l == line), "{line}: {}", dry.stdout);
+    }
+    assert!(dest.join("extra.txt").exists(), "a dry run removes nothing");
+
+    let (files, summary) = tree(
+        &state,
+        &["--delete", "--exclude", "*.log", &format!("{}/", source.display()), dest.to_str().unwrap()],
+    );
+    assert_eq!(summary["files_deleted"], 4, "extra.txt, gone/deep/x, gone/deep, gone: {summary}");
+    assert_eq!(files["escape"]["action"], "skipped", "a symlink in DEST is not removed: {}", files["escape"]);
+    assert!(!dest.join("extra.txt").exists() && !dest.join("gone").exists());
+    assert_eq!(std::fs::read(dest.join("keep/a.txt")).unwrap(), b"a");
+    assert_eq!(std::fs::read(dest.join("kept.log")).unwrap(), b"excluded from the sync");
+    assert_eq!(std::fs::read(outside.join("precious.txt")).unwrap(), b"precious", "nothing outside DEST");
+    assert!(std::fs::symlink_metadata(dest.join("escape")).unwrap().file_type().is_symlink());
+}
