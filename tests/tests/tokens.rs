@@ -195,6 +195,46 @@ on_every_store! {
         assert_eq!(call("DELETE", &session, &alice_again, None).0, 204);
     }
 
+    /// A listing needs `list` on its prefix, and shows a token only the
+    /// files its paths cover; `diffcopy -r` downloads a user's folder with it.
+    fn a_listing_shows_a_token_only_its_paths(store: Store) {
+        let keys = Scratch::new("token-keys");
+        let secret = secret_file(keys.path());
+        let d = Deployment::start(store, "listing", 1, &["--token", ADMIN, "--jwt-secret-file", secret.to_str().unwrap()]);
+        let (server, work) = (d.url(), d.work());
+        let state = work.join("state");
+        for (i, path) in ["users/42/a.txt", "users/42/deep/b.txt", "users/420/c.txt", "users/43/d.txt"].iter().enumerate() {
+            let source = work.join(format!("f{i}"));
+            std::fs::write(&source, path.as_bytes()).unwrap();
+            Client::new(&state).args(["--token", ADMIN]).arg(&source).arg(format!("{server}/{path}")).ok_json();
+        }
+        let exp = now() + 600;
+        let lister = pyjwt("HS256", &secret, &json!({"exp": exp, "sub": "u42", "paths": ["users/42/", "users/43/d.txt"], "allow": ["list", "download"]}));
+        let listed = |prefix: &str, token: &str| -> (u16, Vec<String>) {
+            let reply = http().get(format!("{server}/api/v2/list?prefix={prefix}")).bearer_auth(token).send().unwrap();
+            let status = reply.status().as_u16();
+            let body: Value = reply.json().unwrap();
+            let paths = body["files"].as_array().map(|files| files.iter().map(|f| f["path"].as_str().unwrap().to_owned()).collect()).unwrap_or_default();
+            (status, paths)
+        };
+        assert_eq!(listed("users/42/", &lister), (200, vec!["users/42/a.txt".to_owned(), "users/42/deep/b.txt".to_owned()]));
+        assert_eq!(listed("users/43/d.txt", &lister), (200, vec!["users/43/d.txt".to_owned()]));
+        for outside in ["", "users/", "users/4", "users/43/"] {
+            let reply = http().get(format!("{server}/api/v2/list?prefix={outside}")).bearer_auth(&lister).send().unwrap();
+            refused((reply.status().as_u16(), reply.json().unwrap()), 403, "not_allowed", &["u42"], outside);
+        }
+        let no_list = pyjwt("HS256", &secret, &json!({"exp": exp, "paths": ["users/42/"], "allow": ["download"]}));
+        let reply = http().get(format!("{server}/api/v2/list?prefix=users/42/")).bearer_auth(&no_list).send().unwrap();
+        refused((reply.status().as_u16(), reply.json().unwrap()), 403, "not_allowed", &[], "download alone");
+        assert_eq!(listed("users/", ADMIN).1.len(), 4, "the administrator lists everything");
+
+        let local = work.join("mine");
+        let run = Client::new(&state).args(["-r", "--json", "--token", &lister]).arg(format!("{server}/users/42/")).arg(&local).run();
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert_eq!(std::fs::read(local.join("deep/b.txt")).unwrap(), b"users/42/deep/b.txt");
+        assert_eq!(std::fs::read(local.join("a.txt")).unwrap(), b"users/42/a.txt");
+    }
+
     /// Every bad token is a 401 that says why (without the token's values or
     /// the secret); the clock gets 60 s of leeway.
     fn bad_tokens_are_refused_with_their_reason(store: Store) {
