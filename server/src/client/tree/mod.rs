@@ -228,13 +228,13 @@ impl Run<'_> {
     /// Deals with one path, on one side or both.
     async fn path(&mut self, source: Option<Item>, target: Option<Item>) {
         match (source, target) {
-            (Some(s), t) => self.from_source(s, t).await,
+            (Some(s), t) => self.in_source(s, t).await,
             (None, Some(t)) => self.only_in_target(t),
             (None, None) => {}
         }
     }
 
-    async fn from_source(&mut self, s: Item, t: Option<Item>) {
+    async fn in_source(&mut self, s: Item, t: Option<Item>) {
         // A server lists no directories: a target directory that seemed
         // the source's to lack holds this path after all.
         self.to_remove.retain(|d| !s.rel.starts_with(&format!("{d}/")));
@@ -368,7 +368,7 @@ impl Run<'_> {
                 at.push('/');
             }
             at.push_str(segment);
-            if self.made.iter().any(|d| *d == at) {
+            if self.made.contains(&at) {
                 continue;
             }
             let path = root.join(&at);
