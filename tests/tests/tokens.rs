@@ -233,6 +233,14 @@ on_every_store! {
         assert_eq!(run.code, 0, "{}", run.stderr);
         assert_eq!(std::fs::read(local.join("deep/b.txt")).unwrap(), b"users/42/deep/b.txt");
         assert_eq!(std::fs::read(local.join("a.txt")).unwrap(), b"users/42/a.txt");
+
+        // Removing a file takes `delete` on its path.
+        let removal = |token: &str, path: &str| call("DELETE", &format!("{server}/api/v2/files/{path}"), token, None);
+        refused(removal(&lister, "users/42/a.txt"), 403, "not_allowed", &["u42"], "list and download do not remove");
+        let remover = pyjwt("HS256", &secret, &json!({"exp": exp, "paths": ["users/42/"], "allow": ["delete"]}));
+        refused(removal(&remover, "users/43/d.txt"), 403, "not_allowed", &[], "another user's file");
+        assert_eq!(removal(&remover, "users/42/a.txt").0, 204);
+        assert!(d.file("users/42/a.txt").is_none() && d.file("users/43/d.txt").is_some());
     }
 
     /// Every bad token is a 401 that says why (without the token's values or

@@ -194,6 +194,58 @@ on_every_store! {
         assert_eq!(summary["payload_bytes"], 0);
     }
 
+    /// `--delete` to a server removes the files the source lacks, and only
+    /// those (`-n` first lists them); `DELETE /api/v2/files/{path}` removes
+    /// only the version `If-Match` names, and a removed file is gone from
+    /// reads and listings.
+    fn delete_removes_a_servers_files_the_source_lacks(store: Store) {
+        let d = Deployment::start(store, "tree-delete", 1, &[]);
+        let (server, work) = (d.url(), d.work());
+        let state = work.join("state");
+        let source = work.join("src");
+        for name in ["a.txt", "b/c.txt", "b/d.txt", "e.txt"] {
+            write(&source.join(name), name.as_bytes());
+        }
+        let target = format!("{server}/t/");
+        let contents = format!("{}/", source.display());
+        tree(&state, &[&contents, &target]);
+        write(&work.join("outside.txt"), b"outside");
+        Client::new(&state).arg(work.join("outside.txt")).arg(format!("{server}/t-outside.txt")).ok_json();
+        std::fs::remove_file(source.join("b/c.txt")).unwrap();
+        std::fs::remove_file(source.join("e.txt")).unwrap();
+        write(&source.join("f.txt"), b"f");
+
+        let dry = Client::new(&state).args(["-r", "-n", "--delete"]).arg(&contents).arg(&target).run();
+        assert_eq!(dry.code, 0, "{}", dry.stderr);
+        let mut shown: Vec<&str> = dry.stdout.lines().collect();
+        shown.sort_unstable();
+        assert_eq!(shown, ["deleted b/c.txt", "deleted e.txt", "new f.txt"]);
+        assert!(d.file("t/e.txt").is_some(), "a dry run removes nothing");
+
+        let (files, summary) = tree(&state, &["--delete", &contents, &target]);
+        assert_eq!((summary["files_deleted"].as_u64(), summary["files_new"].as_u64()), (Some(2), Some(1)), "{summary}");
+        assert_eq!(files["e.txt"]["action"], "deleted");
+        let listed: Vec<String> = list_all(&server, "", 1000).iter().map(|f| f["path"].as_str().unwrap().to_owned()).collect();
+        assert_eq!(listed, ["t-outside.txt", "t/a.txt", "t/b/d.txt", "t/f.txt"], "only what the source lacks, only below t/");
+        assert!(d.file("t/e.txt").is_none() && d.file("t/b/c.txt").is_none());
+        let gone = http().get(format!("{server}/api/v1/files/t/e.txt")).send().unwrap();
+        assert_eq!(gone.status(), 404);
+
+        // The endpoint itself: the wrong version stays, the right one goes.
+        let etag = list_all(&server, "t/a.txt", 10)[0]["etag"].as_str().unwrap().to_owned();
+        let wrong = http().delete(format!("{server}/api/v2/files/t/a.txt")).header("If-Match", "\"not-it\"").send().unwrap();
+        assert_eq!(wrong.status(), 412);
+        assert_eq!(wrong.json::<Value>().unwrap()["error"], "target_changed");
+        assert!(d.file("t/a.txt").is_some());
+        let right = http().delete(format!("{server}/api/v2/files/t/a.txt")).header("If-Match", &etag).send().unwrap();
+        assert_eq!(right.status(), 204);
+        assert!(d.file("t/a.txt").is_none());
+        let again = http().delete(format!("{server}/api/v2/files/t/a.txt")).send().unwrap();
+        assert_eq!(again.status(), 404);
+        let bad = http().delete(format!("{server}/api/v2/files/t/.diffcopy-x")).send().unwrap();
+        assert_eq!(bad.status(), 400);
+    }
+
     /// A name the server refuses fails that file, with the reason, and the
     /// rest of the tree lands; the exit code says some failed.
     fn a_refused_name_fails_its_file_only(store: Store) {

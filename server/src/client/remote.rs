@@ -44,6 +44,8 @@ pub(crate) struct Listed {
     pub(crate) size: u64,
     /// Its modification time, milliseconds since the epoch.
     pub(crate) mtime: i64,
+    /// Its ETag.
+    pub(crate) etag: String,
 }
 
 /// A page of a listing as the server sends it.
@@ -307,6 +309,18 @@ impl Remote {
         let response = check(self.send(self.request(reqwest::Method::GET, url)).await?).await?;
         let page: ListPage = response.json().await.map_err(|e| self.broken(e))?;
         Ok((page.files, page.cursor))
+    }
+
+    /// Removes this file if it is still the version `etag` names; one
+    /// already gone is no error.
+    pub(crate) async fn remove(&self, etag: &str) -> Result<(), ClientError> {
+        let url = format!("{}/api/v2/files/{}", self.base, self.encoded_path());
+        let response =
+            self.send(self.request(reqwest::Method::DELETE, url).header(header::IF_MATCH, etag)).await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(());
+        }
+        check(response).await.map(drop)
     }
 
     /// Protocol v2: abandons an upload (best effort).

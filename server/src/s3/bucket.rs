@@ -464,6 +464,15 @@ impl Bucket {
         found(self.call(&request, |_| async { Ok(()) }).await).map(drop)
     }
 
+    /// Removes `key` if its ETag is still `etag` (a store that cannot
+    /// delete on a condition removes it anyway); a lost race is
+    /// [`S3Error::is_precondition_failed`]. No error if it is gone.
+    pub(crate) async fn delete_if_match(&self, key: &str, etag: &str) -> Result<(), S3Error> {
+        let headers = [("if-match", etag)];
+        let request = Request::new(Method::DELETE, Some(key)).headers(&headers);
+        found(self.call(&request, |_| async { Ok(()) }).await).map(drop)
+    }
+
     /// Every object whose key starts with `prefix`, in key order.
     pub(crate) async fn list(&self, prefix: &str) -> Result<Vec<Listed>, S3Error> {
         Ok(self.list_under(prefix, false).await?.0)

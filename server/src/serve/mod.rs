@@ -16,6 +16,7 @@ mod hooks;
 mod locks;
 mod memory;
 mod reads;
+mod remove;
 mod run;
 mod served;
 mod sessions;

@@ -4,12 +4,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::fs::{RelPath, Root};
-use crate::serve::commit::{ApplyJournal, Commits, Committer, recover};
+use crate::serve::commit::{ApplyJournal, Commits, Committer, Expect, recover, remove};
 use crate::serve::config::ServerConfig;
 use crate::serve::delta::DeltaStore;
 use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::hooks::{DirOutbox, Hooks};
 use crate::serve::locks::{PathLocks, ReadHold};
+use crate::serve::remove::Removes;
 use crate::serve::served::{Served, SessionScope};
 use crate::serve::signer::Signer;
 use crate::serve::stats::{Stats, StatsSnapshot};
@@ -43,6 +44,19 @@ impl Commits for AppState {
             stats: &self.stats,
             faults: self.config.fault_hook.as_ref(),
         }
+    }
+}
+
+impl Removes for AppState {
+    async fn remove(self: &Arc<Self>, path: RelPath, if_match: Option<String>) -> AppResult<()> {
+        let _guard = self.locks.commit(&path).await;
+        let state = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let expect = if_match.as_deref().map_or(Expect::Any, Expect::Etag);
+            remove(&state.committer(), &path, expect)
+        })
+        .await
+        .map_err(|e| AppError::internal("removing a file", e))?
     }
 }
 

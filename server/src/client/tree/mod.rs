@@ -140,11 +140,6 @@ pub async fn sync_tree(options: &TreeOptions) -> Result<TreeSummary, ClientError
             Err(e) => return Err(ClientError::NotFound(format!("{}: {e}", root.display()))),
         }
     }
-    if options.delete && matches!(target, End::Remote { .. }) {
-        return Err(ClientError::Usage(
-            "--delete removes local files only (a server's files are not removed yet)".into(),
-        ));
-    }
     let http = http_client(sync)?;
     let token = sync.token.clone();
     let server = |base: &str| Remote::new(http.clone(), base, "", token.clone());
@@ -229,7 +224,7 @@ impl Run<'_> {
     async fn path(&mut self, source: Option<Item>, target: Option<Item>) {
         match (source, target) {
             (Some(s), t) => self.in_source(s, t).await,
-            (None, Some(t)) => self.only_in_target(t),
+            (None, Some(t)) => self.only_in_target(t).await,
             (None, None) => {}
         }
     }
@@ -278,12 +273,17 @@ impl Run<'_> {
         self.reporter.add(&report);
     }
 
-    /// Starts syncing one file, once fewer than `--files-in-flight` are.
-    async fn send(&mut self, rel: String, action: Action, size: u64, mtime: i64) {
+    /// Waits until fewer than `--files-in-flight` files are under way.
+    async fn slot(&mut self, rel: &str) {
         while self.in_flight.len() >= self.options.files_in_flight.max(1) {
             self.settle_one().await;
         }
-        self.reporter.started(&rel);
+        self.reporter.started(rel);
+    }
+
+    /// Starts syncing one file.
+    async fn send(&mut self, rel: String, action: Action, size: u64, mtime: i64) {
+        self.slot(&rel).await;
         let mut options = (*self.per_file).clone();
         options.source = self.source.location(&rel);
         options.target = self.target.location(&rel);
@@ -327,11 +327,31 @@ impl Run<'_> {
 
     /// A path only in the target: removed with `--delete` (a directory at
     /// the end, once emptied).
-    fn only_in_target(&mut self, t: Item) {
-        let End::Local(root) = &self.target else { return };
+    async fn only_in_target(&mut self, t: Item) {
         if !self.options.delete {
             return;
         }
+        let root = match &self.target {
+            End::Local(root) => root.clone(),
+            End::Remote { .. } if self.options.sync.dry_run => {
+                return self.reporter.add(&FileReport::new(&t.rel, Action::Deleted));
+            }
+            End::Remote { base, prefix } => {
+                let path = format!("{prefix}{}", t.rel);
+                let remote = Remote::new(self.http.clone(), base, &path, self.options.sync.token.clone());
+                self.slot(&t.rel).await;
+                self.in_flight.push(Box::pin(async move {
+                    // Only the version listed: a file written since stays.
+                    match remote.remove(t.etag.as_deref().unwrap_or_default()).await {
+                        Ok(()) => FileReport::new(&t.rel, Action::Deleted),
+                        Err(e) => {
+                            FileReport::new(&t.rel, Action::Failed).because(format!("not removed: {e}"))
+                        }
+                    }
+                }));
+                return;
+            }
+        };
         let report = match t.kind {
             Kind::File { .. } if self.options.sync.dry_run => FileReport::new(&t.rel, Action::Deleted),
             Kind::File { .. } => match std::fs::remove_file(root.join(&t.rel)) {

@@ -33,6 +33,8 @@ pub(super) enum Kind {
 pub(super) struct Item {
     pub(super) rel: String,
     pub(super) kind: Kind,
+    /// The version a server listed (its ETag), which a removal names.
+    pub(super) etag: Option<String>,
 }
 
 impl Item {
@@ -117,7 +119,7 @@ impl Source {
                     if excludes.matched_path_or_any_parents(rel, false).is_ignore() {
                         continue;
                     }
-                    return Ok(Some(Item { rel: rel.to_owned(), kind }));
+                    return Ok(Some(Item { rel: rel.to_owned(), kind, etag: Some(listed.etag) }));
                 }
                 if *done {
                     return Ok(None);
@@ -165,7 +167,7 @@ fn walk(root: &Path, excludes: &Gitignore, tx: &mpsc::Sender<Item>) {
                     .path()
                     .and_then(|p| p.strip_prefix(root).ok())
                     .map(|p| p.to_string_lossy().into_owned());
-                Item { rel: rel.unwrap_or_default(), kind: Kind::Failed(e.to_string()) }
+                Item { rel: rel.unwrap_or_default(), kind: Kind::Failed(e.to_string()), etag: None }
             }
         };
         if tx.blocking_send(item).is_err() {
@@ -180,6 +182,7 @@ fn item_of(root: &Path, entry: &walkdir::DirEntry) -> Item {
         return Item {
             rel: rel.to_string_lossy().into_owned(),
             kind: Kind::Failed("the name is not UTF-8".into()),
+            etag: None,
         };
     };
     let rel = text.to_owned();
@@ -199,5 +202,5 @@ fn item_of(root: &Path, entry: &walkdir::DirEntry) -> Item {
             Err(e) => Kind::Failed(e.to_string()),
         }
     };
-    Item { rel, kind }
+    Item { rel, kind, etag: None }
 }

@@ -28,7 +28,7 @@ pub(super) async fn blocking<T: Send + 'static>(
 
 /// The whole application as a router, for `run` or for oneshot tests.
 pub fn app(state: Arc<AppState>) -> Router {
-    let api = crate::serve::reads::routes(Router::new())
+    let api = crate::serve::remove::routes(crate::serve::reads::routes(Router::new()))
         .route("/api/v1/health", get(files::health))
         .route("/api/v1/stats", get(files::stats))
         .route("/api/v1/uploads", post(uploads::create))

@@ -332,4 +332,25 @@ impl BucketStore {
         self.end(live).await?;
         Ok(DeltaOutcome::new(&path, plan, head.etag(), "s3").with_store(written))
     }
+
+    /// Removes `path`'s pointer if the file is the version `if_match`
+    /// names (any, without it), on the pointer's own ETag where the store
+    /// deletes on a condition; its version is marked superseded.
+    pub(crate) async fn remove(&self, path: &RelPath, if_match: Option<&str>) -> AppResult<()> {
+        let current = self
+            .current(path.as_str())
+            .await
+            .map_err(|e| store_error("reading a pointer", e))?
+            .ok_or_else(|| AppError::not_found(path))?;
+        if if_match.is_some_and(|etag| etag != current.head.etag()) {
+            return Err(target_changed(path));
+        }
+        match self.bucket.delete_if_match(&self.keys.head(path.as_str()), &current.pointer_etag).await {
+            Ok(()) => {}
+            Err(e) if e.is_precondition_failed() => return Err(target_changed(path)),
+            Err(e) => return Err(store_error("removing a pointer", e)),
+        }
+        self.supersede(&current.head.version).await;
+        Ok(())
+    }
 }

@@ -30,12 +30,14 @@ use std::time::Duration;
 pub use routes::bucket_app;
 pub(crate) use sweep::sweep_now_and_then;
 
+use crate::fs::RelPath;
 pub use crate::s3::Addressing;
 use crate::s3::{Bucket, BucketConfig, Credentials, S3Error, region_from_environment};
 use crate::serve::config::ServerConfig;
 use crate::serve::error::AppResult;
 use crate::serve::faults::FaultHook;
 use crate::serve::hooks::Hooks;
+use crate::serve::remove::Removes;
 use crate::serve::served::{Served, SessionScope};
 use crate::serve::stats::{Stats, StatsSnapshot};
 use crate::serve::tls::Tls;
@@ -102,6 +104,12 @@ pub struct BucketState {
     pub(crate) tls: Option<Tls>,
     /// The webhook after each commit, when configured.
     pub(crate) hooks: Option<Arc<Hooks<BucketOutbox>>>,
+}
+
+impl Removes for BucketState {
+    async fn remove(self: &Arc<Self>, path: RelPath, if_match: Option<String>) -> AppResult<()> {
+        self.store.remove(&path, if_match.as_deref()).await
+    }
 }
 
 impl Served for BucketState {

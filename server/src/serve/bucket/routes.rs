@@ -36,7 +36,7 @@ const DATA_BATCH: u64 = 6 << 20;
 
 /// The whole application over a bucket, for `run_bucket` or oneshot tests.
 pub fn bucket_app(state: Arc<BucketState>) -> Router {
-    let api = reads::routes(Router::new())
+    let api = crate::serve::remove::routes(reads::routes(Router::new()))
         .route("/api/v1/health", get(health))
         .route("/api/v1/stats", get(stats))
         .route("/api/v1/uploads", any(not_supported))

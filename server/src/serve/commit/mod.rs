@@ -257,6 +257,20 @@ fn target_busy(path: &RelPath) -> AppError {
     )
 }
 
+/// Removes the file at `path` if it is what `expected` says (404 when it
+/// is not there, 412 when it is another version), durably. Run under the
+/// path's commit lock; blocking I/O.
+pub(crate) fn remove(ctx: &Committer<'_>, path: &RelPath, expected: Expect<'_>) -> AppResult<()> {
+    ctx.journal.check_applied(path)?;
+    if check_unchanged(ctx.root, path, None, Expect::Any)?.is_none() {
+        return Err(AppError::not_found(path));
+    }
+    check_unchanged(ctx.root, path, None, expected)?;
+    let dir = ctx.root.parent_dir(path, false).map_err(|e| AppError::from_fs(e, path))?;
+    dir.remove(path.file_name()).map_err(|e| AppError::from_fs(e, path))?;
+    dir.sync().map_err(|e| AppError::from_fs(e, path))
+}
+
 /// Makes the new version the target, as `commit.ctx.mode` says, once
 /// [`check_unchanged`] passes. Blocking I/O, on a blocking thread of the
 /// runtime.
