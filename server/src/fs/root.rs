@@ -125,6 +125,12 @@ impl Root {
         regular(fd)
     }
 
+    /// Makes everything written to the root's file system durable: one
+    /// `syncfs`, for many files at once.
+    pub(crate) fn sync_fs(&self) -> Result<(), FsError> {
+        Ok(rustix::fs::syncfs(&self.dir)?)
+    }
+
     /// The directory `path` beneath the root (`""`: the root itself), for
     /// a listing; not created.
     pub(super) fn open_dir(&self, path: &str) -> Result<OwnedFd, FsError> {

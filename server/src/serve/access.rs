@@ -141,7 +141,7 @@ fn needs(pattern: &str) -> Option<Needs> {
         "/api/v1/files/{*path}" | "/api/v2/hashes/{*path}" | "/api/v2/data/{*path}" => Needs::Path(DOWNLOAD),
         "/api/v1/signatures/{*path}" | "/api/v2/signatures/{*path}" => Needs::Path(SIGNATURE),
         "/api/v2/files/{*path}" => Needs::Path(&[Permission::Delete]),
-        "/api/v1/uploads" | "/api/v2/uploads" | "/api/v2/list" => Needs::Handler,
+        "/api/v1/uploads" | "/api/v2/uploads" | "/api/v2/list" | "/api/v2/batch" => Needs::Handler,
         p if p.starts_with("/api/v1/uploads/") || p.starts_with("/api/v2/uploads/") => Needs::Session,
         _ => return None,
     })

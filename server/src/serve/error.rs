@@ -157,6 +157,11 @@ impl AppError {
         self.kind.code()
     }
 
+    /// The message, for people.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     /// Maps a file-system error on `path` to a client answer.
     pub(super) fn from_fs(err: FsError, path: impl std::fmt::Display) -> Self {
         match err {

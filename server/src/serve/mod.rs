@@ -5,6 +5,7 @@
 mod access;
 mod api;
 mod assets;
+mod batch;
 mod body;
 mod bucket;
 mod commit;

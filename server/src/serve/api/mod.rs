@@ -6,6 +6,7 @@ pub(crate) mod compat;
 pub(crate) mod cors;
 pub(crate) mod delta;
 pub(crate) mod files;
+mod batch;
 mod reads;
 pub(crate) mod uploads;
 
@@ -40,6 +41,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/api/v2/uploads/{id}/hashes", post(delta::hashes))
         .route("/api/v2/uploads/{id}/data", post(delta::data))
         .route("/api/v2/uploads/{id}/commit", post(delta::commit))
+        .route("/api/v2/batch", post(crate::serve::batch::batch::<AppState>))
         .route("/blocks", post(compat::write_block))
         .route("/resize", post(compat::resize))
         // Block bodies are checked against their own limits in the handlers.

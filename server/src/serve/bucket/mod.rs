@@ -12,6 +12,7 @@
 //! * `routes.rs`: the HTTP routes; `sweep.rs`: removing superseded
 //!   versions and abandoned uploads.
 
+mod batch;
 mod cache;
 mod commit;
 mod head;

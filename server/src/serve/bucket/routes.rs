@@ -46,6 +46,7 @@ pub fn bucket_app(state: Arc<BucketState>) -> Router {
         .route("/api/v2/uploads/{id}/hashes", post(hashes))
         .route("/api/v2/uploads/{id}/data", post(data))
         .route("/api/v2/uploads/{id}/commit", post(commit))
+        .route("/api/v2/batch", post(crate::serve::batch::batch::<BucketState>))
         .route("/blocks", post(not_supported))
         .route("/resize", any(not_supported))
         .layer(DefaultBodyLimit::disable())
