@@ -132,6 +132,9 @@ struct SyncArgs {
     /// With -r: compare content (protocol v2's hashes), not size and time.
     #[arg(long, requires = "recursive")]
     checksum: bool,
+    /// With -r: send every file by itself, never small new ones many to a request.
+    #[arg(long, requires = "recursive")]
+    no_batch: bool,
     /// With -r: files synced at once.
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     files_in_flight: u16,
@@ -323,6 +326,7 @@ fn run_sync(args: SyncArgs, quiet: bool) -> ExitCode {
             checksum: args.checksum,
             files_in_flight: usize::from(args.files_in_flight),
             json: args.json,
+            no_batch: args.no_batch,
         };
         return run_tree(&runtime, &tree, args.json, quiet);
     }

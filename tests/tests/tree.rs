@@ -147,6 +147,8 @@ on_every_store! {
         assert!(first.values().all(|f| f["action"] == "new"));
         let total: u64 = files.values().map(|b| b.len() as u64).sum();
         assert_eq!(summary["bytes_sent"], total);
+        // Every file is small: they went up in batches, none by itself.
+        assert_eq!(d.stats(0)["delta_uploads_created"], 0, "{}", d.stats(0));
 
         // The listing: every file under trees/src/, in byte order, with
         // its size and the source's own mtime, whatever the page size.
@@ -244,6 +246,68 @@ on_every_store! {
         assert_eq!(again.status(), 404);
         let bad = http().delete(format!("{server}/api/v2/files/t/.diffcopy-x")).send().unwrap();
         assert_eq!(bad.status(), 400);
+    }
+
+    /// A batch: each file is checked and committed by itself and answered
+    /// in order (a wrong hash, a name given twice, a `new` file that
+    /// exists, a token's path), the others land with their mtimes; a body
+    /// that is not a batch is one 400.
+    fn a_batch_answers_each_file(store: Store) {
+        let d = Deployment::start(store, "batch", 1, &[]);
+        let server = d.url();
+        write(&d.work().join("x"), b"x");
+        Client::new(d.work().join("state")).arg(d.work().join("x")).arg(format!("{server}/b/exists.txt")).ok_json();
+        let sha = |bytes: &[u8]| -> String {
+            use sha2::Digest as _;
+            sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+        };
+        let files: Vec<(&str, &[u8], String, bool)> = vec![
+            ("b/one.txt", b"one", sha(b"one"), true),
+            ("b/bad-hash.txt", b"two", sha(b"not two"), true),
+            ("b/one.txt", b"again", sha(b"again"), true),
+            ("b/exists.txt", b"new?", sha(b"new?"), true),
+            ("b/.diffcopy-x", b"reserved", sha(b"reserved"), true),
+            ("b/empty", b"", sha(b""), false),
+            ("b/deep/er/three.txt", b"three", sha(b"three"), true),
+        ];
+        let manifest: Vec<Value> = files
+            .iter()
+            .map(|(path, bytes, sha256, new)| serde_json::json!({"path": path, "size": bytes.len(), "sha256": sha256, "mtime": 1_600_000_000_123i64, "new": new}))
+            .collect();
+        let manifest = serde_json::to_vec(&serde_json::json!({ "files": manifest })).unwrap();
+        let mut body = (manifest.len() as u32).to_le_bytes().to_vec();
+        body.extend_from_slice(&manifest);
+        for (_, bytes, _, _) in &files {
+            body.extend_from_slice(bytes);
+        }
+        let reply = http().post(format!("{server}/api/v2/batch")).body(body.clone()).send().unwrap();
+        assert_eq!(reply.status(), 200);
+        let answers: Value = reply.json().unwrap();
+        let statuses: Vec<(u64, &str)> = answers["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| (a["status"].as_u64().unwrap(), a["error"].as_str().unwrap_or("")))
+            .collect();
+        assert_eq!(
+            statuses,
+            [(200, ""), (409, "digest_mismatch"), (400, "bad_path"), (412, "target_changed"), (400, "bad_path"), (200, ""), (200, "")],
+            "{answers}"
+        );
+        assert!(d.file("b/one.txt") == Some(b"one".to_vec()));
+        assert!(d.file("b/bad-hash.txt").is_none());
+        assert!(d.file("b/exists.txt") == Some(b"x".to_vec()), "a new file does not replace one");
+        assert!(d.file("b/empty") == Some(Vec::new()));
+        assert!(d.file("b/deep/er/three.txt") == Some(b"three".to_vec()));
+        let listed = list_all(&server, "b/one.txt", 10);
+        assert_eq!(listed[0]["mtime"], 1_600_000_000_123i64);
+        assert_eq!(listed[0]["etag"], answers["files"][0]["etag"], "the answer's ETag is the file's");
+
+        // A body whose manifest names more bytes than follow, or none.
+        for bad in [body[..body.len() - 1].to_vec(), b"{}".to_vec(), Vec::new()] {
+            let reply = http().post(format!("{server}/api/v2/batch")).body(bad).send().unwrap();
+            assert_eq!(reply.status(), 400);
+        }
     }
 
     /// A name the server refuses fails that file, with the reason, and the

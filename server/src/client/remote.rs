@@ -56,6 +56,35 @@ struct ListPage {
     cursor: Option<String>,
 }
 
+/// A file to send in a batch (`POST /api/v2/batch`).
+#[derive(Debug)]
+pub(crate) struct BatchFile {
+    /// Its path on the server.
+    pub(crate) path: String,
+    pub(crate) bytes: Vec<u8>,
+    /// Its SHA-256, 64 hex digits.
+    pub(crate) sha256: String,
+    /// Milliseconds since the epoch.
+    pub(crate) mtime: i64,
+    /// The target must not exist.
+    pub(crate) new: bool,
+}
+
+/// The server's answer for one file of a batch.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct BatchAnswer {
+    pub(crate) status: u16,
+    #[serde(default)]
+    pub(crate) error: String,
+    #[serde(default)]
+    pub(crate) message: String,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct BatchAnswers {
+    files: Vec<BatchAnswer>,
+}
+
 /// One file on one server.
 #[derive(Clone, Debug)]
 pub(crate) struct Remote {
@@ -309,6 +338,45 @@ impl Remote {
         let response = check(self.send(self.request(reqwest::Method::GET, url)).await?).await?;
         let page: ListPage = response.json().await.map_err(|e| self.broken(e))?;
         Ok((page.files, page.cursor))
+    }
+
+    /// Sends `files` in one batch: one answer per file, in order, and the
+    /// bytes of the request and its answer.
+    pub(crate) async fn batch(&self, files: &[BatchFile]) -> Result<(Vec<BatchAnswer>, u64), ClientError> {
+        let manifest: Vec<Value> = files
+            .iter()
+            .map(|f| {
+                json!({ "path": f.path, "size": f.bytes.len(), "sha256": f.sha256, "mtime": f.mtime, "new": f.new })
+            })
+            .collect();
+        let manifest = serde_json::to_vec(&json!({ "files": manifest }))
+            .map_err(|e| ClientError::Local(e.to_string()))?;
+        let len = u32::try_from(manifest.len())
+            .map_err(|_| ClientError::Local("a batch's manifest is too long".into()))?;
+        let mut body =
+            Vec::with_capacity(4 + manifest.len() + files.iter().map(|f| f.bytes.len()).sum::<usize>());
+        body.extend_from_slice(&len.to_le_bytes());
+        body.extend_from_slice(&manifest);
+        for file in files {
+            body.extend_from_slice(&file.bytes);
+        }
+        let sent = body.len() as u64;
+        let url = format!("{}/api/v2/batch", self.base);
+        let request = self
+            .request(reqwest::Method::POST, url)
+            .header(header::CONTENT_TYPE, "application/vnd.diffcopy.batch");
+        let response = check(self.send(request.body(body)).await?).await?;
+        let text = response.bytes().await.map_err(|e| self.broken(e))?;
+        let answers: BatchAnswers = serde_json::from_slice(&text)
+            .map_err(|e| ClientError::Protocol(format!("a batch's answer: {e}")))?;
+        if answers.files.len() != files.len() {
+            return Err(ClientError::Protocol(format!(
+                "a batch of {} files was answered for {}",
+                files.len(),
+                answers.files.len()
+            )));
+        }
+        Ok((answers.files, sent + text.len() as u64))
     }
 
     /// Removes this file if it is still the version `etag` names; one

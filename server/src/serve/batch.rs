@@ -66,7 +66,10 @@ pub(crate) struct Landed {
 /// What a store does with a batch.
 pub(crate) trait Batches: Served {
     /// Commits each of `files`, each atomically: one outcome per file, in order.
-    fn commit_batch(self: &Arc<Self>, files: Vec<Incoming>) -> impl Future<Output = Vec<AppResult<Landed>>> + Send;
+    fn commit_batch(
+        self: &Arc<Self>,
+        files: Vec<Incoming>,
+    ) -> impl Future<Output = Vec<AppResult<Landed>>> + Send;
 
     /// Queues the webhook of a file committed by `sub`.
     fn report(
@@ -115,9 +118,13 @@ struct Answer {
 impl Answer {
     fn of(path: &str, outcome: &AppResult<Landed>) -> Self {
         match outcome {
-            Ok(landed) => {
-                Self { path: path.to_owned(), status: 200, etag: Some(landed.etag.clone()), error: None, message: None }
-            }
+            Ok(landed) => Self {
+                path: path.to_owned(),
+                status: 200,
+                etag: Some(landed.etag.clone()),
+                error: None,
+                message: None,
+            },
             Err(e) => Self {
                 path: path.to_owned(),
                 status: e.status().as_u16(),
@@ -150,7 +157,10 @@ fn split(body: &Bytes) -> AppResult<(Manifest, Bytes)> {
     let data = body.slice(end..);
     let named: u64 = manifest.files.iter().map(|f| f.size).fold(0, u64::saturating_add);
     if named != data.len() as u64 {
-        return Err(bad_body(format!("the manifest names {named} bytes of files; the body holds {}", data.len())));
+        return Err(bad_body(format!(
+            "the manifest names {named} bytes of files; the body holds {}",
+            data.len()
+        )));
     }
     Ok((manifest, data))
 }

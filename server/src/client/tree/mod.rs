@@ -11,6 +11,7 @@
 //! as a single file is. A file that fails is reported and the rest go on.
 //! What is held is what is in flight, never the tree.
 
+mod batch;
 mod report;
 mod sides;
 
@@ -23,6 +24,7 @@ use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
+use batch::{File, Pending, Sender};
 pub use report::TreeSummary;
 use report::{Action, FileReport, Reporter};
 use sides::{Item, Kind, Side};
@@ -32,7 +34,7 @@ use super::location::Location;
 use super::options::{ProtocolChoice, SyncOptions};
 use super::progress::Progress;
 use super::remote::{Protocol, Remote};
-use super::sync::{http_client, protocol, sync_with};
+use super::sync::{http_client, protocol};
 
 /// What a tree sync is asked to do.
 #[derive(Clone, Debug)]
@@ -52,6 +54,8 @@ pub struct TreeOptions {
     pub files_in_flight: usize,
     /// A line of JSON per path on stdout.
     pub json: bool,
+    /// Send every file by itself, never small new ones in a batch.
+    pub no_batch: bool,
 }
 
 /// One end of a tree: a local directory, or a prefix on a server (empty or
@@ -167,11 +171,13 @@ pub async fn sync_tree(options: &TreeOptions) -> Result<TreeSummary, ClientError
     {
         std::fs::create_dir_all(root).map_err(|e| ClientError::io(root.display(), e))?;
     }
+    let sender = Sender { per_file: Arc::new(per_file), http: http.clone(), source, target: target.clone() };
     let mut run = Run {
         options,
-        per_file: Arc::new(per_file),
+        sender,
+        pending: Pending::default(),
+        batching: !options.no_batch,
         http,
-        source,
         target,
         reporter: Reporter::new(direction, sync.dry_run, options.json, sync.progress),
         in_flight: FuturesUnordered::new(),
@@ -198,15 +204,18 @@ pub async fn sync_tree(options: &TreeOptions) -> Result<TreeSummary, ClientError
     Ok(summary)
 }
 
-type Transfer = std::pin::Pin<Box<dyn Future<Output = FileReport> + Send>>;
+type Transfer = std::pin::Pin<Box<dyn Future<Output = Vec<FileReport>> + Send>>;
 
 /// A tree sync under way.
 struct Run<'a> {
     options: &'a TreeOptions,
-    per_file: Arc<SyncOptions>,
     http: reqwest::Client,
-    source: End,
     target: End,
+    sender: Sender,
+    /// New small files waiting to go up in one batch.
+    pending: Pending,
+    /// Whether small files are batched.
+    batching: bool,
     reporter: Reporter,
     in_flight: FuturesUnordered<Transfer>,
     /// The local target's directories on the current path, known to be
@@ -283,45 +292,27 @@ impl Run<'_> {
 
     /// Starts syncing one file.
     async fn send(&mut self, rel: String, action: Action, size: u64, mtime: i64) {
-        self.slot(&rel).await;
-        let mut options = (*self.per_file).clone();
-        options.source = self.source.location(&rel);
-        options.target = self.target.location(&rel);
-        let http = self.http.clone();
-        self.in_flight.push(Box::pin(async move {
-            let mut report = FileReport::new(&rel, action);
-            report.size = Some(size);
-            match sync_with(&options, &http).await {
-                Ok(summary) => {
-                    report.bytes_sent = summary.bytes_sent;
-                    report.payload_bytes = summary.payload_bytes;
-                    if action == Action::Changed
-                        && summary.bytes_sent == 0
-                        && summary.similarity_percent >= 100.0
-                    {
-                        report.action = Action::Unchanged;
-                    }
-                    // A local copy takes the source's time, as the server's does at commit.
-                    if let (Location::Local(path), Some(time)) =
-                        (&options.target, crate::fs::mtime::from_ms(mtime))
-                        && let Err(e) = std::fs::File::open(path).and_then(|f| f.set_modified(time))
-                    {
-                        report = report.because(format!("its time was not set: {e}"));
-                        report.action = Action::Failed;
-                    }
-                    report
-                }
-                Err(e) => {
-                    report.action = Action::Failed;
-                    report.because(e.to_string())
-                }
+        let small =
+            size <= batch::SMALL_FILE && action == Action::New && matches!(self.target, End::Remote { .. });
+        if small && self.batching {
+            if let Some(full) = self.pending.add(File { rel, action, size, mtime }) {
+                self.slot(&full[0].rel).await;
+                let sender = self.sender.clone();
+                self.in_flight.push(Box::pin(async move { sender.batch(full).await }));
             }
-        }));
+            return;
+        }
+        self.slot(&rel).await;
+        let sender = self.sender.clone();
+        self.in_flight
+            .push(Box::pin(async move { vec![sender.one(File { rel, action, size, mtime }).await] }));
     }
 
     async fn settle_one(&mut self) {
-        if let Some(report) = self.in_flight.next().await {
-            self.reporter.add(&report);
+        if let Some(reports) = self.in_flight.next().await {
+            for report in &reports {
+                self.reporter.add(report);
+            }
         }
     }
 
@@ -342,12 +333,12 @@ impl Run<'_> {
                 self.slot(&t.rel).await;
                 self.in_flight.push(Box::pin(async move {
                     // Only the version listed: a file written since stays.
-                    match remote.remove(t.etag.as_deref().unwrap_or_default()).await {
+                    vec![match remote.remove(t.etag.as_deref().unwrap_or_default()).await {
                         Ok(()) => FileReport::new(&t.rel, Action::Deleted),
                         Err(e) => {
                             FileReport::new(&t.rel, Action::Failed).because(format!("not removed: {e}"))
                         }
-                    }
+                    }]
                 }));
                 return;
             }
@@ -419,6 +410,11 @@ impl Run<'_> {
 
     /// Waits for the files in flight and removes the directories `--delete` found.
     async fn finish(mut self) -> TreeSummary {
+        let rest = self.pending.take();
+        if !rest.is_empty() {
+            let sender = self.sender.clone();
+            self.in_flight.push(Box::pin(async move { sender.batch(rest).await }));
+        }
         while !self.in_flight.is_empty() {
             self.settle_one().await;
         }

@@ -2,11 +2,11 @@
 //! uploads, pdiffcopy's writes, the read side (`serve/reads/`, over
 //! `reads.rs`) and the page.
 
+mod batch;
 pub(crate) mod compat;
 pub(crate) mod cors;
 pub(crate) mod delta;
 pub(crate) mod files;
-mod batch;
 mod reads;
 pub(crate) mod uploads;
 

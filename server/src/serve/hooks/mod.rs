@@ -192,7 +192,13 @@ impl<O: Outbox> Hooks<O> {
     /// commit began): in the outbox before this returns, sent by
     /// [`Self::deliver_forever`]. A failure to queue is logged and counted,
     /// never the commit's.
-    pub(crate) async fn committed(&self, done: &Committed, sub: Option<&str>, protocol: &'static str, started: Instant) {
+    pub(crate) async fn committed(
+        &self,
+        done: &Committed,
+        sub: Option<&str>,
+        protocol: &'static str,
+        started: Instant,
+    ) {
         let event = Event {
             event: "commit",
             path: &done.path,

@@ -1,0 +1,188 @@
+//! How a tree's files travel: each by itself ([`Sender::one`], a whole
+//! sync as `diffcopy FILE URL` runs it), or, for new small files going to
+//! a server, many in one request (`POST /api/v2/batch`, [`Sender::batch`]):
+//! one round trip for hundreds of files, each still verified and committed
+//! atomically by the server. A file the batch could not take for a reason
+//! of the moment (the whole request failed, a 5xx for that file, a server
+//! without batches) goes again by itself, with its retries.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use super::End;
+use super::report::{Action, FileReport};
+use crate::client::location::Location;
+use crate::client::options::SyncOptions;
+use crate::client::remote::{BatchFile, Remote};
+use crate::client::sync::sync_with;
+
+/// The largest file sent in a batch.
+pub(super) const SMALL_FILE: u64 = 256 << 10;
+/// A batch is sent once it holds this many bytes...
+const BATCH_BYTES: u64 = 8 << 20;
+/// ...or this many files.
+const BATCH_FILES: usize = 500;
+
+/// A file to send.
+#[derive(Clone, Debug)]
+pub(super) struct File {
+    pub(super) rel: String,
+    pub(super) action: Action,
+    pub(super) size: u64,
+    /// Milliseconds since the epoch.
+    pub(super) mtime: i64,
+}
+
+/// Small files waiting for their batch.
+#[derive(Debug, Default)]
+pub(super) struct Pending {
+    files: Vec<File>,
+    bytes: u64,
+}
+
+impl Pending {
+    /// Adds a file; a full batch, when this filled one.
+    pub(super) fn add(&mut self, file: File) -> Option<Vec<File>> {
+        self.bytes += file.size;
+        self.files.push(file);
+        (self.bytes >= BATCH_BYTES || self.files.len() >= BATCH_FILES).then(|| self.take())
+    }
+
+    /// What waits, taken.
+    pub(super) fn take(&mut self) -> Vec<File> {
+        self.bytes = 0;
+        std::mem::take(&mut self.files)
+    }
+}
+
+/// What sending needs: the per-file sync's options, the HTTP client, the ends.
+#[derive(Clone, Debug)]
+pub(super) struct Sender {
+    pub(super) per_file: Arc<SyncOptions>,
+    pub(super) http: reqwest::Client,
+    pub(super) source: End,
+    pub(super) target: End,
+}
+
+impl Sender {
+    /// Syncs one file by itself.
+    pub(super) async fn one(&self, file: File) -> FileReport {
+        let mut options = (*self.per_file).clone();
+        options.source = self.source.location(&file.rel);
+        options.target = self.target.location(&file.rel);
+        let mut report = FileReport::new(&file.rel, file.action);
+        report.size = Some(file.size);
+        match sync_with(&options, &self.http).await {
+            Ok(summary) => {
+                report.bytes_sent = summary.bytes_sent;
+                report.payload_bytes = summary.payload_bytes;
+                if file.action == Action::Changed
+                    && summary.bytes_sent == 0
+                    && summary.similarity_percent >= 100.0
+                {
+                    report.action = Action::Unchanged;
+                }
+                // A local copy takes the source's time, as the server's does at commit.
+                if let (Location::Local(path), Some(time)) =
+                    (&options.target, crate::fs::mtime::from_ms(file.mtime))
+                    && let Err(e) = std::fs::File::open(path).and_then(|f| f.set_modified(time))
+                {
+                    report = report.because(format!("its time was not set: {e}"));
+                    report.action = Action::Failed;
+                }
+                report
+            }
+            Err(e) => {
+                report.action = Action::Failed;
+                report.because(e.to_string())
+            }
+        }
+    }
+
+    /// Sends new small files from a local source to a server in one request.
+    pub(super) async fn batch(&self, files: Vec<File>) -> Vec<FileReport> {
+        let (End::Local(root), End::Remote { base, prefix }) = (&self.source, &self.target) else {
+            return self.each(files).await;
+        };
+        let (root, prefix) = (root.clone(), prefix.clone());
+        let read = tokio::task::spawn_blocking(move || read_all(&root, &prefix, files)).await;
+        let Ok((batch, mut reports)) = read else { return Vec::new() };
+        if batch.is_empty() {
+            return reports;
+        }
+        let remote = Remote::new(self.http.clone(), base, "", self.per_file.token.clone());
+        let (files, bodies): (Vec<File>, Vec<BatchFile>) = batch.into_iter().unzip();
+        let mut again = Vec::new();
+        match remote.batch(&bodies).await {
+            Ok((answers, payload)) => {
+                let share = payload / files.len() as u64;
+                for (file, answer) in files.into_iter().zip(answers) {
+                    let mut report = FileReport::new(&file.rel, file.action);
+                    report.size = Some(file.size);
+                    match answer.status {
+                        200 => {
+                            report.bytes_sent = file.size;
+                            report.payload_bytes = share;
+                            reports.push(report);
+                        }
+                        // The server's trouble of the moment: by itself, with retries.
+                        500.. => again.push(file),
+                        _ => {
+                            let why = format!("{} {}: {}", answer.status, answer.error, answer.message);
+                            report.action = Action::Failed;
+                            reports.push(report.because(why));
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::debug!("a batch of {} files failed ({e}); each goes by itself", files.len());
+                again = files;
+            }
+        }
+        reports.extend(self.each(again).await);
+        reports
+    }
+
+    /// Syncs files one by one.
+    async fn each(&self, files: Vec<File>) -> Vec<FileReport> {
+        let mut reports = Vec::with_capacity(files.len());
+        for file in files {
+            reports.push(self.one(file).await);
+        }
+        reports
+    }
+}
+
+/// Reads each file below `root` for a batch to `prefix` (blocking): the
+/// batch, and the reports of those that could not be read.
+fn read_all(
+    root: &std::path::Path,
+    prefix: &str,
+    files: Vec<File>,
+) -> (Vec<(File, BatchFile)>, Vec<FileReport>) {
+    let mut batch = Vec::with_capacity(files.len());
+    let mut failed = Vec::new();
+    for mut file in files {
+        let path: PathBuf = root.join(&file.rel);
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                file.size = bytes.len() as u64;
+                let sha256 = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+                let body = BatchFile {
+                    path: format!("{prefix}{}", file.rel),
+                    bytes,
+                    sha256,
+                    mtime: file.mtime,
+                    new: true,
+                };
+                batch.push((file, body));
+            }
+            Err(e) => failed
+                .push(FileReport::new(&file.rel, Action::Failed).because(format!("{}: {e}", path.display()))),
+        }
+    }
+    (batch, failed)
+}
