@@ -335,8 +335,22 @@ impl Remote {
         if let Some(cursor) = cursor {
             url.push_str(&format!("&cursor={}", percent_encode(cursor)));
         }
-        let response = check(self.send(self.request(reqwest::Method::GET, url)).await?).await?;
-        let page: ListPage = response.json().await.map_err(|e| self.broken(e))?;
+        let request = self.request(reqwest::Method::GET, url).header(header::ACCEPT_ENCODING, "zstd");
+        let response = check(self.send(request).await?).await?;
+        let packed = response.headers().get(header::CONTENT_ENCODING).is_some_and(|v| v == "zstd");
+        let mut body = response.bytes().await.map_err(|e| self.broken(e))?.to_vec();
+        if packed {
+            // A page of 1,000 files is some 120 KiB of JSON; a body that
+            // unpacks to far more is not a listing.
+            let mut json = Vec::new();
+            let decoder = zstd::stream::Decoder::new(body.as_slice())
+                .map_err(|e| ClientError::Protocol(format!("a listing's zstd: {e}")))?;
+            std::io::Read::read_to_end(&mut std::io::Read::take(decoder, 64 << 20), &mut json)
+                .map_err(|e| ClientError::Protocol(format!("a listing's zstd: {e}")))?;
+            body = json;
+        }
+        let page: ListPage =
+            serde_json::from_slice(&body).map_err(|e| ClientError::Protocol(format!("a listing: {e}")))?;
         Ok((page.files, page.cursor))
     }
 

@@ -72,6 +72,7 @@ impl Sender {
         let mut options = (*self.per_file).clone();
         options.source = self.source.location(&file.rel);
         options.target = self.target.location(&file.rel);
+        options.block_size = block_for(options.block_size, file.size);
         let mut report = FileReport::new(&file.rel, file.action);
         report.size = Some(file.size);
         match sync_with(&options, &self.http).await {
@@ -156,6 +157,19 @@ impl Sender {
     }
 }
 
+/// The block size for a file of `size` bytes in a tree: `-b`, or less for
+/// a file of fewer than 8 of those blocks, so that it still has 8 blocks
+/// (a power of two, at least 4 KiB). A file of one block is searched
+/// whole: a 40 KB file with 10 bytes changed would travel whole in one
+/// 1 MiB block, and costs some 1 KB in 8 KiB blocks, as rsync's does.
+fn block_for(block_size: u32, size: u64) -> u32 {
+    let eighth = u32::try_from((size / 8).max(1)).unwrap_or(u32::MAX);
+    eighth.checked_next_power_of_two().unwrap_or(u32::MAX).clamp(MIN_BLOCK, block_size.max(MIN_BLOCK))
+}
+
+/// The smallest block [`block_for`] picks (the server's least).
+const MIN_BLOCK: u32 = 4 << 10;
+
 /// Reads each file below `root` for a batch to `prefix` (blocking): the
 /// batch, and the reports of those that could not be read.
 fn read_all(
@@ -185,4 +199,22 @@ fn read_all(
         }
     }
     (batch, failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::block_for;
+
+    #[test]
+    fn small_files_get_eight_blocks_or_4_kib_ones() {
+        let mib = 1 << 20;
+        assert_eq!(block_for(mib, 0), 4096);
+        assert_eq!(block_for(mib, 1), 4096);
+        assert_eq!(block_for(mib, 40_000), 8192);
+        assert_eq!(block_for(mib, 64 << 10), 8192);
+        assert_eq!(block_for(mib, (64 << 10) + 8), 16384);
+        assert_eq!(block_for(mib, 8 << 20), mib);
+        assert_eq!(block_for(mib, 100 << 20), mib);
+        assert_eq!(block_for(64 << 10, 100 << 20), 64 << 10, "never above -b");
+    }
 }

@@ -10,7 +10,8 @@ use axum::Extension;
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::{Reads, query};
@@ -82,12 +83,25 @@ fn check_prefix(text: &str, what: &str) -> AppResult<()> {
         .map_err(|e| bad_query(format!("{what}: {e}")))
 }
 
-/// `GET /api/v2/list`.
+/// Whether a request's `Accept-Encoding` names zstd.
+fn takes_zstd(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| coding.split(';').next().is_some_and(|c| c.trim().eq_ignore_ascii_case("zstd")))
+}
+
+/// `GET /api/v2/list`. The answer is compressed with zstd where the
+/// client takes it (`Accept-Encoding: zstd`, as `diffcopy` and browsers
+/// send): a page of 1,000 files is some 117 KiB of JSON and 10 KiB of zstd.
 pub(super) async fn list<S: Reads>(
     State(state): State<Arc<S>>,
     Extension(access): Extension<Access>,
+    headers: HeaderMap,
     q: Result<Query<ListQuery>, QueryRejection>,
-) -> AppResult<impl IntoResponse> {
+) -> AppResult<Response> {
     let q = query(q)?;
     check_prefix(&q.prefix, "prefix")?;
     if let Some(cursor) = &q.cursor {
@@ -103,5 +117,17 @@ pub(super) async fn list<S: Reads>(
     access.may_list(&q.prefix)?;
     let page = state.list(q.prefix, q.cursor, limit).await?;
     let files = page.entries.into_iter().filter(|e| access.sees(&e.path)).collect();
-    Ok(Json(Answer { files, cursor: page.next }))
+    let answer = Answer { files, cursor: page.next };
+    if !takes_zstd(&headers) {
+        return Ok(Json(answer).into_response());
+    }
+    let json = serde_json::to_vec(&answer).map_err(|e| AppError::internal("a listing", e))?;
+    let packed =
+        zstd::bulk::compress(&json, 3).map_err(|e| AppError::internal("compressing a listing", e))?;
+    let headers = [
+        (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+        (header::CONTENT_ENCODING, HeaderValue::from_static("zstd")),
+        (header::VARY, HeaderValue::from_static("accept-encoding")),
+    ];
+    Ok((headers, packed).into_response())
 }
