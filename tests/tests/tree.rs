@@ -165,6 +165,11 @@ on_every_store! {
         }
         assert_eq!(list_all(&server, "trees/src/a", 1000).len(), 3, "a string prefix: a-b, a/x and 'a b/…'");
         assert!(list_all(&server, "nothing/", 10).is_empty());
+        let bare: Value = http().get(format!("{server}/api/v2/list?prefix=trees/&etags=false")).send().unwrap().json().unwrap();
+        assert_eq!(bare["files"].as_array().unwrap().len(), files.len());
+        assert!(bare["files"].as_array().unwrap().iter().all(|f| f.get("etag").is_none() && f["mtime"].is_i64()), "{bare}");
+        let packed = http().get(format!("{server}/api/v2/list?prefix=trees/")).header("Accept-Encoding", "zstd").send().unwrap();
+        assert_eq!(packed.headers()["content-encoding"], "zstd", "a client that takes zstd gets it");
         for rel in files.keys() {
             assert!(d.file(&format!("trees/src/{rel}")).as_ref() == files.get(rel), "{rel}");
         }

@@ -44,7 +44,8 @@ pub(crate) struct Listed {
     pub(crate) size: u64,
     /// Its modification time, milliseconds since the epoch.
     pub(crate) mtime: i64,
-    /// Its ETag.
+    /// Its ETag (empty when the listing was asked for none).
+    #[serde(default)]
     pub(crate) etag: String,
 }
 
@@ -330,8 +331,9 @@ impl Remote {
         &self,
         prefix: &str,
         cursor: Option<&str>,
+        etags: bool,
     ) -> Result<(Vec<Listed>, Option<String>), ClientError> {
-        let mut url = format!("{}/api/v2/list?prefix={}", self.base, percent_encode(prefix));
+        let mut url = format!("{}/api/v2/list?prefix={}&etags={etags}", self.base, percent_encode(prefix));
         if let Some(cursor) = cursor {
             url.push_str(&format!("&cursor={}", percent_encode(cursor)));
         }

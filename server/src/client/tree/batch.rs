@@ -21,7 +21,7 @@ use crate::client::sync::sync_with;
 /// The largest file sent in a batch.
 pub(super) const SMALL_FILE: u64 = 256 << 10;
 /// A batch is sent once it holds this many bytes...
-const BATCH_BYTES: u64 = 8 << 20;
+const BATCH_BYTES: u64 = 4 << 20;
 /// ...or this many files.
 const BATCH_FILES: usize = 500;
 

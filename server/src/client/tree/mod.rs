@@ -163,7 +163,11 @@ pub async fn sync_tree(options: &TreeOptions) -> Result<TreeSummary, ClientError
     let excludes = Arc::new(excludes(&options.excludes)?);
     let side = |end: &End| match end {
         End::Local(root) => Side::walk(root.clone(), excludes.clone()),
-        End::Remote { base, prefix } => Side::listing(server(base), prefix.clone(), excludes.clone()),
+        // ETags only where a removal will name them: they are most of a
+        // compressed listing's bytes.
+        End::Remote { base, prefix } => {
+            Side::listing(server(base), prefix.clone(), excludes.clone(), options.delete)
+        }
     };
     let (mut from, mut to) = (side(&source), side(&target));
     if let End::Local(root) = &target

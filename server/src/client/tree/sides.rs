@@ -59,6 +59,8 @@ enum Source {
         cursor: Option<String>,
         page: std::vec::IntoIter<Listed>,
         done: bool,
+        /// Whether the listing gives ETags (a removal names the version).
+        etags: bool,
     },
 }
 
@@ -70,8 +72,9 @@ impl Side {
         Self { source: Source::Walk(rx), peeked: None }
     }
 
-    /// The files on a server below `prefix` (empty, or ending in `/`).
-    pub(super) fn listing(remote: Remote, prefix: String, excludes: Arc<Gitignore>) -> Self {
+    /// The files on a server below `prefix` (empty, or ending in `/`),
+    /// with their ETags when `etags`.
+    pub(super) fn listing(remote: Remote, prefix: String, excludes: Arc<Gitignore>, etags: bool) -> Self {
         let source = Source::Listing {
             remote,
             prefix,
@@ -79,6 +82,7 @@ impl Side {
             cursor: None,
             page: Vec::new().into_iter(),
             done: false,
+            etags,
         };
         Self { source, peeked: None }
     }
@@ -102,7 +106,7 @@ impl Source {
     async fn next(&mut self) -> Result<Option<Item>, ClientError> {
         match self {
             Self::Walk(rx) => Ok(rx.recv().await),
-            Self::Listing { remote, prefix, excludes, cursor, page, done } => loop {
+            Self::Listing { remote, prefix, excludes, cursor, page, done, etags } => loop {
                 if let Some(listed) = page.next() {
                     let Some(rel) = listed.path.strip_prefix(prefix.as_str()) else {
                         return Err(ClientError::Protocol(format!(
@@ -119,12 +123,13 @@ impl Source {
                     if excludes.matched_path_or_any_parents(rel, false).is_ignore() {
                         continue;
                     }
-                    return Ok(Some(Item { rel: rel.to_owned(), kind, etag: Some(listed.etag) }));
+                    let etag = Some(listed.etag).filter(|e| !e.is_empty());
+                    return Ok(Some(Item { rel: rel.to_owned(), kind, etag }));
                 }
                 if *done {
                     return Ok(None);
                 }
-                let (files, next) = remote.list_page(prefix, cursor.as_deref()).await?;
+                let (files, next) = remote.list_page(prefix, cursor.as_deref(), *etags).await?;
                 // Each page starts after the last: a cursor that does not
                 // move on would list forever.
                 if next.is_some() && next <= *cursor {
