@@ -444,3 +444,119 @@ fn delete_stays_inside_the_target() {
     assert_eq!(std::fs::read(outside.join("precious.txt")).unwrap(), b"precious", "nothing outside DEST");
     assert!(std::fs::symlink_metadata(dest.join("escape")).unwrap().file_type().is_symlink());
 }
+
+/// The server killed mid-tree (`exit-at`, as a crash: inside a batch of
+/// new small files, after some of its renames), while changed files go up
+/// one by one: every file is its old or its new version (a new one absent
+/// or whole), never a mix, and a rerun against the restarted server
+/// completes the tree.
+#[test]
+fn a_server_killed_mid_tree_leaves_every_file_old_or_new() {
+    let work = Scratch::new("tree-kill");
+    let (root, source, state) =
+        (work.path().join("root"), work.path().join("src"), work.path().join("state"));
+    let name =
+        |i: usize| if i % 30 == 0 { format!("big/{i:03}.bin") } else { format!("d{}/{i:03}.bin", i % 7) };
+    let version =
+        |i: usize, v: u64| data(if i % 30 == 0 { 300_000 + i } else { 1000 + i * 13 }, i as u64 * 10 + v);
+    let (count, existing) = (300, 150);
+    for i in 0..existing {
+        write(&source.join(name(i)), &version(i, 1));
+    }
+    let server = diffcopy_tests::ServerProcess::start(&root, &[]);
+    let run = Client::new(&state)
+        .args(["-r", "-q"])
+        .arg(format!("{}/", source.display()))
+        .arg(format!("{}/t", server.url()))
+        .run();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    drop(server);
+    for i in 0..count {
+        write(&source.join(name(i)), &version(i, 2));
+    }
+
+    let mut server = diffcopy_tests::ServerProcess::start_with_env(
+        &root,
+        &[],
+        &[("DIFFCOPY_FAULT", "exit-at:batch-renamed#40")],
+    );
+    let run = Client::new(&state)
+        .args(["-r", "-q", "--retry-for", "0"])
+        .arg(format!("{}/", source.display()))
+        .arg(format!("{}/t", server.url()))
+        .run();
+    assert_ne!(run.code, 0, "the server stopped mid-tree, so the run cannot have succeeded");
+    assert_eq!(server.child.wait().unwrap().code(), Some(86), "the server did not exit at the point");
+    let (mut old, mut new) = (0, 0);
+    for i in 0..count {
+        match std::fs::read(root.join("t").join(name(i))) {
+            Ok(got) if i < existing && got == version(i, 1) => old += 1,
+            Err(e) if i >= existing && e.kind() == std::io::ErrorKind::NotFound => old += 1,
+            Ok(got) if got == version(i, 2) => new += 1,
+            _ => panic!("{} is neither version", name(i)),
+        }
+    }
+    assert!(new >= 40 && old > 0, "mid-tree: {new} new, {old} old");
+
+    let server = diffcopy_tests::ServerProcess::start(&root, &[]);
+    let listed = list_all(&server.url(), "", 1000);
+    let present = (0..count).filter(|&i| root.join("t").join(name(i)).exists()).count();
+    assert_eq!(listed.len(), present, "no staging file is listed");
+    let run = Client::new(&state)
+        .args(["-r", "--json"])
+        .arg(format!("{}/", source.display()))
+        .arg(format!("{}/t", server.url()))
+        .run();
+    assert_eq!(run.code, 0, "the rerun: {}", run.stderr);
+    let (_, summary) = lines(&run);
+    let synced = ["files_new", "files_changed", "files_unchanged"]
+        .iter()
+        .map(|k| summary[k].as_u64().unwrap())
+        .sum::<u64>();
+    assert_eq!((synced, summary["files_failed"].as_u64()), (count as u64, Some(0)), "{summary}");
+    for i in 0..count {
+        assert!(
+            std::fs::read(root.join("t").join(name(i))).unwrap() == version(i, 2),
+            "{} after the rerun",
+            name(i)
+        );
+    }
+}
+
+/// Memory is what is in flight, not the tree: 10,000 files up, then an
+/// unchanged rerun, each within a fixed bound and about what 1,000 files take.
+#[test]
+fn ten_thousand_files_in_bounded_memory() {
+    let work = Scratch::new("tree-memory");
+    let server = diffcopy_tests::ServerProcess::start(&work.path().join("root"), &[]);
+    let peak = |files: usize| -> (u64, u64) {
+        let source = work.path().join(format!("src-{files}"));
+        for i in 0..files {
+            write(&source.join(format!("d{:03}/f{i:05}", i % 200)), &data(100 + i % 900, i as u64));
+        }
+        let target = format!("{}/m{files}/", server.url());
+        let (_, first) = tree(&work.path().join("state"), &[&format!("{}/", source.display()), &target]);
+        assert_eq!(first["files_new"], files as u64);
+        let (_, again) = tree(&work.path().join("state"), &[&format!("{}/", source.display()), &target]);
+        assert_eq!(again["files_unchanged"], files as u64);
+        (first["peak_rss_bytes"].as_u64().unwrap(), again["peak_rss_bytes"].as_u64().unwrap())
+    };
+    let (small_first, small_again) = peak(1_000);
+    let (big_first, big_again) = peak(10_000);
+    let mib = 1 << 20;
+    for (what, bytes) in [("the first sync", big_first), ("the rerun", big_again)] {
+        assert!(bytes < 96 * mib, "{what} of 10,000 files peaked at {} MiB", bytes / mib);
+    }
+    assert!(
+        big_first < small_first + 16 * mib,
+        "10,000 files {} MiB, 1,000 {} MiB",
+        big_first / mib,
+        small_first / mib
+    );
+    assert!(
+        big_again < small_again + 16 * mib,
+        "rerun: 10,000 files {} MiB, 1,000 {} MiB",
+        big_again / mib,
+        small_again / mib
+    );
+}

@@ -96,6 +96,10 @@ pub struct TreeSummary {
     pub payload_bytes: u64,
     /// Wall time.
     pub seconds: f64,
+    /// The process's peak resident memory (Linux's `VmHWM`), where known:
+    /// what is in flight, never the tree.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_rss_bytes: Option<u64>,
 }
 
 impl TreeSummary {
@@ -166,8 +170,17 @@ impl Reporter {
         }
     }
 
-    pub(super) fn finish(self) -> TreeSummary {
+    pub(super) fn finish(mut self) -> TreeSummary {
         self.bar.finish_and_clear();
+        self.summary.peak_rss_bytes = peak_rss();
         self.summary
     }
+}
+
+/// This process's peak resident memory, from `/proc/self/status`.
+fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }

@@ -13,6 +13,7 @@ use crate::fs::{FileVersion, RelPath};
 use crate::serve::batch::{Batches, Expected, Incoming, Landed};
 use crate::serve::commit::{Expect, check_unchanged, set_mtime};
 use crate::serve::error::{AppError, AppResult};
+use crate::serve::faults::{FaultHook, FaultPoint};
 use crate::serve::hooks::Committed;
 use crate::serve::sessions::Staging;
 use crate::serve::state::AppState;
@@ -118,6 +119,7 @@ impl AppState {
         check_unchanged(&self.root, path, None, expect)?;
         let staged = staging.staged(path);
         staged.dir.rename(staged.name, path.file_name()).map_err(|e| AppError::from_fs(e, path))?;
+        FaultHook::at(self.config.fault_hook.as_ref(), FaultPoint::Commit("batch-renamed"));
         // After the rename, which changes the ctime that the ETag includes.
         let version = FileVersion::of(staged.file).map_err(|e| AppError::internal("reading metadata", e))?;
         Ok(Landed { etag: version.etag() })
