@@ -602,3 +602,99 @@ test("a token that expires mid-upload is renewed through the token callback and 
     rmSync(fifo, { force: true });
   }
 });
+
+/** A folder `name` in a new directory, holding `files` (path -> bytes); its path. */
+let foldersMade = 0;
+function folderOf(name, files) {
+  const root = join(dir, `folder-${foldersMade++}`, name);
+  for (const [path, bytes] of files) {
+    mkdirSync(dirname(join(root, path)), { recursive: true });
+    writeFileSync(join(root, path), bytes);
+  }
+  return root;
+}
+
+/** Picks the folder at `root` in the page's folder input and uploads it into `prefix`. */
+async function uploadFolder(root, prefix, on = page) {
+  await on.setInputFiles("#folder", root);
+  await on.fill("#path", prefix);
+  await on.click("#upload");
+  await on.waitForFunction(() => document.body.dataset.state === "idle", null, { timeout: 120_000 });
+  const error = await on.$eval("#error", (e) => (e.hidden ? null : { code: e.dataset.code, text: e.textContent }));
+  const summary = await on.$eval("#summary", (e) => (e.hidden ? null : { ...e.dataset, text: e.textContent }));
+  const rows = await on.$$eval("#file-rows li", (items) => items.map((li) => li.dataset.status));
+  return { error, summary, rows };
+}
+
+test("a folder goes up from the page; its rerun sends nothing, then only the edited file, and the CLI agrees", async () => {
+  const sizes = [0, 1, 4 * KiB - 1, 4 * KiB, 4 * KiB + 1, 300 * KiB, 2 * MiB + 3];
+  const files = new Map();
+  sizes.forEach((size, i) => {
+    const bytes = Buffer.alloc(size);
+    randomFillSync(bytes);
+    files.set(`${i % 2 ? "sub/deeper/" : ""}f${i} é.bin`, bytes);
+  });
+  const root = folderOf("album", files);
+  const prefix = `e2e/${run}/folders/`;
+
+  const first = await uploadFolder(root, prefix);
+  assert.equal(first.error, null, first.error?.text);
+  assert.equal(first.summary.sent, String(files.size), first.summary.text);
+  assert.deepEqual(first.rows, Array(files.size).fill("sent"));
+  for (const [path, bytes] of files) {
+    assert.equal(sha256(await serverBytes(`${prefix}album/${path.split("/").map(encodeURIComponent).join("/")}`)), sha256(bytes), path);
+  }
+
+  // The same folder again: the listing says every file is there, with its size and time.
+  const again = await measured(async () => {
+    const done = await uploadFolder(root, prefix);
+    assert.equal(done.error, null, done.error?.text);
+    assert.equal(done.summary.unchanged, String(files.size), done.summary.text);
+    assert.equal(done.summary.bytesSent, "0");
+  });
+  assert.equal(again.literal, 0);
+  assert.ok(again.wire < 4 * KiB, `${again.wire} bytes on the wire for an unchanged folder`);
+
+  // The CLI finds the page's upload unchanged too: the page gave the server each file's time.
+  const cliRun = execFileSync(cli, ["-r", "--json", root, `${server}/${prefix}`], { env: { ...process.env, DIFFCOPY_STATE_DIR: join(dir, "cli-state") } });
+  const summary = JSON.parse(cliRun.toString().trim().split("\n").pop());
+  assert.equal(summary.files_unchanged, files.size, JSON.stringify(summary));
+
+  // One file edited, in a copy of the folder that keeps the others' times
+  // (Chromium will not read a picked file that changed after the pick).
+  const big = [...files.keys()].pop();
+  const bytes = Buffer.from(files.get(big));
+  bytes[MiB] ^= 1;
+  const copyParent = join(dir, `folder-${foldersMade++}`);
+  mkdirSync(copyParent);
+  execFileSync("cp", ["-a", root, copyParent]);
+  const copy = join(copyParent, "album");
+  writeFileSync(join(copy, big), bytes);
+  const third = await measured(async () => {
+    const done = await uploadFolder(copy, prefix);
+    assert.equal(done.error, null, done.error?.text);
+    assert.equal(done.summary.sent, "1", done.summary.text);
+    assert.equal(done.summary.unchanged, String(files.size - 1));
+  });
+  assert.ok(third.literal < 64 * KiB, `${third.literal} literal bytes for one edited byte`);
+  assert.equal(sha256(await serverBytes(`${prefix}album/${big.split("/").map(encodeURIComponent).join("/")}`)), sha256(bytes));
+});
+
+test("uploadFiles reports a file the server refuses and lands the others", async () => {
+  const prefix = `e2e/${run}/files-api/`;
+  const result = await page.evaluate(async (prefix) => {
+    const { uploadFiles } = await import("/pkg/download/diffcopy_web.js");
+    const made = (text) => new File([text], "x", { lastModified: 1_600_000_000_000 });
+    const seen = [];
+    const result = await uploadFiles(
+      [{ file: made("a"), path: "a.txt" }, { file: made("bad"), path: ".diffcopy-no" }, { file: made("c"), path: "d/c.txt" }],
+      { prefix, onFile: (r) => seen.push(r.path) },
+    );
+    return { ...result, seen };
+  }, prefix);
+  assert.deepEqual(result.files.map((f) => f.status), ["sent", "failed", "sent"]);
+  assert.equal(result.files[1].code, "bad_path");
+  assert.equal(result.seen.length, 3);
+  const listed = await (await fetch(`${server}/api/v2/list?prefix=${prefix}`)).json();
+  assert.deepEqual(listed.files.map((f) => [f.path, f.mtime]), [[`${prefix}a.txt`, 1_600_000_000_000], [`${prefix}d/c.txt`, 1_600_000_000_000]]);
+});

@@ -94,9 +94,11 @@ await esbuild.build({
 const INIT_SYNC = "export function initSync(module: { module: SyncInitInput } | SyncInitInput): InitOutput;";
 const types = readFileSync(join(bindgen, "diffcopy_web.d.ts"), "utf8");
 if (!types.includes(INIT_SYNC)) throw new Error("initSync's declaration changed: wasm-bindgen changed");
+// uploadFiles (files.js, plain JavaScript over uploadFile) brings its own.
 writeFileSync(
   join(out, "diffcopy_web.d.ts"),
-  types.replace(INIT_SYNC, "export function initSync(module?: { module: SyncInitInput } | SyncInitInput): InitOutput;"),
+  types.replace(INIT_SYNC, "export function initSync(module?: { module: SyncInitInput } | SyncInitInput): InitOutput;") +
+    readFileSync(join(here, "files.d.ts"), "utf8"),
 );
 copyFileSync(wasmFile, join(out, "diffcopy_web_bg.wasm"));
 if (submodule) process.exit(0);

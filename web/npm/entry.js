@@ -10,6 +10,7 @@ import { useWorkerSource } from "diffcopy:hash-pool";
 import initGlue, { initSync as initSyncGlue } from "diffcopy:glue";
 
 export * from "diffcopy:glue";
+export { uploadFiles } from "./files.js";
 
 useWorkerSource(workerSource);
 

@@ -1,9 +1,10 @@
 // The uploader page: a thin user of the diffcopy-web package (its
 // `download` module, which has downloadFile besides everything else).
-// Two modes: "Upload" (uploadFile) and "Update a local copy" (downloadFile
-// into a file the user picks or drops, where the browser can write in place;
-// elsewhere a plain link to the whole file).
-import init, { downloadFile, supportsInPlaceDownload, uploadFile, version } from "./pkg/download/diffcopy_web.js";
+// Two modes: "Upload" (uploadFile, or uploadFiles for a folder picked or
+// dropped) and "Update a local copy" (downloadFile into a file the user
+// picks or drops, where the browser can write in place; elsewhere a plain
+// link to the whole file).
+import init, { downloadFile, supportsInPlaceDownload, uploadFile, uploadFiles, version } from "./pkg/download/diffcopy_web.js";
 
 const $ = (id) => document.getElementById(id);
 // Progress rows; protocol v2's "searching" and API v1's "comparing" share one.
@@ -12,6 +13,8 @@ const PHASES = ["hashing", "comparing", "uploading", "committing"];
 const ROW = { searching: "comparing", receiving: "uploading", saving: "committing" };
 
 let file = null;
+// A folder to upload instead: { name, entries: [{ file, path }] }.
+let folder = null;
 // "upload" or "update"; in "update", the local copy's FileSystemFileHandle.
 let mode = "upload";
 let localHandle = null;
@@ -55,6 +58,8 @@ function formatSeconds(s) {
 function choose(picked) {
   if (!picked) return;
   file = picked;
+  folder = null;
+  $("path-label").textContent = LABELS.upload.path;
   $("file-info").textContent = `${file.name} · ${formatBytes(file.size)}`;
   $("drop-text").innerHTML = "<strong>Change file</strong> or drop another";
   if (!linkedPath && (!pathEdited || !$("path").value)) $("path").value = file.name;
@@ -64,6 +69,44 @@ function choose(picked) {
 }
 
 $("file").addEventListener("change", () => choose($("file").files[0]));
+
+/** A folder's files, as `uploadFiles` takes them: each path starts with the folder's name. */
+function chooseFolder(name, entries) {
+  if (!entries.length) return;
+  folder = { name, entries };
+  file = null;
+  const bytes = entries.reduce((sum, e) => sum + e.file.size, 0);
+  $("file-info").textContent = `${name}/ · ${entries.length} file${entries.length > 1 ? "s" : ""} · ${formatBytes(bytes)}`;
+  $("drop-text").innerHTML = "<strong>Change</strong> or drop another file or folder";
+  $("path-label").textContent = "Into the server's folder";
+  if (!linkedPath && !pathEdited) $("path").value = "";
+  $("path").placeholder = "(the top) or dir/";
+  $("upload").disabled = mode !== "upload";
+  hide($("summary"));
+  hide($("error"));
+}
+
+$("pick-folder").addEventListener("click", () => $("folder").click());
+$("folder").addEventListener("change", () => {
+  const picked = [...$("folder").files];
+  const name = picked[0]?.webkitRelativePath.split("/")[0] ?? "folder";
+  chooseFolder(name, picked.map((f) => ({ file: f, path: f.webkitRelativePath })));
+});
+
+/** Every file below a dropped directory entry, with its path from the entry's parent. */
+async function filesBelow(entry, path, out) {
+  if (entry.isFile) {
+    out.push({ file: await new Promise((ok, fail) => entry.file(ok, fail)), path: path + entry.name });
+    return;
+  }
+  const reader = entry.createReader();
+  // readEntries gives a directory's entries a batch at a time, until an empty one.
+  for (;;) {
+    const batch = await new Promise((ok, fail) => reader.readEntries(ok, fail));
+    if (!batch.length) return;
+    for (const child of batch) await filesBelow(child, `${path}${entry.name}/`, out);
+  }
+}
 $("path").addEventListener("input", () => { pathEdited = true; });
 const drop = $("drop");
 for (const type of ["dragenter", "dragover"]) {
@@ -72,8 +115,15 @@ for (const type of ["dragenter", "dragover"]) {
 for (const type of ["dragleave", "drop"]) {
   drop.addEventListener(type, () => drop.classList.remove("over"));
 }
-drop.addEventListener("drop", (e) => {
+drop.addEventListener("drop", async (e) => {
   e.preventDefault();
+  const entry = [...(e.dataTransfer?.items ?? [])].map((i) => i.webkitGetAsEntry?.()).find(Boolean);
+  if (entry?.isDirectory) {
+    const entries = [];
+    await filesBelow(entry, "", entries);
+    chooseFolder(entry.name, entries);
+    return;
+  }
   const picked = e.dataTransfer?.files?.[0];
   if (picked) choose(picked);
 });
@@ -106,7 +156,9 @@ function setMode(next) {
   updatePlainLink();
   hide($("summary"));
   hide($("error"));
-  $("upload").disabled = mode === "upload" ? !file : !localHandle;
+  $("upload").disabled = mode === "upload" ? !(file || folder) : !localHandle;
+  $("folder-line").hidden = mode !== "upload";
+  hide($("folder-progress"));
 }
 
 /** Where the browser cannot write in place: a link the browser's own
@@ -325,8 +377,66 @@ function summarizeDownload(r) {
   };
 }
 
+/** A folder's upload: one bar for all its files, a row per file, one summary. */
+async function uploadFolder() {
+  controller = new AbortController();
+  setBusy(true);
+  hide($("summary"));
+  hide($("error"));
+  hide($("progress"));
+  const rows = $("file-rows");
+  rows.replaceChildren();
+  show($("folder-progress"));
+  const started = performance.now();
+  try {
+    const result = await uploadFiles(folder.entries, {
+      prefix: linkedPath ?? $("path").value.trim(),
+      blockSize: Number($("block-size").value),
+      concurrency: Number($("concurrency").value) || 4,
+      protocol: $("protocol").value,
+      token: linkedToken ?? ($("token").value || undefined),
+      signal: controller.signal,
+      onProgress: (p) => {
+        $("folder-bar").max = Math.max(p.bytesTotal, 1);
+        $("folder-bar").value = p.bytesDone;
+        const seconds = (performance.now() - started) / 1000;
+        const rate = seconds > 0.2 ? ` · ${formatBytes(p.bytesDone / seconds)}/s` : "";
+        $("folder-detail").textContent = `${p.filesDone} of ${p.filesTotal} files · ${formatBytes(p.bytesDone)} of ${formatBytes(p.bytesTotal)}${rate}`;
+      },
+      onFile: (r) => {
+        const row = document.createElement("li");
+        row.dataset.status = r.status;
+        const what = r.status === "sent" ? `sent ${formatBytes(r.bytesSent)}` : r.status === "unchanged" ? "unchanged" : `failed: ${r.message}`;
+        row.append(Object.assign(document.createElement("span"), { textContent: r.path }), Object.assign(document.createElement("span"), { textContent: what }));
+        rows.append(row);
+      },
+    });
+    const summary = $("summary");
+    $("headline").textContent = `Done: ${result.sent} sent, ${result.unchanged} unchanged, ${result.failed} failed; ` +
+      `sent ${formatBytes(result.bytesSent)} of ${formatBytes(result.totalBytes)}. ${formatSeconds(result.seconds)}.`;
+    $("details").textContent = result.failed ? "The files that failed are marked below; upload again to retry them." : "";
+    for (const key of Object.keys(summary.dataset)) delete summary.dataset[key];
+    for (const key of ["sent", "unchanged", "failed", "bytesSent", "totalBytes"]) summary.dataset[key] = String(result[key]);
+    $("map").hidden = true;
+    $("legend").hidden = true;
+    shown = null;
+    show(summary);
+  } catch (error) {
+    console.error(error);
+    $("error").textContent = error?.code === "aborted"
+      ? "Cancelled. Upload the folder again (after a reload too): files already sent are skipped, the rest continue."
+      : explain(error);
+    $("error").dataset.code = error?.code ?? "";
+    show($("error"));
+  } finally {
+    controller = null;
+    setBusy(false);
+  }
+}
+
 $("form").addEventListener("submit", async (e) => {
   e.preventDefault();
+  if (mode === "upload" && folder && !controller) return uploadFolder();
   if (controller || (mode === "upload" ? !file : !localHandle)) return;
   const path = linkedPath ?? ($("path").value.trim() || file?.name);
   if (!path) return;
@@ -334,6 +444,7 @@ $("form").addEventListener("submit", async (e) => {
   setBusy(true);
   hide($("summary"));
   hide($("error"));
+  hide($("folder-progress"));
   resetProgress();
   const common = {
     path,
@@ -358,6 +469,7 @@ $("form").addEventListener("submit", async (e) => {
     for (const key of ["protocol", "bytesSent", "blocksSent", "blocksResumed", "bytesResumed", "payloadBytes", "literalBytes", "movedBytes", "totalBytes", "totalBlocks", "similarity", "strategy", "hashWorkers", "commit", "bytesReceived", "copiedBytes", "unchanged"]) {
       if (key in result) summary.dataset[key] = String(result[key]);
     }
+    $("legend").hidden = false;
     show(summary);
     // v1 knows blocks, not ranges: no map.
     $("map").hidden = !result.sentRanges;
@@ -381,9 +493,10 @@ let shown = null;
 window.addEventListener("resize", () => { if (shown) drawMap($("map"), shown); });
 
 function setBusy(busy) {
-  $("upload").disabled = busy || (mode === "upload" ? !file : !localHandle);
+  $("upload").disabled = busy || (mode === "upload" ? !(file || folder) : !localHandle);
   $("cancel").hidden = !busy;
   $("file").disabled = busy;
+  $("pick-folder").disabled = busy;
   $("local").disabled = busy;
   $("mode-upload").disabled = busy;
   $("mode-update").disabled = busy;

@@ -161,14 +161,19 @@ impl Api {
         Ok(Some(DeltaStatus { size, phase, missing, lz4: reads_lz4(&body) }))
     }
 
-    /// `POST /api/v2/uploads/{id}/commit`: the server's JSON answer.
-    pub(crate) async fn delta_commit(&self, id: &str) -> Result<JsValue, WebError> {
+    /// `POST /api/v2/uploads/{id}/commit`, giving the file's modification
+    /// time (ms since the epoch) when known: the server's JSON answer.
+    pub(crate) async fn delta_commit(&self, id: &str, mtime: Option<f64>) -> Result<JsValue, WebError> {
         let url = self.v2(&format!("uploads/{}/commit", encode(id)));
-        json_body(
-            check(self.send(|| self.prepare(Request::post(&url)).build(), "committing the upload").await?)
-                .await?,
-        )
-        .await
+        let build = || match mtime {
+            Some(ms) => self
+                .prepare(Request::post(&url))
+                .header("Content-Type", "application/json")
+                // An integer: formatting an f64 would bring float printing into the wasm.
+                .body(format!("{{\"mtime\":{}}}", ms as i64)),
+            None => self.prepare(Request::post(&url)).build(),
+        };
+        json_body(check(self.send(build, "committing the upload").await?).await?).await
     }
 
     /// `DELETE /api/v2/uploads/{id}`, best effort, even after an abort.

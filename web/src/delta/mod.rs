@@ -240,7 +240,10 @@ async fn commit(
     started: f64,
 ) -> Result<JsValue, WebError> {
     upload.progress.report(Some("committing"), 0, 1, true);
-    let committed = match upload.api.delta_commit(id).await {
+    // A File's time goes with it, so that a folder's next upload
+    // (`uploadFiles`) finds it unchanged by size and time.
+    let mtime = wasm_bindgen::JsCast::dyn_ref::<web_sys::File>(file).map(web_sys::File::last_modified);
+    let committed = match upload.api.delta_commit(id, mtime).await {
         Ok(committed) => committed,
         Err(error) => {
             // A session the server refused to commit will not commit next time either.
