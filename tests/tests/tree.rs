@@ -324,12 +324,24 @@ on_every_store! {
         write(&source.join("good.txt"), b"good");
         write(&source.join(".diffcopy-reserved"), b"refused");
         write(&source.join("z/also-good.txt"), b"also");
+        // A path of 4,000 bytes below the server's root (20 segments of 199).
+        let deep: String = (0..20).map(|i| format!("{i:02}{}", "d".repeat(197))).collect::<Vec<_>>().join("/");
+        write(&source.join(&deep), b"deep");
         let run = Client::new(work.join("state")).args(["-r", "--json"]).arg(format!("{}/", source.display())).arg(format!("{server}/t")).run();
         assert_eq!(run.code, 8, "{}", run.stderr);
         let (files, summary) = lines(&run);
         assert_eq!(files[".diffcopy-reserved"]["action"], "failed");
         assert!(files[".diffcopy-reserved"]["message"].as_str().unwrap().contains("reserved"), "{}", files[".diffcopy-reserved"]);
-        assert_eq!((summary["files_new"].as_u64(), summary["files_failed"].as_u64()), (Some(2), Some(1)));
+        if store == diffcopy_tests::stores::Store::Directory {
+            assert_eq!(files[&deep]["action"], "new", "{}", files[&deep]);
+            assert!(d.file(&format!("t/{deep}")) == Some(b"deep".to_vec()));
+            assert_eq!((summary["files_new"].as_u64(), summary["files_failed"].as_u64()), (Some(3), Some(1)));
+        } else {
+            // An object store's keys stop at 1,024 bytes: that file fails, and says why.
+            assert_eq!(files[&deep]["action"], "failed");
+            assert!(files[&deep]["message"].as_str().unwrap().contains("1024 bytes"), "{}", files[&deep]);
+            assert_eq!((summary["files_new"].as_u64(), summary["files_failed"].as_u64()), (Some(2), Some(2)));
+        }
         assert!(d.file("t/good.txt") == Some(b"good".to_vec()));
         assert!(d.file("t/z/also-good.txt") == Some(b"also".to_vec()));
     }

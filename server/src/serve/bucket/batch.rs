@@ -48,6 +48,7 @@ impl BucketStore {
     /// pointer is what the client expected, before and at the swap.
     async fn commit_small(&self, file: &Incoming) -> AppResult<Landed> {
         let path = &file.path;
+        self.check_key(path)?;
         let current = self.current(path.as_str()).await.map_err(|e| store_error("reading a pointer", e))?;
         let holds = match (&file.expected, &current) {
             (Expected::Any, _) | (Expected::Absent, None) => true,

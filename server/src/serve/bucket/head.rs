@@ -8,7 +8,9 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::BucketStore;
+use crate::fs::RelPath;
 use crate::s3::{Condition, S3Error};
+use crate::serve::error::{AppError, AppResult, ErrorKind};
 
 /// What a pointer says.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -38,7 +40,26 @@ impl Head {
     }
 }
 
+/// The longest key S3 takes: AWS's limit. Some stores take longer keys
+/// (moto), some refuse them (SeaweedFS); every bucket is held to this one.
+const MAX_KEY: usize = 1024;
+
 impl BucketStore {
+    /// 400 `bad_path` for a path whose pointer's key would be longer than S3 takes.
+    pub(crate) fn check_key(&self, path: &RelPath) -> AppResult<()> {
+        let key = self.keys.head(path.as_str()).len();
+        if key > MAX_KEY {
+            return Err(AppError::new(
+                ErrorKind::BadPath,
+                format!(
+                    "this server keeps its files in an object store, whose keys are at most {MAX_KEY} bytes: \
+                     this path makes one of {key}"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// The current version of `path`, or `None` when there is none.
     pub(crate) async fn current(&self, path: &str) -> Result<Option<Current>, S3Error> {
         let Some((body, pointer_etag)) = self.bucket.get_with_etag(&self.keys.head(path)).await? else {

@@ -217,6 +217,7 @@ impl BucketStore {
     /// Opens an upload: checks the request and the base, writes `open`.
     pub(super) async fn open_upload(&self, request: NewDelta, owner: Option<String>) -> AppResult<Opened> {
         let (path, levels) = request.check(self.max_file_size)?;
+        self.check_key(&path)?;
         let block_size = levels.block_size();
         let current = self.current(path.as_str()).await.map_err(|e| store_error("reading a pointer", e))?;
         if let Some(expected) = &request.base_etag
