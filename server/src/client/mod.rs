@@ -13,6 +13,7 @@ mod download;
 mod error;
 mod local;
 mod location;
+mod multi;
 mod options;
 mod progress;
 mod rebuild;

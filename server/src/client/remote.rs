@@ -1,6 +1,7 @@
 //! Talking to a server: diffcopy's API v1, or a pdiffcopy 1.0.1 server.
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use diffcopy_core::delta::{BlockHashes, DeltaParams, Levels, Need, PieceHashes};
@@ -9,6 +10,7 @@ use reqwest::{RequestBuilder, Response, StatusCode, header};
 use serde_json::{Value, json};
 
 use super::error::ClientError;
+use super::multi::Multi;
 
 /// Which protocol the server speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,12 +95,20 @@ pub(crate) struct Remote {
     base: String,
     path: String,
     token: Option<String>,
+    /// Where its requests go together with other files' (a tree's small files).
+    multi: Option<Arc<Multi>>,
 }
 
 impl Remote {
     /// A handle on `base`/`path`, sending `token` as a bearer token if set.
     pub(crate) fn new(http: reqwest::Client, base: &str, path: &str, token: Option<String>) -> Self {
-        Self { http, base: base.to_owned(), path: path.to_owned(), token }
+        Self { http, base: base.to_owned(), path: path.to_owned(), token, multi: None }
+    }
+
+    /// The same, its requests sent together with others' through `multi`.
+    pub(crate) fn with_multi(mut self, multi: Option<Arc<Multi>>) -> Self {
+        self.multi = multi;
+        self
     }
 
     /// The file's URL, for messages.
@@ -119,7 +129,13 @@ impl Remote {
     }
 
     async fn send(&self, builder: RequestBuilder) -> Result<Response, ClientError> {
-        builder.send().await.map_err(|e| ClientError::unanswered(&self.base, &e))
+        match &self.multi {
+            Some(multi) => {
+                let request = builder.build().map_err(|e| ClientError::Local(format!("a request: {e}")))?;
+                multi.send(request).await
+            }
+            None => builder.send().await.map_err(|e| ClientError::unanswered(&self.base, &e)),
+        }
     }
 
     /// Asks the server which protocol it speaks: v2 if it says so, else v1;

@@ -2,6 +2,7 @@
 //! `delta.rs` (protocol v2, both directions), `upload.rs` and `download.rs`
 //! (API v1 and pdiffcopy's endpoints) or `copy.rs` (local to local).
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::copy::copy_local;
@@ -9,6 +10,7 @@ use super::delta::{download_v2, upload_v2};
 use super::download::download;
 use super::error::ClientError;
 use super::location::Location;
+use super::multi::Multi;
 use super::options::{ProtocolChoice, SyncOptions};
 use super::remote::{Protocol, Remote};
 use super::summary::Summary;
@@ -20,16 +22,21 @@ use crate::limits::{H2_CONNECTION_WINDOW, H2_STREAM_WINDOW};
 /// and runs it again, for up to `--retry-for`: an upload resumes where it
 /// stopped, a download starts over.
 pub async fn sync(options: &SyncOptions) -> Result<Summary, ClientError> {
-    sync_with(options, &http_client(options)?).await
+    sync_with(options, &http_client(options)?, None).await
 }
 
 /// [`sync`] over an HTTP client made by [`http_client`] (a tree's files
-/// share one, and its connections).
-pub(super) async fn sync_with(options: &SyncOptions, http: &reqwest::Client) -> Result<Summary, ClientError> {
+/// share one, and its connections), its requests sent with other files'
+/// through `multi` when given.
+pub(super) async fn sync_with(
+    options: &SyncOptions,
+    http: &reqwest::Client,
+    multi: Option<&Arc<Multi>>,
+) -> Result<Summary, ClientError> {
     let started = Instant::now();
     let deadline = started + options.retry_for;
     loop {
-        match sync_once(options, http).await {
+        match sync_once(options, http, multi).await {
             Err(ClientError::Server { status: 503, retry_after: Some(wait), code, message })
                 if !options.dry_run && Instant::now() + wait <= deadline =>
             {
@@ -45,8 +52,14 @@ pub(super) async fn sync_with(options: &SyncOptions, http: &reqwest::Client) -> 
     }
 }
 
-async fn sync_once(options: &SyncOptions, http: &reqwest::Client) -> Result<Summary, ClientError> {
-    let remote = |base: &str, path: &str| Remote::new(http.clone(), base, path, options.token.clone());
+async fn sync_once(
+    options: &SyncOptions,
+    http: &reqwest::Client,
+    multi: Option<&Arc<Multi>>,
+) -> Result<Summary, ClientError> {
+    let remote = |base: &str, path: &str| {
+        Remote::new(http.clone(), base, path, options.token.clone()).with_multi(multi.cloned())
+    };
     Ok(match (&options.source, &options.target) {
         (Location::Local(source), Location::Remote { base, path }) => {
             let remote = remote(base, path);

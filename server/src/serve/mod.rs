@@ -16,6 +16,7 @@ mod faults;
 mod hooks;
 mod locks;
 mod memory;
+mod multi;
 mod reads;
 mod remove;
 mod run;

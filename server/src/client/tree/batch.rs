@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use super::End;
 use super::report::{Action, FileReport};
 use crate::client::location::Location;
+use crate::client::multi::Multi;
 use crate::client::options::SyncOptions;
 use crate::client::remote::{BatchFile, Remote};
 use crate::client::sync::sync_with;
@@ -35,19 +36,36 @@ pub(super) struct File {
     pub(super) mtime: i64,
 }
 
-/// Small files waiting for their batch.
-#[derive(Debug, Default)]
+/// Small files synced together, each by itself but its requests sent with
+/// the others' (`POST /api/v2/multi`), this many at once; one group runs
+/// at a time ([`Sender::group`]), so that a tree holds at most some 20 of
+/// the server's upload sessions (`--max-uploads`, 64 by default).
+const GROUP_FILES: usize = 16;
+
+/// Small files waiting for their batch or their group.
+#[derive(Debug)]
 pub(super) struct Pending {
     files: Vec<File>,
     bytes: u64,
+    max_files: usize,
 }
 
 impl Pending {
+    /// New small files for a batch (`POST /api/v2/batch`).
+    pub(super) fn batch() -> Self {
+        Self { files: Vec::new(), bytes: 0, max_files: BATCH_FILES }
+    }
+
+    /// Small files for a group (each synced, their requests together).
+    pub(super) fn group() -> Self {
+        Self { files: Vec::new(), bytes: 0, max_files: GROUP_FILES }
+    }
+
     /// Adds a file; a full batch, when this filled one.
     pub(super) fn add(&mut self, file: File) -> Option<Vec<File>> {
         self.bytes += file.size;
         self.files.push(file);
-        (self.bytes >= BATCH_BYTES || self.files.len() >= BATCH_FILES).then(|| self.take())
+        (self.bytes >= BATCH_BYTES || self.files.len() >= self.max_files).then(|| self.take())
     }
 
     /// What waits, taken.
@@ -64,18 +82,50 @@ pub(super) struct Sender {
     pub(super) http: reqwest::Client,
     pub(super) source: End,
     pub(super) target: End,
+    /// Held by the group that runs.
+    pub(super) groups: Arc<tokio::sync::Semaphore>,
 }
 
 impl Sender {
+    /// The server's `scheme://host:port`, if either end is on one.
+    fn server(&self) -> Option<&str> {
+        match (&self.source, &self.target) {
+            (End::Remote { base, .. }, _) | (_, End::Remote { base, .. }) => Some(base),
+            _ => None,
+        }
+    }
+
+    /// Syncs small files each by itself, all at once, their requests sent
+    /// together: each step of every file's sync in one exchange.
+    pub(super) async fn group(&self, files: Vec<File>) -> Vec<FileReport> {
+        let Some(base) = self.server() else { return self.each(files).await };
+        let Ok(_running) = self.groups.acquire().await else { return self.each(files).await };
+        let multi = Multi::new(self.http.clone(), base, self.per_file.token.clone());
+        let syncs = files.into_iter().map(|file| {
+            let member = multi.join();
+            let multi = multi.clone();
+            async move {
+                let report = self.sync(file, Some(&multi)).await;
+                drop(member);
+                report
+            }
+        });
+        futures_util::future::join_all(syncs).await
+    }
+
     /// Syncs one file by itself.
     pub(super) async fn one(&self, file: File) -> FileReport {
+        self.sync(file, None).await
+    }
+
+    async fn sync(&self, file: File, multi: Option<&Arc<Multi>>) -> FileReport {
         let mut options = (*self.per_file).clone();
         options.source = self.source.location(&file.rel);
         options.target = self.target.location(&file.rel);
         options.block_size = block_for(options.block_size, file.size);
         let mut report = FileReport::new(&file.rel, file.action);
         report.size = Some(file.size);
-        match sync_with(&options, &self.http).await {
+        match sync_with(&options, &self.http, multi).await {
             Ok(summary) => {
                 report.bytes_sent = summary.bytes_sent;
                 report.payload_bytes = summary.payload_bytes;

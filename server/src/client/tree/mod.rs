@@ -175,12 +175,16 @@ pub async fn sync_tree(options: &TreeOptions) -> Result<TreeSummary, ClientError
     {
         std::fs::create_dir_all(root).map_err(|e| ClientError::io(root.display(), e))?;
     }
-    let sender = Sender { per_file: Arc::new(per_file), http: http.clone(), source, target: target.clone() };
+    let groups = Arc::new(tokio::sync::Semaphore::new(1));
+    let sender =
+        Sender { per_file: Arc::new(per_file), http: http.clone(), source, target: target.clone(), groups };
     let mut run = Run {
         options,
         sender,
-        pending: Pending::default(),
+        pending: Pending::batch(),
+        grouped: Pending::group(),
         batching: !options.no_batch,
+        remote_source: matches!(sync.source, Location::Remote { .. }),
         http,
         target,
         reporter: Reporter::new(direction, sync.dry_run, options.json, sync.progress),
@@ -218,8 +222,12 @@ struct Run<'a> {
     sender: Sender,
     /// New small files waiting to go up in one batch.
     pending: Pending,
-    /// Whether small files are batched.
+    /// Other small files waiting to sync together.
+    grouped: Pending,
+    /// Whether small files are batched, or grouped.
     batching: bool,
+    /// Whether the source is on a server.
+    remote_source: bool,
     reporter: Reporter,
     in_flight: FuturesUnordered<Transfer>,
     /// The local target's directories on the current path, known to be
@@ -286,6 +294,11 @@ impl Run<'_> {
         self.reporter.add(&report);
     }
 
+    /// Whether either end is on a server (where small files' requests go together).
+    fn sender_has_server(&self) -> bool {
+        matches!(self.target, End::Remote { .. }) || self.remote_source
+    }
+
     /// Waits until fewer than `--files-in-flight` files are under way.
     async fn slot(&mut self, rel: &str) {
         while self.in_flight.len() >= self.options.files_in_flight.max(1) {
@@ -303,6 +316,14 @@ impl Run<'_> {
                 self.slot(&full[0].rel).await;
                 let sender = self.sender.clone();
                 self.in_flight.push(Box::pin(async move { sender.batch(full).await }));
+            }
+            return;
+        }
+        if size <= batch::SMALL_FILE && self.batching && self.sender_has_server() {
+            if let Some(full) = self.grouped.add(File { rel, action, size, mtime }) {
+                self.slot(&full[0].rel).await;
+                let sender = self.sender.clone();
+                self.in_flight.push(Box::pin(async move { sender.group(full).await }));
             }
             return;
         }
@@ -418,6 +439,11 @@ impl Run<'_> {
         if !rest.is_empty() {
             let sender = self.sender.clone();
             self.in_flight.push(Box::pin(async move { sender.batch(rest).await }));
+        }
+        let rest = self.grouped.take();
+        if !rest.is_empty() {
+            let sender = self.sender.clone();
+            self.in_flight.push(Box::pin(async move { sender.group(rest).await }));
         }
         while !self.in_flight.is_empty() {
             self.settle_one().await;

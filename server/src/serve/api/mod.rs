@@ -50,8 +50,11 @@ pub fn app(state: Arc<AppState>) -> Router {
             state.clone(),
             crate::serve::access::authorize::<AppState>,
         ));
-    api.merge(crate::serve::assets::routes())
+    let timeout = state.config.body_timeout;
+    let app = api
+        .merge(crate::serve::assets::routes())
         .fallback(files::no_route)
         .layer(axum::middleware::from_fn_with_state(state.clone(), cors::cors::<AppState>))
-        .with_state(state)
+        .with_state(state);
+    crate::serve::multi::with_multi(app, timeout)
 }

@@ -51,10 +51,13 @@ pub fn bucket_app(state: Arc<BucketState>) -> Router {
         .route("/resize", any(not_supported))
         .layer(DefaultBodyLimit::disable())
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), authorize::<BucketState>));
-    api.merge(crate::serve::assets::routes())
+    let timeout = state.config.body_timeout;
+    let app = api
+        .merge(crate::serve::assets::routes())
         .fallback(no_route)
         .layer(axum::middleware::from_fn_with_state(state.clone(), cors::<BucketState>))
-        .with_state(state)
+        .with_state(state);
+    crate::serve::multi::with_multi(app, timeout)
 }
 
 async fn not_supported() -> AppError {
