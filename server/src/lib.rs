@@ -20,6 +20,7 @@ mod frames;
 mod fs;
 mod http;
 pub mod limits;
+mod packed;
 mod parts;
 mod random;
 mod s3;

@@ -14,7 +14,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::oneshot;
 
 use super::error::ClientError;
+use crate::packed::{pack, unpack};
 use crate::parts::{next_part, push_part};
+
+/// The most a multi answer unpacks to (the server's own limit).
+const MAX_ANSWERS: u64 = 64 << 20;
 
 type Reply = oneshot::Sender<Result<reqwest::Response, ClientError>>;
 
@@ -134,7 +138,14 @@ impl Multi {
             push_part(&mut body, &head);
             push_part(&mut body, content);
         }
-        let mut builder = self.http.post(format!("{}/api/v2/multi", self.base)).body(body);
+        let packed =
+            pack(&body).map_err(|e| ClientError::Local(format!("compressing a multi request: {e}")))?;
+        let mut builder = self
+            .http
+            .post(format!("{}/api/v2/multi", self.base))
+            .header(reqwest::header::CONTENT_ENCODING, "zstd")
+            .header(reqwest::header::ACCEPT_ENCODING, "zstd")
+            .body(packed);
         if let Some(token) = &self.token {
             builder = builder.bearer_auth(token);
         }
@@ -144,7 +155,13 @@ impl Multi {
             let text = response.text().await.unwrap_or_default();
             return Err(ClientError::Protocol(format!("a multi request was answered {status}: {text}")));
         }
-        let bytes = response.bytes().await.map_err(|e| ClientError::unanswered(&self.base, &e))?;
+        let packed = response.headers().get(reqwest::header::CONTENT_ENCODING).is_some_and(|v| v == "zstd");
+        let mut bytes = response.bytes().await.map_err(|e| ClientError::unanswered(&self.base, &e))?;
+        if packed {
+            bytes = unpack(&bytes, MAX_ANSWERS)
+                .map(bytes::Bytes::from)
+                .map_err(|e| ClientError::Protocol(format!("a multi answer's zstd: {e}")))?;
+        }
         let answers = answers(&bytes)?;
         if answers.len() != count {
             return Err(ClientError::Protocol(format!(

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::error::ClientError;
 use super::multi::Multi;
+use crate::packed::unpack;
 
 /// Which protocol the server speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -360,12 +361,8 @@ impl Remote {
         if packed {
             // A page of 1,000 files is some 120 KiB of JSON; a body that
             // unpacks to far more is not a listing.
-            let mut json = Vec::new();
-            let decoder = zstd::stream::Decoder::new(body.as_slice())
+            body = unpack(&body, 64 << 20)
                 .map_err(|e| ClientError::Protocol(format!("a listing's zstd: {e}")))?;
-            std::io::Read::read_to_end(&mut std::io::Read::take(decoder, 64 << 20), &mut json)
-                .map_err(|e| ClientError::Protocol(format!("a listing's zstd: {e}")))?;
-            body = json;
         }
         let page: ListPage =
             serde_json::from_slice(&body).map_err(|e| ClientError::Protocol(format!("a listing: {e}")))?;

@@ -42,3 +42,14 @@ pub(super) async fn read_body_within(
         Err(e) => Err(AppError::new(ErrorKind::BadBody, format!("reading {what} failed: {e}"))),
     }
 }
+
+/// Whether a request's `Accept-Encoding` names zstd (listings and multi
+/// answers are sent so to a client that takes it).
+pub(crate) fn takes_zstd(headers: &http::HeaderMap) -> bool {
+    headers
+        .get_all(http::header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| coding.split(';').next().is_some_and(|c| c.trim().eq_ignore_ascii_case("zstd")))
+}

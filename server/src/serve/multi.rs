@@ -14,6 +14,9 @@
 //! The body is a sequence of parts, each a 4-byte little-endian length and
 //! that much JSON (`{"method","uri","headers":{…}}`, the answer's
 //! `{"status","headers":{…}}`), then a 4-byte length and that much body.
+//! Either may be compressed with zstd (`Content-Encoding: zstd`; the answer
+//! where the request's `Accept-Encoding` names it): the heads repeat
+//! themselves, and are most of a small file's bytes.
 
 use std::time::Duration;
 
@@ -25,8 +28,9 @@ use axum::routing::post;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+use crate::packed::{pack, unpack};
 use crate::parts::{next_part, push_part};
-use crate::serve::body::read_body_within;
+use crate::serve::body::{read_body_within, takes_zstd};
 use crate::serve::error::{AppError, AppResult, ErrorKind};
 
 /// The largest body of a multi request, and of its answer.
@@ -125,7 +129,12 @@ pub(crate) fn with_multi(router: Router, body_timeout: Duration) -> Router {
     let multi = move |headers: HeaderMap, body: Body| {
         let inner = inner.clone();
         async move {
-            let body = read_body_within(body_timeout, body, MAX_MULTI_BODY, "a multi request").await?;
+            let mut body = read_body_within(body_timeout, body, MAX_MULTI_BODY, "a multi request").await?;
+            if headers.get(header::CONTENT_ENCODING).is_some_and(|v| v == "zstd") {
+                body = unpack(&body, MAX_MULTI_BODY)
+                    .map(Bytes::from)
+                    .map_err(|e| bad_body(format!("a multi request's zstd: {e}")))?;
+            }
             let requests = requests(&body, headers.get(header::AUTHORIZATION))?;
             let answers =
                 futures_util::future::join_all(requests.into_iter().map(|r| served(inner.clone(), r))).await;
@@ -140,8 +149,15 @@ pub(crate) fn with_multi(router: Router, body_timeout: Duration) -> Router {
                 ));
             }
             let content_type =
-                [(header::CONTENT_TYPE, HeaderValue::from_static("application/vnd.diffcopy.multi"))];
-            Ok::<Response, AppError>((StatusCode::OK, content_type, out).into_response())
+                (header::CONTENT_TYPE, HeaderValue::from_static("application/vnd.diffcopy.multi"));
+            if takes_zstd(&headers) {
+                let packed = pack(&out).map_err(|e| AppError::internal("compressing a multi answer", e))?;
+                let encoding = (header::CONTENT_ENCODING, HeaderValue::from_static("zstd"));
+                return Ok::<Response, AppError>(
+                    (StatusCode::OK, [content_type, encoding], packed).into_response(),
+                );
+            }
+            Ok::<Response, AppError>((StatusCode::OK, [content_type], out).into_response())
         }
     };
     router.route(PATH, post(multi))

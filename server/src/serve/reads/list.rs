@@ -16,7 +16,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{Reads, query};
 use crate::fs::RelPath;
+use crate::packed::pack;
 use crate::serve::access::Access;
+use crate::serve::body::takes_zstd;
 use crate::serve::error::{AppError, AppResult, ErrorKind};
 
 /// The most files one page holds, and its size when the client names none.
@@ -87,16 +89,6 @@ fn check_prefix(text: &str, what: &str) -> AppResult<()> {
         .map_err(|e| bad_query(format!("{what}: {e}")))
 }
 
-/// Whether a request's `Accept-Encoding` names zstd.
-fn takes_zstd(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::ACCEPT_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|coding| coding.split(';').next().is_some_and(|c| c.trim().eq_ignore_ascii_case("zstd")))
-}
-
 /// `GET /api/v2/list`. The answer is compressed with zstd where the
 /// client takes it (`Accept-Encoding: zstd`, as `diffcopy` and browsers
 /// send): a page of 1,000 files is some 117 KiB of JSON and 10 KiB of zstd.
@@ -137,8 +129,7 @@ pub(super) async fn list<S: Reads>(
         return Ok(Json(answer).into_response());
     }
     let json = serde_json::to_vec(&answer).map_err(|e| AppError::internal("a listing", e))?;
-    let packed =
-        zstd::bulk::compress(&json, 3).map_err(|e| AppError::internal("compressing a listing", e))?;
+    let packed = pack(&json).map_err(|e| AppError::internal("compressing a listing", e))?;
     let headers = [
         (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
         (header::CONTENT_ENCODING, HeaderValue::from_static("zstd")),
