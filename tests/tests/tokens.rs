@@ -234,6 +234,35 @@ on_every_store! {
         assert_eq!(std::fs::read(local.join("deep/b.txt")).unwrap(), b"users/42/deep/b.txt");
         assert_eq!(std::fs::read(local.join("a.txt")).unwrap(), b"users/42/a.txt");
 
+        // Inside a multi request each request meets the outer token, as alone.
+        let reader = pyjwt("HS256", &secret, &json!({"exp": exp, "paths": ["users/42/"], "allow": ["download"]}));
+        let mut body = Vec::new();
+        for uri in ["/api/v1/files/users/42/a.txt", "/api/v1/files/users/43/d.txt"] {
+            for part in [json!({"method": "GET", "uri": uri}).to_string().into_bytes(), Vec::new()] {
+                body.extend_from_slice(&(part.len() as u32).to_le_bytes());
+                body.extend_from_slice(&part);
+            }
+        }
+        let statuses = |token: Option<&str>| -> Vec<u64> {
+            let mut request = http().post(format!("{server}/api/v2/multi")).body(body.clone());
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let all = request.send().unwrap().bytes().unwrap();
+            let (mut at, mut out) = (0, Vec::new());
+            while at < all.len() {
+                let len = u32::from_le_bytes(all[at..at + 4].try_into().unwrap()) as usize;
+                let head: Value = serde_json::from_slice(&all[at + 4..at + 4 + len]).unwrap();
+                out.push(head["status"].as_u64().unwrap());
+                at += 4 + len;
+                let len = u32::from_le_bytes(all[at..at + 4].try_into().unwrap()) as usize;
+                at += 4 + len;
+            }
+            out
+        };
+        assert_eq!(statuses(Some(&reader)), [200, 403], "a token's paths hold inside a multi request");
+        assert_eq!(statuses(None), [401, 401], "no token, no file");
+
         // Removing a file takes `delete` on its path.
         let removal = |token: &str, path: &str| call("DELETE", &format!("{server}/api/v2/files/{path}"), token, None);
         refused(removal(&lister, "users/42/a.txt"), 403, "not_allowed", &["u42"], "list and download do not remove");

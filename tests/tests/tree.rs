@@ -315,6 +315,53 @@ on_every_store! {
         }
     }
 
+    /// `POST /api/v2/multi`: each request inside is answered as if alone
+    /// (a file, a 404, a listing), in order; one that is not a request for
+    /// the API, or another multi, makes the whole a 400.
+    fn a_multi_request_answers_each_request_inside(store: Store) {
+        let d = Deployment::start(store, "multi", 1, &[]);
+        let server = d.url();
+        write(&d.work().join("x"), b"hello");
+        Client::new(d.work().join("state")).arg(d.work().join("x")).arg(format!("{server}/m/x.txt")).ok_json();
+        let part = |out: &mut Vec<u8>, bytes: &[u8]| {
+            out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+            out.extend_from_slice(bytes);
+        };
+        let body = |requests: &[(&str, &str)]| {
+            let mut out = Vec::new();
+            for (method, uri) in requests {
+                part(&mut out, serde_json::json!({"method": method, "uri": uri, "headers": {}}).to_string().as_bytes());
+                part(&mut out, b"");
+            }
+            out
+        };
+        let sent = body(&[("GET", "/api/v1/files/m/x.txt"), ("GET", "/api/v1/files/m/absent"), ("GET", "/api/v2/list?prefix=m/")]);
+        let reply = http().post(format!("{server}/api/v2/multi")).body(sent).send().unwrap();
+        assert_eq!(reply.status(), 200);
+        let all = reply.bytes().unwrap();
+        let mut at = 0;
+        let mut next = || {
+            let len = u32::from_le_bytes(all[at..at + 4].try_into().unwrap()) as usize;
+            at += 4 + len;
+            all[at - len..at].to_vec()
+        };
+        let mut answers = Vec::new();
+        for _ in 0..3 {
+            let head: Value = serde_json::from_slice(&next()).unwrap();
+            answers.push((head["status"].as_u64().unwrap(), next()));
+        }
+        assert_eq!(at, all.len(), "three answers and nothing else");
+        assert_eq!(answers[0], (200, b"hello".to_vec()));
+        assert_eq!(answers[1].0, 404);
+        assert_eq!(serde_json::from_slice::<Value>(&answers[1].1).unwrap()["error"], "not_found");
+        let listed: Value = serde_json::from_slice(&answers[2].1).unwrap();
+        assert_eq!(listed["files"][0]["path"], "m/x.txt");
+        for bad in [body(&[("GET", "/api/v1/health"), ("POST", "/api/v2/multi")]), body(&[("GET", "http://elsewhere/api/v1/health")]), b"\x05\0\0\0{".to_vec()] {
+            let reply = http().post(format!("{server}/api/v2/multi")).body(bad).send().unwrap();
+            assert_eq!(reply.status(), 400);
+        }
+    }
+
     /// A name the server refuses fails that file, with the reason, and the
     /// rest of the tree lands; the exit code says some failed.
     fn a_refused_name_fails_its_file_only(store: Store) {

@@ -21,6 +21,9 @@ use crate::client::sync::sync_with;
 
 /// The largest file sent in a batch.
 pub(super) const SMALL_FILE: u64 = 256 << 10;
+/// A server's files removed in one exchange (`--delete`).
+pub(super) const REMOVALS: usize = 500;
+
 /// A batch is sent once it holds this many bytes...
 const BATCH_BYTES: u64 = 4 << 20;
 /// ...or this many files.
@@ -111,6 +114,28 @@ impl Sender {
             }
         });
         futures_util::future::join_all(syncs).await
+    }
+
+    /// Removes a server's files (`--delete`), each only if it is still the
+    /// version listed (its ETag), the requests together in one exchange.
+    pub(super) async fn remove(&self, files: Vec<(String, String)>) -> Vec<FileReport> {
+        let End::Remote { base, prefix } = &self.target else { return Vec::new() };
+        let multi = Multi::new(self.http.clone(), base, self.per_file.token.clone());
+        let removals = files.into_iter().map(|(rel, etag)| {
+            let member = multi.join();
+            let path = format!("{prefix}{rel}");
+            let remote = Remote::new(self.http.clone(), base, &path, self.per_file.token.clone())
+                .with_multi(Some(multi.clone()));
+            async move {
+                let removed = remote.remove(&etag).await;
+                drop(member);
+                match removed {
+                    Ok(()) => FileReport::new(&rel, Action::Deleted),
+                    Err(e) => FileReport::new(&rel, Action::Failed).because(format!("not removed: {e}")),
+                }
+            }
+        });
+        futures_util::future::join_all(removals).await
     }
 
     /// Syncs one file by itself.

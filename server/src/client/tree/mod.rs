@@ -185,13 +185,13 @@ pub async fn sync_tree(options: &TreeOptions) -> Result<TreeSummary, ClientError
         grouped: Pending::group(),
         batching: !options.no_batch,
         remote_source: matches!(sync.source, Location::Remote { .. }),
-        http,
         target,
         reporter: Reporter::new(direction, sync.dry_run, options.json, sync.progress),
         in_flight: FuturesUnordered::new(),
         made: Vec::new(),
         blocked: Vec::new(),
         to_remove: Vec::new(),
+        removals: Vec::new(),
     };
     loop {
         let order = match (from.peek().await?, to.peek().await?) {
@@ -217,7 +217,6 @@ type Transfer = std::pin::Pin<Box<dyn Future<Output = Vec<FileReport>> + Send>>;
 /// A tree sync under way.
 struct Run<'a> {
     options: &'a TreeOptions,
-    http: reqwest::Client,
     target: End,
     sender: Sender,
     /// New small files waiting to go up in one batch.
@@ -238,6 +237,9 @@ struct Run<'a> {
     blocked: Vec<String>,
     /// Target directories the source lacks, removed at the end (`--delete`).
     to_remove: Vec<String>,
+    /// A server's files the source lacks, with the ETags listed, waiting
+    /// to be removed together (`--delete`).
+    removals: Vec<(String, String)>,
 }
 
 impl Run<'_> {
@@ -352,19 +354,11 @@ impl Run<'_> {
             End::Remote { .. } if self.options.sync.dry_run => {
                 return self.reporter.add(&FileReport::new(&t.rel, Action::Deleted));
             }
-            End::Remote { base, prefix } => {
-                let path = format!("{prefix}{}", t.rel);
-                let remote = Remote::new(self.http.clone(), base, &path, self.options.sync.token.clone());
-                self.slot(&t.rel).await;
-                self.in_flight.push(Box::pin(async move {
-                    // Only the version listed: a file written since stays.
-                    vec![match remote.remove(t.etag.as_deref().unwrap_or_default()).await {
-                        Ok(()) => FileReport::new(&t.rel, Action::Deleted),
-                        Err(e) => {
-                            FileReport::new(&t.rel, Action::Failed).because(format!("not removed: {e}"))
-                        }
-                    }]
-                }));
+            End::Remote { .. } => {
+                self.removals.push((t.rel, t.etag.unwrap_or_default()));
+                if self.removals.len() >= batch::REMOVALS {
+                    self.remove_pending().await;
+                }
                 return;
             }
         };
@@ -384,6 +378,16 @@ impl Run<'_> {
             Kind::Failed(_) => return,
         };
         self.reporter.add(&report);
+    }
+
+    /// Removes the server's files waiting in `removals`, in one exchange.
+    async fn remove_pending(&mut self) {
+        let removals = std::mem::take(&mut self.removals);
+        if let Some((first, _)) = removals.first() {
+            self.slot(first).await;
+            let sender = self.sender.clone();
+            self.in_flight.push(Box::pin(async move { sender.remove(removals).await }));
+        }
     }
 
     /// Makes the local target's directory `rel` (and those above it);
@@ -435,6 +439,7 @@ impl Run<'_> {
 
     /// Waits for the files in flight and removes the directories `--delete` found.
     async fn finish(mut self) -> TreeSummary {
+        self.remove_pending().await;
         let rest = self.pending.take();
         if !rest.is_empty() {
             let sender = self.sender.clone();
