@@ -39,6 +39,13 @@ PATTERN_TEXT = {
     "adddel": "100 small files added, 100 removed (--delete)",
 }
 KIB = 1024
+TOOLS_TEXT = (
+    "Tools: `diffcopy` is `diffcopy -r` to a diffcopy server with the defaults (new small files in batches, "
+    "other small files 16 at a time through `POST /api/v2/multi`, the rest by protocol v2; every file committed "
+    "durably, with fsync or syncfs). `rsync` is `rsync -rt` to an rsync daemon, and `rsync-inplace` adds "
+    "`--inplace`; neither fsyncs. Wire is every byte on the loopback both ways, headers included. "
+    "*The link's limit* (with --rate) is the tree's bytes at the shaped rate."
+)
 
 
 def make_tree(root, files, dirs, large, large_mib, seed):
@@ -292,6 +299,8 @@ def run(bc, args):
     doc.append("")
     for p in PATTERNS:
         doc.append("* `%s`: %s" % (p, PATTERN_TEXT[p]))
+    doc.append("")
+    doc.append(TOOLS_TEXT)
     doc.append("")
     doc.append("Machine: %d cores, %s, Linux %s, %s." % (info["nproc"], info["memory"], info["kernel"], info["cpu"]))
     doc.append("")
