@@ -61,7 +61,18 @@ enum Source {
         done: bool,
         /// Whether the listing gives ETags (a removal names the version).
         etags: bool,
+        /// The next page, asked for.
+        ahead: Option<Page>,
     },
+}
+
+/// A page of a listing on its way: its files and the next page's cursor.
+type Page = tokio::task::JoinHandle<Result<(Vec<Listed>, Option<String>), ClientError>>;
+
+/// Asks for the page of `prefix` after `cursor`.
+fn fetch(remote: &Remote, prefix: &str, cursor: Option<String>, etags: bool) -> Page {
+    let (remote, prefix) = (remote.clone(), prefix.to_owned());
+    tokio::spawn(async move { remote.list_page(&prefix, cursor.as_deref(), etags).await })
 }
 
 impl Side {
@@ -83,6 +94,7 @@ impl Side {
             page: Vec::new().into_iter(),
             done: false,
             etags,
+            ahead: None,
         };
         Self { source, peeked: None }
     }
@@ -106,7 +118,7 @@ impl Source {
     async fn next(&mut self) -> Result<Option<Item>, ClientError> {
         match self {
             Self::Walk(rx) => Ok(rx.recv().await),
-            Self::Listing { remote, prefix, excludes, cursor, page, done, etags } => loop {
+            Self::Listing { remote, prefix, excludes, cursor, page, done, etags, ahead } => loop {
                 if let Some(listed) = page.next() {
                     let Some(rel) = listed.path.strip_prefix(prefix.as_str()) else {
                         return Err(ClientError::Protocol(format!(
@@ -129,12 +141,18 @@ impl Source {
                 if *done {
                     return Ok(None);
                 }
-                let (files, next) = remote.list_page(prefix, cursor.as_deref(), *etags).await?;
+                let coming = match ahead.take() {
+                    Some(coming) => coming,
+                    None => fetch(remote, prefix, None, *etags),
+                };
+                let (files, next) = coming.await.map_err(|e| ClientError::Local(e.to_string()))??;
                 // Each page starts after the last: a cursor that does not
                 // move on would list forever.
                 if next.is_some() && next <= *cursor {
                     return Err(ClientError::Protocol("the listing's cursor did not move on".into()));
                 }
+                // The next page is asked for now, while this one is merged.
+                *ahead = next.as_ref().map(|next| fetch(remote, prefix, Some(next.clone()), *etags));
                 *done = next.is_none();
                 *cursor = next;
                 *page = files.into_iter();
