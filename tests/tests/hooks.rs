@@ -101,6 +101,47 @@ fn etag(d: &Deployment, path: &str) -> String {
 }
 
 on_every_store! {
+    /// A tree's small new files go up in one batch, and each still sends
+    /// its signed delivery, with the uploader's `sub` and the file's ETag.
+    fn each_file_of_a_batch_is_delivered(store: Store) {
+        let keys = Scratch::new("hook-keys");
+        let receiver = Receiver::start();
+        let args = args(&receiver, keys.path());
+        let d = Deployment::start(store, "hooks-batch", 1, &args.iter().map(String::as_str).collect::<Vec<_>>());
+        let tree = d.work().join("tree");
+        std::fs::create_dir_all(tree.join("sub")).unwrap();
+        let files = [("one.txt", 3), ("sub/two.bin", 2000), ("zero", 0)];
+        for (name, size) in files {
+            std::fs::write(tree.join(name), data(size, size as u64)).unwrap();
+        }
+        // A tree compares against the server's listing: `list` besides `upload`.
+        let out = Command::new(diffcopy_bin())
+            .arg("token")
+            .arg("--jwt-secret-file")
+            .arg(keys.path().join("jwt-secret"))
+            .args(["--path", "users/alice/", "--allow", "upload,list", "--sub", "alice"])
+            .output()
+            .unwrap();
+        let alice = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        let run = Client::new(d.work().join("state"))
+            .args(["-r", "--token", &alice])
+            .arg(format!("{}/", tree.display()))
+            .arg(format!("{}/users/alice/t/", d.url()))
+            .run();
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert_eq!(stats(&d)["delta_uploads_created"], 0, "the files went in a batch");
+        wait_until(Duration::from_secs(60), "a delivery per file", || receiver.received().len() >= files.len());
+        let mut received = receiver.received();
+        received.sort_by_key(|r| serde_json::from_slice::<Value>(&r.body).unwrap()["path"].as_str().unwrap().to_owned());
+        assert_eq!(received.len(), files.len(), "each file once");
+        let mut expected = files.map(|(name, size)| (format!("users/alice/t/{name}"), size));
+        expected.sort();
+        for (got, (path, size)) in received.iter().zip(&expected) {
+            let event = check(got, keys.path(), path, *size, "alice", "batch");
+            assert_eq!(event["etag"].as_str().unwrap(), etag(&d, path), "{path}");
+        }
+    }
+
     /// Uploads land while the receiver is down; 5 s later it is up and
     /// gets one signed delivery per commit, with what the commit did.
     fn a_receiver_that_is_down_gets_every_commit_once_it_is_up(store: Store) {

@@ -27,6 +27,7 @@ use crate::fs::RelPath;
 use crate::serve::access::Access;
 use crate::serve::body::read_body_within;
 use crate::serve::error::{AppError, AppResult, ErrorKind};
+use crate::serve::hooks::Committed;
 use crate::serve::served::Served;
 
 /// The largest batch body.
@@ -57,10 +58,25 @@ pub(crate) struct Incoming {
     pub(crate) expected: Expected,
 }
 
-/// A committed file: its new ETag.
+/// A committed file: its new ETag, and how it was installed.
 #[derive(Debug)]
 pub(crate) struct Landed {
     pub(crate) etag: String,
+    /// `replace` or `s3`, as the webhook says.
+    pub(crate) commit_mode: &'static str,
+}
+
+impl Incoming {
+    /// What the webhook says of this file, once `landed`.
+    fn committed(&self, landed: &Landed) -> Committed {
+        Committed {
+            path: self.path.to_string(),
+            size: self.bytes.len() as u64,
+            etag: landed.etag.clone(),
+            bytes_received: self.bytes.len() as u64,
+            commit_mode: landed.commit_mode,
+        }
+    }
 }
 
 /// What a store does with a batch.
@@ -72,12 +88,7 @@ pub(crate) trait Batches: Served {
     ) -> impl Future<Output = Vec<AppResult<Landed>>> + Send;
 
     /// Queues the webhook of a file committed by `sub`.
-    fn report(
-        self: &Arc<Self>,
-        file: &Incoming,
-        landed: &Landed,
-        sub: Option<String>,
-    ) -> impl Future<Output = ()> + Send;
+    fn report(self: &Arc<Self>, done: Committed, sub: Option<String>) -> impl Future<Output = ()> + Send;
 }
 
 /// One file as the manifest names it.
@@ -227,7 +238,7 @@ pub(crate) async fn batch<S: Batches>(
         let outcomes = store.commit_batch(incoming.clone()).await;
         for (file, outcome) in incoming.iter().zip(&outcomes) {
             if let Ok(landed) = outcome {
-                store.report(file, landed, sub.clone()).await;
+                store.report(file.committed(landed), sub.clone()).await;
             }
         }
         incoming.into_iter().zip(outcomes).collect::<Vec<_>>()

@@ -37,15 +37,8 @@ impl Batches for AppState {
         })
     }
 
-    async fn report(self: &Arc<Self>, file: &Incoming, landed: &Landed, sub: Option<String>) {
+    async fn report(self: &Arc<Self>, done: Committed, sub: Option<String>) {
         if let Some(hooks) = &self.hooks {
-            let done = Committed {
-                path: file.path.to_string(),
-                size: file.bytes.len() as u64,
-                etag: landed.etag.clone(),
-                bytes_received: file.bytes.len() as u64,
-                commit_mode: "replace",
-            };
             hooks.committed(&done, sub.as_deref(), "batch", std::time::Instant::now()).await;
         }
     }
@@ -122,6 +115,6 @@ impl AppState {
         FaultHook::at(self.config.fault_hook.as_ref(), FaultPoint::Commit("batch-renamed"));
         // After the rename, which changes the ctime that the ETag includes.
         let version = FileVersion::of(staged.file).map_err(|e| AppError::internal("reading metadata", e))?;
-        Ok(Landed { etag: version.etag() })
+        Ok(Landed { etag: version.etag(), commit_mode: "replace" })
     }
 }

@@ -29,15 +29,8 @@ impl Batches for BucketState {
             .await
     }
 
-    async fn report(self: &Arc<Self>, file: &Incoming, landed: &Landed, sub: Option<String>) {
+    async fn report(self: &Arc<Self>, done: Committed, sub: Option<String>) {
         if let Some(hooks) = &self.hooks {
-            let done = Committed {
-                path: file.path.to_string(),
-                size: file.bytes.len() as u64,
-                etag: landed.etag.clone(),
-                bytes_received: file.bytes.len() as u64,
-                commit_mode: "s3",
-            };
             hooks.committed(&done, sub.as_deref(), "batch", std::time::Instant::now()).await;
         }
     }
@@ -79,6 +72,6 @@ impl BucketStore {
         if let Some(current) = current {
             self.supersede(&current.head.version).await;
         }
-        Ok(Landed { etag: head.etag() })
+        Ok(Landed { etag: head.etag(), commit_mode: "s3" })
     }
 }
