@@ -557,7 +557,37 @@ fn a_server_killed_mid_tree_leaves_every_file_old_or_new() {
     }
     assert!(new >= 40 && old > 0, "mid-tree: {new} new, {old} old");
 
+    // The killed batch's record names its staging files; the restart removes them.
+    let journal = root.join(".diffcopy-sessions");
+    let records = || -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&journal)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("batch-"))
+            .collect();
+        names.sort();
+        names
+    };
+    let recorded: Vec<(String, String)> = records()
+        .iter()
+        .flat_map(|name| {
+            std::fs::read_to_string(journal.join(name))
+                .unwrap()
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .filter_map(|line| line.split_once(' ').map(|(id, path)| (id.to_owned(), path.to_owned())))
+        .collect();
+    let staged = |(id, path): &(String, String)| {
+        Path::new(path).parent().map_or(root.clone(), |p| root.join(p)).join(format!(".diffcopy-{id}.part"))
+    };
+    assert!(recorded.iter().any(|r| staged(r).exists()), "the killed batch left staging files: {recorded:?}");
     let server = diffcopy_tests::ServerProcess::start(&root, &[]);
+    assert_eq!(records(), Vec::<String>::new(), "the restart ends the killed batch's record");
+    for r in &recorded {
+        assert!(!staged(r).exists(), "{} is left after the restart", staged(r).display());
+    }
     let listed = list_all(&server.url(), "", 1000);
     let present = (0..count).filter(|&i| root.join("t").join(name(i)).exists()).count();
     assert_eq!(listed.len(), present, "no staging file is listed");

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use crate::fs::{Dir, RESERVED_PREFIX, RelPath, start_writeback};
+use crate::fs::{Dir, FsError, JOURNAL_DIR, RESERVED_PREFIX, RelPath, Root, start_writeback};
 use crate::serve::commit::Staged;
 use crate::serve::error::{AppError, AppResult, ErrorKind};
 
@@ -194,6 +194,68 @@ impl Writes {
 /// 409 `commit_in_progress`: the session is committing already.
 pub(super) fn commit_in_progress() -> AppError {
     AppError::new(ErrorKind::CommitInProgress, "this upload is committing")
+}
+
+/// The names of a batch's staging files, kept in the journal directory
+/// (`batch-<id>.staged`, a line `<staging id> <path>` each, fsynced before
+/// the first is made) while the batch runs: a batch a crash stops leaves
+/// its staging files beside their targets, and the next start removes
+/// them by it ([`recover_batches`]).
+pub(crate) struct StagingRecord {
+    dir: Dir,
+    name: String,
+    pub(crate) ids: Vec<String>,
+}
+
+impl StagingRecord {
+    /// Records a staging file for each of `paths` (its id is in `ids`).
+    pub(crate) fn write(root: &Root, paths: &[&RelPath]) -> Result<Self, FsError> {
+        let dir = root.internal_dir(JOURNAL_DIR)?;
+        let random = || crate::random::random_hex(16).map_err(FsError::Io);
+        let name = format!("batch-{}.staged", random()?);
+        let ids = paths.iter().map(|_| random()).collect::<Result<Vec<_>, _>>()?;
+        let text: String = paths.iter().zip(&ids).map(|(path, id)| format!("{id} {path}\n")).collect();
+        let file = dir.create_new(&name)?;
+        file.write_all_at(text.as_bytes(), 0)?;
+        file.sync_all()?;
+        dir.sync()?;
+        Ok(Self { dir, name, ids })
+    }
+
+    /// The batch is over: its staging files are renamed or removed.
+    pub(crate) fn end(self) {
+        if let Err(e) = self.dir.remove(&self.name) {
+            tracing::warn!("removing the record of a batch {}: {e}", self.name);
+        }
+    }
+}
+
+/// Removes the staging files of batches a crash stopped (at start-up,
+/// before anything is served); how many were there.
+pub(crate) fn recover_batches(root: &Root) -> Result<usize, FsError> {
+    let dir = root.internal_dir(JOURNAL_DIR)?;
+    let mut removed = 0;
+    for name in dir.names_starting_with("batch-")? {
+        if !name.ends_with(".staged") {
+            continue;
+        }
+        let mut text = String::new();
+        if let Some(mut file) = dir.open_read(&name)? {
+            std::io::Read::read_to_string(&mut file, &mut text)?;
+        }
+        for line in text.lines() {
+            let Some((id, path)) = line.split_once(' ') else { continue };
+            let Ok(path) = RelPath::parse(path) else { continue };
+            if let Ok(parent) = root.parent_dir(&path, false)
+                && let Some(staging) = Staging::reopen(parent, id)
+            {
+                staging.remove(&path);
+                removed += 1;
+            }
+        }
+        dir.remove(&name)?;
+    }
+    Ok(removed)
 }
 
 #[cfg(test)]

@@ -107,6 +107,11 @@ impl AppState {
         if replayed > 0 {
             tracing::info!("{replayed} interrupted commits finished from their journals");
         }
+        let staged = crate::serve::sessions::recover_batches(&root)
+            .map_err(|e| std::io::Error::other(format!("removing a stopped batch's files: {e}")))?;
+        if staged > 0 {
+            tracing::info!("{staged} staging files of interrupted batches removed");
+        }
         let applies = ApplyJournal::open(&root).map_err(journal_error)?;
         let uploads = UploadStore::open(&root, config.upload_ttl).map_err(journal_error)?;
         let deltas = DeltaStore::open(&root, config.upload_ttl).map_err(journal_error)?;

@@ -15,7 +15,7 @@ use crate::serve::commit::{Expect, check_unchanged, set_mtime};
 use crate::serve::error::{AppError, AppResult};
 use crate::serve::faults::{FaultHook, FaultPoint};
 use crate::serve::hooks::Committed;
-use crate::serve::sessions::Staging;
+use crate::serve::sessions::{Staging, StagingRecord};
 use crate::serve::state::AppState;
 
 impl Batches for AppState {
@@ -47,7 +47,22 @@ impl Batches for AppState {
 impl AppState {
     /// Commits `files` (blocking I/O, the paths' commit locks held).
     fn commit_files(&self, files: &[Incoming]) -> Vec<AppResult<Landed>> {
-        let mut staged: Vec<AppResult<Staging>> = files.iter().map(|f| self.stage(f)).collect();
+        let paths: Vec<&RelPath> = files.iter().map(|f| &f.path).collect();
+        let record = match StagingRecord::write(&self.root, &paths) {
+            Ok(record) => record,
+            Err(e) => {
+                return files.iter().map(|_| Err(AppError::internal("recording a batch", &e))).collect();
+            }
+        };
+        let outcomes = self.commit_recorded(files, &record.ids);
+        record.end();
+        outcomes
+    }
+
+    /// [`Self::commit_files`] once the staging files' names are recorded.
+    fn commit_recorded(&self, files: &[Incoming], ids: &[String]) -> Vec<AppResult<Landed>> {
+        let mut staged: Vec<AppResult<Staging>> =
+            files.iter().zip(ids).map(|(f, id)| self.stage(f, id)).collect();
         if let Err(e) = self.root.sync_fs() {
             for (file, staging) in files.iter().zip(&mut staged) {
                 if let Ok(s) = staging {
@@ -79,11 +94,10 @@ impl AppState {
 
     /// Writes `file` to a staging file beside its target, with the old
     /// file's permissions and the mtime the client gave.
-    fn stage(&self, file: &Incoming) -> AppResult<Staging> {
+    fn stage(&self, file: &Incoming, id: &str) -> AppResult<Staging> {
         let path = &file.path;
         let dir = self.root.parent_dir(path, true).map_err(|e| AppError::from_fs(e, path))?;
-        let id = crate::random::random_hex(16).map_err(|e| AppError::internal("naming a staging file", e))?;
-        let staging = Staging::create(dir, &id, 0, path)?;
+        let staging = Staging::create(dir, id, 0, path)?;
         let written = (|| {
             let out = staging.file();
             out.write_all_at(&file.bytes, 0)?;
