@@ -1,6 +1,7 @@
 //! Length-prefixed parts: a 4-byte little-endian length, then that many
-//! bytes. The framing of `POST /api/v2/multi`'s requests and answers,
-//! written and read by both sides.
+//! bytes. The framing of `POST /api/v2/multi`'s requests and answers, and
+//! of the manifest that opens a `POST /api/v2/batch`, written and read by
+//! both sides.
 
 use bytes::Bytes;
 

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use super::error::ClientError;
 use super::multi::Multi;
 use crate::packed::unpack;
+use crate::parts::push_part;
 
 /// Which protocol the server speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -380,12 +381,9 @@ impl Remote {
             .collect();
         let manifest = serde_json::to_vec(&json!({ "files": manifest }))
             .map_err(|e| ClientError::Local(e.to_string()))?;
-        let len = u32::try_from(manifest.len())
-            .map_err(|_| ClientError::Local("a batch's manifest is too long".into()))?;
         let mut body =
             Vec::with_capacity(4 + manifest.len() + files.iter().map(|f| f.bytes.len()).sum::<usize>());
-        body.extend_from_slice(&len.to_le_bytes());
-        body.extend_from_slice(&manifest);
+        push_part(&mut body, &manifest);
         for file in files {
             body.extend_from_slice(&file.bytes);
         }

@@ -20,10 +20,12 @@ use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::response::IntoResponse;
+use diffcopy_core::hex;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::fs::RelPath;
+use crate::parts::next_part;
 use crate::serve::access::Access;
 use crate::serve::body::read_body_within;
 use crate::serve::error::{AppError, AppResult, ErrorKind};
@@ -35,7 +37,7 @@ pub(crate) const MAX_BATCH_BODY: u64 = 64 << 20;
 /// The most files in one batch.
 pub(crate) const MAX_BATCH_FILES: usize = 1000;
 /// The largest manifest.
-const MAX_MANIFEST: u32 = 1 << 20;
+const MAX_MANIFEST: usize = 1 << 20;
 
 /// What the target must be for a file of a batch to land.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -153,14 +155,12 @@ fn bad_body(message: impl Into<String>) -> AppError {
 
 /// Splits a batch body into its manifest and the bytes after it.
 fn split(body: &Bytes) -> AppResult<(Manifest, Bytes)> {
-    let len = body.get(..4).ok_or_else(|| bad_body("a batch starts with its manifest's length"))?;
-    let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]);
-    if len > MAX_MANIFEST {
+    let mut end = 0;
+    let json = next_part(body, &mut end).ok_or_else(|| bad_body("the body ends inside the manifest"))?;
+    if json.len() > MAX_MANIFEST {
         return Err(bad_body(format!("the manifest is over {MAX_MANIFEST} bytes")));
     }
-    let end = 4 + len as usize;
-    let json = body.get(4..end).ok_or_else(|| bad_body("the body ends inside the manifest"))?;
-    let manifest: Manifest = serde_json::from_slice(json)
+    let manifest: Manifest = serde_json::from_slice(&json)
         .map_err(|e| AppError::new(ErrorKind::BadJson, format!("the batch's manifest is not valid: {e}")))?;
     if manifest.files.len() > MAX_BATCH_FILES {
         return Err(bad_body(format!("a batch holds at most {MAX_BATCH_FILES} files")));
@@ -183,9 +183,7 @@ fn check(named: &Named, bytes: Bytes, access: &Access, max_file_size: u64) -> Ap
     if named.size > max_file_size {
         return Err(AppError::file_too_large(named.size, max_file_size));
     }
-    let digest = Sha256::digest(&bytes);
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    if !hex.eq_ignore_ascii_case(&named.sha256) {
+    if !hex::encode(&Sha256::digest(&bytes)).eq_ignore_ascii_case(&named.sha256) {
         return Err(AppError::new(
             ErrorKind::DigestMismatch,
             format!("{path}: its bytes do not have the SHA-256 the manifest names"),

@@ -9,6 +9,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use diffcopy_core::hex;
 use sha2::{Digest, Sha256};
 
 use super::End;
@@ -259,7 +260,7 @@ fn read_all(
         match std::fs::read(&path) {
             Ok(bytes) => {
                 file.size = bytes.len() as u64;
-                let sha256 = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+                let sha256 = hex::encode(&Sha256::digest(&bytes));
                 let body = BatchFile {
                     path: format!("{prefix}{}", file.rel),
                     bytes,
