@@ -43,8 +43,7 @@ impl Root {
         after: Option<&str>,
         limit: usize,
     ) -> Result<(Vec<FoundFile>, bool), FsError> {
-        let (folder, first) = prefix.rsplit_once('/').map_or(("", prefix), |(f, n)| (f, n));
-        let folder = if folder.is_empty() { String::new() } else { format!("{folder}/") };
+        let (folder, first) = split_prefix(prefix);
         let dir = match self.open_dir(folder.trim_end_matches('/')) {
             Ok(dir) => dir,
             Err(FsError::NotFound | FsError::NotAFile) => return Ok((Vec::new(), false)),
@@ -126,6 +125,16 @@ fn read_level(dir: OwnedFd, path: String, after: Option<&str>) -> Result<Level, 
     Ok(Level { dir, path, pending })
 }
 
+/// A listing's prefix as the folder its walk starts in (empty or ending in
+/// `/`) and what the names there must start with: `a/b/` is `a/b/` and
+/// ``, `a/b` is `a/` and `b`. Both stores' listings start so.
+pub(crate) fn split_prefix(prefix: &str) -> (String, &str) {
+    match prefix.rsplit_once('/') {
+        Some((folder, first)) => (format!("{folder}/"), first),
+        None => (String::new(), prefix),
+    }
+}
+
 /// Whether the name `name` in the folder `folder` (empty or ending in
 /// `/`) may hold paths after `after`, the last path of the page before:
 /// a file after it, or a directory not all of whose paths come before it.
@@ -203,6 +212,14 @@ mod tests {
             assert_eq!(all, expected, "limit {limit}");
         }
         std::fs::remove_dir_all(base).unwrap();
+    }
+
+    #[test]
+    fn a_prefix_splits_at_its_last_slash() {
+        assert_eq!(split_prefix(""), (String::new(), ""));
+        assert_eq!(split_prefix("ab"), (String::new(), "ab"));
+        assert_eq!(split_prefix("a/b/"), ("a/b/".to_owned(), ""));
+        assert_eq!(split_prefix("a/b"), ("a/".to_owned(), "b"));
     }
 
     #[test]

@@ -20,7 +20,7 @@ use super::head::Head;
 use super::reader::{ObjectReader, hash_blocks, read_range};
 use super::session::{store_error, store_read_error};
 use crate::fs::RelPath;
-use crate::fs::listing::{listed_after, sort_for_popping};
+use crate::fs::listing::{listed_after, sort_for_popping, split_prefix};
 use crate::s3::Bucket;
 use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::reads::{Digests, Entry, Page, Reads, Version};
@@ -149,8 +149,7 @@ impl Reads for BucketState {
         // Folder by folder, as a directory is walked (fs/listing.rs): a
         // bucket's own order need not be the bytes' (SeaweedFS lists a
         // folder's keys before a name that sorts below its `/`).
-        let (folder, first) = prefix.rsplit_once('/').map_or(("", prefix.as_str()), |(f, n)| (f, n));
-        let folder = if folder.is_empty() { String::new() } else { format!("{folder}/") };
+        let (folder, first) = split_prefix(&prefix);
         let after = after.as_deref();
         let mut top = self.folder(folder, after).await?;
         top.names.retain(|(name, _)| name.starts_with(first));
