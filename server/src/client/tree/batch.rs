@@ -92,7 +92,7 @@ pub(super) struct Sender {
 
 impl Sender {
     /// The server's `scheme://host:port`, if either end is on one.
-    fn server(&self) -> Option<&str> {
+    pub(super) fn server(&self) -> Option<&str> {
         match (&self.source, &self.target) {
             (End::Remote { base, .. }, _) | (_, End::Remote { base, .. }) => Some(base),
             _ => None,

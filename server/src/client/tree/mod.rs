@@ -176,16 +176,13 @@ pub async fn sync_tree(options: &TreeOptions) -> Result<TreeSummary, ClientError
         std::fs::create_dir_all(root).map_err(|e| ClientError::io(root.display(), e))?;
     }
     let groups = Arc::new(tokio::sync::Semaphore::new(1));
-    let sender =
-        Sender { per_file: Arc::new(per_file), http: http.clone(), source, target: target.clone(), groups };
+    let sender = Sender { per_file: Arc::new(per_file), http, source, target, groups };
     let mut run = Run {
         options,
         sender,
         pending: Pending::batch(),
         grouped: Pending::group(),
         batching: !options.no_batch,
-        remote_source: matches!(sync.source, Location::Remote { .. }),
-        target,
         reporter: Reporter::new(direction, sync.dry_run, options.json, sync.progress),
         in_flight: FuturesUnordered::new(),
         made: Vec::new(),
@@ -217,7 +214,7 @@ type Transfer = std::pin::Pin<Box<dyn Future<Output = Vec<FileReport>> + Send>>;
 /// A tree sync under way.
 struct Run<'a> {
     options: &'a TreeOptions,
-    target: End,
+    /// How files travel; it holds the two ends.
     sender: Sender,
     /// New small files waiting to go up in one batch.
     pending: Pending,
@@ -225,8 +222,6 @@ struct Run<'a> {
     grouped: Pending,
     /// Whether small files are batched, or grouped.
     batching: bool,
-    /// Whether the source is on a server.
-    remote_source: bool,
     reporter: Reporter,
     in_flight: FuturesUnordered<Transfer>,
     /// The local target's directories on the current path, known to be
@@ -296,11 +291,6 @@ impl Run<'_> {
         self.reporter.add(&report);
     }
 
-    /// Whether either end is on a server (where small files' requests go together).
-    fn sender_has_server(&self) -> bool {
-        matches!(self.target, End::Remote { .. }) || self.remote_source
-    }
-
     /// Waits until fewer than `--files-in-flight` files are under way.
     async fn slot(&mut self, rel: &str) {
         while self.in_flight.len() >= self.options.files_in_flight.max(1) {
@@ -311,28 +301,33 @@ impl Run<'_> {
 
     /// Starts syncing one file.
     async fn send(&mut self, rel: String, action: Action, size: u64, mtime: i64) {
-        let small =
-            size <= batch::SMALL_FILE && action == Action::New && matches!(self.target, End::Remote { .. });
+        let small = size <= batch::SMALL_FILE
+            && action == Action::New
+            && matches!(self.sender.target, End::Remote { .. });
+        let file = File { rel, action, size, mtime };
         if small && self.batching {
-            if let Some(full) = self.pending.add(File { rel, action, size, mtime }) {
-                self.slot(&full[0].rel).await;
+            if let Some(full) = self.pending.add(file) {
                 let sender = self.sender.clone();
-                self.in_flight.push(Box::pin(async move { sender.batch(full).await }));
+                self.start(&full[0].rel.clone(), Box::pin(async move { sender.batch(full).await })).await;
             }
             return;
         }
-        if size <= batch::SMALL_FILE && self.batching && self.sender_has_server() {
-            if let Some(full) = self.grouped.add(File { rel, action, size, mtime }) {
-                self.slot(&full[0].rel).await;
+        if size <= batch::SMALL_FILE && self.batching && self.sender.server().is_some() {
+            if let Some(full) = self.grouped.add(file) {
                 let sender = self.sender.clone();
-                self.in_flight.push(Box::pin(async move { sender.group(full).await }));
+                self.start(&full[0].rel.clone(), Box::pin(async move { sender.group(full).await })).await;
             }
             return;
         }
-        self.slot(&rel).await;
-        let sender = self.sender.clone();
-        self.in_flight
-            .push(Box::pin(async move { vec![sender.one(File { rel, action, size, mtime }).await] }));
+        let (rel, sender) = (file.rel.clone(), self.sender.clone());
+        self.start(&rel, Box::pin(async move { vec![sender.one(file).await] })).await;
+    }
+
+    /// Starts `transfer` (of `rel`, the first of its files) once fewer than
+    /// `--files-in-flight` are under way.
+    async fn start(&mut self, rel: &str, transfer: Transfer) {
+        self.slot(rel).await;
+        self.in_flight.push(transfer);
     }
 
     async fn settle_one(&mut self) {
@@ -349,7 +344,7 @@ impl Run<'_> {
         if !self.options.delete {
             return;
         }
-        let root = match &self.target {
+        let root = match &self.sender.target {
             End::Local(root) => root.clone(),
             End::Remote { .. } if self.options.sync.dry_run => {
                 return self.reporter.add(&FileReport::new(&t.rel, Action::Deleted));
@@ -384,16 +379,15 @@ impl Run<'_> {
     async fn remove_pending(&mut self) {
         let removals = std::mem::take(&mut self.removals);
         if let Some((first, _)) = removals.first() {
-            self.slot(first).await;
-            let sender = self.sender.clone();
-            self.in_flight.push(Box::pin(async move { sender.remove(removals).await }));
+            let (first, sender) = (first.clone(), self.sender.clone());
+            self.start(&first, Box::pin(async move { sender.remove(removals).await })).await;
         }
     }
 
     /// Makes the local target's directory `rel` (and those above it);
     /// whether it made it. Nothing for a server, which has no directories.
     fn directory(&mut self, rel: &str) -> Result<bool, String> {
-        let End::Local(root) = &self.target else { return Ok(false) };
+        let End::Local(root) = &self.sender.target else { return Ok(false) };
         if let Some(folder) = self.blocked.iter().find(|b| rel.starts_with(b.as_str())) {
             return Err(format!("{} in the target is not a directory", folder.trim_end_matches('/')));
         }
@@ -453,7 +447,7 @@ impl Run<'_> {
         while !self.in_flight.is_empty() {
             self.settle_one().await;
         }
-        if let End::Local(root) = &self.target {
+        if let End::Local(root) = &self.sender.target {
             for rel in self.to_remove.iter().rev() {
                 let report = if self.options.sync.dry_run {
                     FileReport::new(rel, Action::Deleted)
