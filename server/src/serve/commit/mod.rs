@@ -73,6 +73,17 @@ pub(crate) enum Expect<'a> {
     Absent,
 }
 
+impl Expect<'_> {
+    /// Whether the target's `current` version (`None`: absent) is what this expects.
+    fn holds(&self, current: Option<&FileVersion>) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Etag(etag) => current.map(FileVersion::etag).as_deref() == Some(*etag),
+            Self::Absent => current.is_none(),
+        }
+    }
+}
+
 /// The old version: its open file and the version it was when read.
 #[derive(Debug)]
 pub(crate) struct Base<'a> {
@@ -192,12 +203,7 @@ pub(crate) fn check_unchanged(
         return Err(target_changed(path));
     }
     let current = current_version(root, path)?;
-    let holds = match expected {
-        Expect::Any => true,
-        Expect::Etag(etag) => current.map(|v| v.etag()).as_deref() == Some(etag),
-        Expect::Absent => current.is_none(),
-    };
-    if !holds {
+    if !expected.holds(current.as_ref()) {
         return Err(target_changed(path));
     }
     Ok(current)
@@ -262,10 +268,10 @@ fn target_busy(path: &RelPath) -> AppError {
 /// path's commit lock; blocking I/O.
 pub(crate) fn remove(ctx: &Committer<'_>, path: &RelPath, expected: Expect<'_>) -> AppResult<()> {
     ctx.journal.check_applied(path)?;
-    if check_unchanged(ctx.root, path, None, Expect::Any)?.is_none() {
-        return Err(AppError::not_found(path));
+    let current = current_version(ctx.root, path)?.ok_or_else(|| AppError::not_found(path))?;
+    if !expected.holds(Some(&current)) {
+        return Err(target_changed(path));
     }
-    check_unchanged(ctx.root, path, None, expected)?;
     let dir = ctx.root.parent_dir(path, false).map_err(|e| AppError::from_fs(e, path))?;
     dir.remove(path.file_name()).map_err(|e| AppError::from_fs(e, path))?;
     dir.sync().map_err(|e| AppError::from_fs(e, path))
