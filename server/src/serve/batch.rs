@@ -50,6 +50,17 @@ pub(crate) enum Expected {
     Etag(String),
 }
 
+impl Expected {
+    /// Whether a target whose ETag is `current` (`None`: absent) is what this expects.
+    pub(crate) fn holds(&self, current: Option<&str>) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Absent => current.is_none(),
+            Self::Etag(etag) => current == Some(etag.as_str()),
+        }
+    }
+}
+
 /// A file of a batch that passed the checks, for a store to commit.
 #[derive(Clone, Debug)]
 pub(crate) struct Incoming {

@@ -11,7 +11,7 @@ use super::head::Head;
 use super::session::store_error;
 use super::{BucketState, BucketStore};
 use crate::s3::Condition;
-use crate::serve::batch::{Batches, Expected, Incoming, Landed};
+use crate::serve::batch::{Batches, Incoming, Landed};
 use crate::serve::commit::target_changed;
 use crate::serve::error::{AppError, AppResult};
 use crate::serve::hooks::Committed;
@@ -43,12 +43,7 @@ impl BucketStore {
         let path = &file.path;
         self.check_key(path)?;
         let current = self.current(path.as_str()).await.map_err(|e| store_error("reading a pointer", e))?;
-        let holds = match (&file.expected, &current) {
-            (Expected::Any, _) | (Expected::Absent, None) => true,
-            (Expected::Etag(etag), Some(current)) => current.head.etag() == *etag,
-            (Expected::Absent, Some(_)) | (Expected::Etag(_), None) => false,
-        };
-        if !holds {
+        if !file.expected.holds(current.as_ref().map(|c| c.head.etag()).as_deref()) {
             return Err(target_changed(path));
         }
         let version =
