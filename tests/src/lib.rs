@@ -464,3 +464,42 @@ impl Drop for Mount {
         }
     }
 }
+
+/// Appends `bytes` as one length-prefixed part (a 4-byte little-endian
+/// length, then the bytes): the framing of a batch's manifest and of a
+/// multi request, written here apart from the server's own.
+pub fn push_part(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&u32::try_from(bytes.len()).expect("a part under 4 GiB").to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// The body of a `POST /api/v2/multi` of `requests` (method and URI), each
+/// without headers or a body.
+pub fn multi_request(requests: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (method, uri) in requests {
+        push_part(
+            &mut out,
+            serde_json::json!({"method": method, "uri": uri, "headers": {}}).to_string().as_bytes(),
+        );
+        push_part(&mut out, b"");
+    }
+    out
+}
+
+/// The answers in a multi answer's whole body, each its status and body;
+/// panics unless the parts fill the body exactly.
+pub fn multi_answers(all: &[u8]) -> Vec<(u64, Vec<u8>)> {
+    let next = |at: &mut usize| {
+        let len = u32::from_le_bytes(all[*at..*at + 4].try_into().expect("a part's length")) as usize;
+        *at += 4 + len;
+        all[*at - len..*at].to_vec()
+    };
+    let (mut at, mut out) = (0, Vec::new());
+    while at < all.len() {
+        let head: serde_json::Value = serde_json::from_slice(&next(&mut at)).expect("an answer's head");
+        out.push((head["status"].as_u64().expect("a status"), next(&mut at)));
+    }
+    assert_eq!(at, all.len(), "the answers fill the body");
+    out
+}

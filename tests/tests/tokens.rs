@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use diffcopy_tests::stores::Deployment;
-use diffcopy_tests::{Client, Scratch, data, diffcopy_bin, http, on_every_store, raw_request, workspace};
+use diffcopy_tests::{
+    Client, Scratch, data, diffcopy_bin, http, multi_answers, multi_request, on_every_store, raw_request,
+    workspace,
+};
 use serde_json::{Value, json};
 
 const ADMIN: &str = "the-administrators-own-token";
@@ -236,29 +239,13 @@ on_every_store! {
 
         // Inside a multi request each request meets the outer token, as alone.
         let reader = pyjwt("HS256", &secret, &json!({"exp": exp, "paths": ["users/42/"], "allow": ["download"]}));
-        let mut body = Vec::new();
-        for uri in ["/api/v1/files/users/42/a.txt", "/api/v1/files/users/43/d.txt"] {
-            for part in [json!({"method": "GET", "uri": uri}).to_string().into_bytes(), Vec::new()] {
-                body.extend_from_slice(&(part.len() as u32).to_le_bytes());
-                body.extend_from_slice(&part);
-            }
-        }
+        let body = multi_request(&[("GET", "/api/v1/files/users/42/a.txt"), ("GET", "/api/v1/files/users/43/d.txt")]);
         let statuses = |token: Option<&str>| -> Vec<u64> {
             let mut request = http().post(format!("{server}/api/v2/multi")).body(body.clone());
             if let Some(token) = token {
                 request = request.bearer_auth(token);
             }
-            let all = request.send().unwrap().bytes().unwrap();
-            let (mut at, mut out) = (0, Vec::new());
-            while at < all.len() {
-                let len = u32::from_le_bytes(all[at..at + 4].try_into().unwrap()) as usize;
-                let head: Value = serde_json::from_slice(&all[at + 4..at + 4 + len]).unwrap();
-                out.push(head["status"].as_u64().unwrap());
-                at += 4 + len;
-                let len = u32::from_le_bytes(all[at..at + 4].try_into().unwrap()) as usize;
-                at += 4 + len;
-            }
-            out
+            multi_answers(&request.send().unwrap().bytes().unwrap()).into_iter().map(|(status, _)| status).collect()
         };
         assert_eq!(statuses(Some(&reader)), [200, 403], "a token's paths hold inside a multi request");
         assert_eq!(statuses(None), [401, 401], "no token, no file");

@@ -9,7 +9,9 @@ use std::process::Command;
 use std::time::{Duration, UNIX_EPOCH};
 
 use diffcopy_tests::stores::Deployment;
-use diffcopy_tests::{Client, ClientRun, Scratch, data, http, on_every_store};
+use diffcopy_tests::{
+    Client, ClientRun, Scratch, data, http, multi_answers, multi_request, on_every_store, push_part,
+};
 use serde_json::Value;
 
 /// The block size the trees sync with, so that edge sizes stay small.
@@ -280,8 +282,8 @@ on_every_store! {
             .map(|(path, bytes, sha256, new)| serde_json::json!({"path": path, "size": bytes.len(), "sha256": sha256, "mtime": 1_600_000_000_123i64, "new": new}))
             .collect();
         let manifest = serde_json::to_vec(&serde_json::json!({ "files": manifest })).unwrap();
-        let mut body = (manifest.len() as u32).to_le_bytes().to_vec();
-        body.extend_from_slice(&manifest);
+        let mut body = Vec::new();
+        push_part(&mut body, &manifest);
         for (_, bytes, _, _) in &files {
             body.extend_from_slice(bytes);
         }
@@ -323,40 +325,17 @@ on_every_store! {
         let server = d.url();
         write(&d.work().join("x"), b"hello");
         Client::new(d.work().join("state")).arg(d.work().join("x")).arg(format!("{server}/m/x.txt")).ok_json();
-        let part = |out: &mut Vec<u8>, bytes: &[u8]| {
-            out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-            out.extend_from_slice(bytes);
-        };
-        let body = |requests: &[(&str, &str)]| {
-            let mut out = Vec::new();
-            for (method, uri) in requests {
-                part(&mut out, serde_json::json!({"method": method, "uri": uri, "headers": {}}).to_string().as_bytes());
-                part(&mut out, b"");
-            }
-            out
-        };
-        let sent = body(&[("GET", "/api/v1/files/m/x.txt"), ("GET", "/api/v1/files/m/absent"), ("GET", "/api/v2/list?prefix=m/")]);
+        let sent = multi_request(&[("GET", "/api/v1/files/m/x.txt"), ("GET", "/api/v1/files/m/absent"), ("GET", "/api/v2/list?prefix=m/")]);
         let reply = http().post(format!("{server}/api/v2/multi")).body(sent).send().unwrap();
         assert_eq!(reply.status(), 200);
-        let all = reply.bytes().unwrap();
-        let mut at = 0;
-        let mut next = || {
-            let len = u32::from_le_bytes(all[at..at + 4].try_into().unwrap()) as usize;
-            at += 4 + len;
-            all[at - len..at].to_vec()
-        };
-        let mut answers = Vec::new();
-        for _ in 0..3 {
-            let head: Value = serde_json::from_slice(&next()).unwrap();
-            answers.push((head["status"].as_u64().unwrap(), next()));
-        }
-        assert_eq!(at, all.len(), "three answers and nothing else");
+        let answers = multi_answers(&reply.bytes().unwrap());
+        assert_eq!(answers.len(), 3, "three answers and nothing else");
         assert_eq!(answers[0], (200, b"hello".to_vec()));
         assert_eq!(answers[1].0, 404);
         assert_eq!(serde_json::from_slice::<Value>(&answers[1].1).unwrap()["error"], "not_found");
         let listed: Value = serde_json::from_slice(&answers[2].1).unwrap();
         assert_eq!(listed["files"][0]["path"], "m/x.txt");
-        for bad in [body(&[("GET", "/api/v1/health"), ("POST", "/api/v2/multi")]), body(&[("GET", "http://elsewhere/api/v1/health")]), b"\x05\0\0\0{".to_vec()] {
+        for bad in [multi_request(&[("GET", "/api/v1/health"), ("POST", "/api/v2/multi")]), multi_request(&[("GET", "http://elsewhere/api/v1/health")]), b"\x05\0\0\0{".to_vec()] {
             let reply = http().post(format!("{server}/api/v2/multi")).body(bad).send().unwrap();
             assert_eq!(reply.status(), 400);
         }
