@@ -94,6 +94,8 @@ export async function uploadFiles(files, options = {}) {
   };
   report();
 
+  // What each file's uploadFile takes: the options, less this call's own.
+  const { prefix: _p, filesInFlight: _f, compare: _c, onFile: _o, onProgress: _g, ...single } = options;
   let next = 0;
   let aborted = null;
   const worker = async () => {
@@ -108,7 +110,6 @@ export async function uploadFiles(files, options = {}) {
         continue;
       }
       try {
-        const { prefix: _p, filesInFlight: _f, compare: _c, onFile: _o, onProgress: _g, ...single } = options;
         const result = await uploadFile(file, {
           ...single,
           path: target,

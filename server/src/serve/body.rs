@@ -43,9 +43,30 @@ pub(super) async fn read_body_within(
     }
 }
 
-/// Whether a request's `Accept-Encoding` names zstd (listings and multi
-/// answers are sent so to a client that takes it).
-pub(crate) fn takes_zstd(headers: &http::HeaderMap) -> bool {
+/// `body` as a 200 answer of `content_type`, compressed with zstd
+/// (`Content-Encoding: zstd`) when the request's `headers` take it:
+/// listings and multi answers, whose JSON repeats itself.
+pub(crate) fn packed_if_taken(
+    headers: &http::HeaderMap,
+    content_type: &'static str,
+    body: Vec<u8>,
+) -> AppResult<axum::response::Response> {
+    use axum::response::IntoResponse as _;
+    let content_type = (http::header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
+    if !takes_zstd(headers) {
+        return Ok(([content_type], body).into_response());
+    }
+    let packed = crate::packed::pack(&body).map_err(|e| AppError::internal("compressing an answer", e))?;
+    let headers = [
+        content_type,
+        (http::header::CONTENT_ENCODING, http::HeaderValue::from_static("zstd")),
+        (http::header::VARY, http::HeaderValue::from_static("accept-encoding")),
+    ];
+    Ok((headers, packed).into_response())
+}
+
+/// Whether a request's `Accept-Encoding` names zstd.
+fn takes_zstd(headers: &http::HeaderMap) -> bool {
     headers
         .get_all(http::header::ACCEPT_ENCODING)
         .iter()

@@ -22,15 +22,14 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, header};
 use axum::routing::post;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-use crate::packed::{pack, unpack};
+use crate::packed::unpack;
 use crate::parts::{next_part, push_part};
-use crate::serve::body::{read_body_within, takes_zstd};
+use crate::serve::body::{packed_if_taken, read_body_within};
 use crate::serve::error::{AppError, AppResult, ErrorKind};
 
 /// The largest body of a multi request, and of its answer.
@@ -148,16 +147,7 @@ pub(crate) fn with_multi(router: Router, body_timeout: Duration) -> Router {
                     "the answers are over 64 MiB: send fewer requests at once",
                 ));
             }
-            let content_type =
-                (header::CONTENT_TYPE, HeaderValue::from_static("application/vnd.diffcopy.multi"));
-            if takes_zstd(&headers) {
-                let packed = pack(&out).map_err(|e| AppError::internal("compressing a multi answer", e))?;
-                let encoding = (header::CONTENT_ENCODING, HeaderValue::from_static("zstd"));
-                return Ok::<Response, AppError>(
-                    (StatusCode::OK, [content_type, encoding], packed).into_response(),
-                );
-            }
-            Ok::<Response, AppError>((StatusCode::OK, [content_type], out).into_response())
+            packed_if_taken(&headers, "application/vnd.diffcopy.multi", out)
         }
     };
     router.route(PATH, post(multi))

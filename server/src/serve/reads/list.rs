@@ -7,18 +7,16 @@
 use std::sync::Arc;
 
 use axum::Extension;
-use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
 use super::{Reads, query};
 use crate::fs::RelPath;
-use crate::packed::pack;
 use crate::serve::access::Access;
-use crate::serve::body::takes_zstd;
+use crate::serve::body::packed_if_taken;
 use crate::serve::error::{AppError, AppResult, ErrorKind};
 
 /// The most files one page holds, and its size when the client names none.
@@ -124,16 +122,7 @@ pub(super) async fn list<S: Reads>(
             e
         })
         .collect();
-    let answer = Answer { files, cursor: page.next };
-    if !takes_zstd(&headers) {
-        return Ok(Json(answer).into_response());
-    }
-    let json = serde_json::to_vec(&answer).map_err(|e| AppError::internal("a listing", e))?;
-    let packed = pack(&json).map_err(|e| AppError::internal("compressing a listing", e))?;
-    let headers = [
-        (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
-        (header::CONTENT_ENCODING, HeaderValue::from_static("zstd")),
-        (header::VARY, HeaderValue::from_static("accept-encoding")),
-    ];
-    Ok((headers, packed).into_response())
+    let json = serde_json::to_vec(&Answer { files, cursor: page.next })
+        .map_err(|e| AppError::internal("a listing", e))?;
+    packed_if_taken(&headers, "application/json", json)
 }
