@@ -16,6 +16,7 @@
 //! reach only through [`testing`].
 
 pub mod client;
+mod faults;
 mod frames;
 mod fs;
 mod http;

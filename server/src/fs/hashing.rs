@@ -1,4 +1,5 @@
-//! Hashing a file's blocks on several threads, delivered in block order.
+//! Hashing a file's blocks on several threads: delivered in block order as
+//! they are ready, or folded into a new version's file hash.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -8,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use diffcopy_core::BlockLayout;
+use diffcopy_core::delta::{FileHasher, block_hash};
 use tokio::sync::mpsc;
 
 /// Each block's hash, starting at block 0, as they are ready.
@@ -70,4 +72,50 @@ where
         }
     });
     ordered_rx
+}
+/// The file hash of the new version (`layout`'s blocks, read with `read`
+/// and hashed with `seed` on up to four threads), taking block `i`'s hash
+/// from `known[i]` where it is there.
+pub(crate) fn rebuilt_file_hash(
+    read: impl Fn(u64, &mut [u8]) -> io::Result<()> + Sync,
+    layout: BlockLayout,
+    seed: u64,
+    known: &[Option<u128>],
+) -> io::Result<u128> {
+    let count = layout.block_count();
+    let known = |i: u64| known.get(i as usize).copied().flatten();
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(4) as u64;
+    let hashes: Vec<io::Result<Vec<u128>>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let (known, read) = (&known, &read);
+                scope.spawn(move || {
+                    let mut buf = vec![0u8; layout.block_size() as usize];
+                    let mut out = Vec::new();
+                    for i in (t..count).step_by(threads as usize) {
+                        if let Some(hash) = known(i) {
+                            out.push(hash);
+                            continue;
+                        }
+                        let range = layout.block_range(i).unwrap_or_default();
+                        let block = &mut buf[..(range.end - range.start) as usize];
+                        read(range.start, block)?;
+                        out.push(block_hash(seed, block));
+                    }
+                    Ok(out)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_else(|_| Err(io::Error::other("hashing panicked"))))
+            .collect()
+    });
+    let hashes = hashes.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let mut file_hash = FileHasher::new(seed, layout.file_size(), layout.block_size());
+    for i in 0..count {
+        let (thread, nth) = ((i % threads) as usize, (i / threads) as usize);
+        file_hash.push(hashes[thread][nth]);
+    }
+    Ok(file_hash.finish())
 }

@@ -3,6 +3,7 @@
 
 mod copy;
 mod hashing;
+pub(crate) mod journal;
 pub(crate) mod listing;
 pub(crate) mod mtime;
 mod reader;
@@ -11,7 +12,7 @@ mod root;
 mod version;
 
 pub(crate) use copy::{ThreadWrites, copy_range, start_writeback};
-pub(crate) use hashing::{HashReceiver, hash_file_blocks};
+pub(crate) use hashing::{HashReceiver, hash_file_blocks, rebuilt_file_hash};
 pub(crate) use reader::FileReader;
 pub(crate) use relpath::{JOURNAL_DIR, PathError, RESERVED_PREFIX, RelPath};
 pub(crate) use root::{Dir, FsError, Root};

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::faults::FaultHook;
 use super::tls::TlsFiles;
+use crate::faults::FaultHook;
 use defaults::{
     BODY_TIMEOUT_SECS, COMMIT, HEADER_TIMEOUT_SECS, LISTEN, MAX_FILE_SIZE, MAX_HASH_JOBS, MAX_UPLOADS, ROOT,
     UPLOAD_TTL_SECS,

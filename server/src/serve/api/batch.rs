@@ -9,11 +9,11 @@
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
+use crate::faults::{FaultHook, FaultPoint};
 use crate::fs::{FileVersion, RelPath};
 use crate::serve::batch::{Batches, Expected, Incoming, Landed};
 use crate::serve::commit::{Expect, check_unchanged, set_mtime};
 use crate::serve::error::{AppError, AppResult};
-use crate::serve::faults::{FaultHook, FaultPoint};
 use crate::serve::hooks::Committed;
 use crate::serve::sessions::{Staging, StagingRecord};
 use crate::serve::state::AppState;

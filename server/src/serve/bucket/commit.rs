@@ -18,11 +18,11 @@ use super::head::Head;
 use super::parts::{Part, Piece, min_part, plan_parts};
 use super::reader::read_range;
 use super::session::{Live, Searched, store_error};
+use crate::faults::{FaultHook, FaultPoint};
 use crate::fs::RelPath;
 use crate::s3::{Condition, MAX_PART, S3Error};
 use crate::serve::commit::target_changed;
 use crate::serve::error::{AppError, AppResult, ErrorKind};
-use crate::serve::faults::{FaultHook, FaultPoint};
 use crate::serve::v2::{DeltaOutcome, RangeSet, StoreCost, mismatch, missing, missing_data, rebuilt_hash};
 
 /// Parts in flight at once: an upload part of 5 to 15 MiB is assembled in

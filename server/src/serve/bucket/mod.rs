@@ -31,12 +31,12 @@ use std::time::Duration;
 pub use routes::bucket_app;
 pub(crate) use sweep::sweep_now_and_then;
 
+use crate::faults::FaultHook;
 use crate::fs::RelPath;
 pub use crate::s3::Addressing;
 use crate::s3::{Bucket, BucketConfig, Credentials, S3Error, region_from_environment};
 use crate::serve::config::ServerConfig;
 use crate::serve::error::AppResult;
-use crate::serve::faults::FaultHook;
 use crate::serve::hooks::Hooks;
 use crate::serve::remove::Removes;
 use crate::serve::served::{Served, SessionScope};

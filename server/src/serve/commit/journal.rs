@@ -28,25 +28,17 @@
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::Read;
-use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::sync::{Mutex, PoisonError};
 
 use rustix::fs::FallocateFlags;
 use rustix::io::Errno;
 
-use diffcopy_core::delta::piece_hash;
-
 use super::{Commit, set_mtime};
-use crate::fs::{Dir, FileVersion, FsError, JOURNAL_DIR, RelPath, Root, copy_range};
+use crate::faults::{FaultHook, FaultPoint};
+use crate::fs::{Dir, FileVersion, FsError, JOURNAL_DIR, RelPath, Root, journal::Entry};
 use crate::serve::error::{AppError, AppResult, ErrorKind};
-use crate::serve::faults::{FaultHook, FaultPoint};
 use crate::serve::locks::WriteHold;
-
-const MAGIC: &[u8; 4] = b"DCJ1";
-/// The seed of the journal's checksums (fixed: they guard against torn and
-/// corrupted bytes, not against an adversary).
-const SEED: u64 = 0x6469_6666_636f_7079;
 
 /// Where commits in flight are journaled.
 #[derive(Debug)]
@@ -54,74 +46,6 @@ pub(crate) struct ApplyJournal {
     dir: Dir,
     /// Paths whose committed journal could not be applied.
     unapplied: Mutex<HashSet<String>>,
-}
-
-/// A journal's contents.
-#[derive(Debug, PartialEq, Eq)]
-struct Entry {
-    path: String,
-    staging: String,
-    size: u64,
-    /// Each range and the checksum of its bytes.
-    ranges: Vec<(Range<u64>, u64)>,
-}
-
-impl Entry {
-    fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(64 + 24 * self.ranges.len());
-        out.extend_from_slice(MAGIC);
-        for text in [&self.path, &self.staging] {
-            out.extend_from_slice(&(text.len() as u16).to_le_bytes());
-            out.extend_from_slice(text.as_bytes());
-        }
-        out.extend_from_slice(&self.size.to_le_bytes());
-        out.extend_from_slice(&(self.ranges.len() as u32).to_le_bytes());
-        for (range, sum) in &self.ranges {
-            out.extend_from_slice(&range.start.to_le_bytes());
-            out.extend_from_slice(&(range.end - range.start).to_le_bytes());
-            out.extend_from_slice(&sum.to_le_bytes());
-        }
-        let sum = piece_hash(SEED, &out);
-        out.extend_from_slice(&sum.to_le_bytes());
-        out
-    }
-
-    fn decode(bytes: &[u8]) -> Option<Self> {
-        let (body, sum) = bytes.split_at_checked(bytes.len().checked_sub(8)?)?;
-        if piece_hash(SEED, body).to_le_bytes() != sum || !body.starts_with(MAGIC) {
-            return None;
-        }
-        let mut r = Cursor(&body[4..]);
-        let (path, staging) = (r.text()?, r.text()?);
-        let size = r.u64()?;
-        let count = u32::from_le_bytes(r.take(4)?.try_into().ok()?);
-        let mut ranges = Vec::new();
-        for _ in 0..count {
-            let (start, len, sum) = (r.u64()?, r.u64()?, r.u64()?);
-            ranges.push((start..start.checked_add(len)?, sum));
-        }
-        r.0.is_empty().then_some(Self { path, staging, size, ranges })
-    }
-}
-
-/// The unread rest of a journal.
-struct Cursor<'a>(&'a [u8]);
-
-impl Cursor<'_> {
-    fn take(&mut self, n: usize) -> Option<&[u8]> {
-        let (head, tail) = self.0.split_at_checked(n)?;
-        self.0 = tail;
-        Some(head)
-    }
-
-    fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
-    }
-
-    fn text(&mut self) -> Option<String> {
-        let len = u16::from_le_bytes(self.take(2)?.try_into().ok()?);
-        String::from_utf8(self.take(usize::from(len))?.to_vec()).ok()
-    }
 }
 
 impl ApplyJournal {
@@ -151,10 +75,6 @@ fn io(path: &RelPath) -> impl Fn(std::io::Error) -> AppError + '_ {
     move |e| AppError::from_fs(e.into(), path)
 }
 
-/// The most bytes one journal range covers (each has its own checksum, read
-/// in one piece).
-const RANGE_PIECE: u64 = 4 << 20;
-
 /// Commits in place; `_readers_out` keeps the server's readers of the
 /// target out until the journal is applied.
 pub(super) fn install(commit: &Commit<'_>, _readers_out: WriteHold) -> AppResult<FileVersion> {
@@ -162,18 +82,16 @@ pub(super) fn install(commit: &Commit<'_>, _readers_out: WriteHold) -> AppResult
     let path = staged.path;
     commit.ctx.journal.check_applied(path)?;
     let at = |step: &'static str| FaultHook::at(commit.ctx.faults, FaultPoint::Commit(step));
-    let mut buf = Vec::new();
-    let mut ranges = Vec::new();
-    for range in &commit.version.staged {
-        for piece in pieces(range.clone()) {
-            let sum = checksum(staged.file, &piece, &mut buf).map_err(io(path))?;
-            ranges.push((piece, sum));
-        }
-    }
+    let entry = Entry::of(
+        path.to_string(),
+        staged.name.to_owned(),
+        commit.version.size,
+        staged.file,
+        &commit.version.staged,
+    )
+    .map_err(io(path))?;
     reserve(commit)?;
     staged.file.sync_all().map_err(io(path))?;
-    let entry =
-        Entry { path: path.to_string(), staging: staged.name.to_owned(), size: commit.version.size, ranges };
     let dir = &commit.ctx.journal.dir;
     let (pending, committed) = (format!("apply-{}.pending", commit.id), format!("apply-{}", commit.id));
     let fs_error = |e| AppError::from_fs(e, path);
@@ -210,11 +128,6 @@ pub(super) fn install(commit: &Commit<'_>, _readers_out: WriteHold) -> AppResult
     FileVersion::of(&target).map_err(|e| AppError::internal("reading metadata", e))
 }
 
-/// `range` in pieces of at most [`RANGE_PIECE`] bytes.
-fn pieces(range: Range<u64>) -> impl Iterator<Item = Range<u64>> {
-    (range.start..range.end).step_by(RANGE_PIECE as usize).map(move |s| s..(s + RANGE_PIECE).min(range.end))
-}
-
 /// Before the commit point: the target must still be the old version's
 /// inode, and its blocks up to the new size are allocated, so applying the
 /// journal cannot run out of space (507 `no_space` now, the target intact).
@@ -237,24 +150,12 @@ fn reserve(commit: &Commit<'_>) -> AppResult<()> {
     }
 }
 
-/// The checksum of `range` of `file`.
-fn checksum(file: &File, range: &Range<u64>, buf: &mut Vec<u8>) -> std::io::Result<u64> {
-    buf.resize((range.end - range.start) as usize, 0);
-    file.read_exact_at(buf, range.start)?;
-    Ok(piece_hash(SEED, buf))
-}
-
 /// Steps 4 and 5: the ranges copied into the target, its size set, fsynced.
 fn apply(root: &Root, entry: &Entry, dir: &Dir, faults: Option<&FaultHook>) -> Result<File, FsError> {
     let path = RelPath::parse(&entry.path).map_err(|e| FsError::Io(std::io::Error::other(e)))?;
     let target = root.open_write(&path, false)?;
     let staging = dir.open_existing(&entry.staging)?;
-    for (range, _) in &entry.ranges {
-        copy_range(&staging, range.start, &target, range.start, range.end - range.start)?;
-        FaultHook::at(faults, FaultPoint::Commit("journal-applied"));
-    }
-    target.set_len(entry.size)?;
-    target.sync_all()?;
+    entry.apply(&staging, &target, || FaultHook::at(faults, FaultPoint::Commit("journal-applied")))?;
     FaultHook::at(faults, FaultPoint::Commit("journal-target-fsynced"));
     Ok(target)
 }
@@ -286,13 +187,10 @@ pub(crate) fn recover(root: &Root) -> Result<usize, FsError> {
         let path = RelPath::parse(&entry.path).map_err(|e| FsError::Io(std::io::Error::other(e)))?;
         let target_dir = root.parent_dir(&path, false)?;
         let staging = target_dir.open_existing(&entry.staging)?;
-        let mut buf = Vec::new();
-        for (range, sum) in &entry.ranges {
-            if checksum(&staging, range, &mut buf)? != *sum {
-                return Err(FsError::Io(std::io::Error::other(format!(
-                    "journal {name}: the staged bytes {range:?} of {path} do not match their checksum"
-                ))));
-            }
+        if !entry.staged_intact(&staging)? {
+            return Err(FsError::Io(std::io::Error::other(format!(
+                "journal {name}: the staged bytes of {path} do not match their checksums"
+            ))));
         }
         apply(root, &entry, &target_dir, None)?;
         tracing::info!(path = %path, "a committed journal was replayed");
@@ -305,27 +203,4 @@ pub(crate) fn recover(root: &Root) -> Result<usize, FsError> {
     }
     dir.sync()?;
     Ok(replayed)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn entries_round_trip_and_a_torn_one_is_refused() {
-        let entry = Entry {
-            path: "a/b.bin".into(),
-            staging: ".diffcopy-x.part".into(),
-            size: 12345,
-            ranges: vec![(0..10, 7), (4096..8192, 9)],
-        };
-        let bytes = entry.encode();
-        assert_eq!(Entry::decode(&bytes), Some(entry));
-        for len in 0..bytes.len() {
-            assert_eq!(Entry::decode(&bytes[..len]), None, "len {len}");
-        }
-        let mut flipped = bytes.clone();
-        flipped[10] ^= 1;
-        assert_eq!(Entry::decode(&flipped), None);
-    }
 }

@@ -31,10 +31,10 @@ use std::time::{Duration, SystemTime};
 
 pub(crate) use journal::{ApplyJournal, recover};
 
+use crate::faults::FaultHook;
 use crate::fs::{Dir, FileVersion, FsError, RelPath, Root, copy_range, start_writeback};
 use crate::serve::config::CommitMode;
 use crate::serve::error::{AppError, AppResult, ErrorKind};
-use crate::serve::faults::FaultHook;
 use crate::serve::locks::PathLocks;
 use crate::serve::stats::Stats;
 

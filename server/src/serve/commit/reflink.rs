@@ -9,9 +9,9 @@ use std::ops::Range;
 use rustix::io::Errno;
 
 use super::{Commit, set_mtime};
+use crate::faults::{FaultHook, FaultPoint};
 use crate::fs::{FileVersion, copy_range};
 use crate::serve::error::{AppError, AppResult};
-use crate::serve::faults::{FaultHook, FaultPoint};
 
 /// Commits by a clone; `None` (nothing done) where the file system cannot
 /// clone the target.

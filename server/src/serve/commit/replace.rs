@@ -5,9 +5,9 @@
 //! inode, with the old one's permission bits; the cost is the whole file.
 
 use super::{Commit, Copy, copy_in, set_mtime};
+use crate::faults::{FaultHook, FaultPoint};
 use crate::fs::FileVersion;
 use crate::serve::error::{AppError, AppResult};
-use crate::serve::faults::{FaultHook, FaultPoint};
 
 pub(super) fn install(commit: &Commit<'_>) -> AppResult<FileVersion> {
     let staged = &commit.staged;

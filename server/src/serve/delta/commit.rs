@@ -11,13 +11,13 @@ use diffcopy_core::BlockLayout;
 use diffcopy_core::delta::Source;
 
 use super::session::{DeltaUpload, ToCommit};
+use crate::faults::{FaultHook, FaultPoint};
 use crate::fs::{FileVersion, ThreadWrites};
 use crate::serve::commit::{
     Base, Commit, Committer, Copy, Expect, NewVersion, check_unchanged, copy_in, install, read_assembled,
     set_mtime,
 };
 use crate::serve::error::{AppError, AppResult};
-use crate::serve::faults::{FaultHook, FaultPoint};
 use crate::serve::sessions::Session as _;
 use crate::serve::v2::{DeltaOutcome, mismatch, rebuilt_hash};
 

@@ -10,9 +10,9 @@ use std::time::Instant;
 use diffcopy_core::{Digest, SignatureHeader, hash_block, index_runs};
 use serde::Serialize;
 
+use crate::faults::{FaultHook, FaultPoint};
 use crate::fs::RelPath;
 use crate::serve::error::{AppError, AppResult, ErrorKind};
-use crate::serve::faults::{FaultHook, FaultPoint};
 use crate::serve::sessions::{Session, Staging, Writes, commit_in_progress, lock};
 
 /// One upload in progress.

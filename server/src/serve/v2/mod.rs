@@ -15,15 +15,15 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use diffcopy_core::BlockLayout;
 use diffcopy_core::delta::{
-    BlockHashes, DeltaError, DeltaParams, FileHasher, Levels, MatchError, Matcher, Need, PieceHashes, Plan,
-    ReadAt, SliceFile, Source, block_hash, parse_frames, pieces_of,
+    BlockHashes, DeltaError, DeltaParams, Levels, MatchError, Matcher, Need, PieceHashes, Plan, ReadAt,
+    SliceFile, Source, parse_frames, pieces_of,
 };
 use serde::Serialize;
 
 pub(crate) use ranges::RangeSet;
 
 use crate::frames::frame_bytes;
-use crate::fs::RelPath;
+use crate::fs::{RelPath, rebuilt_file_hash};
 use crate::limits::{DEFAULT_BLOCK_SIZE, check_block_count, check_block_size};
 use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::hooks::{Committed, Reported};
@@ -450,52 +450,12 @@ pub(crate) fn mismatch() -> AppError {
     )
 }
 
-/// The file hash of the new version (`layout`'s blocks, read with `read`
-/// and hashed with `seed` on up to four threads), taking block `i`'s hash
-/// from `known[i]` where it is there.
+/// The file hash of the new version, as [`rebuilt_file_hash`] computes it.
 pub(crate) fn rebuilt_hash(
     read: impl Fn(u64, &mut [u8]) -> std::io::Result<()> + Sync,
     layout: BlockLayout,
     seed: u64,
     known: &[Option<u128>],
 ) -> AppResult<u128> {
-    let count = layout.block_count();
-    let known = |i: u64| known.get(i as usize).copied().flatten();
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(4) as u64;
-    let hashes: Vec<std::io::Result<Vec<u128>>> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|t| {
-                let (known, read) = (&known, &read);
-                scope.spawn(move || {
-                    let mut buf = vec![0u8; layout.block_size() as usize];
-                    let mut out = Vec::new();
-                    for i in (t..count).step_by(threads as usize) {
-                        if let Some(hash) = known(i) {
-                            out.push(hash);
-                            continue;
-                        }
-                        let range = layout.block_range(i).unwrap_or_default();
-                        let block = &mut buf[..(range.end - range.start) as usize];
-                        read(range.start, block)?;
-                        out.push(block_hash(seed, block));
-                    }
-                    Ok(out)
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().unwrap_or_else(|_| Err(std::io::Error::other("hashing panicked"))))
-            .collect()
-    });
-    let hashes = hashes
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| AppError::internal("hashing the new file", e))?;
-    let mut file_hash = FileHasher::new(seed, layout.file_size(), layout.block_size());
-    for i in 0..count {
-        let (thread, nth) = ((i % threads) as usize, (i / threads) as usize);
-        file_hash.push(hashes[thread][nth]);
-    }
-    Ok(file_hash.finish())
+    rebuilt_file_hash(read, layout, seed, known).map_err(|e| AppError::internal("hashing the new file", e))
 }

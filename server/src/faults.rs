@@ -1,14 +1,15 @@
-//! Fault injection for tests: named points in the server's work where a
-//! test can pause a request or make the process exit hard.
+//! Fault injection for tests: named points in the server's work, and in
+//! the client's commit of a local file in place, where a test can pause a
+//! request or make the process exit hard.
 //!
-//! In-process tests set [`ServerConfig::fault_hook`](super::ServerConfig);
-//! tests of a `diffcopy serve` process set `DIFFCOPY_FAULT=exit-at:POINT`
-//! (POINT as [`FaultPoint::name`] prints it), which exits with status 86
-//! without unwinding, flushing or cleaning up, as a crash would, or
-//! `DIFFCOPY_FAULT=pause-at:POINT@FIFO`, which opens the named pipe FIFO
-//! there and reads one byte from it: the test's open of its writing end
-//! returns once the request has reached POINT, and the request goes on
-//! when the test writes (or closes).
+//! In-process tests set [`ServerConfig::fault_hook`](crate::ServerConfig);
+//! tests of a `diffcopy serve` or `diffcopy` process set
+//! `DIFFCOPY_FAULT=exit-at:POINT` (POINT as [`FaultPoint::name`] prints it),
+//! which exits with status 86 without unwinding, flushing or cleaning up,
+//! as a crash would, or `DIFFCOPY_FAULT=pause-at:POINT@FIFO`, which opens
+//! the named pipe FIFO there and reads one byte from it: the test's open of
+//! its writing end returns once the request has reached POINT, and the
+//! request goes on when the test writes (or closes).
 
 use std::fmt;
 use std::sync::Arc;
