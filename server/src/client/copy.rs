@@ -28,13 +28,12 @@ pub(super) async fn copy_local(
     if nothing_to_do(options, &delta) {
         return Ok(done);
     }
-    let rebuild = Rebuild::start(target, source_sig.file_size(), existing)?;
-    rebuild.keep(delta.unchanged_byte_runs()).await?;
+    let kept = delta.unchanged_byte_runs().into_iter().map(|r| (r.start, r)).collect();
+    let rebuild = Rebuild::start(target, source_sig.file_size(), existing, kept).await?;
     // No bytes pass through this process: the kernel copies both kinds of run.
     let bar = options.progress.bar("copying", delta.bytes_to_send());
     rebuild.copy_from(&file, delta.layout().byte_runs(delta.blocks().iter().copied())).await?;
     bar.inc(delta.bytes_to_send());
     bar.finish_and_clear();
-    rebuild.finish().await?;
-    Ok(done)
+    Ok(done.written(rebuild.finish().await?))
 }

@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use diffcopy_core::BlockLayout;
 use diffcopy_core::delta::{
-    BlockHash, BlockHashes, BlockHashesBuilder, DeltaParams, FRAMES_HEADER, FileHasher, LITERAL_BATCH,
-    Matcher, PieceHashes, Plan, Source, block_hash, joined, literal_batches, parse_frames,
+    BlockHash, BlockHashes, BlockHashesBuilder, DeltaParams, FRAMES_HEADER, LITERAL_BATCH, Matcher,
+    PieceHashes, Plan, Source, block_hash, joined, literal_batches, parse_frames,
 };
 use futures_util::{StreamExt, TryStreamExt};
 
@@ -67,18 +67,6 @@ async fn block_hashes(
 fn layout(params: &DeltaParams) -> Result<BlockLayout, ClientError> {
     BlockLayout::new(params.file_size, params.levels.block_size())
         .map_err(|e| ClientError::Usage(e.to_string()))
-}
-
-/// The file hash of `file` (`params`' blocks), hashed on all cores.
-async fn file_hash(file: Arc<File>, params: &DeltaParams) -> Result<u128, ClientError> {
-    let layout = layout(params)?;
-    let seed = params.seed;
-    let mut rx = hash_file_blocks(file, layout, threads(), move |b| block_hash(seed, b));
-    let mut hasher = FileHasher::new(seed, params.file_size, params.levels.block_size());
-    while let Some(hash) = rx.recv().await {
-        hasher.push(hash.map_err(|e| ClientError::io("reading the new version back", e))?);
-    }
-    Ok(hasher.finish())
 }
 
 /// Uploads `source` through protocol v2; resumes a session whose search
@@ -215,6 +203,8 @@ fn summary(direction: &'static str, dry_run: bool, params: &DeltaParams, traffic
             (size - traffic.literal) as f64 * 100.0 / size as f64
         },
         seconds: 0.0,
+        written_as: None,
+        disk_bytes_written: None,
     }
 }
 
@@ -280,9 +270,9 @@ pub(super) async fn download_v2(
     let params = *hashes.params();
     let mut traffic = Traffic { payload: hashes.encode().len() as u64, literal: 0 };
     let old = existing.as_ref().filter(|_| !options.whole_file);
-    let plan = match old {
+    let (plan, known) = match old {
         Some(old) => search(options, remote, &etag, &hashes, old, &mut traffic).await?,
-        None => Plan::literal(params.file_size),
+        None => (Plan::literal(params.file_size), Vec::new()),
     };
     traffic.literal = plan.literal_bytes();
     let old_len = match &existing {
@@ -292,24 +282,25 @@ pub(super) async fn download_v2(
     if options.dry_run || (old.is_some() && plan.is_identity(old_len)) {
         return Ok(summary("download", options.dry_run, &params, traffic));
     }
-    let rebuild = Rebuild::start(target, params.file_size, existing)?;
     let copies = plan.segments().iter().filter_map(|s| match s.source {
         Source::Old(at) => Some((at, s.new.clone())),
         Source::Literal => None,
     });
-    rebuild.keep_moved(copies.collect()).await?;
+    let rebuild = Rebuild::start(target, params.file_size, existing, copies.collect()).await?;
     let literal: Vec<Range<u64>> = plan.literal_ranges().collect();
     fetch_literal(options, remote, &etag, &literal, &rebuild, &mut traffic).await?;
-    let written = Arc::new(rebuild.file().try_clone().map_err(|e| ClientError::io("the new version", e))?);
-    if file_hash(written, &params).await? != hashes.file_hash() {
+    // Blocks the search found whole are the target's bytes it hashed: their
+    // hashes are known. The others are read back.
+    if rebuild.file_hash(layout(&params)?, params.seed, known).await? != hashes.file_hash() {
         return Err(ClientError::Protocol("the rebuilt file does not have the server's file hash".into()));
     }
-    rebuild.finish().await?;
-    Ok(summary("download", false, &params, traffic))
+    let written = rebuild.finish().await?;
+    Ok(summary("download", false, &params, traffic).written(written))
 }
 
 /// This side's search of its `old` file for the server's blocks, asking
-/// the server for finer hashes where it needs them; returns the plan.
+/// the server for finer hashes where it needs them; returns the plan and
+/// the block hashes it knows (those of blocks found whole).
 async fn search(
     options: &SyncOptions,
     remote: &Remote,
@@ -317,7 +308,7 @@ async fn search(
     hashes: &BlockHashes,
     old: &Arc<File>,
     traffic: &mut Traffic,
-) -> Result<Plan, ClientError> {
+) -> Result<(Plan, Vec<Option<u128>>), ClientError> {
     let params = *hashes.params();
     let old_len = old.metadata().map_err(|e| ClientError::io("the target", e))?.len();
     // The old file's aligned block hashes, on all cores; then the search.
@@ -357,7 +348,8 @@ async fn search(
         .await
         .map_err(blocking_error)?;
     }
-    matcher_back.plan().ok_or_else(|| ClientError::Local("the search did not end".into()))
+    let plan = matcher_back.plan().ok_or_else(|| ClientError::Local("the search did not end".into()))?;
+    Ok((plan, matcher_back.known_block_hashes()))
 }
 
 /// Fetches `ranges` of version `etag` and writes them into `rebuild`.
@@ -371,7 +363,7 @@ async fn fetch_literal(
 ) -> Result<(), ClientError> {
     let total: u64 = ranges.iter().map(|r| r.end - r.start).sum();
     let bar = options.progress.bar("receiving", total);
-    let size = rebuild.file().metadata().map_err(|e| ClientError::io("the new version", e))?.len();
+    let size = rebuild.size();
     let received = futures_util::stream::iter(literal_batches(ranges, LITERAL_BATCH))
         .map(|batch| {
             let bar = &bar;

@@ -86,8 +86,8 @@ pub(super) async fn download(
     if nothing_to_do(options, &delta) {
         return Ok(done);
     }
-    let rebuild = Rebuild::start(target, source.file_size(), existing)?;
-    rebuild.keep(delta.unchanged_byte_runs()).await?;
+    let kept = delta.unchanged_byte_runs().into_iter().map(|r| (r.start, r)).collect();
+    let rebuild = Rebuild::start(target, source.file_size(), existing, kept).await?;
     let layout = source.layout();
     let block = u64::from(source.block_size());
     let bar = options.progress.bar("receiving", delta.bytes_to_send());
@@ -113,6 +113,5 @@ pub(super) async fn download(
         .try_collect::<()>()
         .await?;
     bar.finish_and_clear();
-    rebuild.finish().await?;
-    Ok(done)
+    Ok(done.written(rebuild.finish().await?))
 }

@@ -10,11 +10,14 @@ use std::sync::Arc;
 use diffcopy_core::{HashAlgorithm, Signature, SignatureHeader, hash_block};
 
 use super::error::ClientError;
+use super::in_place;
 use super::progress::Progress;
 use crate::fs::{RESERVED_PREFIX, hash_file_blocks};
 
-/// Opens `path` for reading; `None` if it does not exist.
+/// Opens `path` for reading; `None` if it does not exist. A commit in
+/// place of it that a crash interrupted is finished first.
 pub(crate) fn open_existing(path: &Path) -> Result<Option<File>, ClientError> {
+    in_place::recover(path)?;
     match File::open(path) {
         Ok(file) => {
             if !file.metadata().map_err(|e| ClientError::io(path.display(), e))?.is_file() {
@@ -91,6 +94,21 @@ impl Staged {
     /// Writes `bytes` at `offset`.
     pub(super) fn write_at(&self, bytes: &[u8], offset: u64) -> Result<(), ClientError> {
         self.file.write_all_at(bytes, offset).map_err(|e| ClientError::io(self.path.display(), e))
+    }
+
+    /// The staging file's path.
+    pub(super) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The target it is to replace.
+    pub(super) fn target(&self) -> &Path {
+        &self.target
+    }
+
+    /// Leaves the staging file in place when this is dropped.
+    pub(super) fn disown(&mut self) {
+        self.done = true;
     }
 
     /// fsync, rename over the target, fsync the directory.

@@ -11,6 +11,7 @@ mod copy;
 mod delta;
 mod download;
 mod error;
+mod in_place;
 mod local;
 mod location;
 mod multi;

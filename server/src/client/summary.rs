@@ -3,6 +3,8 @@
 use diffcopy_core::Delta;
 use serde::Serialize;
 
+use super::rebuild::Written;
+
 /// The outcome of one sync.
 #[derive(Clone, Debug, Serialize)]
 pub struct Summary {
@@ -28,6 +30,15 @@ pub struct Summary {
     pub similarity_percent: f64,
     /// Wall time.
     pub seconds: f64,
+    /// How a download or local copy wrote the local target: `clone`,
+    /// `in_place` or `new_file` (docs/cli.md); absent when it wrote nothing,
+    /// and for an upload.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub written_as: Option<&'static str>,
+    /// The bytes of file data the client wrote to its disk meanwhile, as the
+    /// kernel counts them (`write_bytes`); absent where `written_as` is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk_bytes_written: Option<u64>,
 }
 
 impl Summary {
@@ -45,7 +56,14 @@ impl Summary {
             payload_bytes: delta.bytes_to_send(),
             similarity_percent: delta.similarity_percent(),
             seconds: 0.0,
+            written_as: None,
+            disk_bytes_written: None,
         }
+    }
+
+    /// The same, with how the local target was written.
+    pub(super) fn written(self, written: Written) -> Self {
+        Self { written_as: Some(written.way), disk_bytes_written: written.disk_bytes, ..self }
     }
 
     /// The one-line summary.

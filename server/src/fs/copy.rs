@@ -58,30 +58,42 @@ fn unaligned_head(src_offset: u64, dst_offset: u64, len: u64, block: u64) -> u64
     if head < len { head } else { 0 }
 }
 
-/// The bytes of file data this thread writes from the moment it is made,
-/// as the kernel counts them (`write_bytes` in `/proc/thread-self/io`:
-/// pages dirtied in the page cache, so a clone counts nothing and a copy
-/// what it copied; a file system without writeback, tmpfs, counts nothing).
+/// The bytes of file data a thread or the whole process writes from the
+/// moment this is made, as the kernel counts them (`write_bytes` in
+/// `/proc/thread-self/io` or `/proc/self/io`: pages dirtied in the page
+/// cache, so a clone counts nothing and a copy what it copied; a file system
+/// without writeback, tmpfs, counts nothing).
 #[derive(Debug)]
-pub(crate) struct ThreadWrites(Option<u64>);
+pub(crate) struct DiskWrites {
+    counter: &'static str,
+    before: Option<u64>,
+}
 
-impl ThreadWrites {
-    /// Starts counting (on the thread that will do the writing).
-    pub(crate) fn start() -> Self {
-        Self(thread_bytes_written())
+impl DiskWrites {
+    /// Starts counting this thread's writes (on the thread that will do them).
+    pub(crate) fn of_thread() -> Self {
+        Self::of("/proc/thread-self/io")
     }
 
-    /// The bytes written since [`ThreadWrites::start`]; `None` where the
-    /// kernel does not say.
+    /// Starts counting the writes of every thread of this process.
+    pub(crate) fn of_process() -> Self {
+        Self::of("/proc/self/io")
+    }
+
+    fn of(counter: &'static str) -> Self {
+        Self { counter, before: bytes_written(counter) }
+    }
+
+    /// The bytes written since it started; `None` where the kernel does not say.
     pub(crate) fn so_far(&self) -> Option<u64> {
-        self.0.zip(thread_bytes_written()).map(|(before, now)| now.saturating_sub(before))
+        self.before.zip(bytes_written(self.counter)).map(|(before, now)| now.saturating_sub(before))
     }
 }
 
-/// The bytes of file data this thread has written so far; `None` where the
-/// kernel does not say.
-fn thread_bytes_written() -> Option<u64> {
-    let io = std::fs::read_to_string("/proc/thread-self/io").ok()?;
+/// The bytes of file data `counter` (a `/proc` io file) says were written
+/// so far; `None` where the kernel does not say.
+fn bytes_written(counter: &str) -> Option<u64> {
+    let io = std::fs::read_to_string(counter).ok()?;
     io.lines().find_map(|line| line.strip_prefix("write_bytes:")).and_then(|n| n.trim().parse().ok())
 }
 
@@ -123,12 +135,14 @@ mod tests {
     fn the_kernel_counts_this_threads_writes() {
         let dir = std::env::temp_dir().join(format!("diffcopy-written-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let writes = ThreadWrites::start();
+        let writes = DiskWrites::of_thread();
+        let process = DiskWrites::of_process();
         let file = File::create(dir.join("f")).unwrap();
         file.write_all_at(&vec![7u8; 1 << 20], 0).unwrap();
         let written = writes.so_far().expect("/proc/thread-self/io");
         // tmpfs counts nothing; a disk counts the megabyte.
         assert!(written == 0 || written >= 1 << 20, "{written} bytes counted");
+        assert!(process.so_far().expect("/proc/self/io") >= written);
         std::fs::remove_dir_all(dir).unwrap();
     }
 

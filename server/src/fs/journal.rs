@@ -125,6 +125,39 @@ impl Entry {
     }
 }
 
+/// Reads `buf.len()` bytes at `offset` of a new version before it is
+/// applied: from `staging` within the sorted ranges `staged`, from `old`
+/// (zeros where there is none) elsewhere.
+pub(crate) fn read_assembled(
+    staged: &[Range<u64>],
+    staging: &File,
+    old: Option<&File>,
+    offset: u64,
+    buf: &mut [u8],
+) -> io::Result<()> {
+    let end = offset + buf.len() as u64;
+    let mut at = offset;
+    let mut i = staged.partition_point(|r| r.end <= offset);
+    while at < end {
+        let (from_staging, until) = match staged.get(i) {
+            Some(r) if r.start <= at => (true, r.end.min(end)),
+            Some(r) => (false, r.start.min(end)),
+            None => (false, end),
+        };
+        let part = &mut buf[(at - offset) as usize..(until - offset) as usize];
+        match (old, from_staging) {
+            (_, true) => staging.read_exact_at(part, at)?,
+            (Some(old), false) => old.read_exact_at(part, at)?,
+            (None, false) => part.fill(0),
+        }
+        at = until;
+        if from_staging {
+            i += 1;
+        }
+    }
+    Ok(())
+}
+
 /// The unread rest of a journal.
 struct Cursor<'a>(&'a [u8]);
 

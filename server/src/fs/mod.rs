@@ -11,7 +11,7 @@ mod relpath;
 mod root;
 mod version;
 
-pub(crate) use copy::{ThreadWrites, copy_range, start_writeback};
+pub(crate) use copy::{DiskWrites, copy_range, start_writeback};
 pub(crate) use hashing::{HashReceiver, hash_file_blocks, rebuilt_file_hash};
 pub(crate) use reader::FileReader;
 pub(crate) use relpath::{JOURNAL_DIR, PathError, RESERVED_PREFIX, RelPath};

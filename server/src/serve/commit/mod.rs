@@ -26,7 +26,6 @@ mod replace;
 
 use std::fs::File;
 use std::ops::Range;
-use std::os::unix::fs::FileExt;
 use std::time::{Duration, SystemTime};
 
 pub(crate) use journal::{ApplyJournal, recover};
@@ -222,28 +221,8 @@ pub(crate) fn copy_in(staged: &Staged<'_>, base: &Base<'_>, copies: &[Copy]) -> 
 /// Reads `len` bytes at `offset` of the new version before it exists: kept
 /// ranges from the base, the rest from the staging file.
 pub(crate) fn read_assembled(commit: &Commit<'_>, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
-    let end = offset + buf.len() as u64;
-    let staged = &commit.version.staged;
-    let mut at = offset;
-    let mut i = staged.partition_point(|r| r.end <= offset);
-    while at < end {
-        let (from_staging, until) = match staged.get(i) {
-            Some(r) if r.start <= at => (true, r.end.min(end)),
-            Some(r) => (false, r.start.min(end)),
-            None => (false, end),
-        };
-        let part = &mut buf[(at - offset) as usize..(until - offset) as usize];
-        match (&commit.base, from_staging) {
-            (_, true) => commit.staged.file.read_exact_at(part, at)?,
-            (Some(base), false) => base.file.read_exact_at(part, at)?,
-            (None, false) => part.fill(0),
-        }
-        at = until;
-        if from_staging {
-            i += 1;
-        }
-    }
-    Ok(())
+    let old = commit.base.as_ref().map(|b| b.file);
+    crate::fs::journal::read_assembled(&commit.version.staged, commit.staged.file, old, offset, buf)
 }
 
 /// Gives `file` the modification time an uploader named (nothing when it

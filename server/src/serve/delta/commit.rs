@@ -12,7 +12,7 @@ use diffcopy_core::delta::Source;
 
 use super::session::{DeltaUpload, ToCommit};
 use crate::faults::{FaultHook, FaultPoint};
-use crate::fs::{FileVersion, ThreadWrites};
+use crate::fs::{DiskWrites, FileVersion};
 use crate::serve::commit::{
     Base, Commit, Committer, Copy, Expect, NewVersion, check_unchanged, copy_in, install, read_assembled,
     set_mtime,
@@ -40,7 +40,7 @@ pub(super) fn commit(
     let outcome = |etag: String, commit: &'static str| DeltaOutcome::new(&upload.path, plan, etag, commit);
     // Everything below runs on this thread: what the kernel counts it
     // writing is what the commit wrote.
-    let written = ThreadWrites::start();
+    let written = DiskWrites::of_thread();
 
     if let (Some(base), Some(old)) = (&base, &upload.base)
         && plan.is_identity(old.len())

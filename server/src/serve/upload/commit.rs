@@ -12,8 +12,8 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::session::{Upload, run_pairs};
+use crate::fs::DiskWrites;
 use crate::fs::FsError;
-use crate::fs::ThreadWrites;
 use crate::serve::commit::{Base, Commit, Commits, Expect, NewVersion, install};
 use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::sessions::lock;
@@ -125,7 +125,7 @@ pub(super) async fn commit_upload(
             id: &upload.id,
             mtime: None,
         };
-        let written = ThreadWrites::start();
+        let written = DiskWrites::of_thread();
         let installed = install(&commit)?;
         ctx.stats.installed(installed.mode, installed.bytes_written, written.so_far());
         Ok(CommitOutcome {
