@@ -85,6 +85,10 @@ fn leftovers(dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// A sync to try: its name, the target before (absent: `None`), the
+/// source, and how the target is expected to be written.
+type Case<'a> = (&'a str, Option<&'a [u8]>, &'a [u8], &'a str);
+
 fn written_as(summary: &Value) -> &str {
     summary["written_as"].as_str().unwrap_or("nothing")
 }
@@ -106,7 +110,7 @@ fn a_target_is_written_in_place_where_most_of_it_stays_and_anew_where_it_does_no
     let most_stays = if can_clone { "clone" } else { "in_place" };
     let most_changes = if can_clone { "clone" } else { "new_file" };
     for way in WAYS {
-        let cases: [(&str, Option<&[u8]>, &[u8], &str); 5] = [
+        let cases: [Case; 5] = [
             ("edited", Some(&old), &edited, most_stays),
             ("grown", Some(&old), &grown, most_stays),
             ("shrunk", Some(&old), &shrunk, most_stays),
