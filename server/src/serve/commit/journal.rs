@@ -24,6 +24,9 @@
 //! reading the file on disk meanwhile can. A committed journal that cannot
 //! be applied (an I/O error) leaves the path answering 503
 //! `commit_unfinished` until the next start replays it.
+//!
+//! The entry's format, its checksums and applying it are `fs/journal.rs`,
+//! shared with the client's commit in place of a local target.
 
 use std::collections::HashSet;
 use std::fs::File;
