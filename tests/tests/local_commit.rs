@@ -240,3 +240,37 @@ fn a_download_onto_xfs_clones_the_target_and_writes_what_changed() {
         assert!(disk <= most as u64, "{way:?}: {disk} bytes written for a 4 KiB insertion");
     }
 }
+
+#[test]
+fn a_symlink_or_a_hard_linked_target_gets_a_new_file_and_the_other_names_keep_the_old() {
+    let scratch = Scratch::new("local-links");
+    let dir = scratch.path().join("target");
+    let setup = Setup::new(&scratch, &dir);
+    assert!(!clones(&dir), "this test needs a file system that cannot clone, as ext4");
+    let old = data(64 * BLOCK, 10);
+    let mut new = old.clone();
+    new[7 * BLOCK] ^= 1;
+    let elsewhere = scratch.path().join("elsewhere.bin");
+    for way in WAYS {
+        // A symlink: replaced by the new version; what it pointed to stays.
+        std::fs::write(&elsewhere, &old).unwrap();
+        std::fs::write(setup.source_dir.join("f.bin"), &new).unwrap();
+        let _ = std::fs::remove_file(&setup.target);
+        std::os::unix::fs::symlink(&elsewhere, &setup.target).unwrap();
+        let summary = setup.rerun(way).ok_json();
+        assert_eq!(written_as(&summary), "new_file", "{way:?} symlink: {summary}");
+        assert!(std::fs::read(&setup.target).unwrap() == new, "{way:?} symlink");
+        assert!(std::fs::symlink_metadata(&setup.target).unwrap().is_file(), "{way:?}: still a link");
+        assert!(std::fs::read(&elsewhere).unwrap() == old, "{way:?}: written through the link");
+        // A second hard link keeps the old version under its name.
+        let other = dir.join("other-name.bin");
+        let _ = std::fs::remove_file(&other);
+        std::fs::write(&setup.target, &old).unwrap();
+        std::fs::hard_link(&setup.target, &other).unwrap();
+        let summary = setup.rerun(way).ok_json();
+        assert_eq!(written_as(&summary), "new_file", "{way:?} hard link: {summary}");
+        assert!(std::fs::read(&setup.target).unwrap() == new, "{way:?} hard link");
+        assert!(std::fs::read(&other).unwrap() == old, "{way:?}: changed under the other name");
+        std::fs::remove_file(&other).unwrap();
+    }
+}

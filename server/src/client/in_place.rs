@@ -167,7 +167,7 @@ pub(super) fn recover(target: &Path) -> Result<(), ClientError> {
     let (committed, pending) = journal_paths(&dir, &name);
     let read = |path: &Path| match std::fs::read(path) {
         Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => Ok(None),
         Err(e) => Err(ClientError::io(path.display(), e)),
     };
     let failed = |e: io::Error| ClientError::io(target.display(), e);

@@ -6,8 +6,9 @@
 //!   beside the target starts as a clone of it (`FICLONE`: shared extents,
 //!   nothing copied); what moved and what is new are written into it, then
 //!   fsync and rename over the target. It costs what changed.
-//! * **in place**, where it cannot (ext4) and at least half of the new
-//!   version is the target's bytes at the same offsets: only the changed
+//! * **in place**, where it cannot (ext4), at least half of the new version
+//!   is the target's bytes at the same offsets, and the target is a regular
+//!   file with one link (not a symlink): only the changed
 //!   bytes go into a sparse staging file, which `in_place.rs` journals and
 //!   writes into the target. The same inode; it costs what changed, twice.
 //! * **new file** otherwise: everything copied into the staging file (in
@@ -18,7 +19,7 @@
 
 use std::fs::File;
 use std::ops::Range;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -95,8 +96,7 @@ impl Rebuild {
                     .filter(|(from, to)| *from == to.start)
                     .map(|(_, to)| to.end - to.start)
                     .sum();
-                let named = target.file_name().and_then(|n| n.to_str()).is_some();
-                if named && kept >= size - kept { Way::InPlace } else { Way::NewFile }
+                if kept >= size - kept && in_place_allowed(target) { Way::InPlace } else { Way::NewFile }
             }
         };
         let changed = if way == Way::InPlace { outside(size, &copies) } else { Vec::new() };
@@ -223,6 +223,15 @@ fn clone_into(staged: &Staged, old: &File, size: u64) -> Result<bool, ClientErro
     }
     file.set_len(size).map_err(failed)?;
     Ok(true)
+}
+
+/// Whether `target` may be written in place: a regular file under a name
+/// in UTF-8 (which the journal records), not a symlink (a new file replaces
+/// the link, as before, rather than writing where it points) and with no
+/// other hard link (whose name would see the change too).
+fn in_place_allowed(target: &Path) -> bool {
+    let named = target.file_name().and_then(|n| n.to_str()).is_some();
+    named && std::fs::symlink_metadata(target).is_ok_and(|m| m.file_type().is_file() && m.nlink() == 1)
 }
 
 /// What the same-offset ones among `copies` leave of `0..size`, sorted.
