@@ -161,7 +161,7 @@ impl InPlace<'_> {
 /// Finishes or discards a commit in place of `target` that a crash
 /// interrupted: a committed journal is replayed (its staged bytes checked
 /// first), a pending one removed with its staging file. Nothing to do is
-/// the common case: one `stat` of a name that is not there.
+/// the common case: two opens of names that are not there.
 pub(super) fn recover(target: &Path) -> Result<(), ClientError> {
     let Ok((dir, name)) = split(target) else { return Ok(()) };
     let (committed, pending) = journal_paths(&dir, &name);
