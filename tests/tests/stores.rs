@@ -20,6 +20,35 @@ fn write(path: &std::path::Path, bytes: &[u8]) {
 }
 
 on_every_store! {
+    /// A range sent twice, with other bytes the second time: a directory
+    /// keeps the bytes written last, a bucket those stored first. Either way
+    /// the commit checks the bytes the store holds, even where a block's
+    /// hash was taken as it arrived: the honest bytes land, forged ones
+    /// are refused with 422, never a mixture.
+    fn a_range_sent_twice_with_other_bytes_never_lands_forged(store: Store) {
+        let deployment = Deployment::start(store, "twice", 1, &[]);
+        let url = deployment.url();
+        let bytes = data((3 << 20) + 11, 93);
+        let mut forged = bytes.clone();
+        forged[(1 << 20) + 5] ^= 1;
+        for (n, (first, second)) in [(&bytes, &forged), (&forged, &bytes)].into_iter().enumerate() {
+            let path = format!("twice-{n}.bin");
+            let upload = open(&url, &path, bytes.len());
+            upload.hashes(&url, &bytes);
+            upload.data(&url, first, 0..bytes.len());
+            upload.data(&url, second, 0..bytes.len());
+            let (code, body) = upload.commit(&url);
+            match code {
+                200 => assert!(deployment.file(&path).as_ref() == Some(&bytes), "the stored file is the hashed one"),
+                422 => {
+                    assert_eq!(body["error"].as_str(), Some("file_hash_mismatch"), "{body}");
+                    assert_eq!(deployment.file(&path), None, "nothing landed");
+                }
+                _ => panic!("{code}: {body}"),
+            }
+        }
+    }
+
     /// A read-only server publishes files: every way of downloading works
     /// (protocol v2, whose downloads POST their needs, API v1, pdiffcopy's
     /// endpoints, the real pdiffcopy), and every way of writing is refused.

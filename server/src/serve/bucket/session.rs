@@ -32,25 +32,8 @@ use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::served::SessionScope;
 use crate::serve::v2::{
     DeltaStatus, Hashes, Literal, NewDelta, Progress, RangeSet, Work, expected_hashes_len, literal_frames,
+    whole_blocks,
 };
-
-/// The block hashes of the blocks of `params`' file that lie wholly in
-/// `range`, whose bytes are `data`: (index, hash).
-fn whole_blocks(params: &DeltaParams, range: &Range<u64>, data: &[u8]) -> Vec<(u64, u128)> {
-    let block = u64::from(params.levels.block_size());
-    let mut out = Vec::new();
-    let mut i = range.start.div_ceil(block);
-    while i * block < params.file_size {
-        let (start, end) = (i * block, ((i + 1) * block).min(params.file_size));
-        if end > range.end {
-            break;
-        }
-        let bytes = &data[(start - range.start) as usize..(end - range.start) as usize];
-        out.push((i, diffcopy_core::delta::block_hash(params.seed, bytes)));
-        i += 1;
-    }
-    out
-}
 
 /// Literal bytes of one data request, borrowed from its body or decoded.
 enum Run {
@@ -603,28 +586,6 @@ impl BucketStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_blocks_wholly_inside_a_run_are_hashed_on_arrival() {
-        let levels = Levels::for_block(4096).unwrap();
-        let params = DeltaParams { file_size: 3 * 4096 + 10, seed: 9, levels };
-        let file: Vec<u8> = (0..params.file_size).map(|i| (i * 7 % 251) as u8).collect();
-        let hashed = |range: Range<u64>| -> Vec<u64> {
-            let data = &file[range.start as usize..range.end as usize];
-            let out = whole_blocks(&params, &range, data);
-            for (i, hash) in &out {
-                let at = (*i * 4096) as usize;
-                let end = (at + 4096).min(file.len());
-                assert_eq!(*hash, diffcopy_core::delta::block_hash(9, &file[at..end]));
-            }
-            out.into_iter().map(|(i, _)| i).collect()
-        };
-        assert_eq!(hashed(0..params.file_size), [0, 1, 2, 3]);
-        assert_eq!(hashed(1..8192), [1]);
-        assert_eq!(hashed(4096..8191), Vec::<u64>::new());
-        assert_eq!(hashed(3 * 4096..params.file_size), [3]);
-        assert_eq!(hashed(3 * 4096..params.file_size - 1), Vec::<u64>::new());
-    }
 
     #[test]
     fn a_search_outcome_round_trips_and_truncation_is_refused() {

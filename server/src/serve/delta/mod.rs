@@ -31,7 +31,7 @@ use crate::serve::commit::{Commits, target_changed};
 use crate::serve::config::ServerConfig;
 use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::sessions::{Session as _, SessionTable, Staging, Writes};
-use crate::serve::v2::{DeltaOutcome, NewDelta, RangeSet, Work};
+use crate::serve::v2::{Arrivals, DeltaOutcome, NewDelta, RangeSet, Work};
 pub(crate) use base::BaseFile;
 
 /// All open protocol v2 uploads.
@@ -109,6 +109,7 @@ impl DeltaStore {
                 log: Some((log, 16 * found.received.len() as u64)),
                 searched: Work::default(),
                 known: Arc::new(Vec::new()),
+                arrived: Arrivals::default(),
             }),
             writes: Writes::default(),
         }))
@@ -161,6 +162,7 @@ impl DeltaStore {
                 log: None,
                 searched: Work::default(),
                 known: Arc::new(Vec::new()),
+                arrived: Arrivals::default(),
             }),
             writes: Writes::default(),
         });

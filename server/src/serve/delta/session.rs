@@ -15,8 +15,8 @@ use crate::fs::RelPath;
 use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::sessions::{Session, Staging, Writes, commit_in_progress, lock};
 use crate::serve::v2::{
-    DeltaStatus, Hashes, Literal, Progress, RangeSet, Work, expected_hashes_len, literal_frames, missing,
-    missing_data,
+    Arrivals, DeltaStatus, Hashes, Literal, Progress, RangeSet, Work, expected_hashes_len, literal_frames,
+    missing, missing_data, whole_blocks,
 };
 
 /// A protocol v2 upload in progress.
@@ -72,6 +72,10 @@ pub(super) struct State {
     /// The hashes of the new file's blocks the search found whole, by
     /// index: the commit rehashes only the others.
     pub(super) known: Arc<Vec<Option<u128>>>,
+    /// The blocks that arrived whole in one data frame (in this process's
+    /// life: a session resumed after a restart has none), whose hashes the
+    /// commit need not read back either.
+    pub(super) arrived: Arrivals,
 }
 
 impl DeltaUpload {
@@ -174,6 +178,9 @@ impl DeltaUpload {
         };
         let mut stored = 0u64;
         for Literal { range, bytes, stored: on_wire } in literal_frames(body, &plan)? {
+            // Hashed before it is written, outside the locks: the commit
+            // then reads back only what did not arrive whole.
+            let whole = whole_blocks(&self.params, &range, &bytes);
             FaultHook::at(faults, FaultPoint::DataWrite { offset: range.start });
             let writing = lock(&self.writing);
             self.staging
@@ -187,6 +194,7 @@ impl DeltaUpload {
             {
                 *len += 16;
             }
+            state.arrived.note(&self.params, &range, whole);
             if let Phase::Receiving { received, .. } = &mut state.phase {
                 received.insert(range);
             }
@@ -244,7 +252,8 @@ impl DeltaUpload {
         };
         self.writes.drained().await;
         let state = lock(&self.state);
-        Ok(ToCommit { plan, file_hash: state.file_hash.unwrap_or_default(), known: state.known.clone() })
+        let known = Arc::new(state.arrived.fill(&state.known, self.params.block_count()));
+        Ok(ToCommit { plan, file_hash: state.file_hash.unwrap_or_default(), known })
     }
 
     /// Lets data arrive again after a commit failed for a reason the client
@@ -279,6 +288,7 @@ pub(super) struct ToCommit {
     pub(super) plan: Arc<Plan>,
     /// The file hash the client sent.
     pub(super) file_hash: u128,
-    /// The block hashes the search already knows (see [`State::known`]).
+    /// The block hashes the commit need not read back: those the search
+    /// found ([`State::known`]) and those that arrived whole ([`State::arrived`]).
     pub(super) known: Arc<Vec<Option<u128>>>,
 }
