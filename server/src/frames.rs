@@ -1,12 +1,17 @@
 //! Protocol v2's literal frames as both sides write and read them: zstd
-//! (level 1) where that is smaller and its head compresses, raw otherwise. Frames from the page may
+//! (level 1) where that is smaller and its head compresses, raw otherwise;
+//! and the hashes of the blocks that arrive whole in them, which spare the
+//! receiver reading those blocks back to check the file hash. Frames from the page may
 //! be LZ4 blocks, and a download for the page is sent in LZ4 blocks (it
 //! carries no zstd decoder). A frame that decodes to anything but its
 //! stated length is refused.
 
 use std::borrow::Cow;
 
-use diffcopy_core::delta::{Codec, Frame, write_frame};
+use std::collections::HashMap;
+use std::ops::Range;
+
+use diffcopy_core::delta::{Codec, DeltaParams, Frame, block_hash, write_frame};
 
 /// Appends a frame of `bytes` for offset `offset` of the new file: zstd
 /// where that is smaller.
@@ -69,10 +74,59 @@ pub(crate) fn frame_bytes<'a>(frame: &Frame<'a>) -> Result<Cow<'a, [u8]>, String
     }
 }
 
+/// The block hashes of the blocks of `params`' file that lie wholly in
+/// `range`, whose bytes are `data`: (index, hash).
+pub(crate) fn whole_blocks(params: &DeltaParams, range: &Range<u64>, data: &[u8]) -> Vec<(u64, u128)> {
+    let block = u64::from(params.levels.block_size());
+    let mut out = Vec::new();
+    let mut i = range.start.div_ceil(block);
+    while i * block < params.file_size {
+        let (start, end) = (i * block, ((i + 1) * block).min(params.file_size));
+        if end > range.end {
+            break;
+        }
+        let bytes = &data[(start - range.start) as usize..(end - range.start) as usize];
+        out.push((i, block_hash(params.seed, bytes)));
+        i += 1;
+    }
+    out
+}
+
+/// The blocks of session data that arrived whole, by index, as a session
+/// notes them: a block's hash when one data frame wrote all of it, `None`
+/// once any other frame wrote any of it too (a retry, other bytes), so
+/// that a hash noted is always that of the bytes the block holds.
+#[derive(Debug, Default)]
+pub(crate) struct Arrivals(HashMap<u64, Option<u128>>);
+
+impl Arrivals {
+    /// Notes a frame of `params`' file written at `range`, with `whole` the
+    /// hashes of its blocks that lie wholly in it ([`whole_blocks`]).
+    pub(crate) fn note(&mut self, params: &DeltaParams, range: &Range<u64>, whole: Vec<(u64, u128)>) {
+        if range.is_empty() {
+            return;
+        }
+        let block = u64::from(params.levels.block_size());
+        let mut whole = whole.into_iter().peekable();
+        for i in range.start / block..=(range.end - 1) / block {
+            let hash = whole.next_if(|(at, _)| *at == i).map(|(_, hash)| hash);
+            self.0.entry(i).and_modify(|noted| *noted = None).or_insert(hash);
+        }
+    }
+
+    /// `known` (the search's, by block index) with the hashes of the
+    /// blocks that arrived whole where it has none, for `count` blocks.
+    pub(crate) fn fill(&self, known: &[Option<u128>], count: u64) -> Vec<Option<u128>> {
+        (0..count)
+            .map(|i| known.get(i as usize).copied().flatten().or_else(|| self.0.get(&i).copied().flatten()))
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use diffcopy_core::delta::{FRAMES_HEADER, parse_frames};
+    use diffcopy_core::delta::{FRAMES_HEADER, Levels, parse_frames};
 
     #[test]
     fn compressible_bytes_shrink_and_everything_round_trips() {
@@ -155,5 +209,43 @@ mod tests {
         let short = [&random[..ZSTD_SAMPLE / 2], &zeros[..ZSTD_SAMPLE / 2]].concat();
         assert_eq!(codec_of(&short), Codec::Zstd);
         assert_eq!(codec_of(&random), Codec::Raw);
+    }
+
+    #[test]
+    fn only_blocks_wholly_inside_a_run_are_hashed_on_arrival() {
+        let levels = Levels::for_block(4096).unwrap();
+        let params = DeltaParams { file_size: 3 * 4096 + 10, seed: 9, levels };
+        let file: Vec<u8> = (0..params.file_size).map(|i| (i * 7 % 251) as u8).collect();
+        let hashed = |range: Range<u64>| -> Vec<u64> {
+            let data = &file[range.start as usize..range.end as usize];
+            let out = whole_blocks(&params, &range, data);
+            for (i, hash) in &out {
+                let at = (*i * 4096) as usize;
+                let end = (at + 4096).min(file.len());
+                assert_eq!(*hash, block_hash(9, &file[at..end]));
+            }
+            out.into_iter().map(|(i, _)| i).collect()
+        };
+        assert_eq!(hashed(0..params.file_size), [0, 1, 2, 3]);
+        assert_eq!(hashed(1..8192), [1]);
+        assert_eq!(hashed(4096..8191), Vec::<u64>::new());
+        assert_eq!(hashed(3 * 4096..params.file_size), [3]);
+        assert_eq!(hashed(3 * 4096..params.file_size - 1), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn a_block_written_twice_or_in_part_is_not_taken_as_arrived() {
+        let levels = Levels::for_block(4096).unwrap();
+        let params = DeltaParams { file_size: 4 * 4096, seed: 9, levels };
+        let mut arrivals = Arrivals::default();
+        arrivals.note(&params, &(0..8192), vec![(0, 10), (1, 11)]);
+        arrivals.note(&params, &(8192..10000), vec![]);
+        arrivals.note(&params, &(12288..16384), vec![(3, 13)]);
+        assert_eq!(arrivals.fill(&[], 4), [Some(10), Some(11), None, Some(13)]);
+        // A retry of block 1, and parts of blocks 2 and 3 written again.
+        arrivals.note(&params, &(4096..8192), vec![(1, 11)]);
+        arrivals.note(&params, &(16000..16384), vec![]);
+        arrivals.note(&params, &(10000..12288), vec![]);
+        assert_eq!(arrivals.fill(&[None, None, Some(7)], 4), [Some(10), None, Some(7), None]);
     }
 }

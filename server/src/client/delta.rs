@@ -25,7 +25,7 @@ use super::rebuild::Rebuild;
 use super::remote::Remote;
 use super::resume::ResumeState;
 use super::summary::Summary;
-use crate::frames::{frame_bytes, push_frame};
+use crate::frames::{Arrivals, frame_bytes, push_frame, whole_blocks};
 use crate::fs::{FileReader, hash_file_blocks};
 
 /// What one upload or download moved: the bodies each way, the literal data.
@@ -288,9 +288,11 @@ pub(super) async fn download_v2(
     });
     let rebuild = Rebuild::start(target, params.file_size, existing, copies.collect()).await?;
     let literal: Vec<Range<u64>> = plan.literal_ranges().collect();
-    fetch_literal(options, remote, &etag, &literal, &rebuild, &mut traffic).await?;
-    // Blocks the search found whole are the target's bytes it hashed: their
-    // hashes are known. The others are read back.
+    let arrived = fetch_literal(options, remote, &etag, &literal, &rebuild, &params, &mut traffic).await?;
+    // Blocks the search found whole are the target's bytes it hashed, and
+    // blocks that arrived whole were hashed on arrival: their hashes are
+    // known. The others are read back.
+    let known = arrived.fill(&known, params.block_count());
     if rebuild.file_hash(layout(&params)?, params.seed, known).await? != hashes.file_hash() {
         return Err(ClientError::Protocol("the rebuilt file does not have the server's file hash".into()));
     }
@@ -352,15 +354,17 @@ async fn search(
     Ok((plan, matcher_back.known_block_hashes()))
 }
 
-/// Fetches `ranges` of version `etag` and writes them into `rebuild`.
+/// Fetches `ranges` of version `etag` and writes them into `rebuild`;
+/// returns the blocks that arrived whole, hashed.
 async fn fetch_literal(
     options: &SyncOptions,
     remote: &Remote,
     etag: &str,
     ranges: &[Range<u64>],
     rebuild: &Rebuild,
+    params: &DeltaParams,
     traffic: &mut Traffic,
-) -> Result<(), ClientError> {
+) -> Result<Arrivals, ClientError> {
     let total: u64 = ranges.iter().map(|r| r.end - r.start).sum();
     let bar = options.progress.bar("receiving", total);
     let size = rebuild.size();
@@ -373,6 +377,7 @@ async fn fetch_literal(
                 let frames = parse_frames(&body, size)
                     .map_err(|e| ClientError::Protocol(format!("bad literal data: {e}")))?;
                 let mut got = 0;
+                let mut whole = Vec::new();
                 for frame in &frames {
                     if !asked.iter().any(|r| r.start <= frame.offset && frame.range().end <= r.end) {
                         return Err(ClientError::Protocol(
@@ -380,6 +385,7 @@ async fn fetch_literal(
                         ));
                     }
                     let bytes = frame_bytes(frame).map_err(ClientError::Protocol)?;
+                    whole.push((frame.range(), whole_blocks(params, &frame.range(), &bytes)));
                     rebuild.write_at(&bytes, frame.offset)?;
                     got += u64::from(frame.len);
                 }
@@ -388,13 +394,18 @@ async fn fetch_literal(
                     return Err(ClientError::Protocol(format!("asked for {wanted} bytes, got {got}")));
                 }
                 bar.inc(got);
-                Ok::<_, ClientError>(body.len() as u64)
+                Ok::<_, ClientError>((body.len() as u64, whole))
             }
         })
         .buffer_unordered(options.concurrency.max(1))
-        .try_fold(0, |sum, len| async move { Ok(sum + len) })
+        .try_fold((0, Arrivals::default()), |(sum, mut arrived), (len, whole)| async move {
+            for (range, blocks) in whole {
+                arrived.note(params, &range, blocks);
+            }
+            Ok((sum + len, arrived))
+        })
         .await?;
     bar.finish_and_clear();
-    traffic.payload += received;
-    Ok(())
+    traffic.payload += received.0;
+    Ok(received.1)
 }

@@ -26,13 +26,13 @@ use super::BucketStore;
 use super::cache::Arrived;
 use super::keys::data_range;
 use super::reader::{ObjectReader, hash_blocks};
+use crate::frames::whole_blocks;
 use crate::s3::{Condition, S3Error};
 use crate::serve::commit::target_changed;
 use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::served::SessionScope;
 use crate::serve::v2::{
     DeltaStatus, Hashes, Literal, NewDelta, Progress, RangeSet, Work, expected_hashes_len, literal_frames,
-    whole_blocks,
 };
 
 /// Literal bytes of one data request, borrowed from its body or decoded.

@@ -26,12 +26,13 @@ use journal::{DeltaJournal, Recovered};
 pub(crate) use session::DeltaUpload;
 use session::{Phase, State};
 
+use crate::frames::Arrivals;
 use crate::fs::{FileVersion, FsError, RelPath, Root};
 use crate::serve::commit::{Commits, target_changed};
 use crate::serve::config::ServerConfig;
 use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::sessions::{Session as _, SessionTable, Staging, Writes};
-use crate::serve::v2::{Arrivals, DeltaOutcome, NewDelta, RangeSet, Work};
+use crate::serve::v2::{DeltaOutcome, NewDelta, RangeSet, Work};
 pub(crate) use base::BaseFile;
 
 /// All open protocol v2 uploads.

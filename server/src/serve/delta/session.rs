@@ -11,12 +11,13 @@ use diffcopy_core::delta::{DeltaParams, Matcher, Need, Plan};
 use super::base::{Aligned, BaseFile, aligned_hashes};
 use super::journal::{DeltaJournal, DeltaRecord, log_received};
 use crate::faults::{FaultHook, FaultPoint};
+use crate::frames::{Arrivals, whole_blocks};
 use crate::fs::RelPath;
 use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::sessions::{Session, Staging, Writes, commit_in_progress, lock};
 use crate::serve::v2::{
-    Arrivals, DeltaStatus, Hashes, Literal, Progress, RangeSet, Work, expected_hashes_len, literal_frames,
-    missing, missing_data, whole_blocks,
+    DeltaStatus, Hashes, Literal, Progress, RangeSet, Work, expected_hashes_len, literal_frames, missing,
+    missing_data,
 };
 
 /// A protocol v2 upload in progress.
