@@ -62,7 +62,11 @@ fn unaligned_head(src_offset: u64, dst_offset: u64, len: u64, block: u64) -> u64
 /// moment this is made, as the kernel counts them (`write_bytes` in
 /// `/proc/thread-self/io` or `/proc/self/io`: pages dirtied in the page
 /// cache, so a clone counts nothing and a copy what it copied; a file system
-/// without writeback, tmpfs, counts nothing).
+/// without writeback, tmpfs, counts nothing). The kernel counts the whole
+/// folio a write dirties: on a kernel whose ext4 caches large files in
+/// folios of up to 2 MiB, 512 bytes written into one count 2 MiB, where the
+/// disk writes a block. It is an upper bound on what reaches the disk; the
+/// benchmarks read the device's own counters.
 #[derive(Debug)]
 pub(crate) struct DiskWrites {
     counter: &'static str,
