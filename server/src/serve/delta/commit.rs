@@ -10,12 +10,11 @@ use std::time::SystemTime;
 use diffcopy_core::BlockLayout;
 use diffcopy_core::delta::Source;
 
-use super::session::{DeltaUpload, ToCommit};
+use super::session::{DeltaUpload, ToCommit, moved_copies};
 use crate::faults::{FaultHook, FaultPoint};
 use crate::fs::{DiskWrites, FileVersion};
 use crate::serve::commit::{
-    Base, Commit, Committer, Copy, Expect, NewVersion, check_unchanged, copy_in, install, read_assembled,
-    set_mtime,
+    Base, Commit, Committer, Expect, NewVersion, check_unchanged, copy_in, install, read_assembled, set_mtime,
 };
 use crate::serve::error::{AppError, AppResult};
 use crate::serve::sessions::Session as _;
@@ -61,15 +60,9 @@ pub(super) fn commit(
     }
 
     // Data the search found elsewhere in the old version joins the literal
-    // data in the staging file; what it found at the same offset stays put.
-    let moved: Vec<Copy> = plan
-        .segments()
-        .iter()
-        .filter_map(|s| match s.source {
-            Source::Old(at) if at != s.new.start => Some(Copy { new: s.new.clone(), old_start: at }),
-            _ => None,
-        })
-        .collect();
+    // data in the staging file (unless the session copied it while the data
+    // arrived); what it found at the same offset stays put.
+    let moved = if job.moved_copied { Vec::new() } else { moved_copies(plan) };
     match &base {
         Some(base) => copy_in(&staged, base, &moved)?,
         None if plan.copied_bytes() > 0 => {
@@ -96,7 +89,8 @@ pub(super) fn commit(
         return Err(mismatch());
     }
     let installed = install(&commit)?;
-    let written = written.so_far();
+    // What this commit wrote, here and in the session's early copy.
+    let written = written.so_far().zip(job.moved_written).map(|(here, early)| here + early);
     let outcome = outcome(installed.version.etag(), installed.mode.name()).with_disk_bytes(written);
     ctx.stats.installed(installed.mode, installed.bytes_written + outcome.moved_bytes(), written);
     Ok(outcome)

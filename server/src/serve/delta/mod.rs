@@ -24,7 +24,7 @@ use diffcopy_core::delta::{DeltaParams, Levels, Matcher, Need, Plan};
 
 use journal::{DeltaJournal, Recovered};
 pub(crate) use session::DeltaUpload;
-use session::{Phase, State};
+use session::{MovedIn, Phase, State};
 
 use crate::frames::Arrivals;
 use crate::fs::{FileVersion, FsError, RelPath, Root};
@@ -111,6 +111,7 @@ impl DeltaStore {
                 searched: Work::default(),
                 known: Arc::new(Vec::new()),
                 arrived: Arrivals::default(),
+                moved_in: MovedIn::default(),
             }),
             writes: Writes::default(),
         }))
@@ -164,6 +165,7 @@ impl DeltaStore {
                 searched: Work::default(),
                 known: Arc::new(Vec::new()),
                 arrived: Arrivals::default(),
+                moved_in: MovedIn::default(),
             }),
             writes: Writes::default(),
         });

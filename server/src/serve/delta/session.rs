@@ -6,13 +6,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
-use diffcopy_core::delta::{DeltaParams, Matcher, Need, Plan};
+use diffcopy_core::delta::{DeltaParams, Matcher, Need, Plan, Source};
 
 use super::base::{Aligned, BaseFile, aligned_hashes};
 use super::journal::{DeltaJournal, DeltaRecord, log_received};
 use crate::faults::{FaultHook, FaultPoint};
 use crate::frames::{Arrivals, whole_blocks};
-use crate::fs::RelPath;
+use crate::fs::{DiskWrites, RelPath};
+use crate::serve::commit::{Base, Copy, copy_in};
 use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::sessions::{Session, Staging, Writes, commit_in_progress, lock};
 use crate::serve::v2::{
@@ -77,6 +78,24 @@ pub(super) struct State {
     /// life: a session resumed after a restart has none), whose hashes the
     /// commit need not read back either.
     pub(super) arrived: Arrivals,
+    /// The copy of the data the plan moves within the old version into the
+    /// staging file, begun when the search ends so that it overlaps the
+    /// literal data's arrival (in this process's life).
+    pub(super) moved_in: MovedIn,
+}
+
+/// Where the copy of the moved data into the staging file is.
+#[derive(Debug, Default)]
+pub(super) enum MovedIn {
+    /// Not begun (a session resumed after a restart, or nothing moves):
+    /// the commit copies.
+    #[default]
+    No,
+    /// Under way on a blocking thread, which answers with the bytes it
+    /// wrote to the disk ([`DiskWrites`]).
+    Copying(tokio::task::JoinHandle<AppResult<Option<u64>>>),
+    /// Done: the staging file holds it; the bytes that took on the disk.
+    Done(Option<u64>),
 }
 
 impl DeltaUpload {
@@ -145,7 +164,22 @@ impl DeltaUpload {
                     journal.plan(&self.id, &plan.encode()).map_err(|e| AppError::from_fs(e, &self.path))?;
                 state.log = Some((log, 0));
                 state.known = Arc::new(matcher.known_block_hashes());
-                state.phase = Phase::Receiving { plan: Arc::new(plan), received: RangeSet::default() };
+                let plan = Arc::new(plan);
+                let moved = moved_copies(&plan);
+                if let Some(base) = self.base.as_ref().filter(|_| !moved.is_empty()) {
+                    // What moved is known now: copy it while the literal data
+                    // arrives, instead of at the commit.
+                    let (upload, version) = (self.clone(), base.version);
+                    state.moved_in = MovedIn::Copying(tokio::task::spawn_blocking(move || {
+                        let written = DiskWrites::of_thread();
+                        let base = upload.base.as_ref().map(|b| Base { file: &b.file, version });
+                        if let Some(base) = &base {
+                            copy_in(&upload.staging.staged(&upload.path), base, &moved)?;
+                        }
+                        Ok(written.so_far())
+                    }));
+                }
+                state.phase = Phase::Receiving { plan, received: RangeSet::default() };
             }
             None => state.phase = Phase::Searching(matcher),
         }
@@ -252,9 +286,21 @@ impl DeltaUpload {
             plan
         };
         self.writes.drained().await;
-        let state = lock(&self.state);
+        let copying = std::mem::take(&mut lock(&self.state).moved_in);
+        let moved_in = match copying {
+            // Failed (a full disk, say): the commit copies, and reports it.
+            MovedIn::Copying(task) => task.await.ok().and_then(Result::ok).map_or(MovedIn::No, MovedIn::Done),
+            other => other,
+        };
+        let mut state = lock(&self.state);
+        let (moved_copied, moved_written) = match moved_in {
+            MovedIn::Done(disk_bytes) => (true, disk_bytes),
+            _ => (false, Some(0)),
+        };
+        state.moved_in = moved_in;
         let known = Arc::new(state.arrived.fill(&state.known, self.params.block_count()));
-        Ok(ToCommit { plan, file_hash: state.file_hash.unwrap_or_default(), known })
+        let file_hash = state.file_hash.unwrap_or_default();
+        Ok(ToCommit { plan, file_hash, known, moved_copied, moved_written })
     }
 
     /// Lets data arrive again after a commit failed for a reason the client
@@ -284,6 +330,18 @@ impl Session for DeltaUpload {
     }
 }
 
+/// The data `plan` finds elsewhere in the old version: what the staging
+/// file takes from it before the commit installs the new version.
+pub(super) fn moved_copies(plan: &Plan) -> Vec<Copy> {
+    plan.segments()
+        .iter()
+        .filter_map(|s| match s.source {
+            Source::Old(at) if at != s.new.start => Some(Copy { new: s.new.clone(), old_start: at }),
+            _ => None,
+        })
+        .collect()
+}
+
 /// What a commit checks and builds.
 pub(super) struct ToCommit {
     pub(super) plan: Arc<Plan>,
@@ -292,4 +350,10 @@ pub(super) struct ToCommit {
     /// The block hashes the commit need not read back: those the search
     /// found ([`State::known`]) and those that arrived whole ([`State::arrived`]).
     pub(super) known: Arc<Vec<Option<u128>>>,
+    /// Whether the data the plan moves is in the staging file already
+    /// ([`State::moved_in`]).
+    pub(super) moved_copied: bool,
+    /// The bytes that copy wrote to the disk (0 when there was none;
+    /// `None` where the kernel does not say).
+    pub(super) moved_written: Option<u64>,
 }
