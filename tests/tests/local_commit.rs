@@ -236,7 +236,10 @@ fn a_download_onto_xfs_clones_the_target_and_writes_what_changed() {
         assert!(std::fs::read(&setup.target).unwrap() == new, "{way:?}");
         assert_eq!(written_as(&summary), "clone", "{way:?}: {summary}");
         let disk = summary["disk_bytes_written"].as_u64().expect("disk_bytes_written");
-        let most = if matches!(way, Way::V2) { new.len() / 100 } else { new.len() };
+        // v2 finds the shifted data in the clone. A local copy compares
+        // fixed blocks, which all differ after the insertion: they come from
+        // the source, here on another file system, so they are written.
+        let most = if matches!(way, Way::V2) { new.len() / 100 } else { new.len() + (1 << 20) };
         assert!(disk <= most as u64, "{way:?}: {disk} bytes written for a 4 KiB insertion");
     }
 }
