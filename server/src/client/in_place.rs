@@ -30,13 +30,11 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use diffcopy_core::delta::piece_hash;
-use rustix::fs::FallocateFlags;
-use rustix::io::Errno;
 
 use super::error::ClientError;
 use crate::faults::{FaultHook, FaultPoint};
-use crate::fs::RESERVED_PREFIX;
-use crate::fs::journal::Entry;
+use crate::fs::journal::{Entry, reserve};
+use crate::fs::{RESERVED_PREFIX, dir_of, sync_dir};
 
 /// The new version of `target` to commit in place.
 pub(super) struct InPlace<'a> {
@@ -60,10 +58,7 @@ fn at(step: &'static str) {
 
 /// The directory of `target` and its file name.
 fn split(target: &Path) -> Result<(PathBuf, String), ClientError> {
-    let dir = match target.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let dir = dir_of(target);
     let name = target
         .file_name()
         .and_then(|n| n.to_str())
@@ -76,10 +71,6 @@ fn journal_paths(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     let hash = piece_hash(0, name.as_bytes());
     let committed = dir.join(format!("{RESERVED_PREFIX}apply-{hash:016x}"));
     (committed.clone(), committed.with_extension("pending"))
-}
-
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 fn remove_if_there(path: &Path) -> io::Result<()> {
@@ -136,12 +127,7 @@ impl InPlace<'_> {
                 "{shown} was replaced while it was synced; nothing was written"
             )));
         }
-        if self.size > 0 {
-            match rustix::fs::fallocate(&target, FallocateFlags::KEEP_SIZE, 0, self.size) {
-                Ok(()) | Err(Errno::OPNOTSUPP) => {}
-                Err(e) => return Err(failed(e.into())),
-            }
-        }
+        reserve(&target, self.size).map_err(failed)?;
         self.staging.sync_all().map_err(failed)?;
         let staging_name = self.staging_path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         let entry = Entry::of(name.to_owned(), staging_name.to_owned(), self.size, self.staging, self.staged)

@@ -12,7 +12,7 @@ use diffcopy_core::{HashAlgorithm, Signature, SignatureHeader, hash_block};
 use super::error::ClientError;
 use super::in_place;
 use super::progress::Progress;
-use crate::fs::{RESERVED_PREFIX, hash_file_blocks};
+use crate::fs::{RESERVED_PREFIX, dir_of, hash_file_blocks, sync_dir};
 
 /// Opens `path` for reading; `None` if it does not exist. A commit in
 /// place of it that a crash interrupted is finished first.
@@ -74,10 +74,7 @@ pub(crate) struct Staged {
 impl Staged {
     /// Creates `.diffcopy-<random>.part` beside `target`, `size` bytes long.
     pub(crate) fn create(target: &Path, size: u64) -> Result<Self, ClientError> {
-        let dir = match target.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
+        let dir = dir_of(target);
         let random = crate::random::random_hex(8).map_err(|e| ClientError::io("reading /dev/urandom", e))?;
         let name = format!("{RESERVED_PREFIX}{random}.part");
         let path = dir.join(name);
@@ -117,11 +114,7 @@ impl Staged {
         std::fs::rename(&self.path, &self.target)
             .map_err(|e| ClientError::io(format!("renaming over {}", self.target.display()), e))?;
         self.done = true;
-        if let Some(dir) = self.target.parent().filter(|p| !p.as_os_str().is_empty())
-            && let Ok(dir) = File::open(dir)
-        {
-            let _ = dir.sync_all();
-        }
+        let _ = sync_dir(&dir_of(&self.target));
         Ok(())
     }
 }

@@ -24,13 +24,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use diffcopy_core::BlockLayout;
-use rustix::io::Errno;
 
 use super::error::ClientError;
 use super::in_place::InPlace;
 use super::local::Staged;
 use crate::fs::journal::read_assembled;
-use crate::fs::{DiskWrites, copy_range, rebuilt_file_hash};
+use crate::fs::{DiskWrites, clone_file, copy_range, rebuilt_file_hash};
 
 /// How the new version is written (see the module's docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -213,16 +212,9 @@ fn clone_into(staged: &Staged, old: &File, size: u64) -> Result<bool, ClientErro
     let file = &staged.file;
     let failed = |e: std::io::Error| ClientError::io("cloning the target", e);
     file.set_len(0).map_err(failed)?;
-    match rustix::fs::ioctl_ficlone(file, old) {
-        Ok(()) => {}
-        Err(Errno::OPNOTSUPP | Errno::XDEV | Errno::INVAL | Errno::NOTTY | Errno::BADF | Errno::PERM) => {
-            file.set_len(size).map_err(failed)?;
-            return Ok(false);
-        }
-        Err(e) => return Err(failed(e.into())),
-    }
+    let cloned = clone_file(file, old).map_err(failed)?;
     file.set_len(size).map_err(failed)?;
-    Ok(true)
+    Ok(cloned)
 }
 
 /// Whether `target` may be written in place: a regular file under a name

@@ -44,6 +44,19 @@ pub(crate) fn copy_range(
     Ok(())
 }
 
+/// Makes `dst` a clone of `src` (`FICLONE`: shared extents, no data
+/// copied); `false`, with nothing done, where the file system cannot clone
+/// (ext4, tmpfs) or the two files are on different ones.
+pub(crate) fn clone_file(dst: &File, src: &File) -> io::Result<bool> {
+    match rustix::fs::ioctl_ficlone(dst, src) {
+        Ok(()) => Ok(true),
+        Err(Errno::OPNOTSUPP | Errno::XDEV | Errno::INVAL | Errno::NOTTY | Errno::BADF | Errno::PERM) => {
+            Ok(false)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The bytes to copy on their own before a clone can start: up to the next
 /// multiple of `block` when both offsets sit at the same place within a
 /// block and the range reaches past that boundary; else none.

@@ -17,6 +17,8 @@ use std::ops::Range;
 use std::os::unix::fs::FileExt;
 
 use diffcopy_core::delta::piece_hash;
+use rustix::fs::FallocateFlags;
+use rustix::io::Errno;
 
 use super::copy_range;
 
@@ -122,6 +124,20 @@ impl Entry {
         }
         target.set_len(self.size)?;
         target.sync_all()
+    }
+}
+
+/// Before a journal's commit point: allocates `target`'s blocks up to
+/// `size` without changing its length (`fallocate` with `KEEP_SIZE`), so
+/// that applying the journal cannot run out of space. A file system that
+/// cannot reserve is let through.
+pub(crate) fn reserve(target: &File, size: u64) -> io::Result<()> {
+    if size == 0 {
+        return Ok(());
+    }
+    match rustix::fs::fallocate(target, FallocateFlags::KEEP_SIZE, 0, size) {
+        Ok(()) | Err(Errno::OPNOTSUPP) => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 

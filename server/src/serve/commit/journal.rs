@@ -34,12 +34,10 @@ use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::sync::{Mutex, PoisonError};
 
-use rustix::fs::FallocateFlags;
-use rustix::io::Errno;
-
 use super::{Commit, set_mtime};
 use crate::faults::{FaultHook, FaultPoint};
-use crate::fs::{Dir, FileVersion, FsError, JOURNAL_DIR, RelPath, Root, journal::Entry};
+use crate::fs::journal::{self, Entry};
+use crate::fs::{Dir, FileVersion, FsError, JOURNAL_DIR, RelPath, Root};
 use crate::serve::error::{AppError, AppResult, ErrorKind};
 use crate::serve::locks::WriteHold;
 
@@ -144,13 +142,7 @@ fn reserve(commit: &Commit<'_>) -> AppResult<()> {
     if !same {
         return Err(super::target_changed(path));
     }
-    if commit.version.size == 0 {
-        return Ok(());
-    }
-    match rustix::fs::fallocate(&target, FallocateFlags::KEEP_SIZE, 0, commit.version.size) {
-        Ok(()) | Err(Errno::OPNOTSUPP) => Ok(()),
-        Err(e) => Err(AppError::from_fs(std::io::Error::from(e).into(), path)),
-    }
+    journal::reserve(&target, commit.version.size).map_err(|e| AppError::from_fs(e.into(), path))
 }
 
 /// Steps 4 and 5: the ranges copied into the target, its size set, fsynced.

@@ -6,11 +6,9 @@
 
 use std::ops::Range;
 
-use rustix::io::Errno;
-
 use super::{Commit, set_mtime};
 use crate::faults::{FaultHook, FaultPoint};
-use crate::fs::{FileVersion, copy_range};
+use crate::fs::{FileVersion, clone_file, copy_range};
 use crate::serve::error::{AppError, AppResult};
 
 /// Commits by a clone; `None` (nothing done) where the file system cannot
@@ -24,9 +22,9 @@ pub(super) fn install(commit: &Commit<'_>) -> AppResult<Option<FileVersion>> {
     let discard = || {
         let _ = staged.dir.remove(&clone_name);
     };
-    match rustix::fs::ioctl_ficlone(&clone, base.file) {
-        Ok(()) => {}
-        Err(Errno::OPNOTSUPP | Errno::XDEV | Errno::INVAL | Errno::NOTTY | Errno::BADF | Errno::PERM) => {
+    match clone_file(&clone, base.file) {
+        Ok(true) => {}
+        Ok(false) => {
             discard();
             return Ok(None);
         }

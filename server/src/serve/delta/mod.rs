@@ -18,15 +18,14 @@ mod journal;
 mod session;
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use diffcopy_core::delta::{DeltaParams, Levels, Matcher, Need, Plan};
 
 use journal::{DeltaJournal, Recovered};
 pub(crate) use session::DeltaUpload;
-use session::{MovedIn, Phase, State};
+use session::{Phase, State};
 
-use crate::frames::Arrivals;
 use crate::fs::{FileVersion, FsError, RelPath, Root};
 use crate::serve::commit::{Commits, target_changed};
 use crate::serve::config::ServerConfig;
@@ -103,16 +102,11 @@ impl DeltaStore {
             staging,
             writing: Mutex::new(()),
             aligned: None,
-            state: Mutex::new(State {
-                phase: Phase::Receiving { plan: Arc::new(plan), received },
-                last_seen: Instant::now(),
-                file_hash: Some(file_hash),
-                log: Some((log, 16 * found.received.len() as u64)),
-                searched: Work::default(),
-                known: Arc::new(Vec::new()),
-                arrived: Arrivals::default(),
-                moved_in: MovedIn::default(),
-            }),
+            state: Mutex::new(State::new(
+                Phase::Receiving { plan: Arc::new(plan), received },
+                Some(file_hash),
+                Some((log, 16 * found.received.len() as u64)),
+            )),
             writes: Writes::default(),
         }))
     }
@@ -157,16 +151,7 @@ impl DeltaStore {
             staging,
             writing: Mutex::new(()),
             aligned,
-            state: Mutex::new(State {
-                phase,
-                last_seen: Instant::now(),
-                file_hash: None,
-                log: None,
-                searched: Work::default(),
-                known: Arc::new(Vec::new()),
-                arrived: Arrivals::default(),
-                moved_in: MovedIn::default(),
-            }),
+            state: Mutex::new(State::new(phase, None, None)),
             writes: Writes::default(),
         });
         if let Err(e) = self.journal.record(&upload.record()) {

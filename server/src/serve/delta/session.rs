@@ -84,6 +84,24 @@ pub(super) struct State {
     pub(super) moved_in: MovedIn,
 }
 
+impl State {
+    /// A session's state in `phase`, with the file hash and data log it has
+    /// (a session resumed from its journal), nothing searched or arrived yet
+    /// in this process.
+    pub(super) fn new(phase: Phase, file_hash: Option<u128>, log: Option<(File, u64)>) -> Self {
+        Self {
+            phase,
+            last_seen: Instant::now(),
+            file_hash,
+            log,
+            searched: Work::default(),
+            known: Arc::new(Vec::new()),
+            arrived: Arrivals::default(),
+            moved_in: MovedIn::default(),
+        }
+    }
+}
+
 /// Where the copy of the moved data into the staging file is.
 #[derive(Debug, Default)]
 pub(super) enum MovedIn {
